@@ -1,0 +1,517 @@
+"""Frozen, validated specifications of instruments, pilots and cost catalogues.
+
+These are the in-memory form of the declarative files in ``questionnaires/``, ``cohorts/`` and
+``costing/``. They are pure data (pydantic models, frozen, unknown keys forbidden) so that the
+scoring engine, the form builder, the scheduler and the analytics share one definition.
+Reading files and turning validation errors into messages lives in
+:mod:`vaikuttavuus.definitions`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+LANGUAGES: tuple[str, ...] = ("fi", "sv", "en")
+DEFAULT_LANGUAGE = "fi"
+IDENTIFIER = r"^[a-z][a-z0-9_]*$"
+SLUG = r"^[a-z][a-z0-9_-]*$"
+
+
+class Spec(BaseModel):
+    """Base for every specification: immutable and strict about unknown keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LocalizedText(Spec):
+    """A text in every supported language (Finnish, Swedish, English)."""
+
+    fi: str = Field(min_length=1)
+    sv: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+    def get(self, language: str) -> str:
+        """The text in ``language``, falling back to Finnish for an unknown code."""
+        return str(getattr(self, language, None) or self.fi)
+
+
+Code = int | str
+ItemType = Literal[
+    "single_choice",
+    "multiple_choice",
+    "integer",
+    "decimal",
+    "scale_0_10",
+    "yes_no",
+    "date",
+    "text",
+]
+CHOICE_TYPES: frozenset[str] = frozenset({"single_choice", "multiple_choice"})
+NUMERIC_TYPES: frozenset[str] = frozenset({"integer", "decimal", "scale_0_10"})
+
+
+class AnswerOption(Spec):
+    code: Code
+    text: LocalizedText
+
+
+class EnableWhen(Spec):
+    """Show an item only when an earlier item's answer satisfies this condition (FHIR style)."""
+
+    item: str = Field(pattern=IDENTIFIER)
+    operator: Literal["=", "!=", ">", ">=", "<", "<=", "exists"] = "="
+    value: Code | float | bool | None = None
+
+    @model_validator(mode="after")
+    def _value_needed(self) -> EnableWhen:
+        if self.operator != "exists" and self.value is None:
+            raise ValueError("a value is required unless the operator is 'exists'")
+        return self
+
+
+class Item(Spec):
+    id: str = Field(pattern=IDENTIFIER)
+    type: ItemType
+    text: LocalizedText
+    help: LocalizedText | None = None
+    required: bool = True
+    options: tuple[AnswerOption, ...] | None = None
+    answer_set: str | None = None
+    min: float | None = None
+    max: float | None = None
+    unit: str | None = None
+    max_length: int | None = Field(default=None, gt=0)
+    min_label: LocalizedText | None = None
+    max_label: LocalizedText | None = None
+    enable_when: tuple[EnableWhen, ...] = ()
+    enable_behavior: Literal["all", "any"] = "all"
+
+    @model_validator(mode="after")
+    def _type_fields(self) -> Item:
+        if self.type in CHOICE_TYPES:
+            if (self.options is None) == (self.answer_set is None):
+                raise ValueError("a choice item needs exactly one of 'options' or 'answer_set'")
+        elif self.options is not None or self.answer_set is not None:
+            raise ValueError(f"'options' and 'answer_set' are only for choice items, not {self.type}")
+        if self.type in {"integer", "decimal"} and (self.min is None or self.max is None):
+            raise ValueError(f"a {self.type} item needs 'min' and 'max'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("'min' is greater than 'max'")
+        if self.type == "scale_0_10" and (self.min, self.max) not in {(None, None), (0, 10)}:
+            raise ValueError("a scale_0_10 item always runs from 0 to 10")
+        return self
+
+    @property
+    def value_range(self) -> tuple[float, float] | None:
+        if self.type == "scale_0_10":
+            return (0.0, 10.0)
+        if self.min is not None and self.max is not None:
+            return (self.min, self.max)
+        return None
+
+
+class Section(Spec):
+    id: str = Field(pattern=IDENTIFIER)
+    title: LocalizedText
+    intro: LocalizedText | None = None
+    items: tuple[Item, ...] = Field(min_length=1)
+
+
+class MissingRule(Spec):
+    """How a score treats unanswered items.
+
+    ``all``: every item is needed. ``prorate``: at most ``max_missing`` items may be missing and
+    the mean of the answered items stands in for them (a sum is scaled up to the full item count).
+    ``available``: at most ``max_missing`` may be missing and the score uses the answered ones
+    as they are (the De Jong Gierveld manual's rule for its total).
+    """
+
+    rule: Literal["all", "prorate", "available"] = "all"
+    max_missing: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MissingRule:
+        if self.rule == "all" and self.max_missing != 0:
+            raise ValueError("rule 'all' allows no missing items; remove 'max_missing'")
+        return self
+
+
+class ScoreBase(Spec):
+    id: str = Field(pattern=IDENTIFIER)
+    label: LocalizedText | None = None
+    direction: Literal["lower_is_better", "higher_is_better"] | None = None
+    minimal_important_change: float | None = Field(default=None, gt=0)
+
+
+class AggregateScore(ScoreBase):
+    """A sum or mean over items, each optionally recoded first."""
+
+    method: Literal["sum", "mean"]
+    items: tuple[str, ...] = Field(min_length=1)
+    recode: dict[str, dict[Code, float]] = Field(default_factory=dict)
+    missing: MissingRule = MissingRule()
+    range: tuple[float, float] | None = None
+
+
+class ItemScore(ScoreBase):
+    """One item's (optionally recoded) value used as a score, e.g. the IPSS quality-of-life item."""
+
+    method: Literal["item"]
+    item: str = Field(pattern=IDENTIFIER)
+    recode: dict[Code, float] = Field(default_factory=dict)
+    range: tuple[float, float] | None = None
+
+
+class Band(Spec):
+    label: str = Field(pattern=IDENTIFIER)
+    min: float
+    max: float
+    text: LocalizedText | None = None
+
+
+class BandScore(ScoreBase):
+    """A labelled band of another score, e.g. IPSS mild / moderate / severe."""
+
+    method: Literal["band"]
+    of: str = Field(pattern=IDENTIFIER)
+    bands: tuple[Band, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> BandScore:
+        ordered = sorted(self.bands, key=lambda b: b.min)
+        for band in ordered:
+            if band.min > band.max:
+                raise ValueError(f"band '{band.label}' has min greater than max")
+        for lower, upper in zip(ordered, ordered[1:], strict=False):
+            if upper.min <= lower.max:
+                raise ValueError(f"bands '{lower.label}' and '{upper.label}' overlap")
+        return self
+
+
+class FlagScore(ScoreBase):
+    """A yes/no indicator derived from a score or an item, e.g. ``lonely`` = total ≥ 6."""
+
+    method: Literal["flag"]
+    of: str = Field(pattern=IDENTIFIER)
+    operator: Literal["=", "!=", ">", ">=", "<", "<="]
+    value: float
+
+
+class ValueSet(Spec):
+    """Utility weights: index = 1 − constant (if any level > 1) − Σ decrements."""
+
+    name: str
+    citation: str
+    doi: str | None = None
+    constant: float = 0.0
+    decrements: dict[str, dict[int, float]]
+
+
+class ValueSetScore(ScoreBase):
+    """A preference-weighted index (EQ-5D-5L) looked up from a chosen value set."""
+
+    method: Literal["value_set"]
+    dimensions: tuple[str, ...] = Field(min_length=1)
+    value_sets: dict[str, ValueSet] = Field(min_length=1)
+    default_value_set: str
+
+    @model_validator(mode="after")
+    def _sets_complete(self) -> ValueSetScore:
+        if self.default_value_set not in self.value_sets:
+            raise ValueError(f"default_value_set '{self.default_value_set}' is not defined")
+        for key, value_set in self.value_sets.items():
+            missing = [d for d in self.dimensions if d not in value_set.decrements]
+            if missing:
+                raise ValueError(f"value set '{key}' has no decrements for {missing}")
+        return self
+
+
+Score = Annotated[
+    AggregateScore | ItemScore | BandScore | FlagScore | ValueSetScore,
+    Field(discriminator="method"),
+]
+
+
+class InstrumentSpec(Spec):
+    """One version of a questionnaire: items, texts in three languages and its scoring."""
+
+    id: str = Field(pattern=IDENTIFIER)
+    version: str = Field(min_length=1)
+    kind: Literal["prom", "prem"]
+    title: LocalizedText
+    description: LocalizedText | None = None
+    licence: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    languages: tuple[Literal["fi", "sv", "en"], ...] = LANGUAGES
+    placeholder_texts: bool = False
+    recall_period: LocalizedText | None = None
+    answer_sets: dict[str, tuple[AnswerOption, ...]] = Field(default_factory=dict)
+    sections: tuple[Section, ...] = Field(min_length=1)
+    scores: tuple[Score, ...] = ()
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int | float) else value
+
+    @model_validator(mode="after")
+    def _references(self) -> InstrumentSpec:
+        seen: list[str] = []
+        for section in self.sections:
+            for item in section.items:
+                if item.id in seen:
+                    raise ValueError(f"item id '{item.id}' appears twice")
+                if item.answer_set is not None and item.answer_set not in self.answer_sets:
+                    raise ValueError(f"item '{item.id}': unknown answer_set '{item.answer_set}'")
+                for condition in item.enable_when:
+                    if condition.item not in seen:
+                        raise ValueError(
+                            f"item '{item.id}': enable_when refers to '{condition.item}', "
+                            "which is not an earlier item"
+                        )
+                seen.append(item.id)
+        items = set(seen)
+        score_ids: list[str] = []
+        for score in self.scores:
+            if score.id in score_ids or score.id in items:
+                raise ValueError(f"score id '{score.id}' clashes with another score or item")
+            for ref in _score_inputs(score):
+                if ref not in items:
+                    raise ValueError(f"score '{score.id}' refers to unknown item '{ref}'")
+            if isinstance(score, BandScore | FlagScore) and (
+                score.of not in score_ids and score.of not in items
+            ):
+                raise ValueError(f"score '{score.id}' refers to '{score.of}', not an earlier score")
+            score_ids.append(score.id)
+        return self
+
+    # -- convenience -----------------------------------------------------------------------
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        """Every item in questionnaire order."""
+        return tuple(item for section in self.sections for item in section.items)
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return tuple(item.id for item in self.items)
+
+    def item(self, item_id: str) -> Item:
+        for item in self.items:
+            if item.id == item_id:
+                return item
+        raise KeyError(item_id)
+
+    def options_for(self, item: Item) -> tuple[AnswerOption, ...]:
+        """The answer options of a choice item, resolving a shared answer set."""
+        if item.options is not None:
+            return item.options
+        if item.answer_set is not None:
+            return self.answer_sets[item.answer_set]
+        return ()
+
+    def score(self, score_id: str) -> Score:
+        for score in self.scores:
+            if score.id == score_id:
+                return score
+        raise KeyError(score_id)
+
+    @property
+    def key(self) -> str:
+        """``id@version``, the name under which this version is stored."""
+        return f"{self.id}@{self.version}"
+
+
+def _score_inputs(score: Score) -> tuple[str, ...]:
+    if isinstance(score, AggregateScore):
+        return score.items
+    if isinstance(score, ItemScore):
+        return (score.item,)
+    if isinstance(score, ValueSetScore):
+        return score.dimensions
+    return ()
+
+
+# --------------------------------------------------------------------------------------------
+# Pilots (cohorts/)
+# --------------------------------------------------------------------------------------------
+
+
+class ArmSpec(Spec):
+    id: str = Field(pattern=IDENTIFIER)
+    name: LocalizedText
+    reference: bool = False
+
+
+class TimePointSpec(Spec):
+    """A measurement occasion relative to the enrolment's index date, with its answer window."""
+
+    id: str = Field(pattern=IDENTIFIER)
+    label: LocalizedText
+    offset_days: int
+    window_open_days: int
+    window_close_days: int
+    instruments: tuple[str, ...] = Field(min_length=1)
+    baseline: bool = False
+
+    @model_validator(mode="after")
+    def _window(self) -> TimePointSpec:
+        if not self.window_open_days <= self.offset_days <= self.window_close_days:
+            raise ValueError("the window must contain offset_days (open ≤ offset ≤ close)")
+        return self
+
+
+class ReminderPolicy(Spec):
+    after_days: tuple[int, ...] = (7, 14)
+
+    @field_validator("after_days")
+    @classmethod
+    def _increasing(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(d <= 0 for d in value) or list(value) != sorted(set(value)):
+            raise ValueError("reminder days must be positive and increasing")
+        return value
+
+
+class ResponderRule(Spec):
+    """Clinically important improvement: ≥ ``min_improvement`` points (or ≥ ``min_relative``).
+
+    ``by_baseline_band`` may override the point threshold for a baseline band, e.g. IPSS
+    moderate 3.2, severe 7.1 (Blanker et al. 2019).
+    """
+
+    instrument: str = Field(pattern=IDENTIFIER)
+    score: str = Field(pattern=IDENTIFIER)
+    min_improvement: float = Field(gt=0)
+    min_relative: float | None = Field(default=None, gt=0, le=1)
+    by_baseline_band: dict[str, float] = Field(default_factory=dict)
+
+
+class CareCycle(Spec):
+    """The window of the episode cost relative to the index date, e.g. −90 … +365 days."""
+
+    start_days: int
+    end_days: int
+
+    @model_validator(mode="after")
+    def _order(self) -> CareCycle:
+        if self.start_days >= self.end_days:
+            raise ValueError("start_days must be before end_days")
+        return self
+
+
+class CodedLabel(Spec):
+    id: str = Field(pattern=IDENTIFIER)
+    name: LocalizedText
+
+
+class PilotSpec(Spec):
+    """A value-based-care pilot: arms, schedule, outcomes, cost window and analysis settings."""
+
+    id: str = Field(pattern=SLUG)
+    version: str = Field(min_length=1)
+    name: LocalizedText
+    description: LocalizedText | None = None
+    index_event: Literal["procedure", "enrolment"]
+    arms: tuple[ArmSpec, ...] = Field(min_length=1)
+    time_points: tuple[TimePointSpec, ...] = Field(min_length=1)
+    reminders: ReminderPolicy = ReminderPolicy()
+    care_cycle: CareCycle
+    primary_outcome: ResponderRule
+    secondary_outcomes: tuple[ResponderRule, ...] = ()
+    covariates: tuple[str, ...] = ()
+    service_types: tuple[CodedLabel, ...] = ()
+    provider_sectors: tuple[CodedLabel, ...] = ()
+    procedure_types: tuple[CodedLabel, ...] = ()
+    min_cell_size: int = Field(default=5, ge=1)
+    currency_year: int = Field(ge=2000, le=2100)
+    start_date: date | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int | float) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PilotSpec:
+        arm_ids = [arm.id for arm in self.arms]
+        if len(set(arm_ids)) != len(arm_ids):
+            raise ValueError("arm ids must be unique")
+        if sum(arm.reference for arm in self.arms) > 1:
+            raise ValueError("at most one arm can be the reference")
+        tp_ids = [tp.id for tp in self.time_points]
+        if len(set(tp_ids)) != len(tp_ids):
+            raise ValueError("time point ids must be unique")
+        if sum(tp.baseline for tp in self.time_points) != 1:
+            raise ValueError("exactly one time point must be marked 'baseline: true'")
+        offsets = [tp.offset_days for tp in self.time_points]
+        if offsets != sorted(offsets):
+            raise ValueError("time points must be listed in order of offset_days")
+        return self
+
+    @property
+    def reference_arm(self) -> ArmSpec:
+        return next((arm for arm in self.arms if arm.reference), self.arms[0])
+
+    @property
+    def baseline(self) -> TimePointSpec:
+        return next(tp for tp in self.time_points if tp.baseline)
+
+    def time_point(self, time_point_id: str) -> TimePointSpec:
+        for tp in self.time_points:
+            if tp.id == time_point_id:
+                return tp
+        raise KeyError(time_point_id)
+
+    @property
+    def instrument_ids(self) -> tuple[str, ...]:
+        ordered: dict[str, None] = {}
+        for tp in self.time_points:
+            ordered.update(dict.fromkeys(tp.instruments))
+        return tuple(ordered)
+
+
+def is_identifier(value: str) -> bool:
+    return re.match(IDENTIFIER, value) is not None
+
+
+# --------------------------------------------------------------------------------------------
+# Clinical measures (cohorts/measures.yaml)
+# --------------------------------------------------------------------------------------------
+
+
+class MeasureSpec(Spec):
+    """A clinical measure with its unit and valid range, e.g. Qmax in mL/s from 0 to 60."""
+
+    id: str = Field(pattern=IDENTIFIER)
+    name: LocalizedText
+    type: Literal["decimal", "integer", "yes_no", "grade"]
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+    grades: tuple[str, ...] = ()
+    direction: Literal["lower_is_better", "higher_is_better"] | None = None
+    pilots: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MeasureSpec:
+        if self.type in {"decimal", "integer"} and (self.min is None or self.max is None):
+            raise ValueError(f"a {self.type} measure needs 'min' and 'max'")
+        if self.type == "grade" and not self.grades:
+            raise ValueError("a grade measure needs its 'grades'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("'min' is greater than 'max'")
+        return self
+
+
+class MeasureCatalogue(Spec):
+    measures: tuple[MeasureSpec, ...] = Field(min_length=1)
+
+    def measure(self, measure_id: str) -> MeasureSpec:
+        for measure in self.measures:
+            if measure.id == measure_id:
+                return measure
+        raise KeyError(measure_id)
