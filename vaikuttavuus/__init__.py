@@ -1,0 +1,68 @@
+"""Vaikuttavuus: PROM/PREM collection, data linkage and cost-effectiveness reporting."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from vaikuttavuus import config as config_defaults
+
+__version__ = "0.1.0"
+
+
+class ConfigurationError(RuntimeError):
+    """The instance is not configured well enough to start (e.g. no secret keys)."""
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Flask application.
+
+    Configuration: built-in defaults → ``instance/config.py`` → environment → ``test_config``.
+    """
+    app = Flask(__name__, instance_relative_config=True)
+    instance_path = Path(app.instance_path)
+    app.config.from_mapping(config_defaults.defaults(instance_path))
+    if test_config is None or not test_config.get("IGNORE_INSTANCE_CONFIG"):
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_mapping(config_defaults.from_environment())
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    _check_and_complete_config(app)
+
+    from vaikuttavuus import database, i18n, pdf, security, web
+
+    database.init_app(app)
+    security.init_app(app)
+    i18n.init_app(app)
+    web.init_app(app)
+    pdf.init_app(app)
+    return app
+
+
+def _check_and_complete_config(app: Flask) -> None:
+    cfg = app.config
+    missing = [key for key in ("SECRET_KEY", "PSEUDONYM_KEY") if not cfg.get(key)]
+    if missing:
+        raise ConfigurationError(
+            f"{', '.join(missing)} not set: run `vaikuttavuus init` to create "
+            f"{Path(app.instance_path) / 'config.py'} with new keys, or set them in the "
+            "environment."
+        )
+    if cfg["PRODUCTION"]:
+        cfg["SESSION_COOKIE_SECURE"] = True
+        if str(cfg["DATABASE_URL"]).startswith("sqlite") and not cfg.get(
+            "ALLOW_SQLITE_IN_PRODUCTION"
+        ):
+            app.logger.warning("PRODUCTION with SQLite: use PostgreSQL (DATABASE_URL) for real use")
+    cfg["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(str(cfg["DATABASE_URL"]))
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept ``postgres://`` and ``postgresql://`` and use the psycopg 3 driver for them."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url

@@ -1,0 +1,50 @@
+"""The database model. Import models from here so every mapper is configured."""
+
+from vaikuttavuus.models.audit import AuditEvent, ImportBatch
+from vaikuttavuus.models.base import Base, utcnow
+from vaikuttavuus.models.clinical import ClinicalMeasurement, Procedure
+from vaikuttavuus.models.costing import (
+    CostCentre,
+    CostItem,
+    PriceIndexPoint,
+    Product,
+    ServiceExposure,
+    UnitCost,
+)
+from vaikuttavuus.models.instruments import InstrumentVersion
+from vaikuttavuus.models.people import Enrolment, Person
+from vaikuttavuus.models.pilots import Arm, Pilot, TimePoint, TimePointInstrument
+from vaikuttavuus.models.responses import Answer, Response
+from vaikuttavuus.models.schedule import AccessToken, Invitation, OutboxMessage
+from vaikuttavuus.models.users import Role, User, new_session_nonce, user_pilots
+
+__all__ = [
+    "AccessToken",
+    "Answer",
+    "Arm",
+    "AuditEvent",
+    "Base",
+    "ClinicalMeasurement",
+    "CostCentre",
+    "CostItem",
+    "Enrolment",
+    "ImportBatch",
+    "InstrumentVersion",
+    "Invitation",
+    "OutboxMessage",
+    "Person",
+    "Pilot",
+    "PriceIndexPoint",
+    "Procedure",
+    "Product",
+    "Response",
+    "Role",
+    "ServiceExposure",
+    "TimePoint",
+    "TimePointInstrument",
+    "UnitCost",
+    "User",
+    "new_session_nonce",
+    "user_pilots",
+    "utcnow",
+]
