@@ -69,13 +69,10 @@ def describe_location(data: Any, loc: Iterable[int | str]) -> str:
                 parts.append(f"[{label if label is not None else key}]")
             node = entry
             continue
-        if isinstance(node, dict):
-            node = node.get(key)
-        else:
-            node = None
-        if isinstance(key, str) and key.endswith("Score"):
-            # discriminated-union tag: pydantic inserts the class name; not useful to readers
+        if isinstance(node, dict) and isinstance(key, str) and node.get("method") == key:
+            # pydantic adds the discriminator's value (a score's method) to the path
             continue
+        node = node.get(key) if isinstance(node, dict) else None
         parts.append(str(key))
     return " → ".join(parts)
 
@@ -141,12 +138,17 @@ def load_instruments(directory: Path) -> list[InstrumentSpec]:
     return specs
 
 
+MEASURES_FILE = "measures.yaml"
+
+
 def load_pilots(directory: Path, instrument_ids: Iterable[str]) -> list[PilotSpec]:
-    """Every pilot in ``directory``; each time point may only name known instruments."""
+    """Every pilot in ``directory`` (all YAML files but the measure catalogue); each time point
+    may only name known instruments."""
     known = set(instrument_ids)
     specs: list[PilotSpec] = []
     problems: list[Problem] = []
-    for path in sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml")):
+    files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+    for path in (f for f in files if f.name != MEASURES_FILE):
         try:
             spec = load_pilot(path)
         except DefinitionError as error:

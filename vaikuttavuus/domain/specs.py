@@ -9,6 +9,8 @@ Reading files and turning validation errors into messages lives in
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from datetime import date
 from typing import Annotated, Literal
@@ -52,6 +54,10 @@ ItemType = Literal[
 ]
 CHOICE_TYPES: frozenset[str] = frozenset({"single_choice", "multiple_choice"})
 NUMERIC_TYPES: frozenset[str] = frozenset({"integer", "decimal", "scale_0_10"})
+SCORABLE_TYPES: frozenset[str] = frozenset(
+    {"single_choice", "integer", "decimal", "scale_0_10", "yes_no"}
+)
+"""Item types whose answer is one number (a numeric choice code, a count, a measure, 0/1)."""
 
 
 class AnswerOption(Spec):
@@ -96,13 +102,17 @@ class Item(Spec):
             if (self.options is None) == (self.answer_set is None):
                 raise ValueError("a choice item needs exactly one of 'options' or 'answer_set'")
         elif self.options is not None or self.answer_set is not None:
-            raise ValueError(f"'options' and 'answer_set' are only for choice items, not {self.type}")
+            raise ValueError(
+                f"'options' and 'answer_set' are only for choice items, not {self.type}"
+            )
         if self.type in {"integer", "decimal"} and (self.min is None or self.max is None):
             raise ValueError(f"a {self.type} item needs 'min' and 'max'")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("'min' is greater than 'max'")
         if self.type == "scale_0_10" and (self.min, self.max) not in {(None, None), (0, 10)}:
             raise ValueError("a scale_0_10 item always runs from 0 to 10")
+        if self.options is not None:
+            _check_unique_codes(self.options)
         return self
 
     @property
@@ -147,14 +157,38 @@ class ScoreBase(Spec):
     minimal_important_change: float | None = Field(default=None, gt=0)
 
 
+def _missing_as_none(mapping: dict[Code, float | None]) -> dict[Code, float | None]:
+    """A recode to ``null`` (or NaN) means "counts as unanswered", e.g. "don't know"."""
+    return {
+        code: None if value is None or math.isnan(value) else value
+        for code, value in mapping.items()
+    }
+
+
 class AggregateScore(ScoreBase):
     """A sum or mean over items, each optionally recoded first."""
 
     method: Literal["sum", "mean"]
     items: tuple[str, ...] = Field(min_length=1)
-    recode: dict[str, dict[Code, float]] = Field(default_factory=dict)
+    recode: dict[str, dict[Code, float | None]] = Field(default_factory=dict)
     missing: MissingRule = MissingRule()
     range: tuple[float, float] | None = None
+
+    @field_validator("recode", mode="after")
+    @classmethod
+    def _nan_is_missing(
+        cls, value: dict[str, dict[Code, float | None]]
+    ) -> dict[str, dict[Code, float | None]]:
+        return {item: _missing_as_none(mapping) for item, mapping in value.items()}
+
+    @model_validator(mode="after")
+    def _recode_items(self) -> AggregateScore:
+        stray = [key for key in self.recode if key not in self.items]
+        if stray:
+            raise ValueError(f"recode names items that are not in 'items': {stray}")
+        if self.missing.max_missing >= len(self.items):
+            raise ValueError("'max_missing' must be smaller than the number of items")
+        return self
 
 
 class ItemScore(ScoreBase):
@@ -162,8 +196,13 @@ class ItemScore(ScoreBase):
 
     method: Literal["item"]
     item: str = Field(pattern=IDENTIFIER)
-    recode: dict[Code, float] = Field(default_factory=dict)
+    recode: dict[Code, float | None] = Field(default_factory=dict)
     range: tuple[float, float] | None = None
+
+    @field_validator("recode", mode="after")
+    @classmethod
+    def _nan_is_missing(cls, value: dict[Code, float | None]) -> dict[Code, float | None]:
+        return _missing_as_none(value)
 
 
 class Band(Spec):
@@ -186,7 +225,7 @@ class BandScore(ScoreBase):
         for band in ordered:
             if band.min > band.max:
                 raise ValueError(f"band '{band.label}' has min greater than max")
-        for lower, upper in zip(ordered, ordered[1:], strict=False):
+        for lower, upper in itertools.pairwise(ordered):
             if upper.min <= lower.max:
                 raise ValueError(f"bands '{lower.label}' and '{upper.label}' overlap")
         return self
@@ -209,6 +248,21 @@ class ValueSet(Spec):
     doi: str | None = None
     constant: float = 0.0
     decrements: dict[str, dict[int, float]]
+
+    @model_validator(mode="after")
+    def _decrements(self) -> ValueSet:
+        for dimension, levels in self.decrements.items():
+            for level, decrement in levels.items():
+                if level < 1:
+                    raise ValueError(f"dimension '{dimension}': level {level} is below 1")
+                if decrement < 0:
+                    raise ValueError(
+                        f"dimension '{dimension}', level {level}: decrements are subtracted "
+                        "from 1, so write them as positive numbers"
+                    )
+        if self.constant < 0:
+            raise ValueError("the constant is subtracted from 1, so write it as a positive number")
+        return self
 
 
 class ValueSetScore(ScoreBase):
@@ -252,11 +306,22 @@ class InstrumentSpec(Spec):
     answer_sets: dict[str, tuple[AnswerOption, ...]] = Field(default_factory=dict)
     sections: tuple[Section, ...] = Field(min_length=1)
     scores: tuple[Score, ...] = ()
+    notes: tuple[str, ...] = ()
+    """Editorial notes on the definition, e.g. what an import from FHIR had to fill in."""
 
     @field_validator("version", mode="before")
     @classmethod
     def _version_as_text(cls, value: object) -> object:
         return str(value) if isinstance(value, int | float) else value
+
+    @field_validator("answer_sets")
+    @classmethod
+    def _answer_set_codes(
+        cls, value: dict[str, tuple[AnswerOption, ...]]
+    ) -> dict[str, tuple[AnswerOption, ...]]:
+        for options in value.values():
+            _check_unique_codes(options)
+        return value
 
     @model_validator(mode="after")
     def _references(self) -> InstrumentSpec:
@@ -276,18 +341,48 @@ class InstrumentSpec(Spec):
                 seen.append(item.id)
         items = set(seen)
         score_ids: list[str] = []
+        band_ids: set[str] = set()
         for score in self.scores:
-            if score.id in score_ids or score.id in items:
+            # an item score may carry its item's own id (e.g. 'safe_daily', EQ-5D 'vas')
+            own_item = isinstance(score, ItemScore) and score.item == score.id
+            if score.id in score_ids or (score.id in items and not own_item):
                 raise ValueError(f"score id '{score.id}' clashes with another score or item")
             for ref in _score_inputs(score):
                 if ref not in items:
                     raise ValueError(f"score '{score.id}' refers to unknown item '{ref}'")
-            if isinstance(score, BandScore | FlagScore) and (
-                score.of not in score_ids and score.of not in items
-            ):
-                raise ValueError(f"score '{score.id}' refers to '{score.of}', not an earlier score")
+                self._check_scorable(score.id, ref)
+            if isinstance(score, BandScore | FlagScore):
+                if score.of not in score_ids and score.of not in items:
+                    raise ValueError(
+                        f"score '{score.id}' refers to '{score.of}', not an earlier score"
+                    )
+                if score.of in band_ids:
+                    raise ValueError(
+                        f"score '{score.id}' refers to the band '{score.of}'; bands and flags "
+                        "need a numeric score or item"
+                    )
+                if score.of not in score_ids:
+                    self._check_scorable(score.id, score.of)
+            if isinstance(score, BandScore):
+                band_ids.add(score.id)
             score_ids.append(score.id)
         return self
+
+    def _check_scorable(self, score_id: str, item_id: str) -> None:
+        """A score can only read items whose answer is one number."""
+        item = self.item(item_id)
+        if item.type not in SCORABLE_TYPES:
+            raise ValueError(
+                f"score '{score_id}' uses item '{item_id}' of type {item.type}, which has no "
+                "numeric value"
+            )
+        if item.type == "single_choice":
+            for option in self.options_for(item):
+                if not _is_number(option.code):
+                    raise ValueError(
+                        f"score '{score_id}' uses item '{item_id}', whose answer code "
+                        f"'{option.code}' is not a number"
+                    )
 
     # -- convenience -----------------------------------------------------------------------
 
@@ -324,6 +419,23 @@ class InstrumentSpec(Spec):
     def key(self) -> str:
         """``id@version``, the name under which this version is stored."""
         return f"{self.id}@{self.version}"
+
+
+def _check_unique_codes(options: tuple[AnswerOption, ...]) -> None:
+    codes = [str(option.code) for option in options]
+    repeated = sorted({code for code in codes if codes.count(code) > 1})
+    if repeated:
+        raise ValueError(f"answer code(s) {', '.join(repeated)} appear more than once")
+
+
+def _is_number(code: Code) -> bool:
+    if isinstance(code, int):
+        return True
+    try:
+        float(code)
+    except ValueError:
+        return False
+    return True
 
 
 def _score_inputs(score: Score) -> tuple[str, ...]:
