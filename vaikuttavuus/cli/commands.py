@@ -7,4 +7,7 @@ from __future__ import annotations
 
 import click
 
-ALL: list[click.Command] = []
+from vaikuttavuus.cli.core import COMMANDS as CORE_COMMANDS
+from vaikuttavuus.cli.instruments import COMMANDS as INSTRUMENT_COMMANDS
+
+ALL: list[click.Command] = [*CORE_COMMANDS, *INSTRUMENT_COMMANDS]

@@ -1,0 +1,374 @@
+"""Set-up and operation commands: ``init``, ``demo-data``, ``serve``, ``users``, ``invitations``."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from vaikuttavuus.config import SAMPLE_INSTANCE_CONFIG
+from vaikuttavuus.definitions import DefinitionError
+
+
+def instance_folder() -> Path:
+    """The instance folder Flask would use for this package (``instance/`` in a checkout)."""
+    app = Flask("vaikuttavuus", instance_relative_config=True)
+    return Path(app.instance_path)
+
+
+def ensure_instance_config(folder: Path) -> bool:
+    """Create ``instance/config.py`` with fresh random keys if it does not exist yet."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "config.py"
+    if path.exists():
+        return False
+    path.write_text(
+        SAMPLE_INSTANCE_CONFIG.format(
+            secret_key=secrets.token_urlsafe(48), pseudonym_key=secrets.token_urlsafe(48)
+        ),
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    return True
+
+
+def _fail(message: str) -> None:
+    click.secho(message, fg="red", err=True)
+    sys.exit(1)
+
+
+@click.command("init")
+def init_command() -> None:
+    """Create or upgrade the database and load the definitions (safe to run again)."""
+    from vaikuttavuus import create_app
+    from vaikuttavuus.database import current_revision, upgrade_schema
+    from vaikuttavuus.extensions import db
+    from vaikuttavuus.services.definitions import sync_definitions
+
+    folder = instance_folder()
+    if ensure_instance_config(folder):
+        click.echo(f"Created {folder / 'config.py'} with new secret keys (keep it safe).")
+    app = create_app()
+    with app.app_context():
+        upgrade_schema()
+        click.echo(f"Database schema at revision {current_revision()}.")
+        try:
+            report = sync_definitions(db.session)
+        except DefinitionError as error:
+            db.session.rollback()
+            _fail(
+                "Definitions are invalid; nothing was loaded:\n"
+                + "\n".join(f"  {problem}" for problem in error.problems)
+            )
+            return
+        db.session.commit()
+        for line in report.lines():
+            click.echo(line)
+        click.echo("Definitions loaded.")
+
+
+@click.command("demo-data")
+@click.option(
+    "--people",
+    default=900,
+    show_default=True,
+    type=click.IntRange(10, 2_000_000),
+    help="Total number of people (40 % BPH patients, 60 % older adults).",
+)
+@click.option("--seed", default=2026, show_default=True, type=int)
+@click.option("--replace", is_flag=True, help="Remove the existing demo data first.")
+@click.option(
+    "--today",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Reference date of the data set (default: today).",
+)
+@click.option("--no-logins", is_flag=True, help="Do not create or print the demo users.")
+@with_appcontext
+def demo_data_command(people: int, seed: int, replace: bool, today: Any, no_logins: bool) -> None:
+    """Generate the synthetic data set (both pilots), demo users and one patient link."""
+    from vaikuttavuus.extensions import db
+    from vaikuttavuus.services import demo_data
+    from vaikuttavuus.services.definitions import load_all_definitions
+
+    reference = today.date() if today is not None else date.today()
+    if demo_data.demo_data_present(db.session) and not replace:
+        click.echo("Demo data already present (use --replace to generate it again).")
+    else:
+        if replace:
+            demo_data.remove_demo_data(db.session)
+        from vaikuttavuus import synthetic
+
+        instruments, pilots, measures = load_all_definitions()
+        latest = {spec.id: spec for spec in instruments}
+        click.echo(f"Generating {people} people (seed {seed}, reference date {reference})…")
+        data = synthetic.generate(
+            pilots={p.id: p for p in pilots},
+            instruments=latest,
+            measures=measures,
+            people=people,
+            seed=seed,
+            today=reference,
+            pseudonym_key=str(current_app.config["PSEUDONYM_KEY"]).encode(),
+        )
+        summary = demo_data.load_demo_data(db.session, data)
+        db.session.commit()
+        for table, count in summary.counts.items():
+            click.echo(f"  {table}: {count}")
+    if not no_logins:
+        _print_logins(create_demo_users())
+        link = demo_patient_link()
+        db.session.commit()
+        if link:
+            click.echo(f"\nA patient link (BPH, open questionnaire):\n  {link}")
+        else:
+            click.echo("\nNo open questionnaire found for a patient link.")
+
+
+DEMO_USERS = (
+    ("kliinikko", "clinician", "Demo Kliinikko", ("bph", "older-adults")),
+    ("pilotti", "pilot_lead", "Demo Pilottivastaava", ("bph", "older-adults")),
+    ("johto", "management", "Demo Johto", ()),
+    ("yllapito", "admin", "Demo Ylläpitäjä", ()),
+)
+
+
+def create_demo_users() -> list[tuple[str, str, str]]:
+    """Create the demo users, or give them new random passwords; returns the logins."""
+    from vaikuttavuus.extensions import db
+    from vaikuttavuus.models import User
+    from vaikuttavuus.services.users import create_user, set_password
+
+    logins = []
+    for username, role, name, pilots in DEMO_USERS:
+        password = "Demo-" + secrets.token_urlsafe(9) + "7a"
+        user = db.session.scalar(select(User).where(User.username == username))
+        if user is None:
+            create_user(
+                db.session,
+                username=username,
+                password=password,
+                role=role,
+                display_name=name,
+                pilot_codes=pilots,
+            )
+        else:
+            set_password(user, password)
+            user.active = True
+        logins.append((role, username, password))
+    db.session.commit()
+    return logins
+
+
+def _print_logins(logins: list[tuple[str, str, str]]) -> None:
+    click.echo("\nDemo logins (new passwords on every run):")
+    for role, username, password in logins:
+        click.echo(f"  {role:<11} {username:<10} {password}")
+
+
+def demo_patient_link() -> str | None:
+    """Issue a fresh link for an open, unanswered BPH questionnaire and return it."""
+    from vaikuttavuus.extensions import db
+    from vaikuttavuus.models import Enrolment, Invitation, Person, Pilot, Response
+    from vaikuttavuus.services.patient_flow import issue_token
+
+    today = date.today()
+    answered = select(Response.enrolment_id).where(
+        Response.time_point_id == Invitation.time_point_id
+    )
+    invitation = db.session.scalar(
+        select(Invitation)
+        .join(Enrolment, Invitation.enrolment_id == Enrolment.id)
+        .join(Pilot, Enrolment.pilot_id == Pilot.id)
+        .join(Person, Enrolment.person_id == Person.id)
+        .where(
+            Pilot.code == "bph",
+            Invitation.status == "open",
+            Invitation.opens_on <= today,
+            Invitation.closes_on >= today,
+            Person.opted_out_at.is_(None),
+            Enrolment.status == "active",
+            ~Invitation.enrolment_id.in_(answered),
+        )
+        .order_by(Invitation.closes_on.desc(), Invitation.id)
+        .limit(1)
+    )
+    if invitation is None:
+        return None
+    token = issue_token(db.session, invitation)
+    return patient_url(token)
+
+
+def patient_url(token: str) -> str:
+    base = str(current_app.config["PUBLIC_BASE_URL"]).rstrip("/")
+    return f"{base}/r/{token}"
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int, envvar="PORT")
+@click.option("--workers", default=None, type=int, help="Worker processes (config SERVE_WORKERS).")
+@click.option(
+    "--threads", default=None, type=int, help="Threads per worker (config SERVE_THREADS)."
+)
+def serve_command(host: str, port: int, workers: int | None, threads: int | None) -> None:
+    """Serve the app with gunicorn (a production WSGI server)."""
+    from vaikuttavuus import create_app
+    from vaikuttavuus.server import run_gunicorn
+
+    app = create_app()  # fail early, in the foreground, on a configuration error
+    run_gunicorn(
+        host=host,
+        port=port,
+        workers=workers or int(app.config["SERVE_WORKERS"]),
+        threads=threads or int(app.config["SERVE_THREADS"]),
+    )
+
+
+@click.group("users")
+def users_group() -> None:
+    """Manage staff accounts."""
+
+
+@users_group.command("create")
+@click.argument("username")
+@click.option(
+    "--role", required=True, type=click.Choice(["clinician", "pilot_lead", "management", "admin"])
+)
+@click.option("--name", "display_name", default=None)
+@click.option("--email", default=None)
+@click.option("--pilot", "pilots", multiple=True, help="Pilot code; repeat for several.")
+@click.password_option(prompt="Password", confirmation_prompt=True)
+@with_appcontext
+def users_create(
+    username: str,
+    role: str,
+    display_name: str | None,
+    email: str | None,
+    pilots: tuple[str, ...],
+    password: str,
+) -> None:
+    """Create a user (the password is asked, or read from --password)."""
+    from vaikuttavuus.extensions import db
+    from vaikuttavuus.services import audit
+    from vaikuttavuus.services.users import UserError, create_user
+
+    try:
+        user = create_user(
+            db.session,
+            username=username,
+            password=password,
+            role=role,
+            display_name=display_name,
+            email=email,
+            pilot_codes=pilots,
+        )
+    except UserError as error:
+        _fail(str(error))
+        return
+    audit.record(
+        "create_user",
+        object_type="user",
+        object_id=user.id,
+        actor="cli",
+        details={"username": username, "role": role},
+    )
+    db.session.commit()
+    click.echo(f"Created {role} '{username}'.")
+
+
+@users_group.command("list")
+@with_appcontext
+def users_list() -> None:
+    """List users with their roles and pilots."""
+    from vaikuttavuus.extensions import db
+    from vaikuttavuus.models import User
+
+    for user in db.session.scalars(select(User).order_by(User.username)):
+        pilots = ",".join(sorted(user.pilot_codes)) or "-"
+        state = "active" if user.active else "inactive"
+        click.echo(f"{user.username:<20} {user.role:<11} {pilots:<20} {state}")
+
+
+@users_group.command("set-password")
+@click.argument("username")
+@click.password_option(prompt="New password", confirmation_prompt=True)
+@with_appcontext
+def users_set_password(username: str, password: str) -> None:
+    """Set a user's password (logs the user out everywhere)."""
+    from vaikuttavuus.extensions import db
+    from vaikuttavuus.models import User
+    from vaikuttavuus.services import audit
+    from vaikuttavuus.services.users import UserError, set_password
+
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        _fail(f"No user '{username}'.")
+        return
+    try:
+        set_password(user, password)
+    except UserError as error:
+        _fail(str(error))
+        return
+    audit.record("password_changed", object_type="user", object_id=user.id, actor="cli")
+    db.session.commit()
+    click.echo(f"Password of '{username}' changed.")
+
+
+@click.group("invitations")
+def invitations_group() -> None:
+    """Questionnaire invitations and personal links."""
+
+
+@invitations_group.command("link")
+@click.argument("pseudonym")
+@click.option("--time-point", default=None, help="Time point id (default: the open one).")
+@with_appcontext
+def invitations_link(pseudonym: str, time_point: str | None) -> None:
+    """Issue a new personal link for a person's open invitation and print it."""
+    from vaikuttavuus.extensions import db
+    from vaikuttavuus.models import Enrolment, Invitation, Person, TimePoint
+    from vaikuttavuus.services import audit
+    from vaikuttavuus.services.patient_flow import issue_token
+
+    statement = (
+        select(Invitation)
+        .join(Enrolment, Invitation.enrolment_id == Enrolment.id)
+        .join(Person, Enrolment.person_id == Person.id)
+        .join(TimePoint, Invitation.time_point_id == TimePoint.id)
+        .where(Person.pseudonym == pseudonym)
+    )
+    if time_point:
+        statement = statement.where(TimePoint.code == time_point)
+    else:
+        statement = statement.where(Invitation.status.in_(("open", "scheduled")))
+    invitation = db.session.scalars(statement.order_by(TimePoint.ordinal)).first()
+    if invitation is None:
+        _fail(f"No open invitation for '{pseudonym}'.")
+        return
+    token = issue_token(db.session, invitation)
+    audit.record(
+        "issue_link",
+        object_type="invitation",
+        object_id=invitation.id,
+        person_id=invitation.enrolment.person_id,
+        actor="cli",
+    )
+    db.session.commit()
+    click.echo(patient_url(token))
+
+
+COMMANDS: list[click.Command] = [
+    init_command,
+    demo_data_command,
+    serve_command,
+    users_group,
+    invitations_group,
+]

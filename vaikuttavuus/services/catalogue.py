@@ -1,0 +1,60 @@
+"""Load the costing catalogue (``costing/``) into the database, idempotently (upserts)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from vaikuttavuus import paths
+from vaikuttavuus.database import upsert
+from vaikuttavuus.definitions.costing import load_costing
+from vaikuttavuus.domain.catalogue import CostingCatalogue
+from vaikuttavuus.models import CostCentre, PriceIndexPoint, Product, UnitCost
+
+
+def sync_costing(session: Session, catalogue: CostingCatalogue | None = None) -> str:
+    """Upsert cost centres, products, unit costs and the price index; returns a summary line."""
+    catalogue = catalogue or load_costing(paths.costing_dir())
+    upsert(
+        session,
+        CostCentre.__table__,
+        [{"code": c.code, "name": c.name.model_dump()} for c in catalogue.cost_centres],
+        conflict_columns=("code",),
+        update_columns=("name",),
+    )
+    upsert(
+        session,
+        Product.__table__,
+        [
+            {
+                "code": p.code,
+                "name": p.name.model_dump(),
+                "unit": p.unit,
+                "cost_centre_code": p.cost_centre,
+            }
+            for p in catalogue.products
+        ],
+        conflict_columns=("code",),
+        update_columns=("name", "unit", "cost_centre_code"),
+    )
+    upsert(
+        session,
+        UnitCost.__table__,
+        [
+            {"product_code": u.code, "price_year": u.price_year, "unit_cost_eur": u.unit_cost_eur}
+            for u in catalogue.unit_costs
+        ],
+        conflict_columns=("product_code", "price_year"),
+        update_columns=("unit_cost_eur",),
+    )
+    upsert(
+        session,
+        PriceIndexPoint.__table__,
+        [{"year": p.year, "index": p.index} for p in catalogue.price_index],
+        conflict_columns=("year",),
+        update_columns=("index",),
+    )
+    session.flush()
+    return (
+        f"costing: {len(catalogue.products)} products, {len(catalogue.unit_costs)} unit costs, "
+        f"{len(catalogue.price_index)} index years"
+    )

@@ -1,0 +1,255 @@
+"""Load the definition folders into the database (``vaikuttavuus init``), idempotently.
+
+Instruments: each ``id@version`` is stored once; a file whose content changed but kept its
+version is refused (a changed definition is a new version, so stored answers keep theirs).
+Pilots, the measure catalogue and the costing catalogue are upserted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vaikuttavuus import paths
+from vaikuttavuus.definitions import (
+    MEASURES_FILE,
+    DefinitionError,
+    Problem,
+    load_instruments,
+    load_pilots,
+    read_yaml,
+    validate,
+)
+from vaikuttavuus.domain.specs import InstrumentSpec, MeasureCatalogue, PilotSpec
+from vaikuttavuus.models import (
+    Arm,
+    InstrumentVersion,
+    Pilot,
+    TimePoint,
+    TimePointInstrument,
+)
+
+
+@dataclass
+class SyncReport:
+    instruments_added: list[str] = field(default_factory=list)
+    instruments_unchanged: list[str] = field(default_factory=list)
+    pilots_added: list[str] = field(default_factory=list)
+    pilots_updated: list[str] = field(default_factory=list)
+    costing: str = ""
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.instruments_added:
+            out.append("instruments added: " + ", ".join(self.instruments_added))
+        if self.instruments_unchanged:
+            out.append(f"instruments unchanged: {len(self.instruments_unchanged)}")
+        if self.pilots_added:
+            out.append("pilots added: " + ", ".join(self.pilots_added))
+        if self.pilots_updated:
+            out.append("pilots updated: " + ", ".join(self.pilots_updated))
+        if self.costing:
+            out.append(self.costing)
+        return out
+
+
+def definition_hash(data: dict[str, Any]) -> str:
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def load_measure_catalogue(directory: Path | None = None) -> MeasureCatalogue:
+    path = (directory or paths.cohorts_dir()) / MEASURES_FILE
+    return validate(MeasureCatalogue, read_yaml(path), str(path))
+
+
+def load_all_definitions() -> tuple[list[InstrumentSpec], list[PilotSpec], MeasureCatalogue]:
+    """Read and cross-check every definition folder; raise one DefinitionError for all."""
+    instruments = load_instruments(paths.questionnaires_dir())
+    pilots = load_pilots(paths.cohorts_dir(), instrument_ids={spec.id for spec in instruments})
+    measures = load_measure_catalogue()
+    _check_outcome_scores(instruments, pilots)
+    return instruments, pilots, measures
+
+
+def _check_outcome_scores(instruments: list[InstrumentSpec], pilots: list[PilotSpec]) -> None:
+    latest = {spec.id: spec for spec in sorted(instruments, key=lambda s: _version_key(s.version))}
+    problems = []
+    for pilot in pilots:
+        for rule in (pilot.primary_outcome, *pilot.secondary_outcomes):
+            spec = latest[rule.instrument]
+            if rule.score not in {score.id for score in spec.scores}:
+                problems.append(
+                    Problem(
+                        str(paths.cohorts_dir() / f"{pilot.id}.yaml"),
+                        "outcomes",
+                        f"instrument '{rule.instrument}' has no score '{rule.score}'",
+                    )
+                )
+    if problems:
+        raise DefinitionError(problems)
+
+
+def _version_key(version: str) -> tuple[Any, ...]:
+    return tuple(int(part) if part.isdigit() else part for part in version.split("."))
+
+
+def sync_definitions(session: Session) -> SyncReport:
+    instruments, pilots, _measures = load_all_definitions()
+    report = SyncReport()
+    _sync_instruments(session, instruments, report)
+    for spec in pilots:
+        _sync_pilot(session, spec, report)
+    from vaikuttavuus.services.catalogue import sync_costing
+
+    report.costing = sync_costing(session)
+    session.flush()
+    return report
+
+
+def _sync_instruments(session: Session, specs: list[InstrumentSpec], report: SyncReport) -> None:
+    problems = []
+    for spec in specs:
+        data = spec.model_dump(mode="json")
+        digest = definition_hash(data)
+        existing = session.scalar(
+            select(InstrumentVersion).where(
+                InstrumentVersion.code == spec.id, InstrumentVersion.version == spec.version
+            )
+        )
+        if existing is None:
+            session.add(
+                InstrumentVersion(
+                    code=spec.id,
+                    version=spec.version,
+                    kind=spec.kind,
+                    title=spec.title.model_dump(),
+                    definition=data,
+                    definition_hash=digest,
+                )
+            )
+            report.instruments_added.append(spec.key)
+        elif existing.definition_hash != digest:
+            problems.append(
+                Problem(
+                    str(paths.questionnaires_dir()),
+                    spec.key,
+                    "the definition changed but its version did not; give the changed "
+                    "definition a new version so stored answers keep their meaning",
+                )
+            )
+        else:
+            report.instruments_unchanged.append(spec.key)
+    if problems:
+        raise DefinitionError(problems)
+    session.flush()
+    # Mark the newest version of each instrument current.
+    by_code: dict[str, list[InstrumentVersion]] = {}
+    for version in session.scalars(select(InstrumentVersion)):
+        by_code.setdefault(version.code, []).append(version)
+    for versions in by_code.values():
+        newest = max(versions, key=lambda v: _version_key(v.version))
+        for version in versions:
+            version.is_current = version is newest
+
+
+def _sync_pilot(session: Session, spec: PilotSpec, report: SyncReport) -> None:
+    data = spec.model_dump(mode="json")
+    digest = definition_hash(data)
+    pilot = session.scalar(select(Pilot).where(Pilot.code == spec.id))
+    if pilot is None:
+        pilot = Pilot(
+            code=spec.id, version=spec.version, name={}, definition={}, definition_hash=""
+        )
+        session.add(pilot)
+        report.pilots_added.append(spec.id)
+    elif pilot.definition_hash == digest:
+        return
+    else:
+        report.pilots_updated.append(spec.id)
+    pilot.version = spec.version
+    pilot.name = spec.name.model_dump()
+    pilot.definition = data
+    pilot.definition_hash = digest
+
+    arms = {arm.code: arm for arm in pilot.arms}
+    for ordinal, arm_spec in enumerate(spec.arms):
+        arm = arms.get(arm_spec.id)
+        if arm is None:
+            arm = Arm(code=arm_spec.id, name={})
+            pilot.arms.append(arm)
+        arm.name = arm_spec.name.model_dump()
+        arm.is_reference = arm_spec.id == spec.reference_arm.id
+        arm.ordinal = ordinal
+
+    time_points = {tp.code: tp for tp in pilot.time_points}
+    for ordinal, tp_spec in enumerate(spec.time_points):
+        tp = time_points.get(tp_spec.id)
+        if tp is None:
+            tp = TimePoint(
+                code=tp_spec.id,
+                label_text={},
+                offset_days=0,
+                window_open_days=0,
+                window_close_days=0,
+            )
+            pilot.time_points.append(tp)
+        tp.label_text = tp_spec.label.model_dump()
+        tp.offset_days = tp_spec.offset_days
+        tp.window_open_days = tp_spec.window_open_days
+        tp.window_close_days = tp_spec.window_close_days
+        tp.is_baseline = tp_spec.baseline
+        tp.ordinal = ordinal
+        wanted = list(tp_spec.instruments)
+        current = {link.instrument_code: link for link in tp.instruments}
+        for code in list(current):
+            if code not in wanted:
+                tp.instruments.remove(current.pop(code))
+        for position, code in enumerate(wanted):
+            link = current.get(code)
+            if link is None:
+                link = TimePointInstrument(instrument_code=code)
+                tp.instruments.append(link)
+            link.ordinal = position
+
+
+# -- reading specs back from the database -------------------------------------------------------
+
+
+_INSTRUMENT_CACHE: dict[str, InstrumentSpec] = {}
+_PILOT_CACHE: dict[str, PilotSpec] = {}
+
+
+def instrument_spec(version: InstrumentVersion) -> InstrumentSpec:
+    """The validated spec of a stored instrument version (cached by content hash)."""
+    spec = _INSTRUMENT_CACHE.get(version.definition_hash)
+    if spec is None:
+        spec = InstrumentSpec.model_validate(version.definition)
+        _INSTRUMENT_CACHE[version.definition_hash] = spec
+    return spec
+
+
+def pilot_spec(pilot: Pilot) -> PilotSpec:
+    """The validated spec of a stored pilot (cached by content hash)."""
+    spec = _PILOT_CACHE.get(pilot.definition_hash)
+    if spec is None:
+        spec = PilotSpec.model_validate(pilot.definition)
+        _PILOT_CACHE[pilot.definition_hash] = spec
+    return spec
+
+
+def current_instrument(session: Session, code: str) -> InstrumentVersion:
+    version = session.scalar(
+        select(InstrumentVersion).where(
+            InstrumentVersion.code == code, InstrumentVersion.is_current.is_(True)
+        )
+    )
+    if version is None:
+        raise LookupError(f"instrument '{code}' is not loaded; run `vaikuttavuus init`")
+    return version

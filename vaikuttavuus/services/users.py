@@ -1,0 +1,109 @@
+"""Staff accounts: creation, authentication and password changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vaikuttavuus.models import Pilot, Role, User, new_session_nonce
+from vaikuttavuus.security.passwords import (
+    hash_password,
+    needs_rehash,
+    password_problem,
+    verify_password,
+)
+
+ROLES = tuple(role.value for role in Role)
+
+# Verifying against a fixed hash when the user is unknown keeps the timing alike, so the
+# response does not reveal which usernames exist.
+_DUMMY_HASH: dict[str, str] = {}
+
+
+class UserError(ValueError):
+    """A user could not be created or changed; ``code`` names the reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User | None
+    reason: str | None  # None on success; "invalid" or "inactive"
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    role: str,
+    display_name: str | None = None,
+    email: str | None = None,
+    pilot_codes: tuple[str, ...] = (),
+    locale: str | None = None,
+    check_strength: bool = True,
+) -> User:
+    if role not in ROLES:
+        raise UserError("role", f"unknown role '{role}'; one of {', '.join(ROLES)}")
+    username = username.strip()
+    if not username:
+        raise UserError("username", "the username is empty")
+    if session.scalar(select(User).where(User.username == username)) is not None:
+        raise UserError("exists", f"user '{username}' already exists")
+    if check_strength and (problem := password_problem(password)) is not None:
+        raise UserError(problem, f"the password is too weak ({problem})")
+    pilots = _pilots(session, pilot_codes)
+    user = User(
+        username=username,
+        display_name=display_name or username,
+        email=email,
+        role=role,
+        password_hash=hash_password(password),
+        locale=locale,
+        pilots=pilots,
+        password_changed_at=datetime.now(UTC),
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _pilots(session: Session, codes: tuple[str, ...]) -> list[Pilot]:
+    pilots = list(session.scalars(select(Pilot).where(Pilot.code.in_(codes))))
+    unknown = set(codes) - {p.code for p in pilots}
+    if unknown:
+        raise UserError("pilot", f"unknown pilot(s): {', '.join(sorted(unknown))}")
+    return pilots
+
+
+def set_password(user: User, password: str, *, check_strength: bool = True) -> None:
+    if check_strength and (problem := password_problem(password)) is not None:
+        raise UserError(problem, f"the password is too weak ({problem})")
+    user.password_hash = hash_password(password)
+    user.password_changed_at = datetime.now(UTC)
+    user.session_nonce = new_session_nonce()  # log out every other session
+
+
+def authenticate(session: Session, username: str, password: str) -> LoginResult:
+    user = session.scalar(select(User).where(User.username == username.strip()))
+    if user is None:
+        if "hash" not in _DUMMY_HASH:
+            _DUMMY_HASH["hash"] = hash_password("not-a-real-password")
+        verify_password(_DUMMY_HASH["hash"], password)
+        return LoginResult(None, "invalid")
+    if not verify_password(user.password_hash, password):
+        user.failed_logins += 1
+        return LoginResult(None, "invalid")
+    if not user.active:
+        return LoginResult(None, "inactive")
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.last_login_at = datetime.now(UTC)
+    return LoginResult(user, None)

@@ -1,0 +1,135 @@
+"""Administrator pages: user accounts and the audit log."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+from wtforms import EmailField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Email, Length, Optional
+
+from vaikuttavuus.extensions import db
+from vaikuttavuus.forms.auth import ConfirmForm
+from vaikuttavuus.models import AuditEvent, Pilot, Role, User, new_session_nonce
+from vaikuttavuus.security.access import allow
+from vaikuttavuus.services import audit
+from vaikuttavuus.services.users import UserError, create_user
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+ROLE_LABELS = {
+    Role.CLINICIAN: _l("Clinician"),
+    Role.PILOT_LEAD: _l("Pilot lead"),
+    Role.MANAGEMENT: _l("Management"),
+    Role.ADMIN: _l("Administrator"),
+}
+AUDIT_PAGE = 100
+
+
+class UserForm(FlaskForm):
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=80)])
+    display_name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    email = EmailField(_l("E-mail"), validators=[Optional(), Email(), Length(max=254)])
+    role = SelectField(
+        _l("Role"), choices=[SelectChoice(r.value, label) for r, label in ROLE_LABELS.items()]
+    )
+    pilots = SelectMultipleField(_l("Pilots"), choices=[], validate_choice=True)
+    password = PasswordField(_l("Initial password"), validators=[DataRequired(), Length(min=12)])
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@allow(Role.ADMIN)
+def users() -> Response | str:
+    form = UserForm()
+    pilots = db.session.scalars(select(Pilot).order_by(Pilot.code)).all()
+    form.pilots.choices = [SelectChoice(p.code, p.label("fi")) for p in pilots]
+    if form.validate_on_submit():
+        try:
+            user = create_user(
+                db.session,
+                username=form.username.data or "",
+                password=form.password.data or "",
+                role=form.role.data or "",
+                display_name=form.display_name.data,
+                email=form.email.data or None,
+                pilot_codes=tuple(form.pilots.data or ()),
+            )
+        except UserError as error:
+            message = {
+                "exists": _("That username is taken."),
+                "role": _("Unknown role."),
+                "pilot": _("Unknown pilot."),
+            }.get(
+                error.code,
+                _("Use at least 12 characters with upper- and lower-case letters and a digit."),
+            )
+            field = form.username if error.code == "exists" else form.password
+            field.errors = [*field.errors, message]
+        else:
+            audit.record(
+                "create_user",
+                object_type="user",
+                object_id=user.id,
+                details={"username": user.username, "role": user.role},
+            )
+            flash(_("User %(name)s created.", name=user.username), "info")
+            return redirect(url_for("admin.users"))
+    accounts = db.session.scalars(select(User).order_by(User.username)).all()
+    return render_template(
+        "admin/users.html",
+        form=form,
+        accounts=accounts,
+        role_labels=ROLE_LABELS,
+        confirm=ConfirmForm(),
+    )
+
+
+@bp.post("/users/<int:user_id>/active")
+@allow(Role.ADMIN)
+def toggle_active(user_id: int) -> Response:
+    form = ConfirmForm()
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    if form.validate_on_submit() and user.id != current_user.id:
+        user.active = not user.active
+        user.session_nonce = new_session_nonce()
+        audit.record(
+            "update_user", object_type="user", object_id=user.id, details={"active": user.active}
+        )
+    return redirect(url_for("admin.users"))
+
+
+@bp.get("/audit")
+@allow(Role.ADMIN)
+def audit_log() -> str:
+    actor = (request.args.get("actor") or "").strip()[:120]
+    action = (request.args.get("action") or "").strip()[:40]
+    person = request.args.get("person", type=int)
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    statement = select(AuditEvent)
+    if actor:
+        statement = statement.where(AuditEvent.actor == actor)
+    if action:
+        statement = statement.where(AuditEvent.action == action)
+    if person is not None:
+        statement = statement.where(AuditEvent.person_id == person)
+    total = db.session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    events = db.session.scalars(
+        statement.order_by(AuditEvent.id.desc()).limit(AUDIT_PAGE).offset((page - 1) * AUDIT_PAGE)
+    ).all()
+    return render_template(
+        "admin/audit.html",
+        events=events,
+        actor=actor,
+        action=action,
+        person=person,
+        page=page,
+        pages=max((total + AUDIT_PAGE - 1) // AUDIT_PAGE, 1),
+        total=total,
+    )

@@ -1,0 +1,95 @@
+"""Logging in and out, and changing one's password."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from vaikuttavuus.extensions import db, limiter
+from vaikuttavuus.forms.auth import ConfirmForm, LoginForm, PasswordChangeForm
+from vaikuttavuus.models import Role
+from vaikuttavuus.security import start_session
+from vaikuttavuus.security.access import allow, public
+from vaikuttavuus.security.passwords import verify_password
+from vaikuttavuus.services import audit
+from vaikuttavuus.services.users import UserError, authenticate, set_password
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+ALL_ROLES = tuple(role.value for role in Role)
+
+
+def _login_limit() -> str:
+    return str(current_app.config["LOGIN_RATE_LIMIT"])
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site relative paths are followed after login (no open redirect)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_limit, methods=["POST"])
+def login() -> Response | str:
+    if current_user.is_authenticated:
+        return redirect(url_for("main.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        result = authenticate(db.session, form.username.data or "", form.password.data or "")
+        if result.user is not None:
+            start_session(result.user)
+            login_user(result.user)
+            audit.record("login", object_type="user", object_id=result.user.id)
+            return redirect(_safe_next(request.args.get("next")) or url_for("main.index"))
+        audit.record(
+            "login_failed",
+            object_type="user",
+            actor=f"login:{(form.username.data or '')[:80]}",
+            details={"reason": result.reason},
+        )
+        flash(_("Wrong username or password."), "error")
+    return render_template("auth/login.html", form=form)
+
+
+@bp.post("/logout")
+@allow(*ALL_ROLES)
+def logout() -> Response:
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        audit.record("logout", object_type="user", object_id=current_user.id)
+        logout_user()
+        flash(_("You have logged out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@allow(*ALL_ROLES)
+def change_password() -> Response | str:
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        if not verify_password(current_user.password_hash, form.current_password.data or ""):
+            form.current_password.errors.append(_("The current password is wrong."))
+        else:
+            try:
+                set_password(current_user, form.new_password.data or "")
+            except UserError:
+                form.new_password.errors.append(
+                    _("Use at least 12 characters with upper- and lower-case letters and a digit.")
+                )
+            else:
+                audit.record("password_changed", object_type="user", object_id=current_user.id)
+                start_session(current_user)
+                login_user(current_user)
+                flash(_("Your password has been changed."), "info")
+                return redirect(url_for("main.index"))
+    return render_template("auth/password.html", form=form)

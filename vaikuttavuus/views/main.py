@@ -1,0 +1,37 @@
+"""Front page (sends each role to its own start page) and the health check."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, redirect, url_for
+from flask_login import current_user
+from sqlalchemy import text
+from werkzeug.wrappers import Response
+
+from vaikuttavuus.extensions import db
+from vaikuttavuus.models import Role
+from vaikuttavuus.security.access import public
+
+bp = Blueprint("main", __name__)
+
+START_PAGES = {
+    Role.CLINICIAN: "clinician.index",
+    Role.PILOT_LEAD: "pilot.index",
+    Role.MANAGEMENT: "management.index",
+    Role.ADMIN: "admin.users",
+}
+
+
+@bp.get("/")
+@public
+def index() -> Response:
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    return redirect(url_for(START_PAGES[Role(current_user.role)]))
+
+
+@bp.get("/healthz")
+@public
+def health() -> Response:
+    """For load balancers and monitoring: the app answers and the database is reachable."""
+    db.session.execute(text("SELECT 1"))
+    return jsonify(status="ok")

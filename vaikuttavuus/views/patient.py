@@ -1,0 +1,358 @@
+"""Patient pages: a personal link leads through the time point's questionnaires.
+
+No account and no session are needed: the link's token identifies the invitation, and form
+posts carry an anti-forgery value bound to the token, so answers survive a long pause.
+Unknown, expired and cancelled links get the same page; guessing is throttled (HTTP 429).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import refresh
+from werkzeug.wrappers import Response
+
+from vaikuttavuus.domain.answers import (
+    display_value,
+    enabled_item_ids,
+    is_enabled,
+    missing_required,
+)
+from vaikuttavuus.extensions import csrf, db, limiter
+from vaikuttavuus.forms.questionnaire import build_section_form, collect_answers, describe_field
+from vaikuttavuus.security.access import public
+from vaikuttavuus.security.tokens import form_token, form_token_valid
+from vaikuttavuus.services import patient_flow
+from vaikuttavuus.services.patient_flow import LinkState, Step
+
+bp = Blueprint("patient", __name__, url_prefix="/r")
+csrf.exempt(bp)
+
+
+def _miss_limit() -> str:
+    return str(current_app.config["PATIENT_LINK_MISS_LIMIT"])
+
+
+def _counts_as_miss(response: Any) -> bool:
+    if response.status_code == 404:
+        current_app.logger.warning("invalid patient link from %s", request.remote_addr)
+        return True
+    return False
+
+
+patient_limit = limiter.shared_limit(_miss_limit, scope="patient-link", deduct_when=_counts_as_miss)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _language(state: LinkState) -> str:
+    """The page language: ?lang= (remembered as the person's preference) or the preference."""
+    person = state.invitation.enrolment.person if state.invitation else None
+    requested = request.args.get("lang")
+    languages = current_app.config["LANGUAGES"]
+    if requested in languages:
+        if person is not None and person.preferred_language != requested:
+            person.preferred_language = requested
+        language = requested
+    elif person is not None and person.preferred_language in languages:
+        language = person.preferred_language
+    else:
+        language = "fi"
+    g.patient_language = language
+    refresh()
+    return language
+
+
+def _render(template: str, status: int = 200, **context: Any) -> Response:
+    response = make_response(render_template(template, **context), status)
+    size = request.args.get("text")
+    if size in {"large", "normal"}:
+        response.set_cookie(
+            "text_size",
+            size,
+            max_age=365 * 24 * 3600,
+            httponly=True,
+            samesite="Lax",
+            secure=bool(current_app.config["SESSION_COOKIE_SECURE"]),
+        )
+    return response
+
+
+def _problem_page(state: LinkState, token: str) -> Response:
+    language = _language(state)
+    if state.problem == "completed":
+        return _render("patient/done.html", token=token, language=language, state=state)
+    if state.problem == "opted_out":
+        return _render("patient/opted_out.html", token=token, language=language)
+    if state.problem == "not_open_yet" and state.invitation is not None:
+        return _render(
+            "patient/not_open.html", language=language, opens_on=state.invitation.opens_on
+        )
+    return _render("patient/invalid.html", status=404, language=language)
+
+
+def _load(token: str) -> tuple[LinkState, Response | None]:
+    if len(token) > 100:
+        return LinkState("invalid"), _problem_page(LinkState("invalid"), token)
+    state = patient_flow.resolve(db.session, token)
+    if not state.usable:
+        return state, _problem_page(state, token)
+    return state, None
+
+
+def _check_form_token(state: LinkState) -> None:
+    if not form_token_valid(state.token_digest, request.form.get("form_token")):
+        abort(400)
+
+
+def _context(state: LinkState, token: str, language: str) -> dict[str, Any]:
+    invitation = state.invitation
+    assert invitation is not None
+    return {
+        "token": token,
+        "language": language,
+        "form_token": form_token(state.token_digest),
+        "pilot": invitation.enrolment.pilot,
+        "time_point": invitation.time_point,
+        "closes_on": invitation.closes_on,
+    }
+
+
+def _steps(state: LinkState, language: str) -> tuple[list[Any], list[Step]]:
+    assert state.invitation is not None
+    responses = patient_flow.ensure_responses(db.session, state.invitation, language)
+    return responses, patient_flow.steps_for(responses)
+
+
+# -- pages -----------------------------------------------------------------------------------
+
+
+@bp.get("/<token>")
+@public
+@patient_limit
+def start(token: str) -> Response:
+    state, problem = _load(token)
+    if problem is not None:
+        return problem
+    language = _language(state)
+    responses, steps = _steps(state, language)
+    answers = patient_flow.stored_answers(db.session, [r.id for r in responses])
+    started = any(answers[r.id] for r in responses)
+    first_open = _first_incomplete(steps, answers) or 1
+    return _render(
+        "patient/start.html",
+        **_context(state, token, language),
+        responses=responses,
+        steps=steps,
+        started=started,
+        next_step=first_open,
+    )
+
+
+def _first_incomplete(steps: list[Step], answers: dict[int, dict[str, str]]) -> int | None:
+    for step in steps:
+        stored = answers[step.response_id]
+        shown = set(enabled_item_ids(step.spec, stored))
+        if any(item.id in shown and item.id not in stored for item in step.section.items):
+            return step.number
+    return None
+
+
+@bp.route("/<token>/<int:number>", methods=["GET", "POST"])
+@public
+@patient_limit
+def step(token: str, number: int) -> Response:
+    state, problem = _load(token)
+    if problem is not None:
+        return problem
+    language = _language(state)
+    responses, steps = _steps(state, language)
+    if not 1 <= number <= len(steps):
+        return redirect(url_for("patient.start", token=token))
+    current = steps[number - 1]
+    response = next(r for r in responses if r.id == current.response_id)
+    stored = patient_flow.stored_answers(db.session, [response.id])[response.id]
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        _check_form_token(state)
+        form = build_section_form(current.spec, current.section, language, formdata=request.form)
+        direction = request.form.get("direction", "next")
+        others = {k: v for k, v in stored.items() if k not in {i.id for i in current.section.items}}
+        values, errors = collect_answers(form, others, enforce_required=direction == "next")
+        # Every valid answer is kept even when another item on the page needs fixing.
+        patient_flow.save_section(
+            db.session,
+            response,
+            current.section,
+            {k: v for k, v in values.items() if k not in errors},
+            language,
+        )
+        if not errors or direction == "back":
+            if direction == "back":
+                target = number - 1
+                if target < 1:
+                    return redirect(url_for("patient.start", token=token, lang=language))
+            elif direction == "review" or number == len(steps):
+                return redirect(url_for("patient.review", token=token, lang=language))
+            else:
+                target = number + 1
+            return redirect(url_for("patient.step", token=token, number=target, lang=language))
+    else:
+        form = build_section_form(current.spec, current.section, language, stored=stored)
+    status = 422 if errors else 200
+    page = _render(
+        "patient/step.html",
+        status=status,
+        **_context(state, token, language),
+        form=form,
+        current=current,
+        steps=steps,
+        errors=errors,
+        describe_field=describe_field,
+        enable_rules=_enable_rules(current),
+        hidden_items=_hidden_by_other_pages(current, stored),
+    )
+    page.commit_on_error = True  # type: ignore[attr-defined]  # keep the valid answers
+    return page
+
+
+def _hidden_by_other_pages(current: Step, stored: dict[str, str]) -> set[str]:
+    """Items whose conditions all refer to other pages and are not met: hidden outright.
+
+    Conditions on items of the same page are left to the page script (and re-checked here
+    when the page is sent), so the page also works without JavaScript.
+    """
+    on_page = {item.id for item in current.section.items}
+    others = {k: v for k, v in stored.items() if k not in on_page}
+    return {
+        item.id
+        for item in current.section.items
+        if item.enable_when
+        and all(c.item not in on_page for c in item.enable_when)
+        and not is_enabled(item, others)
+    }
+
+
+def _enable_rules(current: Step) -> dict[str, list[dict[str, Any]]]:
+    """Conditions for the page's script, so dependent questions appear without a reload."""
+    rules: dict[str, list[dict[str, Any]]] = {}
+    for item in current.section.items:
+        if item.enable_when:
+            rules[item.id] = [
+                {
+                    "item": c.item,
+                    "operator": c.operator,
+                    "value": c.value,
+                    "behavior": item.enable_behavior,
+                }
+                for c in item.enable_when
+            ]
+    return rules
+
+
+@bp.get("/<token>/review")
+@public
+@patient_limit
+def review(token: str) -> Response:
+    state, problem = _load(token)
+    if problem is not None:
+        return problem
+    language = _language(state)
+    responses, steps = _steps(state, language)
+    answers = patient_flow.stored_answers(db.session, [r.id for r in responses])
+    pages = []
+    for s in steps:
+        stored = answers[s.response_id]
+        shown = set(enabled_item_ids(s.spec, stored))
+        missing = set(missing_required(s.spec, stored))
+        rows = [
+            {
+                "text": item.text.get(language),
+                "answer": display_value(s.spec, item, stored.get(item.id), language),
+                "missing": item.id in missing,
+            }
+            for item in s.section.items
+            if item.id in shown
+        ]
+        pages.append({"step": s, "rows": rows, "incomplete": any(r["missing"] for r in rows)})
+    return _render(
+        "patient/review.html",
+        **_context(state, token, language),
+        pages=pages,
+        complete=not any(p["incomplete"] for p in pages),
+    )
+
+
+@bp.post("/<token>/submit")
+@public
+@patient_limit
+def submit(token: str) -> Response:
+    state, problem = _load(token)
+    if state.problem == "completed":
+        # A double click, a retry after a timeout or the back button: already stored.
+        return redirect(url_for("patient.thanks", token=token))
+    if problem is not None:
+        return problem
+    _check_form_token(state)
+    language = _language(state)
+    responses, steps = _steps(state, language)
+    assert state.invitation is not None
+    result = patient_flow.submit(db.session, state.invitation, responses, steps)
+    if not result.submitted:
+        return redirect(
+            url_for(
+                "patient.step",
+                token=token,
+                number=result.first_incomplete_step,
+                lang=language,
+                incomplete=1,
+            )
+        )
+    return redirect(url_for("patient.thanks", token=token, lang=language))
+
+
+@bp.get("/<token>/thanks")
+@public
+@patient_limit
+def thanks(token: str) -> Response:
+    state = patient_flow.resolve(db.session, token)
+    if state.problem != "completed":
+        return _load(token)[1] or redirect(url_for("patient.start", token=token))
+    language = _language(state)
+    return _render("patient/thanks.html", token=token, language=language)
+
+
+@bp.route("/<token>/opt-out", methods=["GET", "POST"])
+@public
+@patient_limit
+def opt_out(token: str) -> Response:
+    state = patient_flow.resolve(db.session, token)
+    if state.invitation is None:
+        return _problem_page(state, token)
+    language = _language(state)
+    if state.problem == "opted_out":
+        return _render("patient/opted_out.html", token=token, language=language)
+    if request.method == "POST":
+        _check_form_token(state)
+        patient_flow.opt_out(db.session, state.invitation)
+        return redirect(url_for("patient.opt_out", token=token, lang=language))
+    return _render(
+        "patient/opt_out.html",
+        token=token,
+        language=language,
+        form_token=form_token(state.token_digest),
+        message=_("You can stop receiving questionnaires."),
+    )

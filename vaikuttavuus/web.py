@@ -1,0 +1,121 @@
+"""Blueprints, error pages and template helpers."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from typing import Any
+
+from flask import Flask, render_template, request
+from flask_babel import format_date, format_datetime, format_decimal
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from vaikuttavuus.extensions import db
+
+
+def init_app(app: Flask) -> None:
+    from vaikuttavuus.views import admin, auth, clinician, main, management, patient, pilot
+
+    for module in (main, auth, patient, clinician, pilot, management, admin):
+        app.register_blueprint(module.bp)
+
+    app.jinja_env.filters["num"] = number
+    app.jinja_env.filters["day"] = day
+    app.jinja_env.filters["moment"] = moment
+    app.jinja_env.globals["text_size"] = text_size
+
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+
+def number(value: Any, digits: int = 1) -> str:
+    """A number in the current locale (decimal comma in Finnish and Swedish); '–' for none."""
+    if value is None:
+        return "–"
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
+    if not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return format_decimal(value, format="#,##0")
+    pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
+    return format_decimal(value, format=pattern)
+
+
+def day(value: date | datetime | None) -> str:
+    if value is None:
+        return "–"
+    return format_date(value, format="d.M.yyyy")
+
+
+def moment(value: datetime | None) -> str:
+    if value is None:
+        return "–"
+    return format_datetime(value, format="d.M.yyyy HH:mm")
+
+
+def text_size() -> str:
+    """Large-text mode, chosen on a patient page and remembered in a cookie."""
+    requested = request.args.get("text")
+    if requested in {"large", "normal"}:
+        return requested
+    return "large" if request.cookies.get("text_size") == "large" else "normal"
+
+
+def _csrf_error(error: CSRFError) -> tuple[str, int]:
+    db.session.rollback()
+    return (
+        render_template(
+            "error.html",
+            code=400,
+            title=_("The form has expired"),
+            message=_(
+                "For your security the form could not be accepted. Go back, reload the page "
+                "and send it again."
+            ),
+        ),
+        400,
+    )
+
+
+ERROR_TEXTS = {
+    400: (_l("Bad request"), _l("The request could not be understood.")),
+    403: (_l("No access"), _l("You do not have access to this page.")),
+    404: (_l("Page not found"), _l("The page you are looking for does not exist.")),
+    405: (_l("Not allowed"), _l("This action is not allowed here.")),
+    413: (_l("File too large"), _l("The file is too large to upload.")),
+    429: (_l("Too many attempts"), _l("Too many attempts. Wait a moment and try again.")),
+}
+
+
+def _http_error(error: HTTPException) -> Any:
+    code = error.code or 500
+    if code < 400:
+        return error
+    db.session.rollback()
+    title, message = ERROR_TEXTS.get(code, (_l("Error"), _l("Something went wrong.")))
+    return render_template("error.html", code=code, title=title, message=message), code
+
+
+def _unexpected_error(error: Exception) -> tuple[str, int]:
+    from flask import current_app
+
+    if isinstance(error, HTTPException):
+        return _http_error(error)
+    db.session.rollback()
+    current_app.logger.exception("unexpected error")
+    if current_app.config.get("TESTING") and current_app.config.get("PROPAGATE_TEST_ERRORS", True):
+        raise error
+    return (
+        render_template(
+            "error.html",
+            code=500,
+            title=_("Something went wrong"),
+            message=_("The error has been logged. Nothing you saved earlier was lost."),
+        ),
+        500,
+    )
