@@ -1,0 +1,56 @@
+# Shared set-up steps for scripts/demo, scripts/test and scripts/bench (sourced, not run).
+# Everything here is idempotent: run it on a fresh clone or for the hundredth time.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# Install Debian packages that are missing (as root, or through sudo when available).
+ensure_debian_packages() {
+    local missing=()
+    local pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "Installing Debian packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq || $sudo apt-get update
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# WeasyPrint needs Pango (and fonts to draw with).
+ensure_pdf_libraries() {
+    ensure_debian_packages libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
+}
+
+# Create .venv and install the package (with extras) when pyproject.toml changed.
+ensure_venv() {
+    local extras="${1:-}"
+    if [ ! -x "$PY" ]; then
+        say "Creating the virtual environment in .venv"
+        python3 -m venv "$VENV"
+    fi
+    local stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)${extras:+-$extras}"
+    if [ ! -f "$stamp" ]; then
+        say "Installing Python dependencies${extras:+ (with $extras)}"
+        "$PY" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+        if [ -n "$extras" ]; then
+            "$PY" -m pip install --quiet -e "$ROOT[$extras]"
+        else
+            "$PY" -m pip install --quiet -e "$ROOT"
+        fi
+        rm -f "$VENV"/.installed-*
+        touch "$stamp"
+    fi
+}
+
+# Compile the Flask-Babel catalogues (.po → .mo); .mo files are not kept in git.
+compile_translations() {
+    "$VENV/bin/pybabel" compile -q -f -d "$ROOT/vaikuttavuus/translations" >/dev/null
+}
