@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     Configuration: built-in defaults → ``instance/config.py`` → environment → ``test_config``.
     """
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_relative_config=True, instance_path=instance_override())
     instance_path = Path(app.instance_path)
     app.config.from_mapping(config_defaults.defaults(instance_path))
     if test_config is None or not test_config.get("IGNORE_INSTANCE_CONFIG"):
@@ -40,6 +41,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     web.init_app(app)
     pdf.init_app(app)
     return app
+
+
+def instance_override() -> str | None:
+    """``VAIKUTTAVUUS_INSTANCE`` points at another instance folder (config and SQLite file)."""
+    value = os.environ.get("VAIKUTTAVUUS_INSTANCE")
+    return str(Path(value).resolve()) if value else None
 
 
 def _check_and_complete_config(app: Flask) -> None:

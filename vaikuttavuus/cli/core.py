@@ -19,7 +19,9 @@ from vaikuttavuus.definitions import DefinitionError
 
 def instance_folder() -> Path:
     """The instance folder Flask would use for this package (``instance/`` in a checkout)."""
-    app = Flask("vaikuttavuus", instance_relative_config=True)
+    from vaikuttavuus import instance_override
+
+    app = Flask("vaikuttavuus", instance_relative_config=True, instance_path=instance_override())
     return Path(app.instance_path)
 
 

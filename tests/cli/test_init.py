@@ -1,0 +1,91 @@
+"""`vaikuttavuus init`: creates the instance config and schema, loads definitions, idempotent."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vaikuttavuus.paths import PROJECT_ROOT
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vaikuttavuus.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def instance_env(tmp_path: Path) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VAIKUTTAVUUS_")}
+    env.pop("DATABASE_URL", None)
+    env["VAIKUTTAVUUS_INSTANCE"] = str(tmp_path / "instance")
+    return env
+
+
+def test_init_creates_keys_schema_and_loads_definitions_idempotently(
+    instance_env: dict[str, str], tmp_path: Path
+) -> None:
+    first = run_cli("init", env=instance_env)
+    assert first.returncode == 0, first.stderr
+    config = tmp_path / "instance" / "config.py"
+    assert config.exists()
+    assert oct(config.stat().st_mode)[-3:] == "600"
+    assert "SECRET_KEY" in config.read_text()
+    assert "instruments added: " in first.stdout
+    assert (tmp_path / "instance" / "vaikuttavuus.sqlite3").exists()
+
+    keys_before = config.read_text()
+    second = run_cli("init", env=instance_env)
+    assert second.returncode == 0, second.stderr
+    assert "instruments added" not in second.stdout
+    assert "instruments unchanged: 8" in second.stdout
+    assert config.read_text() == keys_before  # keys are never regenerated
+
+    listing = run_cli("routes", env=instance_env)
+    assert listing.returncode == 0
+    assert "patient.start" in listing.stdout
+
+
+def test_invalid_definition_stops_init_naming_file_field_and_problem(
+    instance_env: dict[str, str], tmp_path: Path
+) -> None:
+    cohorts = tmp_path / "cohorts"
+    shutil.copytree(PROJECT_ROOT / "cohorts", cohorts)
+    broken = (
+        (cohorts / "bph.yaml")
+        .read_text()
+        .replace("    offset_days: 90\n", "    offset_days: ninety\n")
+    )
+    (cohorts / "bph.yaml").write_text(broken)
+    instance_env["VAIKUTTAVUUS_COHORTS"] = str(cohorts)
+    result = run_cli("init", env=instance_env)
+    assert result.returncode == 1
+    assert "bph.yaml" in result.stderr
+    assert "time_points[m3] → offset_days" in result.stderr
+    assert "integer" in result.stderr
+
+
+def test_changed_definition_without_new_version_is_refused(
+    instance_env: dict[str, str], tmp_path: Path
+) -> None:
+    assert run_cli("init", env=instance_env).returncode == 0
+    questionnaires = tmp_path / "questionnaires"
+    shutil.copytree(PROJECT_ROOT / "questionnaires", questionnaires)
+    ipss = questionnaires / "ipss-1.yaml"
+    ipss.write_text(ipss.read_text().replace("Eturauhasoireet (IPSS)", "Eturauhasoireet"))
+    instance_env["VAIKUTTAVUUS_QUESTIONNAIRES"] = str(questionnaires)
+    result = run_cli("init", env=instance_env)
+    assert result.returncode == 1
+    assert "ipss@1" in result.stderr
+    assert "new version" in result.stderr
