@@ -367,10 +367,70 @@ def invitations_link(pseudonym: str, time_point: str | None) -> None:
     click.echo(patient_url(token))
 
 
+@click.group("db")
+def db_group() -> None:
+    """Database schema migrations (Alembic)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Upgrade the schema to REVISION (default: the newest)."""
+    from vaikuttavuus.database import current_revision, upgrade_schema
+
+    upgrade_schema(revision)
+    click.echo(f"Schema at revision {current_revision()}.")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Downgrade the schema to REVISION (e.g. base)."""
+    from alembic import command
+
+    from vaikuttavuus.database import alembic_config, current_revision
+    from vaikuttavuus.extensions import db
+
+    with db.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), revision)
+    click.echo(f"Schema at revision {current_revision()}.")
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Print the schema revision of the database."""
+    from vaikuttavuus.database import current_revision
+
+    click.echo(current_revision() or "(empty database)")
+
+
+@db_group.command("revision")
+@click.option("-m", "--message", required=True, help="What the migration does.")
+@click.option("--rev-id", default=None, help="Revision id (default: next number).")
+@with_appcontext
+def db_revision(message: str, rev_id: str | None) -> None:
+    """Write a new migration by comparing the models with the database (autogenerate)."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from vaikuttavuus.database import alembic_config
+
+    config = alembic_config()
+    config.set_main_option("file_template", "%%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s")
+    if rev_id is None:
+        heads = ScriptDirectory.from_config(config).get_heads()
+        rev_id = f"{max((int(h) for h in heads if h.isdigit()), default=0) + 1:04d}"
+    command.revision(config, message=message, autogenerate=True, rev_id=rev_id)
+
+
 COMMANDS: list[click.Command] = [
     init_command,
     demo_data_command,
     serve_command,
     users_group,
     invitations_group,
+    db_group,
 ]
