@@ -30,6 +30,9 @@ talisman = Talisman()
 
 
 def init_app(app: Flask) -> None:
+    # Access is decided before the CSRF check, so a role without access gets 403 (not 400).
+    app.before_request(_expire_sessions)
+    app.before_request(enforce_access)
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -53,8 +56,6 @@ def init_app(app: Flask) -> None:
     static_view = app.view_functions.get("static")
     if static_view is not None:
         setattr(static_view, ACCESS_ATTRIBUTE, PUBLIC)
-    app.before_request(_expire_sessions)
-    app.before_request(enforce_access)
     app.after_request(_no_store_for_personal_pages)
 
 
