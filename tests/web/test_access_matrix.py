@@ -31,7 +31,7 @@ def test_every_route_declares_its_access(app: Flask) -> None:
 
 def _url(rule: Rule, values: dict[str, Any]) -> str:
     arguments = {name: values.get(name, "1") for name in rule.arguments}
-    for name, converter in rule._converters.items():  # noqa: SLF001 - werkzeug has no public API
+    for name, converter in rule._converters.items():  # werkzeug has no public API for this
         if type(converter).__name__ == "IntegerConverter":
             arguments[name] = values.get(name, 1) if isinstance(values.get(name), int) else 1
     path = rule.build(arguments, append_unknown=False)
