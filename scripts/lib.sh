@@ -52,5 +52,5 @@ ensure_venv() {
 
 # Compile the Flask-Babel catalogues (.po → .mo); .mo files are not kept in git.
 compile_translations() {
-    "$VENV/bin/pybabel" compile -q -f -d "$ROOT/vaikuttavuus/translations" >/dev/null
+    "$VENV/bin/pybabel" compile -f -d "$ROOT/vaikuttavuus/translations" >/dev/null
 }
