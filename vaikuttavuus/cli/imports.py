@@ -1,0 +1,174 @@
+"""Import commands: ``vaikuttavuus import KIND FILE`` and ``vaikuttavuus import template KIND``.
+
+``import`` is a group whose one named subcommand is ``template``; anything else is read as
+``KIND FILE`` of the (hidden) ``file`` subcommand. Exit codes: 0 stored or checked, 1 the file
+was rejected or could not be stored (a row-level report on stderr, and as CSV with
+``--report``), 2 a usage problem (unknown kind, file or pilot).
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask.cli import with_appcontext
+
+from vaikuttavuus.domain.imports import KINDS
+
+PROGRESS_MIN_ROWS = 10_000
+"""Show a progress bar while storing at least this many rows."""
+SHOWN_ERRORS = 50
+"""Errors printed on the terminal; ``--report`` has all of them (up to the report's limit)."""
+
+
+class ImportGroup(click.Group):
+    """Falls back to the ``file`` subcommand when the first word is not a subcommand."""
+
+    default_command = "file"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(
+            ctx.command_path, "KIND FILE [--dry-run] [--pilot CODE] [--report CSV]"
+        )
+        formatter.write_usage(ctx.command_path, "template KIND [--with-example]")
+
+
+@click.group("import", cls=ImportGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def import_group() -> None:
+    """Import people, procedures, measurements, costs or service exposures from CSV or XLSX.
+
+    KIND is one of: people, procedures, measurements, resource_use, direct_costs, exposures.
+    Every row is checked first; one bad row rejects the whole file and nothing is stored.
+    Rows stored by an earlier import of the same data are skipped. `vaikuttavuus import
+    template KIND` prints the columns of a kind.
+    """
+
+
+@import_group.command("file", hidden=True)
+@click.argument("kind", metavar="KIND", type=click.Choice(KINDS))
+@click.argument(
+    "path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--dry-run", is_flag=True, help="Check and log the file, store nothing.")
+@click.option("--pilot", "pilot_code", metavar="CODE", help="The pilot to import into.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the row-level error report to this CSV file.",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "fi", "sv"]),
+    default="en",
+    show_default=True,
+    help="Language of the messages and the report.",
+)
+@with_appcontext
+def import_file(
+    kind: str,
+    path: Path,
+    dry_run: bool,
+    pilot_code: str | None,
+    report_path: Path | None,
+    lang: str,
+) -> None:
+    """Check FILE as KIND and store its rows, all or nothing."""
+    from flask_babel import force_locale
+
+    from vaikuttavuus.extensions import db
+    from vaikuttavuus.services.imports import (
+        ImportRefusedError,
+        describe,
+        report_csv,
+        run_import,
+    )
+
+    data = path.read_bytes()
+    click.echo(f"Checking {path.name} as {kind}…", err=True)
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if total < PROGRESS_MIN_ROWS:
+            return
+        if bar is None:
+            bar = click.progressbar(length=total, label="Storing", file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        outcome = run_import(
+            db.session,
+            kind=kind,
+            data=data,
+            filename=path.name,
+            pilot_code=pilot_code,
+            actor=f"cli:{getpass.getuser()}",
+            dry_run=dry_run,
+            progress=progress,
+        )
+    except ImportRefusedError as error:
+        db.session.rollback()
+        raise click.UsageError(str(error)) from error
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    db.session.commit()
+
+    with force_locale(lang):
+        if report_path is not None:
+            report_path.write_text(report_csv(outcome.errors), encoding="utf-8")
+        if outcome.status == "rejected":
+            click.secho(
+                f"{path.name}: {outcome.error_count} error(s) in {outcome.rows_total} row(s); "
+                "nothing was stored.",
+                fg="red",
+                err=True,
+            )
+            for error in outcome.errors[:SHOWN_ERRORS]:
+                where = f"line {error.line}" if error.line else "file"
+                if error.column:
+                    where += f", column {error.column}"
+                value = f" ({error.value!r})" if error.value else ""
+                click.echo(f"  {where}{value}: {describe(error)}", err=True)
+            hidden = outcome.error_count - min(len(outcome.errors), SHOWN_ERRORS)
+            if hidden > 0:
+                more = " (see --report)" if report_path is None else f" (see {report_path})"
+                click.echo(f"  … and {hidden} more{more}", err=True)
+            sys.exit(1)
+        if outcome.status == "failed":
+            click.secho(f"{path.name}: {describe(outcome.errors[0])}", fg="red", err=True)
+            sys.exit(1)
+    new = outcome.rows_total - outcome.rows_duplicate
+    if outcome.dry_run:
+        click.echo(
+            f"{path.name}: {outcome.rows_total} row(s) checked, no errors; {new} would be "
+            f"stored, {outcome.rows_duplicate} already stored (dry run: nothing stored)."
+        )
+    else:
+        click.echo(
+            f"{path.name}: {outcome.rows_stored} row(s) stored into {outcome.pilot_code}, "
+            f"{outcome.rows_duplicate} already stored (import {outcome.batch_id})."
+        )
+
+
+@import_group.command("template")
+@click.argument("kind", metavar="KIND", type=click.Choice(KINDS))
+@click.option("--with-example", is_flag=True, help="Add an example row.")
+def template(kind: str, with_example: bool) -> None:
+    """Print the documented header of KIND (CSV, one line)."""
+    from vaikuttavuus.services.imports import template_csv
+
+    click.echo(template_csv(kind, with_example=with_example), nl=False)
+
+
+COMMANDS: list[click.Command] = [import_group]

@@ -1,0 +1,131 @@
+"""Pilot-lead cost pages: the cohort's cost structure per arm (with a chart and its numbers)
+and each patient's episode cost by product and cost centre."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_babel import format_decimal
+from flask_babel import gettext as _
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from vaikuttavuus.domain.catalogue import DIRECT_COST_PRODUCT, UNALLOCATED_CENTRE
+from vaikuttavuus.extensions import db
+from vaikuttavuus.i18n import current_language
+from vaikuttavuus.models import Enrolment, Person, Role
+from vaikuttavuus.plotting import Chart, stacked_bar_chart
+from vaikuttavuus.security.access import allow
+from vaikuttavuus.services import audit
+from vaikuttavuus.services.cost_reports import OTHER, CohortCosts, cohort_costs, patient_costs
+from vaikuttavuus.views.common import require_pilot, visible_pilots
+
+bp = Blueprint("costs", __name__, url_prefix="/costs")
+
+PAGE_SIZE = 50
+SORTS = {"pseudonym": ["pseudonym"], "total": ["total_eur", "pseudonym"]}
+
+
+def _special_labels() -> dict[str, str]:
+    return {
+        DIRECT_COST_PRODUCT: _("Direct costs without a product"),
+        UNALLOCATED_CENTRE: _("No cost centre"),
+        OTHER: _("Other cost centres"),
+    }
+
+
+@bp.get("/")
+@allow(Role.PILOT_LEAD)
+def index() -> Response | str:
+    pilots = visible_pilots()
+    if len(pilots) == 1:
+        return redirect(url_for("costs.cohort", pilot_code=pilots[0].code))
+    return render_template("costs/index.html", pilots=pilots)
+
+
+def _chart(report: CohortCosts) -> Chart | None:
+    if not report.chart_arms:
+        return None
+    special = _special_labels()
+    segments = {special.get(name, name): values for name, values in report.chart_segments.items()}
+    description = "; ".join(
+        f"{arm}: "
+        + ", ".join(
+            f"{name} {format_decimal(values[index], format='#,##0')} €"
+            for name, values in segments.items()
+        )
+        for index, arm in enumerate(report.chart_arms)
+    )
+    return stacked_bar_chart(
+        categories=report.chart_arms,
+        segments=segments,
+        y_label=_("Mean cost per person (€, %(year)s prices)", year=report.target_year),
+        alt=_(
+            "Mean episode cost per person by cost centre in each arm. %(values)s",
+            values=description,
+        ),
+    )
+
+
+@bp.get("/<pilot_code>/")
+@allow(Role.PILOT_LEAD)
+def cohort(pilot_code: str) -> str:
+    pilot = require_pilot(pilot_code)
+    language = current_language()
+    report = cohort_costs(db.session, pilot, language)
+    sort = request.args.get("sort", "pseudonym")
+    if sort not in SORTS:
+        sort = "pseudonym"
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    people = report.people.sort_values(
+        SORTS[sort], ascending=[sort != "total"] + [True] * (len(SORTS[sort]) - 1)
+    )
+    pages = max((len(people) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    shown = people.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    audit.record(
+        "view_cost_report",
+        object_type="pilot",
+        object_id=pilot.code,
+        pilot_code=pilot.code,
+        details={"page": page, "rows": len(shown)},
+    )
+    return render_template(
+        "costs/cohort.html",
+        pilot=pilot,
+        report=report,
+        chart=_chart(report),
+        special=_special_labels(),
+        people=shown.to_dict(orient="records"),
+        page=page,
+        pages=pages,
+        sort=sort,
+    )
+
+
+@bp.get("/<pilot_code>/<pseudonym>")
+@allow(Role.PILOT_LEAD)
+def patient(pilot_code: str, pseudonym: str) -> str:
+    pilot = require_pilot(pilot_code)
+    enrolment = db.session.scalar(
+        select(Enrolment)
+        .join(Person, Enrolment.person_id == Person.id)
+        .where(Enrolment.pilot_id == pilot.id, Person.pseudonym == pseudonym)
+    )
+    if enrolment is None or enrolment.person.erased_at is not None:
+        abort(404)
+    costs = patient_costs(db.session, pilot, enrolment, current_language())
+    audit.record(
+        "view_patient_costs",
+        object_type="enrolment",
+        object_id=enrolment.id,
+        person_id=enrolment.person_id,
+        pilot_code=pilot.code,
+    )
+    return render_template(
+        "costs/patient.html",
+        pilot=pilot,
+        enrolment=enrolment,
+        person=enrolment.person,
+        costs=costs,
+        special=_special_labels(),
+        rows=costs.rows.to_dict(orient="records"),
+    )
