@@ -59,6 +59,12 @@ def _check_and_complete_config(app: Flask) -> None:
             "environment."
         )
     if cfg["PRODUCTION"]:
+        weak = [key for key in ("SECRET_KEY", "PSEUDONYM_KEY") if len(str(cfg[key])) < 32]
+        if weak:
+            raise ConfigurationError(
+                f"{', '.join(weak)} too short for production (at least 32 random characters; "
+                "`vaikuttavuus init` generates such keys)."
+            )
         cfg["SESSION_COOKIE_SECURE"] = True
         if str(cfg["DATABASE_URL"]).startswith("sqlite") and not cfg.get(
             "ALLOW_SQLITE_IN_PRODUCTION"

@@ -31,10 +31,13 @@ ENVIRONMENT_KEYS: tuple[str, ...] = (
     "SMS_SENDER",
     "SERVE_WORKERS",
     "SERVE_THREADS",
+    "TRUSTED_PROXIES",
 )
 
 BOOLEAN_KEYS = frozenset({"SESSION_COOKIE_SECURE", "PRODUCTION", "MAIL_USE_TLS"})
-INTEGER_KEYS = frozenset({"MIN_CELL_SIZE", "MAIL_PORT", "SERVE_WORKERS", "SERVE_THREADS"})
+INTEGER_KEYS = frozenset(
+    {"MIN_CELL_SIZE", "MAIL_PORT", "SERVE_WORKERS", "SERVE_THREADS", "TRUSTED_PROXIES"}
+)
 
 
 def defaults(instance_path: Path) -> dict[str, Any]:
@@ -62,7 +65,9 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         # Login throttling and patient-link guessing limits (Flask-Limiter syntax).
         "RATELIMIT_STORAGE_URI": "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Failed logins per client address, and per username from any address.
         "LOGIN_RATE_LIMIT": "10 per minute",
+        "LOGIN_ACCOUNT_RATE_LIMIT": "10 per 10 minutes",
         "PATIENT_LINK_MISS_LIMIT": "20 per 10 minutes",
         # Disclosure control: smallest count shown outside the clinician view.
         "MIN_CELL_SIZE": 5,
@@ -77,6 +82,9 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         "MAIL_USE_TLS": True,
         "MAIL_SENDER": "vaikuttavuus@example.invalid",
         "SMS_SENDER": "vaikuttavuus.services.messaging:LoggingSmsSender",
+        # Behind a TLS-terminating reverse proxy: how many proxies' X-Forwarded-For/-Proto/
+        # -Host/-Port headers to trust (werkzeug ProxyFix). 0 = serve directly, trust none.
+        "TRUSTED_PROXIES": 0,
         # Production server (gunicorn).
         "SERVE_WORKERS": 2,
         "SERVE_THREADS": 4,

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+
+# A personal link is a credential: access logs show "/r/…" instead of its token.
+_PATIENT_TOKEN = re.compile(r"(/r/)[^/?#\s]+")
+
+
+def redact(text: Any) -> Any:
+    return _PATIENT_TOKEN.sub(r"\1…", text) if isinstance(text, str) else text
+
+
+class RedactingLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger with patient-link tokens removed from request lines and referrers."""
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        return {key: redact(value) for key, value in atoms.items()}
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -35,6 +52,7 @@ def gunicorn_options(*, host: str, port: int, workers: int, threads: int) -> dic
         "errorlog": "-",
         "loglevel": "info",
         "forwarded_allow_ips": "127.0.0.1",
+        "logger_class": RedactingLogger,
     }
 
 

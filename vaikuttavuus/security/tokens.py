@@ -42,3 +42,12 @@ def form_token(token_digest: str) -> str:
 
 def form_token_valid(token_digest: str, submitted: str | None) -> bool:
     return bool(submitted) and hmac.compare_digest(form_token(token_digest), str(submitted))
+
+
+def key_fingerprint(key: str | None) -> str | None:
+    """A short, one-way fingerprint of a configured key (for comparing instances and backups
+    without revealing the key)."""
+    if not key:
+        return None
+    digest = hashlib.sha256(b"vaikuttavuus key fingerprint\x00" + str(key).encode("utf-8"))
+    return digest.hexdigest()[:16]

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_limiter import RequestLimit
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from vaikuttavuus.extensions import db, limiter
 from vaikuttavuus.forms.auth import ConfirmForm, LoginForm, PasswordChangeForm
-from vaikuttavuus.models import Role
+from vaikuttavuus.models import Role, new_session_nonce
 from vaikuttavuus.security import start_session
 from vaikuttavuus.security.access import allow, public
 from vaikuttavuus.security.passwords import verify_password
+from vaikuttavuus.security.throttle import note_breach
 from vaikuttavuus.services import audit
 from vaikuttavuus.services.users import UserError, authenticate, set_password
 
@@ -25,6 +27,28 @@ ALL_ROLES = tuple(role.value for role in Role)
 
 def _login_limit() -> str:
     return str(current_app.config["LOGIN_RATE_LIMIT"])
+
+
+def _account_limit() -> str:
+    return str(current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"])
+
+
+def _attempted_username() -> str:
+    return (request.form.get("username") or "").strip().lower()[:80]
+
+
+def _account_key() -> str:
+    """Failed logins are also counted per username, against attacks from many addresses."""
+    return f"account:{_attempted_username()}"
+
+
+def _login_failed(_response: Response) -> bool:
+    """Only failed attempts count (a busy ward behind one address logs in many times)."""
+    return bool(g.get("login_failed"))
+
+
+def _login_throttled(request_limit: RequestLimit) -> None:
+    note_breach(request_limit, "login_throttled", actor=f"login:{_attempted_username()}")
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -39,7 +63,10 @@ def _safe_next(target: str | None) -> str | None:
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
-@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"], deduct_when=_login_failed,
+               on_breach=_login_throttled)
+@limiter.limit(_account_limit, key_func=_account_key, methods=["POST"],
+               deduct_when=_login_failed, on_breach=_login_throttled)
 def login() -> Response | str:
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
@@ -51,6 +78,7 @@ def login() -> Response | str:
             login_user(result.user)
             audit.record("login", object_type="user", object_id=result.user.id)
             return redirect(_safe_next(request.args.get("next")) or url_for("main.index"))
+        g.login_failed = True
         audit.record(
             "login_failed",
             object_type="user",
@@ -67,6 +95,8 @@ def logout() -> Response:
     form = ConfirmForm()
     if form.validate_on_submit():
         audit.record("logout", object_type="user", object_id=current_user.id)
+        # A new nonce invalidates this session's cookie for good, even if it was copied.
+        current_user.session_nonce = new_session_nonce()
         logout_user()
         flash(_("You have logged out."), "info")
     return redirect(url_for("auth.login"))
@@ -76,20 +106,23 @@ def logout() -> Response:
 @allow(*ALL_ROLES)
 def change_password() -> Response | str:
     form = PasswordChangeForm()
+    # The user object itself: login_user() must not be given the current_user proxy, which
+    # would then resolve to itself for the rest of the request (endless recursion).
+    user = current_user._get_current_object()
     if form.validate_on_submit():
-        if not verify_password(current_user.password_hash, form.current_password.data or ""):
+        if not verify_password(user.password_hash, form.current_password.data or ""):
             form.current_password.errors.append(_("The current password is wrong."))
         else:
             try:
-                set_password(current_user, form.new_password.data or "")
+                set_password(user, form.new_password.data or "")
             except UserError:
                 form.new_password.errors.append(
                     _("Use at least 12 characters with upper- and lower-case letters and a digit.")
                 )
             else:
-                audit.record("password_changed", object_type="user", object_id=current_user.id)
-                start_session(current_user)
-                login_user(current_user)
+                audit.record("password_changed", object_type="user", object_id=user.id)
+                start_session(user)
+                login_user(user)
                 flash(_("Your password has been changed."), "info")
                 return redirect(url_for("main.index"))
     return render_template("auth/password.html", form=form)
