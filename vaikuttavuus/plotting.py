@@ -99,7 +99,7 @@ def trajectory_chart(
 
     ``labels`` holds the legend texts: ``patient``, ``median``, ``iqr``, ``important_change``.
     """
-    figure = new_figure()
+    figure = new_figure(height_in=3.8)
     ax = figure.add_subplot()
     style_axes(ax)
     x = list(range(len(time_labels)))
@@ -113,12 +113,12 @@ def trajectory_chart(
                 linewidth=0,
             )
             ax.text(
-                len(x) - 0.55,
+                -0.25,
                 (band.low + band.high) / 2,
                 band.label,
                 fontsize=FONT_SIZE - 1,
                 va="center",
-                ha="right",
+                ha="left",
                 color="#444444",
             )
     ax.fill_between(
@@ -162,11 +162,10 @@ def trajectory_chart(
     if y_range is not None:
         ax.set_ylim(y_range[0] - 0.5, y_range[1] + 0.5)
     ax.set_ylabel(y_label, fontsize=FONT_SIZE)
-    ax.legend(
+    figure.legend(
         fontsize=FONT_SIZE - 1,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.12),
-        ncol=4,
+        loc="outside lower center",
+        ncol=2,
         frameon=False,
     )
     return Chart(to_svg(figure), alt)
@@ -201,3 +200,335 @@ def grouped_bar_chart(
         ax.set_ylim(*y_range)
     ax.legend(fontsize=FONT_SIZE - 1, frameon=False)
     return Chart(to_svg(figure), alt)
+
+
+def stacked_bar_chart(
+    *,
+    categories: Sequence[str],
+    segments: dict[str, Sequence[float | None]],
+    y_label: str,
+    alt: str,
+) -> Chart:
+    """One bar per category made of stacked segments (e.g. mean cost per person per arm, by
+    cost centre); segments keep their order from bottom to top and their colour across bars."""
+    figure = new_figure(height_in=3.8)
+    ax = figure.add_subplot()
+    style_axes(ax)
+    positions = list(range(len(categories)))
+    bottom = [0.0] * len(categories)
+    for index, (name, values) in enumerate(segments.items()):
+        heights = [0.0 if math.isnan(v) else v for v in _clean(values)]
+        ax.bar(
+            positions,
+            heights,
+            bottom=bottom,
+            width=0.6,
+            label=name,
+            color=SERIES_COLOURS[index % len(SERIES_COLOURS)],
+            edgecolor="#ffffff",
+            linewidth=0.5,
+        )
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    ax.set_xticks(positions, list(categories))
+    ax.set_ylabel(y_label, fontsize=FONT_SIZE)
+    figure.legend(fontsize=FONT_SIZE - 1, loc="outside right upper", frameon=False)
+    return Chart(to_svg(figure), alt)
+
+
+@dataclass(frozen=True)
+class TrajectoryPanel:
+    """One small chart of :func:`trajectory_panels`: a patient's score against the cohort."""
+
+    title: str
+    patient: tuple[float | None, ...]
+    median: tuple[float | None, ...]
+    q1: tuple[float | None, ...]
+    q3: tuple[float | None, ...]
+    y_range: tuple[float, float] | None = None
+    bands: tuple[Band, ...] = ()
+    important_change_line: float | None = None
+
+
+def trajectory_panels(
+    *,
+    time_labels: Sequence[str],
+    panels: Sequence[TrajectoryPanel],
+    labels: dict[str, str],
+    alt: str,
+    width_in: float = 7.0,
+    height_in: float = 2.4,
+) -> Chart:
+    """Small multiples for a one-page summary: one compact panel per score, side by side,
+    the patient's line over the cohort median and interquartile band, severity bands shaded,
+    one shared legend. ``labels``: ``patient``, ``median``, ``iqr``, ``important_change``.
+    """
+    figure = new_figure(width_in=width_in, height_in=height_in)
+    count = max(len(panels), 1)
+    x = list(range(len(time_labels)))
+    if count >= 3:  # narrow panels: break long time-point labels over lines
+        time_labels = [label.replace(" ", "\n") for label in time_labels]
+    for index, panel in enumerate(panels):
+        ax = figure.add_subplot(1, count, index + 1)
+        style_axes(ax)
+        if panel.y_range is not None:
+            for shade, band in enumerate(panel.bands):
+                ax.axhspan(
+                    band.low - 0.5,
+                    band.high + 0.5,
+                    color=BAND_SHADES[shade % len(BAND_SHADES)],
+                    alpha=0.6,
+                    linewidth=0,
+                )
+        ax.fill_between(
+            x,
+            _clean(panel.q1),
+            _clean(panel.q3),
+            color=OKABE_ITO["sky_blue"],
+            alpha=0.35,
+            linewidth=0,
+            label=labels["iqr"] if index == 0 else None,
+        )
+        ax.plot(
+            x,
+            _clean(panel.median),
+            color=OKABE_ITO["blue"],
+            linestyle="--",
+            marker="s",
+            markersize=3,
+            linewidth=1.2,
+            label=labels["median"] if index == 0 else None,
+        )
+        ax.plot(
+            x,
+            _clean(panel.patient),
+            color=OKABE_ITO["vermillion"],
+            marker="o",
+            markersize=4,
+            linewidth=1.8,
+            label=labels["patient"] if index == 0 else None,
+        )
+        if panel.important_change_line is not None:
+            ax.axhline(
+                panel.important_change_line,
+                color=OKABE_ITO["black"],
+                linestyle=":",
+                linewidth=1.0,
+                label=labels.get("important_change") if index == 0 else None,
+            )
+        ax.set_title(panel.title, fontsize=FONT_SIZE - 1)
+        ax.set_xticks(x, list(time_labels), fontsize=FONT_SIZE - 2)
+        ax.tick_params(axis="y", labelsize=FONT_SIZE - 2)
+        ax.set_xlim(-0.3, max(len(x) - 0.7, 0.3))
+        if panel.y_range is not None:
+            pad = (panel.y_range[1] - panel.y_range[0]) * 0.04 or 0.5
+            ax.set_ylim(panel.y_range[0] - pad, panel.y_range[1] + pad)
+    figure.legend(fontsize=FONT_SIZE - 2, loc="outside lower center", ncol=4, frameon=False)
+    return Chart(to_svg(figure), alt)
+
+
+# -- cohort analytics charts (cost-effectiveness, funnel, forest) -------------------------------
+
+
+def _svg_with_text(figure: Figure) -> bytes:
+    """SVG with text as ``<text>`` (not glyph paths): smaller, quicker for WeasyPrint, and the
+    labels stay searchable and readable by screen readers in the PDF."""
+    from matplotlib import rc_context
+
+    with rc_context({"svg.fonttype": "none"}):
+        return to_svg(figure)
+
+
+def _thin(values: Sequence[float], limit: int) -> list[float]:
+    """The first ``limit`` values (bootstrap replicates are exchangeable, so the first ones
+    are a random sample of the cloud)."""
+    return [float(v) for v in list(values)[:limit]]
+
+
+def ce_plane_chart(
+    *,
+    delta_effect: Sequence[float],
+    delta_cost: Sequence[float],
+    point: tuple[float, float],
+    labels: dict[str, str],
+    alt: str,
+    wtp: float | None = None,
+    max_points: int = 2_000,
+) -> Chart:
+    """The cost-effectiveness plane: bootstrap replicates (ΔE, ΔC), the point estimate and the
+    willingness-to-pay line ΔC = λ·ΔE through the origin.
+
+    ``point`` is (ΔE, ΔC). ``labels``: ``x``, ``y``, ``replicates``, ``point`` and ``wtp``
+    (legend texts). At most ``max_points`` replicates are drawn (the table has them all).
+    """
+    figure = new_figure(width_in=6.0, height_in=4.2)
+    ax = figure.add_subplot()
+    style_axes(ax)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    xs = _thin(delta_effect, max_points)
+    ys = _thin(delta_cost, max_points)
+    ax.scatter(
+        xs,
+        ys,
+        s=5,
+        color=OKABE_ITO["sky_blue"],
+        alpha=0.45,
+        linewidths=0,
+        label=labels["replicates"],
+        rasterized=True,
+    )
+    ax.axhline(0, color="#444444", linewidth=0.8)
+    ax.axvline(0, color="#444444", linewidth=0.8)
+    all_x = [*xs, point[0], 0.0]
+    all_y = [*ys, point[1], 0.0]
+    finite_x = [v for v in all_x if math.isfinite(v)]
+    finite_y = [v for v in all_y if math.isfinite(v)]
+    span_x = (max(finite_x) - min(finite_x)) or 1.0
+    span_y = (max(finite_y) - min(finite_y)) or 1.0
+    x_low, x_high = min(finite_x) - 0.08 * span_x, max(finite_x) + 0.08 * span_x
+    y_low, y_high = min(finite_y) - 0.08 * span_y, max(finite_y) + 0.08 * span_y
+    if wtp is not None:
+        line_x = [x_low, x_high]
+        ax.plot(
+            line_x,
+            [wtp * x for x in line_x],
+            color=OKABE_ITO["black"],
+            linestyle="--",
+            linewidth=1.0,
+            label=labels["wtp"],
+        )
+    ax.scatter(
+        [point[0]],
+        [point[1]],
+        s=48,
+        marker="D",
+        color=OKABE_ITO["vermillion"],
+        edgecolors="white",
+        linewidths=0.8,
+        zorder=3,
+        label=labels["point"],
+    )
+    ax.set_xlim(x_low, x_high)
+    ax.set_ylim(y_low, y_high)
+    ax.set_xlabel(labels["x"], fontsize=FONT_SIZE)
+    ax.set_ylabel(labels["y"], fontsize=FONT_SIZE)
+    figure.legend(fontsize=FONT_SIZE - 1, loc="outside lower center", ncol=3, frameon=False)
+    return Chart(_svg_with_text(figure), alt)
+
+
+def ceac_chart(
+    *,
+    wtp: Sequence[float],
+    curves: dict[str, Sequence[float]],
+    x_label: str,
+    y_label: str,
+    alt: str,
+    marker: float | None = None,
+) -> Chart:
+    """Cost-effectiveness acceptability curves: probability (0–1, shown as %) over λ; one
+    line per curve (e.g. bootstrap and parametric); ``marker`` draws a vertical line at λ."""
+    figure = new_figure(width_in=6.0, height_in=3.4)
+    ax = figure.add_subplot()
+    style_axes(ax)
+    styles = ["-", "--", ":", "-."]
+    for index, (name, values) in enumerate(curves.items()):
+        ax.plot(
+            list(wtp),
+            [100 * v for v in _clean(list(values))],
+            color=SERIES_COLOURS[index % len(SERIES_COLOURS)],
+            linestyle=styles[index % len(styles)],
+            linewidth=1.8,
+            label=name,
+        )
+    if marker is not None:
+        ax.axvline(marker, color="#666666", linestyle=":", linewidth=1.0)
+    ax.set_ylim(0, 100)
+    ax.set_xlim(min(wtp), max(wtp))
+    ax.set_xlabel(x_label, fontsize=FONT_SIZE)
+    ax.set_ylabel(y_label, fontsize=FONT_SIZE)
+    ax.legend(fontsize=FONT_SIZE - 1, frameon=False, loc="best")
+    return Chart(_svg_with_text(figure), alt)
+
+
+def funnel_chart(
+    *,
+    n: Sequence[float],
+    share: Sequence[float],
+    p0: float,
+    curve_n: Sequence[float],
+    limits: dict[str, tuple[Sequence[float], Sequence[float]]],
+    labels: dict[str, str],
+    alt: str,
+) -> Chart:
+    """A funnel plot: each group's share (0–1, shown as %) against its number of persons,
+    with the cohort share ``p0`` and control limits over ``curve_n`` (``limits`` maps a legend
+    text to the lower and upper curve). ``labels``: ``x``, ``y``, ``groups``, ``p0``."""
+    figure = new_figure(width_in=6.0, height_in=3.8)
+    ax = figure.add_subplot()
+    style_axes(ax)
+    styles = ["--", ":"]
+    for index, (name, (low, high)) in enumerate(limits.items()):
+        style = styles[index % len(styles)]
+        ax.plot(
+            list(curve_n),
+            [100 * v for v in _clean(list(low))],
+            color="#555555",
+            linestyle=style,
+            linewidth=1.0,
+            label=name,
+        )
+        ax.plot(
+            list(curve_n),
+            [100 * v for v in _clean(list(high))],
+            color="#555555",
+            linestyle=style,
+            linewidth=1.0,
+        )
+    ax.axhline(100 * p0, color=OKABE_ITO["blue"], linewidth=1.2, label=labels["p0"])
+    ax.scatter(
+        list(n),
+        [100 * v for v in _clean(list(share))],
+        s=30,
+        color=OKABE_ITO["vermillion"],
+        edgecolors="white",
+        linewidths=0.6,
+        zorder=3,
+        label=labels["groups"],
+    )
+    ax.set_ylim(0, 100)
+    ax.set_xlim(0, max([*curve_n, *n, 1]) * 1.05)
+    ax.set_xlabel(labels["x"], fontsize=FONT_SIZE)
+    ax.set_ylabel(labels["y"], fontsize=FONT_SIZE)
+    figure.legend(fontsize=FONT_SIZE - 1, loc="outside lower center", ncol=4, frameon=False)
+    return Chart(_svg_with_text(figure), alt)
+
+
+def forest_chart(
+    *,
+    rows: Sequence[str],
+    estimates: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    x_label: str,
+    alt: str,
+    reference: float = 0.0,
+) -> Chart:
+    """A forest plot: one row per label with its estimate and confidence interval, and a
+    vertical line at ``reference`` (no effect). The first row is drawn at the top."""
+    height = 1.1 + 0.34 * max(len(rows), 1)
+    figure = new_figure(width_in=6.0, height_in=height)
+    ax = figure.add_subplot()
+    style_axes(ax)
+    ax.grid(axis="y", visible=False)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    y = list(range(len(rows)))[::-1]
+    est = _clean(list(estimates))
+    low = _clean(list(lows))
+    high = _clean(list(highs))
+    for position, e, lo, hi in zip(y, est, low, high, strict=True):
+        ax.plot([lo, hi], [position, position], color=OKABE_ITO["blue"], linewidth=1.6)
+        ax.plot([e], [position], marker="s", markersize=6, color=OKABE_ITO["blue"])
+    ax.axvline(reference, color="#444444", linewidth=0.9, linestyle="--")
+    ax.set_yticks(y, list(rows), fontsize=FONT_SIZE - 1)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel(x_label, fontsize=FONT_SIZE)
+    return Chart(_svg_with_text(figure), alt)

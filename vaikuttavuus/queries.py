@@ -194,3 +194,555 @@ def latest_invitation_status(session: Session, enrolment_ids: Sequence[int]) -> 
             ),
         ),
     )
+
+
+# -- costs (episode costs per enrolment) --------------------------------------------------------
+
+
+def cost_rows(
+    session: Session, pilot_id: int, enrolment_ids: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """The pilot's resource-use and direct-cost rows in the columns that
+    :func:`vaikuttavuus.domain.costing.episode_costs` reads (``enrolment_id`` as the id)."""
+    from vaikuttavuus.models import CostItem
+
+    statement = (
+        select(
+            CostItem.enrolment_id,
+            CostItem.kind,
+            CostItem.product_code,
+            CostItem.quantity,
+            CostItem.amount_eur,
+            CostItem.price_year,
+            CostItem.service_date,
+            CostItem.cost_centre_code.label("cost_centre"),
+        )
+        .join(Enrolment, CostItem.enrolment_id == Enrolment.id)
+        .where(Enrolment.pilot_id == pilot_id)
+    )
+    if enrolment_ids is not None:
+        statement = statement.where(CostItem.enrolment_id.in_(list(enrolment_ids)))
+    rows = frame(session, statement)
+    rows["quantity"] = pd.to_numeric(rows["quantity"]).astype("float64")
+    rows["amount_eur"] = pd.to_numeric(rows["amount_eur"]).astype("float64")
+    rows["price_year"] = pd.to_numeric(rows["price_year"]).astype("float64")
+    rows["service_date"] = pd.to_datetime(rows["service_date"])
+    return rows
+
+
+def cost_enrolments(session: Session, pilot_id: int) -> pd.DataFrame:
+    """One row per enrolment of the pilot whose person is not erased: ``enrolment_id``,
+    ``person_id``, ``pseudonym``, ``arm``, ``index_date`` (the frame episode costs need)."""
+    enrolments = frame(
+        session,
+        select(
+            Enrolment.id.label("enrolment_id"),
+            Enrolment.person_id,
+            Person.pseudonym,
+            Arm.code.label("arm"),
+            Enrolment.index_date,
+        )
+        .join(Person, Enrolment.person_id == Person.id)
+        .join(Arm, Enrolment.arm_id == Arm.id)
+        .where(Enrolment.pilot_id == pilot_id, Person.erased_at.is_(None))
+        .order_by(Enrolment.id),
+    )
+    enrolments["index_date"] = pd.to_datetime(enrolments["index_date"])
+    return enrolments
+
+
+def costing_tables(session: Session) -> dict[str, pd.DataFrame]:
+    """The costing catalogue as stored by ``vaikuttavuus init``: ``cost_centres``,
+    ``products``, ``unit_costs`` and ``price_index`` frames."""
+    from vaikuttavuus.models import CostCentre, PriceIndexPoint, Product, UnitCost
+
+    return {
+        "cost_centres": frame(
+            session, select(CostCentre.code, CostCentre.name).order_by(CostCentre.code)
+        ),
+        "products": frame(
+            session,
+            select(Product.code, Product.name, Product.unit, Product.cost_centre_code).order_by(
+                Product.code
+            ),
+        ),
+        "unit_costs": frame(
+            session,
+            select(UnitCost.product_code, UnitCost.price_year, UnitCost.unit_cost_eur),
+        ),
+        "price_index": frame(session, select(PriceIndexPoint.year, PriceIndexPoint.index)),
+    }
+
+
+# -- cohort analytics: bulk reads of one pilot with filters (services/analytics.py) -------------
+# Each read is one statement, filtered in SQL by the pilot and the cohort filters (index-date
+# period, arm, unit), so a filtered page reads only its rows and no list of ids travels to the
+# database. Reads are streamed in partitions of plain DBAPI tuples (a server-side cursor on
+# PostgreSQL) and turned into columns directly: building rows and a DataFrame from them costs
+# more than the read itself at this scale.
+
+# Imports of this appended section (the module's import block belongs to everyone).
+from collections.abc import Iterator  # noqa: E402
+from itertools import repeat  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+CohortPeriod = tuple[date | None, date | None]
+_PARTITION = 100_000
+
+
+def _cohort_conditions(
+    pilot_id: int, period: CohortPeriod, arm: str | None, unit: str | None
+) -> list[Any]:
+    start, end = period
+    conditions: list[Any] = [Enrolment.pilot_id == pilot_id]
+    if start is not None:
+        conditions.append(Enrolment.index_date >= start)
+    if end is not None:
+        conditions.append(Enrolment.index_date <= end)
+    if arm is not None:
+        conditions.append(
+            Enrolment.arm_id.in_(select(Arm.id).where(Arm.pilot_id == pilot_id, Arm.code == arm))
+        )
+    if unit is not None:
+        conditions.append(Enrolment.unit == unit)
+    return conditions
+
+
+def _partitions(
+    session: Session, statement: Select[Any], size: int = _PARTITION
+) -> Iterator[Sequence[Sequence[Any]]]:
+    """The rows of ``statement`` as plain DBAPI tuples, ``size`` at a time, in the session's
+    transaction. Raw column values: dates may be ISO text (SQLite) and numerics ``Decimal``
+    (PostgreSQL); the callers convert columns.
+
+    PostgreSQL: a named (server-side) psycopg cursor, so the result is never held whole.
+    SQLite: through ``exec_driver_sql`` (engine events and logging still see the statement),
+    reading its cursor directly, which streams by itself. Building SQLAlchemy rows would cost
+    more than the read at this scale. Other databases: Core partitions.
+    """
+    connection = session.connection()
+    dialect = connection.dialect
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    values = compiled.construct_params()
+    if dialect.name == "postgresql":
+        import uuid
+
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor(name=f"cohort_{uuid.uuid4().hex}")  # type: ignore[call-arg]
+        try:
+            cursor.execute(str(compiled), values)
+            while rows := cursor.fetchmany(size):
+                yield rows
+        finally:
+            cursor.close()
+        return
+    if dialect.name == "sqlite" and compiled.positiontup is not None:
+        # the SQLite Date type's own conversion (these reads bind no datetimes)
+        plain = {k: v.isoformat() if type(v) is date else v for k, v in values.items()}
+        result = connection.exec_driver_sql(
+            str(compiled), tuple(plain[name] for name in compiled.positiontup)
+        )
+        try:
+            while rows := result.cursor.fetchmany(size):
+                yield rows
+        finally:
+            result.close()
+        return
+    result = connection.execute(statement.execution_options(yield_per=size))
+    try:
+        yield from result.partitions()
+    finally:
+        result.close()
+
+
+def _read(session: Session, statement: Select[Any], columns: Sequence[str]) -> pd.DataFrame:
+    """All rows of ``statement`` as a DataFrame with ``columns`` (object columns; the caller
+    converts types)."""
+    pieces: list[list[Any]] = [[] for _ in columns]
+    for rows in _partitions(session, statement):
+        for target, values in zip(pieces, zip(*rows, strict=True), strict=True):
+            target.extend(values)
+    return pd.DataFrame(dict(zip(columns, pieces, strict=True)), columns=list(columns))
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values) if len(values) else values.astype("datetime64[ns]")
+
+
+def _floats(values: pd.Series) -> pd.Series:
+    return pd.Series(np.asarray(values.to_numpy(), dtype=np.float64), index=values.index)
+
+
+def cohort_enrolments(
+    session: Session,
+    pilot_id: int,
+    *,
+    period: CohortPeriod = (None, None),
+    arm: str | None = None,
+    unit: str | None = None,
+) -> pd.DataFrame:
+    """One row per enrolment in the cohort: ``enrolment_id``, ``person_id``, ``arm``,
+    ``index_date`` (datetime64), ``status``, ``unit``, ``clinician_code``, ``birth_year``
+    (float), ``sex``, ``lives_alone`` (pseudonymised people included: their data stay for
+    statistics)."""
+    columns = [
+        "enrolment_id", "person_id", "arm", "index_date", "status", "unit", "clinician_code",
+        "birth_year", "sex", "lives_alone",
+    ]  # fmt: skip
+    rows = _read(
+        session,
+        select(
+            Enrolment.id,
+            Enrolment.person_id,
+            Arm.code,
+            Enrolment.index_date,
+            Enrolment.status,
+            Enrolment.unit,
+            Enrolment.clinician_code,
+            Person.birth_year,
+            Person.sex,
+            Person.lives_alone,
+        )
+        .join(Person, Enrolment.person_id == Person.id)
+        .join(Arm, Enrolment.arm_id == Arm.id)
+        .where(*_cohort_conditions(pilot_id, period, arm, unit))
+        .order_by(Enrolment.id),
+        columns,
+    )
+    rows["enrolment_id"] = rows["enrolment_id"].astype("int64")
+    rows["index_date"] = _dates(rows["index_date"])
+    rows["birth_year"] = _floats(rows["birth_year"].where(rows["birth_year"].notna(), np.nan))
+    rows["lives_alone"] = rows["lives_alone"].astype("boolean")
+    return rows
+
+
+def cohort_units(session: Session, pilot_id: int) -> list[str]:
+    """The units named on the pilot's enrolments, sorted (for the unit filter)."""
+    return sorted(
+        unit
+        for unit in session.scalars(
+            select(Enrolment.unit).where(Enrolment.pilot_id == pilot_id).distinct()
+        )
+        if unit
+    )
+
+
+def cohort_scores(
+    session: Session,
+    pilot_id: int,
+    instrument_codes: Sequence[str],
+    *,
+    period: CohortPeriod = (None, None),
+    arm: str | None = None,
+    unit: str | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The submitted responses of several instruments in one read, scored.
+
+    Returns, per instrument code, one row per response: ``response_id``, ``enrolment_id``,
+    ``time_point``, ``mode``, ``items_missing`` (required scorable items without a numeric
+    answer, among those always shown) and one column per score. Answers are read once for all
+    instruments, in partitions straight into numpy arrays (item ids as small integer codes),
+    and each response is scored with the version it was answered in.
+    """
+    from vaikuttavuus.domain.scoring import scorable_items
+
+    codes = list(dict.fromkeys(instrument_codes))
+    conditions = [
+        *_cohort_conditions(pilot_id, period, arm, unit),
+        Response.instrument_code.in_(codes),
+        Response.status == "submitted",
+    ]
+    meta = _read(
+        session,
+        select(
+            Response.id,
+            Response.enrolment_id,
+            Response.instrument_code,
+            TimePoint.code,
+            Response.instrument_version_id,
+            Response.mode,
+        )
+        .join(Enrolment, Response.enrolment_id == Enrolment.id)
+        .join(TimePoint, Response.time_point_id == TimePoint.id)
+        .where(*conditions)
+        .order_by(Response.id),
+        ["response_id", "enrolment_id", "instrument", "time_point", "version_id", "mode"],
+    )
+    for column in ("response_id", "enrolment_id", "version_id"):
+        meta[column] = meta[column].astype("int64")
+    versions = {
+        int(version_id): instrument_spec(version)
+        for version_id in pd.unique(meta["version_id"])
+        if (version := session.get(InstrumentVersion, int(version_id))) is not None
+    }
+    item_ids = sorted({item.id for spec in versions.values() for item in spec.items})
+    item_code = {item: code for code, item in enumerate(item_ids)}
+    response_parts: list[np.ndarray] = []
+    item_parts: list[np.ndarray] = []
+    value_parts: list[np.ndarray] = []
+    answers = (
+        select(Answer.response_id, Answer.item_id, Answer.value_num)
+        .join(Response, Answer.response_id == Response.id)
+        .join(Enrolment, Response.enrolment_id == Enrolment.id)
+        .where(*conditions, Answer.value_num.is_not(None))
+    )
+    for rows in _partitions(session, answers):
+        ids, items, values = zip(*rows, strict=True)
+        response_parts.append(np.fromiter(ids, dtype=np.int64, count=len(ids)))
+        item_parts.append(
+            np.fromiter(map(item_code.get, items, repeat(-1)), dtype=np.int32, count=len(items))
+        )
+        value_parts.append(np.asarray(values, dtype=np.float64))
+    answer_response = np.concatenate(response_parts) if response_parts else np.empty(0, np.int64)
+    answer_item = np.concatenate(item_parts) if item_parts else np.empty(0, np.int32)
+    answer_value = np.concatenate(value_parts) if value_parts else np.empty(0, np.float64)
+    response_ids = meta["response_id"].to_numpy(dtype=np.int64)
+    row_of_answer = np.searchsorted(response_ids, answer_response)
+    version_of_row = meta["version_id"].to_numpy(dtype=np.int64)
+    version_of_answer = version_of_row[np.minimum(row_of_answer, max(len(meta) - 1, 0))]
+    base_columns = ["response_id", "enrolment_id", "time_point", "mode"]
+    out: dict[str, pd.DataFrame] = {}
+    for code in codes:
+        pieces = []
+        for version_id, spec in versions.items():
+            if spec.id != code:
+                continue
+            rows_of_version = np.flatnonzero(version_of_row == version_id)
+            chosen = (version_of_answer == version_id) & (answer_item >= 0)
+            spec_items = list(spec.item_ids)
+            column_of = np.full(len(item_ids), -1, dtype=np.int64)
+            for position, item in enumerate(spec_items):
+                column_of[item_code[item]] = position
+            column = column_of[answer_item[chosen]]
+            local_row = np.searchsorted(rows_of_version, row_of_answer[chosen])
+            keep = column >= 0
+            matrix = np.full((len(rows_of_version), len(spec_items)), np.nan)
+            matrix[local_row[keep], column[keep]] = answer_value[chosen][keep]
+            wide = pd.DataFrame(matrix, columns=spec_items)
+            required = [
+                item.id for item in scorable_items(spec) if item.required and not item.enable_when
+            ]
+            part = meta.iloc[rows_of_version][base_columns].reset_index(drop=True)
+            part["items_missing"] = wide[required].isna().sum(axis=1).to_numpy()
+            pieces.append(pd.concat([part, score_frame(spec, wide)], axis=1))
+        out[code] = (
+            pd.concat(pieces, ignore_index=True)
+            if pieces
+            else pd.DataFrame(columns=[*base_columns, "items_missing"])
+        )
+    return out
+
+
+def cohort_invitation_counts(
+    session: Session,
+    pilot_id: int,
+    *,
+    period: CohortPeriod = (None, None),
+    arm: str | None = None,
+    unit: str | None = None,
+) -> pd.DataFrame:
+    """Invitations per arm, time point and status (counted in the database), with how many of
+    them were completed after a reminder (``after_reminder``) and after the window had closed
+    (``after_window``)."""
+    from sqlalchemy import case
+
+    completed = Invitation.status == "completed"
+    late = completed & (func.date(Invitation.completed_at) > Invitation.closes_on)
+    rows = _read(
+        session,
+        select(
+            Arm.code,
+            TimePoint.code,
+            Invitation.status,
+            func.count(),
+            func.sum(case((completed & (Invitation.reminders_sent > 0), 1), else_=0)),
+            func.sum(case((late, 1), else_=0)),
+        )
+        .join(Enrolment, Invitation.enrolment_id == Enrolment.id)
+        .join(Arm, Enrolment.arm_id == Arm.id)
+        .join(TimePoint, Invitation.time_point_id == TimePoint.id)
+        .where(*_cohort_conditions(pilot_id, period, arm, unit))
+        .group_by(Arm.code, TimePoint.code, Invitation.status),
+        ["arm", "time_point", "status", "n", "after_reminder", "after_window"],
+    )
+    for column in ("n", "after_reminder", "after_window"):
+        rows[column] = rows[column].astype("int64")
+    return rows
+
+
+def cohort_procedures(
+    session: Session,
+    pilot_id: int,
+    *,
+    period: CohortPeriod = (None, None),
+    arm: str | None = None,
+    unit: str | None = None,
+) -> pd.DataFrame:
+    """The first procedure of each enrolment: ``enrolment_id``, ``procedure_type``,
+    ``setting``, ``unit``, ``surgeon_code``."""
+    from vaikuttavuus.models import Procedure
+
+    rows = _read(
+        session,
+        select(
+            Procedure.enrolment_id,
+            Procedure.procedure_type,
+            Procedure.setting,
+            Procedure.unit,
+            Procedure.surgeon_code,
+        )
+        .join(Enrolment, Procedure.enrolment_id == Enrolment.id)
+        .where(*_cohort_conditions(pilot_id, period, arm, unit))
+        .order_by(Procedure.enrolment_id, Procedure.performed_on, Procedure.id),
+        ["enrolment_id", "procedure_type", "setting", "unit", "surgeon_code"],
+    )
+    rows["enrolment_id"] = rows["enrolment_id"].astype("int64")
+    return rows.drop_duplicates("enrolment_id", keep="first").reset_index(drop=True)
+
+
+def cohort_measurements(
+    session: Session,
+    pilot_id: int,
+    measure_codes: Sequence[str],
+    *,
+    period: CohortPeriod = (None, None),
+    arm: str | None = None,
+    unit: str | None = None,
+) -> pd.DataFrame:
+    """Current (not superseded) numeric values of the given measures: ``enrolment_id``,
+    ``measure_code``, ``value_num``, ``measured_on`` (datetime64)."""
+    from vaikuttavuus.models import ClinicalMeasurement
+
+    rows = _read(
+        session,
+        select(
+            ClinicalMeasurement.enrolment_id,
+            ClinicalMeasurement.measure_code,
+            ClinicalMeasurement.value_num,
+            ClinicalMeasurement.measured_on,
+        )
+        .join(Enrolment, ClinicalMeasurement.enrolment_id == Enrolment.id)
+        .where(
+            *_cohort_conditions(pilot_id, period, arm, unit),
+            ClinicalMeasurement.measure_code.in_(list(measure_codes)),
+            ClinicalMeasurement.superseded_by_id.is_(None),
+            ClinicalMeasurement.value_num.is_not(None),
+        ),
+        ["enrolment_id", "measure_code", "value_num", "measured_on"],
+    )
+    rows["enrolment_id"] = rows["enrolment_id"].astype("int64")
+    rows["measured_on"] = _dates(rows["measured_on"])
+    rows["value_num"] = _floats(rows["value_num"])
+    return rows
+
+
+def cohort_cost_items(
+    session: Session,
+    pilot_id: int,
+    *,
+    period: CohortPeriod = (None, None),
+    arm: str | None = None,
+    unit: str | None = None,
+) -> pd.DataFrame:
+    """The cohort's cost rows in the columns :func:`vaikuttavuus.domain.costing.episode_costs`
+    reads (``enrolment_id`` as the id)."""
+    from vaikuttavuus.models import CostItem
+
+    rows = _read(
+        session,
+        select(
+            CostItem.enrolment_id,
+            CostItem.product_code,
+            CostItem.quantity,
+            CostItem.amount_eur,
+            CostItem.price_year,
+            CostItem.service_date,
+            CostItem.cost_centre_code,
+        )
+        .join(Enrolment, CostItem.enrolment_id == Enrolment.id)
+        .where(*_cohort_conditions(pilot_id, period, arm, unit)),
+        [
+            "enrolment_id", "product_code", "quantity", "amount_eur", "price_year",
+            "service_date", "cost_centre",
+        ],
+    )  # fmt: skip
+    rows["enrolment_id"] = rows["enrolment_id"].astype("int64")
+    for column in ("quantity", "amount_eur", "price_year"):
+        rows[column] = _floats(rows[column].where(rows[column].notna(), np.nan))
+    rows["service_date"] = _dates(rows["service_date"])
+    return rows
+
+
+def cohort_exposures(
+    session: Session,
+    pilot_id: int,
+    *,
+    period: CohortPeriod = (None, None),
+    arm: str | None = None,
+    unit: str | None = None,
+) -> pd.DataFrame:
+    """Service exposures: ``enrolment_id``, ``service_type``, ``provider_sector``,
+    ``started_on`` (datetime64), ``contacts``, ``cost`` (euros or NaN)."""
+    from vaikuttavuus.models import ServiceExposure
+
+    rows = _read(
+        session,
+        select(
+            ServiceExposure.enrolment_id,
+            ServiceExposure.service_type,
+            ServiceExposure.provider_sector,
+            ServiceExposure.started_on,
+            ServiceExposure.contacts,
+            ServiceExposure.cost_eur,
+        )
+        .join(Enrolment, ServiceExposure.enrolment_id == Enrolment.id)
+        .where(*_cohort_conditions(pilot_id, period, arm, unit)),
+        ["enrolment_id", "service_type", "provider_sector", "started_on", "contacts", "cost"],
+    )
+    rows["enrolment_id"] = rows["enrolment_id"].astype("int64")
+    rows["started_on"] = _dates(rows["started_on"])
+    rows["contacts"] = _floats(rows["contacts"].where(rows["contacts"].notna(), np.nan))
+    rows["cost"] = _floats(rows["cost"].where(rows["cost"].notna(), np.nan))
+    return rows
+
+
+def pilot_import_log(session: Session, pilot_code: str) -> pd.DataFrame:
+    """The pilot's imports (not dry runs): ``kind``, ``status``, ``rows_total``,
+    ``rows_stored``, ``rows_duplicate``, ``error_count`` and ``errors`` (the reported ones)."""
+    from vaikuttavuus.models import ImportBatch
+
+    return frame(
+        session,
+        select(
+            ImportBatch.kind,
+            ImportBatch.status,
+            ImportBatch.rows_total,
+            ImportBatch.rows_stored,
+            ImportBatch.rows_duplicate,
+            ImportBatch.error_count,
+            ImportBatch.errors,
+        ).where(ImportBatch.pilot_code == pilot_code, ImportBatch.dry_run.is_(False)),
+    )
+
+
+def cohort_data_version(session: Session, pilot_id: int) -> tuple[object, ...]:
+    """A cheap fingerprint of the pilot's analysable data (counts, largest ids, latest
+    changes): equal fingerprints mean equal analysis inputs, for caching slow models."""
+    from vaikuttavuus.models import ServiceExposure
+
+    in_pilot = Enrolment.pilot_id == pilot_id
+    enrolments = session.execute(select(func.count(), func.max(Enrolment.id)).where(in_pilot)).one()
+    responses = session.execute(
+        select(func.count(), func.max(Response.id), func.max(Response.updated_at))
+        .join(Enrolment, Response.enrolment_id == Enrolment.id)
+        .where(in_pilot, Response.status == "submitted")
+    ).one()
+    exposures = session.execute(
+        select(func.count(), func.max(ServiceExposure.id))
+        .join(Enrolment, ServiceExposure.enrolment_id == Enrolment.id)
+        .where(in_pilot)
+    ).one()
+    return (*enrolments, *responses, *exposures)

@@ -1,20 +1,40 @@
-"""Clinician pages: the pilot's patients and one patient's outcomes against the cohort."""
+"""Clinician pages: the pilot's patients, one patient's outcomes against the cohort (with
+alerts, clinical measures, procedures and PREM answers) and the patient's one-page PDF."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from datetime import date
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
 from sqlalchemy import func, or_, select
 from werkzeug.wrappers import Response
 
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
-from vaikuttavuus.models import Arm, Enrolment, Invitation, Person, Procedure, Role, TimePoint
-from vaikuttavuus.plotting import Band, trajectory_chart
-from vaikuttavuus.security.access import allow
+from vaikuttavuus.models import Arm, Enrolment, Invitation, Person, Pilot, Role, TimePoint
+from vaikuttavuus.security.access import PUBLIC, allow, declared_access
 from vaikuttavuus.services import audit
-from vaikuttavuus.services.definitions import pilot_spec
-from vaikuttavuus.services.patient_outcomes import ScoreSeries, patient_series
+from vaikuttavuus.services.patient_outcomes import patient_overview
+from vaikuttavuus.services.patient_summary import (
+    SUMMARY_LANGUAGES,
+    alert_texts,
+    cohort_text,
+    measure_text,
+    score_text,
+    series_chart,
+    summary_language,
+    summary_pdf,
+)
 from vaikuttavuus.views.common import require_pilot, visible_pilots
 
 bp = Blueprint("clinician", __name__, url_prefix="/clinician")
@@ -90,10 +110,7 @@ def _open_invitations(enrolment_ids: list[int]) -> dict[int, str]:
     return {int(row[0]): str(row[1]) for row in rows}
 
 
-@bp.get("/<pilot_code>/<pseudonym>")
-@allow(*CLINICAL_ROLES)
-def patient(pilot_code: str, pseudonym: str) -> str:
-    pilot = require_pilot(pilot_code)
+def _enrolment(pilot: Pilot, pseudonym: str) -> Enrolment:
     enrolment = db.session.scalar(
         select(Enrolment)
         .join(Person, Enrolment.person_id == Person.id)
@@ -101,20 +118,32 @@ def patient(pilot_code: str, pseudonym: str) -> str:
     )
     if enrolment is None or enrolment.person.erased_at is not None:
         abort(404)
-    language = current_language()
-    spec = pilot_spec(pilot)
-    primary = spec.primary_outcome
-    series = patient_series(db.session, enrolment, language, primary.instrument)
-    charts = [_chart(s, language) for s in series if s.has_patient_values or s.rows]
-    procedures = db.session.scalars(
-        select(Procedure).where(Procedure.enrolment_id == enrolment.id)
-    ).all()
-    invitations = db.session.scalars(
-        select(Invitation)
-        .join(TimePoint, Invitation.time_point_id == TimePoint.id)
-        .where(Invitation.enrolment_id == enrolment.id)
-        .order_by(TimePoint.ordinal)
-    ).all()
+    return enrolment
+
+
+def _links(pilot: Pilot, pseudonym: str) -> dict[str, str]:
+    """Links to the other pages about this patient that exist and the user may open."""
+    views = current_app.view_functions
+    links = {}
+    wanted = {"measurements": "measurements.patient", "costs": "costs.patient"}
+    for name, endpoint in wanted.items():
+        access = declared_access(current_app, endpoint) if endpoint in views else None
+        if access and access != PUBLIC and current_user.role in access:
+            links[name] = url_for(endpoint, pilot_code=pilot.code, pseudonym=pseudonym)
+    return links
+
+
+@bp.get("/<pilot_code>/<pseudonym>")
+@allow(*CLINICAL_ROLES)
+def patient(pilot_code: str, pseudonym: str) -> str:
+    pilot = require_pilot(pilot_code)
+    enrolment = _enrolment(pilot, pseudonym)
+    overview = patient_overview(db.session, enrolment, current_language(), date.today())
+    charts = {
+        (s.instrument_code, s.score_id): series_chart(s)
+        for s in overview.series
+        if s.has_patient_values
+    }
     audit.record(
         "view_patient",
         object_type="enrolment",
@@ -127,38 +156,37 @@ def patient(pilot_code: str, pseudonym: str) -> str:
         pilot=pilot,
         enrolment=enrolment,
         person=enrolment.person,
-        series=series,
+        overview=overview,
         charts=charts,
-        procedures=procedures,
-        invitations=invitations,
-        primary=primary,
+        alerts=alert_texts(overview.alerts),
+        links=_links(pilot, pseudonym),
+        summary_languages=SUMMARY_LANGUAGES,
+        patient_language=summary_language(enrolment),
+        score_text=score_text,
+        cohort_text=cohort_text,
+        measure_text=measure_text,
     )
 
 
-def _chart(series: ScoreSeries, language: str) -> object:
-    patient_text = ", ".join(
-        f"{row.label}: {'–' if row.patient is None else f'{row.patient:g}'}" for row in series.rows
+@bp.get("/<pilot_code>/<pseudonym>/summary.pdf")
+@allow(*CLINICAL_ROLES)
+def patient_summary(pilot_code: str, pseudonym: str) -> Response:
+    """The patient's one-page summary as a PDF, in the patient's language unless
+    ``?lang_pdf=`` asks for another; the export is audited."""
+    pilot = require_pilot(pilot_code)
+    enrolment = _enrolment(pilot, pseudonym)
+    language = summary_language(enrolment, request.args.get("lang_pdf"))
+    pdf = summary_pdf(db.session, enrolment, language, date.today())
+    audit.record(
+        "export_patient_summary",
+        object_type="enrolment",
+        object_id=enrolment.id,
+        person_id=enrolment.person_id,
+        pilot_code=pilot.code,
+        details={"format": "pdf", "language": language},
     )
-    alt = _(
-        "%(score)s of the patient over time compared with the cohort median. %(values)s",
-        score=series.score_label,
-        values=patient_text,
-    )
-    return trajectory_chart(
-        time_labels=[row.label for row in series.rows],
-        patient=[row.patient for row in series.rows],
-        median=[row.median for row in series.rows],
-        q1=[row.q1 for row in series.rows],
-        q3=[row.q3 for row in series.rows],
-        y_label=series.score_label,
-        y_range=series.value_range,
-        bands=[Band(low, high, label) for low, high, label in series.bands],
-        important_change_line=series.important_change_line,
-        labels={
-            "patient": _("Patient"),
-            "median": _("Cohort median (same arm)"),
-            "iqr": _("Cohort interquartile range"),
-            "important_change": _("Clinically important improvement"),
-        },
-        alt=alt,
-    )
+    response = make_response(pdf)
+    response.headers["Content-Type"] = "application/pdf"
+    filename = f"{pilot.code}-{pseudonym}-summary-{date.today().isoformat()}.pdf"
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

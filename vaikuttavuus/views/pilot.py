@@ -1,19 +1,36 @@
-"""Pilot-lead pages: the cohort at a glance and its summary PDF."""
+"""Pilot-lead pages: the cohort (filters, sections, the numbers of every figure as CSV) and its
+PDF summaries."""
 
 from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import force_locale
 from werkzeug.wrappers import Response
 
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
-from vaikuttavuus.models import Role
+from vaikuttavuus.models import Pilot, Role
 from vaikuttavuus.pdf import render_pdf
+from vaikuttavuus.queries import cohort_units
 from vaikuttavuus.security.access import allow
 from vaikuttavuus.services import audit
+from vaikuttavuus.services.analytics import CohortAnalysis, Filters
+from vaikuttavuus.services.cohort_page import SECTIONS, cohort_page
 from vaikuttavuus.services.cohort_summary import cohort_summary
+from vaikuttavuus.services.cohort_tables import TableRequest, cohort_table, to_csv
+from vaikuttavuus.services.definitions import pilot_spec
+from vaikuttavuus.services.management_report import LANGUAGES, render_management_pdf
 from vaikuttavuus.services.summary_charts import summary_chart
 from vaikuttavuus.views.common import require_pilot, visible_pilots
 
@@ -32,6 +49,44 @@ def period_from_request() -> tuple[date | None, date | None]:
     return parse("from"), parse("to")
 
 
+def filters_from_request(pilot: Pilot) -> Filters:
+    """The cohort filters of the query string; values the pilot does not have are ignored."""
+    spec = pilot_spec(pilot)
+    arm = request.args.get("arm") or None
+    unit = request.args.get("unit") or None
+    time_point = request.args.get("tp") or None
+    return Filters(
+        period=period_from_request(),
+        arm=arm if arm in {a.id for a in spec.arms} else None,
+        unit=unit if unit in cohort_units(db.session, pilot.id) else None,
+        time_point=time_point if time_point in {tp.id for tp in spec.time_points} else None,
+    )
+
+
+def filter_args(filters: Filters) -> dict[str, str]:
+    """The query-string form of ``filters`` (for links that keep them)."""
+    args = {
+        "from": filters.period[0].isoformat() if filters.period[0] else None,
+        "to": filters.period[1].isoformat() if filters.period[1] else None,
+        "arm": filters.arm,
+        "unit": filters.unit,
+        "tp": filters.time_point,
+    }
+    return {k: v for k, v in args.items() if v}
+
+
+COSTS_PAGES = ("/pilot/<pilot_code>/costs", "/costs/<pilot_code>")
+"""Where the costs pages (another part of the application) may live."""
+
+
+def costs_url(pilot_code: str) -> str | None:
+    """The pilot's costs page (costs by product and cost centre), if it is installed."""
+    for rule in current_app.url_map.iter_rules():
+        if rule.rule.rstrip("/") in COSTS_PAGES:
+            return url_for(rule.endpoint, pilot_code=pilot_code)
+    return None
+
+
 @bp.get("/")
 @allow(Role.PILOT_LEAD)
 def index() -> Response | str:
@@ -45,15 +100,55 @@ def index() -> Response | str:
 @allow(Role.PILOT_LEAD)
 def overview(pilot_code: str) -> str:
     pilot = require_pilot(pilot_code)
-    period = period_from_request()
-    summary = cohort_summary(db.session, pilot, current_language(), period)
+    filters = filters_from_request(pilot)
+    section = request.args.get("section", SECTIONS[0])
+    analysis = CohortAnalysis(db.session, pilot, filters)
+    page = cohort_page(
+        analysis,
+        current_language(),
+        section=section,
+        effect=request.args.get("effect"),
+        score=request.args.get("score"),
+        mixed=request.args.get("mixed") == "1",
+    )
     return render_template(
         "pilot/overview.html",
         pilot=pilot,
-        summary=summary,
-        chart=summary_chart(summary),
-        period=period,
+        page=page,
+        filters=filters,
+        args=filter_args(filters),
+        units=cohort_units(db.session, pilot.id),
+        costs_url=costs_url(pilot.code),
     )
+
+
+@bp.get("/<pilot_code>/tables/<name>.csv")
+@allow(Role.PILOT_LEAD)
+def table_csv(pilot_code: str, name: str) -> Response:
+    """The numbers of one table or figure of the cohort page, with the page's filters."""
+    pilot = require_pilot(pilot_code)
+    filters = filters_from_request(pilot)
+    analysis = CohortAnalysis(db.session, pilot, filters)
+    wanted = TableRequest(
+        effect=request.args.get("effect"),
+        score=request.args.get("score"),
+        by=request.args.get("by"),
+    )
+    table = cohort_table(analysis, name, wanted)
+    if table is None:
+        abort(404)
+    audit.record(
+        "export_csv",
+        object_type="cohort_table",
+        object_id=name,
+        pilot_code=pilot.code,
+        details={"filters": filters.to_dict(), "rows": len(table)},
+    )
+    response = make_response(to_csv(table))
+    response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    filename = f"{pilot.code}-{name}-{date.today().isoformat()}.csv"
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @bp.get("/<pilot_code>/summary.pdf")
@@ -63,20 +158,49 @@ def summary_pdf(pilot_code: str) -> Response:
     return cohort_summary_pdf_response(pilot_code=pilot.code, audience="pilot")
 
 
-def cohort_summary_pdf_response(*, pilot_code: str, audience: str) -> Response:
-    """The cohort summary as a PDF download (shared by the pilot and management pages)."""
+@bp.get("/<pilot_code>/management.pdf")
+@allow(Role.PILOT_LEAD)
+def management_pdf(pilot_code: str) -> Response:
+    """The management summary, as management gets it, for the pilot lead's own checks."""
     pilot = require_pilot(pilot_code)
+    return management_pdf_response(pilot, audience="pilot")
+
+
+def pdf_language() -> str:
     language = request.args.get("lang_pdf") or current_language()
-    if language not in ("fi", "sv", "en"):
-        language = "fi"
+    return language if language in LANGUAGES else "fi"
+
+
+def management_pdf_response(pilot: Pilot, *, audience: str) -> Response:
+    """The management summary PDF (shared by the pilot and management pages). Only the period
+    filter applies: management sees whole arms."""
+    language = pdf_language()
+    filters = Filters(period=period_from_request())
+    pdf = render_management_pdf(db.session, pilot, filters, language)
+    audit.record(
+        "export_pdf",
+        object_type="management_summary",
+        object_id=pilot.code,
+        pilot_code=pilot.code,
+        details={"language": language, "audience": audience, "filters": filters.to_dict()},
+    )
+    response = make_response(pdf)
+    response.headers["Content-Type"] = "application/pdf"
+    filename = f"{pilot.code}-management-summary-{language}-{date.today().isoformat()}.pdf"
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def cohort_summary_pdf_response(*, pilot_code: str, audience: str) -> Response:
+    """The short cohort summary (primary outcome and response rates) as a PDF download."""
+    pilot = require_pilot(pilot_code)
+    language = pdf_language()
     period = period_from_request()
     summary = cohort_summary(db.session, pilot, language, period)
+    with force_locale(language):
+        chart = summary_chart(summary)
     pdf = render_pdf(
-        "cohort_summary.html",
-        language,
-        summary=summary,
-        chart=summary_chart(summary),
-        audience=audience,
+        "cohort_summary.html", language, summary=summary, chart=chart, audience=audience
     )
     audit.record(
         "export_pdf",

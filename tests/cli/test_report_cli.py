@@ -1,0 +1,161 @@
+"""``vaikuttavuus report management | table | mixed-model`` and the attached ``patient``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from flask import Flask
+from flask_babel import force_locale
+from sqlalchemy import select
+
+from tests.support.cohort_data import cohort_app, cohort_template  # noqa: F401
+from vaikuttavuus import queries
+from vaikuttavuus.cli import main
+from vaikuttavuus.cli.reports import parse_period, report
+from vaikuttavuus.extensions import db
+from vaikuttavuus.models import AuditEvent
+from vaikuttavuus.services.analytics import CohortAnalysis, Filters
+from vaikuttavuus.services.cohort_tables import TableRequest, cohort_table, to_csv
+from vaikuttavuus.services.cohort_view import Labels
+from vaikuttavuus.services.management_report import interpretation
+
+N_BOOT = 200
+
+
+def invoke(app: Flask, *args: str) -> Result:
+    return app.test_cli_runner().invoke(report, list(args))  # type: ignore[no-any-return]
+
+
+def pdf_text(path: Path) -> str:
+    text = subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True, check=True, text=True
+    ).stdout
+    text = text.replace("\xa0", " ").replace("-", "")
+    return re.sub(r"\s+", " ", text)
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
+def test_management_summary_to_a_file(cohort_app: Flask, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "johto" / "bph-en.pdf"
+    result = invoke(
+        cohort_app, "management", "--pilot", "bph", "--lang", "en", "--out", str(out),
+        "--bootstrap", str(N_BOOT), "--period", "2020-01-01:",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"Wrote the management summary of bph (en) to {out}" in result.output
+    assert out.read_bytes().startswith(b"%PDF-")
+    pilot = queries.pilot_by_code(db.session, "bph")
+    assert pilot is not None
+    analysis = CohortAnalysis(
+        db.session, pilot, Filters(period=parse_period("2020-01-01:")), n_boot=N_BOOT
+    )
+    with cohort_app.test_request_context(), force_locale("en"):
+        sentence = interpretation(analysis, Labels(analysis, "en"))
+    assert sentence is not None
+    text = pdf_text(out)
+    assert re.sub(r"\s+", " ", sentence.replace("\xa0", " ").replace("-", "")) in text
+    assert "Procedures for benign prostatic hyperplasia" in text
+    event = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+    assert event is not None and event.action == "export_pdf"
+    assert event.actor.startswith("cli:") and event.details["language"] == "en"
+
+
+def test_finnish_is_the_default_language(cohort_app: Flask, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "older.pdf"
+    result = invoke(
+        cohort_app, "management", "--pilot", "older-adults", "--out", str(out),
+        "--bootstrap", str(N_BOOT),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "(fi)" in result.output
+    assert out.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("--period", "2025-13-01:"), "dates are YYYY-MM-DD"),
+        (("--period", "2025-01-01"), "use FROM:TO"),
+        (("--period", "2025-06-01:2025-01-01"), "starts after it ends"),
+        (("--lang", "de"), "'de' is not one of"),
+    ],
+)
+def test_bad_options_are_refused(
+    cohort_app: Flask,  # noqa: F811
+    tmp_path: Path,
+    arguments: tuple[str, ...],
+    message: str,
+) -> None:
+    out = tmp_path / "x.pdf"
+    result = invoke(cohort_app, "management", "--pilot", "bph", "--out", str(out), *arguments)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not out.exists()
+
+
+def test_unknown_pilot(cohort_app: Flask, tmp_path: Path) -> None:  # noqa: F811
+    result = invoke(cohort_app, "management", "--pilot", "nope", "--out", str(tmp_path / "x.pdf"))
+    assert result.exit_code == 2 and "No pilot 'nope'" in result.output
+
+
+def test_table_prints_the_pages_csv(cohort_app: Flask, tmp_path: Path) -> None:  # noqa: F811
+    result = invoke(
+        cohort_app, "table", "--pilot", "bph", "--name", "inmb", "--effect", "responder",
+        "--bootstrap", str(N_BOOT), "--arm", "",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    pilot = queries.pilot_by_code(db.session, "bph")
+    assert pilot is not None
+    table = cohort_table(
+        CohortAnalysis(db.session, pilot, Filters(), n_boot=N_BOOT),
+        "inmb",
+        TableRequest(effect="responder"),
+    )
+    assert table is not None
+    assert result.output == to_csv(table).removeprefix("\ufeff").replace("\r\n", "\n")
+    out = tmp_path / "inmb.csv"
+    written = invoke(
+        cohort_app, "table", "--pilot", "bph", "--name", "inmb", "--effect", "responder",
+        "--bootstrap", str(N_BOOT), "--out", str(out),
+    )  # fmt: skip
+    assert written.exit_code == 0, written.output
+    assert out.read_bytes() == to_csv(table).encode("utf-8")  # byte for byte the page's CSV
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [float(r["wtp"]) for r in rows] == [0.0, 2500.0, 5000.0, 10000.0, 20000.0]
+
+    filtered = invoke(
+        cohort_app, "table", "--pilot", "bph", "--name", "enrolment", "--arm", "operating_room"
+    )
+    counts = {r["arm"]: r["enrolled"] for r in csv.DictReader(io.StringIO(filtered.output))}
+    assert counts["outpatient_clinic"] == "0"
+    unknown = invoke(cohort_app, "table", "--pilot", "bph", "--name", "nope")
+    assert unknown.exit_code == 2 and "Tables:" in unknown.output
+    wrong_arm = invoke(cohort_app, "table", "--pilot", "bph", "--name", "enrolment", "--arm", "x")
+    assert wrong_arm.exit_code == 2 and "No arm 'x'" in wrong_arm.output
+    not_cea = invoke(cohort_app, "table", "--pilot", "older-adults", "--name", "ceac")
+    assert not_cea.exit_code == 2 and "has no table 'ceac'" in not_cea.output
+
+
+def test_mixed_model_prints_its_effects(cohort_app: Flask) -> None:  # noqa: F811
+    result = invoke(cohort_app, "mixed-model", "--pilot", "older-adults", "--score", "ucla3.total")
+    assert result.exit_code == 0, result.output
+    header = result.output.splitlines()[0].split(",")
+    assert header[:3] == ["category", "n_exposed", "slope_difference"]
+    bad = invoke(cohort_app, "mixed-model", "--pilot", "older-adults", "--score", "ipss.total")
+    assert bad.exit_code == 2
+
+
+def test_the_group_is_registered_with_the_patient_summary(cohort_app: Flask) -> None:  # noqa: F811
+    group: Any = main.commands["report"]
+    assert group is report
+    assert set(report.commands) >= {"management", "table", "mixed-model", "patient"}
+    help_text = cohort_app.test_cli_runner().invoke(report, ["management", "--help"]).output
+    assert "--period FROM:TO" in help_text and "--lang [fi|sv|en]" in help_text

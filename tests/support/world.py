@@ -1,0 +1,137 @@
+"""A small populated world for the crawling security tests: a logged-in client per role and
+patients in both pilots with personal links at every kind of page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from tests.conftest import FORM_TOKEN_FIELD, login
+from tests.support.isolation import fresh_globals_per_request
+from vaikuttavuus.domain.specs import InstrumentSpec, Item
+from vaikuttavuus.extensions import db
+from vaikuttavuus.models import AccessToken, Answer, Response
+from vaikuttavuus.security.tokens import token_hash
+from vaikuttavuus.services.definitions import instrument_spec
+
+ROLES = ("clinician", "pilot_lead", "management", "admin")
+
+
+@dataclass
+class World:
+    app: Flask
+    clients: dict[str, FlaskClient]
+    enrolments: list[Any]
+    tokens: dict[str, str]  # purpose → token
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, role: str | None) -> FlaskClient:
+        return self.clients[role or "anonymous"]
+
+    def patient_paths(self) -> list[str]:
+        return [f"/r/{token}" for token in self.tokens.values()] + [
+            f"/r/{self.tokens['answered']}/review"
+        ]
+
+
+def build_world(
+    app: Flask,
+    make_user: Any,
+    enrol_patient: Any,
+    patient_link: Any,
+    *,
+    with_roles: tuple[str, ...] = ROLES,
+    **person: Any,
+) -> World:
+    from tests.web.test_walking_skeleton import IPSS_ANSWERS, answer_pages
+
+    fresh_globals_per_request(app)  # several logged-in clients in one test
+    enrolments = [
+        enrol_patient(pilot="bph", arm="operating_room", index_offset_days=10, **person),
+        enrol_patient(pilot="bph", arm="outpatient_clinic", index_offset_days=-90, **person),
+        enrol_patient(pilot="older-adults", arm="outreach", index_offset_days=0, **person),
+        enrol_patient(pilot="older-adults", arm="outreach", index_offset_days=-182, **person),
+        enrol_patient(pilot="bph", arm="operating_room", index_offset_days=10, **person),
+    ]
+    tokens = {
+        "bph_baseline": patient_link(enrolments[0], "baseline"),
+        "bph_m3": patient_link(enrolments[1], "m3"),
+        "oa_baseline": patient_link(enrolments[2], "baseline"),
+        "oa_m6": patient_link(enrolments[3], "m6"),
+        "answered": patient_link(enrolments[4], "baseline"),
+    }
+    answer_pages(app.test_client(), tokens["answered"], IPSS_ANSWERS)
+    clients = {"anonymous": app.test_client()}
+    for role in with_roles:
+        make_user(f"world_{role}", role)
+        client = app.test_client()
+        assert login(client, f"world_{role}").status_code == 302
+        clients[role] = client
+    values = {
+        "pilot_code": "bph",
+        "pseudonym": enrolments[1].person.pseudonym,
+        "token": tokens["bph_baseline"],
+        "number": 1,
+    }
+    return World(app, clients, enrolments, tokens, values)
+
+
+def form_token_of(html: str) -> str | None:
+    match = FORM_TOKEN_FIELD.search(html)
+    return match.group(1) if match else None
+
+
+def link_answers(token: str) -> dict[tuple[int, str], str]:
+    """Stored answers of a link's invitation: (response id, item id) → value."""
+    invitation_id = db.session.scalar(
+        select(AccessToken.invitation_id).where(AccessToken.token_hash == token_hash(token))
+    )
+    rows = db.session.execute(
+        select(Answer.response_id, Answer.item_id, Answer.value)
+        .join(Response, Answer.response_id == Response.id)
+        .where(Response.invitation_id == invitation_id)
+    ).all()
+    return {(int(r[0]), str(r[1])): str(r[2]) for r in rows}
+
+
+def link_items(token: str) -> dict[int, tuple[InstrumentSpec, dict[str, Item]]]:
+    """The instrument spec and items of each response of a link's invitation."""
+    invitation_id = db.session.scalar(
+        select(AccessToken.invitation_id).where(AccessToken.token_hash == token_hash(token))
+    )
+    result = {}
+    for response in db.session.scalars(
+        select(Response).where(Response.invitation_id == invitation_id)
+    ):
+        spec = instrument_spec(response.instrument_version)
+        result[response.id] = (spec, {item.id: item for item in spec.items})
+    return result
+
+
+def all_answers() -> dict[tuple[int, str], str]:
+    """Every stored answer: (response id, item id) → value."""
+    rows = db.session.execute(select(Answer.response_id, Answer.item_id, Answer.value)).all()
+    return {(int(r[0]), str(r[1])): str(r[2]) for r in rows}
+
+
+def response_items(response_ids: set[int]) -> dict[int, tuple[InstrumentSpec, dict[str, Item]]]:
+    result = {}
+    for response in db.session.scalars(select(Response).where(Response.id.in_(response_ids))):
+        spec = instrument_spec(response.instrument_version)
+        result[response.id] = (spec, {item.id: item for item in spec.items})
+    return result
+
+
+def submitted_responses() -> int:
+    from sqlalchemy import func
+
+    return int(
+        db.session.scalar(
+            select(func.count()).select_from(Response).where(Response.status == "submitted")
+        )
+        or 0
+    )

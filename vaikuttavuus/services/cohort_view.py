@@ -1,0 +1,1255 @@
+"""The cohort analytics as people see them: labels, formatted tables and charts.
+
+Shared by the pilot-lead pages, the management page and the management PDF, so each output
+shows the same numbers: every table here is a :class:`~vaikuttavuus.services.analytics.
+Published` (small cells already hidden) turned into text in the current locale, and every
+chart is drawn from the same published rows as the table printed next to it. Hidden values
+show as ``<5`` (a count below the pilot's minimum) or ``x`` (hidden so that a small count
+cannot be worked out); a dash means there is nothing to show.
+
+Build views inside the locale they are shown in (``force_locale`` for PDFs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from flask_babel import format_currency, format_decimal, format_percent, get_locale
+from flask_babel import gettext as _
+
+from vaikuttavuus import plotting
+from vaikuttavuus.domain.loneliness import POOLED
+from vaikuttavuus.plotting import Chart
+from vaikuttavuus.services.analytics import (
+    ALL,
+    CohortAnalysis,
+    EffectResult,
+    Published,
+    ServiceSection,
+)
+
+Kind = str
+"""How a column is shown: ``count``, ``number``, ``percent``, ``euro``, ``share`` (0–1 as %),
+``text``, or a label kind (``arm``, ``time_point``, ``score``, ``instrument``, ``category``,
+``procedure``, ``status``, ``position``, ``cost_centre``, ``import_kind``, ``method``,
+``variable``, ``effect``, ``flag``)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Labels
+# --------------------------------------------------------------------------------------------
+
+
+class Labels:
+    """Names of codes in the current language (pilot definition, instruments, catalogue)."""
+
+    def __init__(self, analysis: CohortAnalysis, language: str) -> None:
+        self.analysis = analysis
+        self.language = language
+        spec = analysis.spec
+        self._arms = {arm.id: arm.name.get(language) for arm in spec.arms}
+        self._time_points = {tp.id: tp.label.get(language) for tp in spec.time_points}
+        self._services = {c.id: c.name.get(language) for c in spec.service_types}
+        self._sectors = {c.id: c.name.get(language) for c in spec.provider_sectors}
+        self._procedures = {c.id: c.name.get(language) for c in spec.procedure_types}
+
+    @property
+    def pilot(self) -> str:
+        return self.analysis.spec.name.get(self.language)
+
+    def arm(self, code: object) -> str:
+        if code == ALL:
+            return _("All")
+        return self._arms.get(str(code), str(code))
+
+    def time_point(self, code: object) -> str:
+        if code == POOLED:
+            return (
+                _("6 and 12 months together")
+                if len(self.analysis.follow_ups) == 2
+                else _("Follow-ups together")
+            )
+        return self._time_points.get(str(code), str(code))
+
+    def instrument(self, code: object) -> str:
+        spec = self.analysis.instruments.get(str(code))
+        return spec.title.get(self.language) if spec is not None else str(code)
+
+    def score(self, name: object) -> str:
+        instrument, _sep, score_id = str(name).partition(".")
+        spec = self.analysis.instruments.get(instrument)
+        if spec is None:
+            return str(name)
+        title = spec.title.get(self.language)
+        try:
+            score = spec.score(score_id)
+        except (KeyError, ValueError, StopIteration):
+            return title
+        label = score.label.get(self.language) if score.label is not None else score_id
+        return f"{title}: {label}"
+
+    def score_short(self, name: object) -> str:
+        instrument, _sep, score_id = str(name).partition(".")
+        spec = self.analysis.instruments.get(instrument)
+        if spec is None:
+            return str(name)
+        try:
+            score = spec.score(score_id)
+        except (KeyError, ValueError, StopIteration):
+            return str(name)
+        return score.label.get(self.language) if score.label is not None else score_id
+
+    def category(self, code: object, by: str = "service_type") -> str:
+        if code == "none":
+            return _("No service")
+        if code == ALL:
+            return _("All")
+        table = self._services if by == "service_type" else self._sectors
+        return table.get(str(code), str(code))
+
+    def procedure(self, code: object) -> str:
+        return self._procedures.get(str(code), str(code))
+
+    def cost_centre(self, code: object) -> str:
+        catalogue = self.analysis.catalogue
+        for centre in catalogue.cost_centres:
+            if centre.code == code:
+                return str(centre.name.get(self.language))
+        if code == "UNALLOCATED":
+            return _("Unallocated")
+        return str(code)
+
+    def effect(self, name: object) -> str:
+        score = self.score_short(self.analysis.primary_score)
+        return {
+            "improvement": _("Improvement in %(score)s (points)", score=score),
+            "responder": _("Responder (clinically important improvement)"),
+            "qaly": _("QALYs"),
+        }.get(str(name), str(name))
+
+    def effect_unit(self, name: object) -> str:
+        return {
+            "improvement": _("point of improvement"),
+            "responder": _("responder"),
+            "qaly": _("QALY"),
+        }.get(str(name), str(name))
+
+    def per_unit(self, name: object) -> str:
+        return {
+            "improvement": _("per point of improvement"),
+            "responder": _("per responder"),
+            "qaly": _("per QALY"),
+        }.get(str(name), str(name))
+
+    def status(self, code: object) -> str:
+        return {
+            "dominates": _("dominates"),
+            "dominated": _("dominated"),
+            "NE": _("costs more, more effective"),
+            "SW": _("costs less, less effective"),
+            "equal": _("no difference"),
+            "ND": _("on the frontier"),
+            "D": _("dominated"),
+            "ED": _("extendedly dominated"),
+        }.get(str(code), str(code))
+
+    def position(self, code: object) -> str:
+        return {
+            "within": _("within the limits"),
+            "above_95": _("above the 95% limit"),
+            "above_998": _("above the 99.8% limit"),
+            "below_95": _("below the 95% limit"),
+            "below_998": _("below the 99.8% limit"),
+        }.get(str(code), str(code))
+
+    def method(self, code: object) -> str:
+        return {
+            "naive": _("unadjusted"),
+            "adjusted": _("adjusted"),
+            "ipw": _("weighted (IPW)"),
+        }.get(str(code), str(code))
+
+    def variable(self, code: object) -> str:
+        """A covariate or balance variable (design column names such as ``sex=male``)."""
+        text = str(code)
+        if text == "baseline_score":
+            return _("Baseline score")
+        if text == "baseline_utility":
+            return _("Baseline utility (EQ-5D-5L index)")
+        if text == "age":
+            return _("Age")
+        if text == "lives_alone":
+            return _("Lives alone")
+        if text.startswith("sex="):
+            value = text.removeprefix("sex=")
+            sexes = {"male": _("man"), "female": _("woman"), "other": _("other")}
+            return _("Sex: %(value)s", value=sexes.get(value, value))
+        if text.startswith("baseline_"):
+            score = self.analysis.baseline_score_name(text.removeprefix("baseline_"))
+            if score is not None:
+                return _("Baseline: %(name)s", name=self.score(score))
+        measure = self._measures.get(text)
+        return measure if measure is not None else text
+
+    @cached_property
+    def _measures(self) -> dict[str, str]:
+        from vaikuttavuus.services.definitions import load_measure_catalogue
+
+        return {m.id: m.name.get(self.language) for m in load_measure_catalogue().measures}
+
+    def import_kind(self, code: object) -> str:
+        return {
+            "people": _("People"),
+            "procedures": _("Procedures"),
+            "measurements": _("Clinical measurements"),
+            "resource_use": _("Resource use"),
+            "direct_costs": _("Direct costs"),
+            "exposures": _("Service exposures"),
+        }.get(str(code), str(code))
+
+    def grouping(self, code: object) -> str:
+        if code == "unit":
+            return _("Unit")
+        if code == "professional":
+            return _("Surgeon") if self.analysis.has_procedures else _("Professional")
+        if code == "service_type":
+            return _("Service type")
+        if code == "provider_sector":
+            return _("Provider sector")
+        return str(code)
+
+    def flag(self, value: object) -> str:
+        if value is None:
+            return "–"
+        return _("yes") if value else _("no")
+
+    def of(self, kind: Kind) -> Callable[[object], str] | None:
+        return {
+            "arm": self.arm,
+            "time_point": self.time_point,
+            "score": self.score,
+            "instrument": self.instrument,
+            "procedure": self.procedure,
+            "status": self.status,
+            "position": self.position,
+            "cost_centre": self.cost_centre,
+            "import_kind": self.import_kind,
+            "method": self.method,
+            "variable": self.variable,
+            "effect": self.effect,
+            "flag": self.flag,
+            "service_type": lambda c: self.category(c, "service_type"),
+            "provider_sector": lambda c: self.category(c, "provider_sector"),
+        }.get(kind)
+
+
+# --------------------------------------------------------------------------------------------
+# Number formats
+# --------------------------------------------------------------------------------------------
+
+
+def _missing(value: object) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def fmt_number(value: object, digits: int = 1) -> str:
+    if _missing(value):
+        return "–"
+    pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
+    return str(format_decimal(float(value), format=pattern))  # type: ignore[arg-type]
+
+
+def fmt_count(value: object) -> str:
+    if _missing(value):
+        return "–"
+    return str(format_decimal(round(float(value)), format="#,##0"))  # type: ignore[arg-type]
+
+
+def fmt_share(value: object, digits: int = 0) -> str:
+    """A proportion (0–1) as a percentage in the locale's style (``84 %`` / ``84%``)."""
+    if _missing(value):
+        return "–"
+    locale = get_locale()
+    pattern = locale.percent_formats[None].pattern if locale is not None else "#,##0%"
+    if digits > 0:
+        pattern = pattern.replace("#,##0", "#,##0." + "0" * digits, 1)
+    return str(format_percent(float(value), format=pattern))  # type: ignore[arg-type]
+
+
+def fmt_euro(value: object, digits: int = 0) -> str:
+    if _missing(value):
+        return "–"
+    amount = round(float(value), digits)  # type: ignore[arg-type]
+    decimals = "." + "0" * digits if digits > 0 else ""
+    locale = get_locale()
+    english = locale is not None and locale.language == "en"
+    pattern = f"¤#,##0{decimals}" if english else f"#,##0{decimals}\xa0¤"
+    text = str(format_currency(amount, "EUR", format=pattern, currency_digits=False))
+    minus = str(format_decimal(-1))[0]  # the locale's minus sign (− in Finnish and Swedish)
+    return text.replace("-", minus)
+
+
+def fmt_signed(value: object, digits: int = 1) -> str:
+    if _missing(value):
+        return "–"
+    number = float(value)  # type: ignore[arg-type]
+    text = fmt_number(abs(number), digits)
+    return ("−" + text) if number < 0 and text.strip("0,.\xa0 ") else text
+
+
+def fmt_interval(low: object, high: object, digits: int = 1, kind: str = "number") -> str:
+    if _missing(low) or _missing(high):
+        return "–"
+    formatter = {"euro": fmt_euro, "share": fmt_share}.get(kind)
+    if formatter is not None:
+        return f"{formatter(low, 0)} … {formatter(high, 0)}"
+    return f"{fmt_signed(low, digits)} … {fmt_signed(high, digits)}"
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a shown table: the data column (or two for an interval, ``key`` and
+    ``high``), its heading and how to show it."""
+
+    key: str
+    label: str
+    kind: Kind = "number"
+    digits: int = 1
+    high: str | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    numeric: bool = False
+    header: bool = False
+
+
+@dataclass(frozen=True)
+class TableView:
+    """A formatted table: ``name`` is the CSV download's name (``None`` for none)."""
+
+    name: str | None
+    caption: str
+    headers: list[tuple[str, bool]]
+    rows: list[list[Cell]]
+    note: str | None = None
+    csv_args: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.rows
+
+
+NUMERIC_KINDS = frozenset({"count", "number", "percent", "euro", "share", "signed", "interval"})
+
+
+def _cell_text(
+    published: Published | None,
+    row: int,
+    column: Column,
+    value: object,
+    labels: Labels,
+) -> str:
+    if published is not None:
+        keys = [column.key, *([column.high] if column.high else [])]
+        if any(published.is_hidden(row, key) for key in keys):
+            primary = column.kind == "count" and published.is_primary(row, column.key)
+            return f"<{published.min_count}" if primary else "x"
+    if column.kind == "interval":
+        high = published.table[column.high].iloc[row] if published is not None else None
+        return fmt_interval(value, high, column.digits)
+    if column.kind == "interval_euro":
+        high = published.table[column.high].iloc[row] if published is not None else None
+        return fmt_interval(value, high, 0, "euro")
+    if column.kind == "interval_share":
+        high = published.table[column.high].iloc[row] if published is not None else None
+        return fmt_interval(value, high, 0, "share")
+    if column.kind == "count":
+        return fmt_count(value)
+    if column.kind == "number":
+        return fmt_number(value, column.digits)
+    if column.kind == "signed":
+        return fmt_signed(value, column.digits)
+    if column.kind == "share":
+        return fmt_share(value, column.digits if column.digits != 1 else 0)
+    if column.kind == "euro":
+        return fmt_euro(value, column.digits if column.digits != 1 else 0)
+    if _missing(value):
+        return "–"
+    labeller = labels.of(column.kind)
+    return labeller(value) if labeller is not None else str(value)
+
+
+def table_view(
+    published: Published,
+    columns: Sequence[Column],
+    caption: str,
+    labels: Labels,
+    *,
+    name: str | None = None,
+    keep: Callable[[pd.Series], bool] | None = None,
+    note: str | None = None,
+    csv_args: dict[str, str] | None = None,
+) -> TableView:
+    """Format a published table; ``keep`` selects rows (default: all)."""
+    rows = []
+    table = published.table
+    for position in range(len(table)):
+        record = table.iloc[position]
+        if keep is not None and not keep(record):
+            continue
+        cells = []
+        for index, column in enumerate(columns):
+            value = record[column.key] if column.key in table.columns else None
+            text = _cell_text(published, position, column, value, labels)
+            numeric = column.kind in NUMERIC_KINDS or column.kind.startswith("interval")
+            cells.append(Cell(text, numeric=numeric, header=index == 0))
+        rows.append(cells)
+    headers = [(c.label, c.kind in NUMERIC_KINDS or c.kind.startswith("interval")) for c in columns]
+    return TableView(name or published.name, caption, headers, rows, note, dict(csv_args or {}))
+
+
+def plain_table_view(
+    records: Sequence[dict[str, Any]],
+    columns: Sequence[Column],
+    caption: str,
+    labels: Labels,
+    *,
+    name: str | None,
+    note: str | None = None,
+    csv_args: dict[str, str] | None = None,
+) -> TableView:
+    """Format rows that are already published (derived from published tables)."""
+    frame = pd.DataFrame(list(records))
+    published = Published(name or "", frame, 0, 0, 0)
+    return table_view(published, columns, caption, labels, name=name, note=note, csv_args=csv_args)
+
+
+def suppression_note(min_count: int) -> str:
+    return _(
+        "<%(n)s: fewer than %(n)s persons. x: hidden so that a small group cannot be worked "
+        "out. –: nothing to show.",
+        n=min_count,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A chart with the table of its numbers."""
+
+    chart: Chart
+    caption: str
+    table: TableView
+
+
+def enrolment_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
+    enrolment = table_view(
+        analysis.enrolment.table,
+        [
+            Column("arm", _("Arm"), "arm"),
+            Column("enrolled", _("Enrolled"), "count"),
+            Column("withdrawn", _("Withdrawn"), "count"),
+        ],
+        _("Enrolled people per arm"),
+        labels,
+    )
+    rates = analysis.response_rates.table
+    rate_table = table_view(
+        rates,
+        [
+            Column("time_point", _("Time point"), "time_point"),
+            Column("arm", _("Arm"), "arm"),
+            Column("invited", _("Asked to answer"), "count"),
+            Column("responded", _("Answered"), "count"),
+            Column("rate", _("Response rate"), "share"),
+            Column("ci_low", _("95% CI"), "interval_share", high="ci_high"),
+            Column("open", _("Still open"), "count"),
+        ],
+        _("Response rate per time point and arm"),
+        labels,
+    )
+    series: dict[str, list[float | None]] = {}
+    described = []
+    records = rates.records()
+    shown_tps = analysis.shown_time_points
+    for arm in analysis.arms:
+        values: list[float | None] = []
+        for tp in shown_tps:
+            row = next((r for r in records if r["arm"] == arm and r["time_point"] == tp), None)
+            rate = None if row is None or row["rate"] is None else float(row["rate"]) * 100
+            values.append(rate)
+            described.append(
+                f"{labels.arm(arm)}, {labels.time_point(tp)}: "
+                f"{'–' if rate is None else fmt_share(rate / 100)}"
+            )
+        series[labels.arm(arm)] = values
+    chart = plotting.grouped_bar_chart(
+        categories=[labels.time_point(tp) for tp in shown_tps],
+        series=series,
+        y_label=_("Response rate (%)"),
+        y_range=(0, 100),
+        alt=_("Response rate per time point and arm. %(values)s", values="; ".join(described)),
+    )
+    return {
+        "enrolment": enrolment,
+        "rates": Figure(chart, _("Response rate per time point and arm"), rate_table),
+    }
+
+
+def quality_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, TableView]:
+    quality = analysis.data_quality
+    return {
+        "items": table_view(
+            quality.items,
+            [
+                Column("instrument", _("Questionnaire"), "instrument"),
+                Column("time_point", _("Time point"), "time_point"),
+                Column("responses", _("Answers"), "count"),
+                Column("with_missing_items", _("With missing items"), "count"),
+                Column("score_not_computable", _("Score not computable"), "count"),
+                Column("assisted", _("Entered with help"), "count"),
+            ],
+            _("Missing items per questionnaire and time point"),
+            labels,
+        ),
+        "late": table_view(
+            quality.late,
+            [
+                Column("time_point", _("Time point"), "time_point"),
+                Column("completed", _("Answered"), "count"),
+                Column("after_reminder", _("After a reminder"), "count"),
+                Column("share_after_reminder", _("Share after a reminder"), "share"),
+                Column("after_window", _("After the window closed"), "count"),
+            ],
+            _("Late answers"),
+            labels,
+        ),
+        "imports": table_view(
+            quality.imports,
+            [
+                Column("kind", _("Import"), "import_kind"),
+                Column("batches", _("Files"), "count"),
+                Column("rows_total", _("Rows"), "count"),
+                Column("rows_stored", _("Rows stored"), "count"),
+                Column("rows_rejected", _("Rows in rejected files"), "count"),
+                Column("unmatched_rows", _("Rows naming an unknown person"), "count"),
+            ],
+            _("Imports (all index dates)"),
+            labels,
+        ),
+    }
+
+
+OUTCOME_COLUMNS = (
+    "time_point",
+    "arm",
+    "n",
+    "baseline_mean",
+    "follow_up_mean",
+    "change_mean",
+    "change_ci",
+    "share_responders",
+    "share_missing",
+)
+
+
+def outcome_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
+    section = analysis.outcomes
+    tables = []
+    rule_scores = {f"{r.instrument}.{r.score}": r.min_improvement for r in analysis.rules}
+    for score in section.scores:
+        columns = [
+            Column("time_point", _("Follow-up"), "time_point"),
+            Column("arm", _("Arm"), "arm"),
+            Column("n", _("n (both answers)"), "count"),
+            Column("baseline_mean", _("Baseline mean"), "number", 2 if "index" in score else 1),
+            Column("follow_up_mean", _("Follow-up mean"), "number", 2 if "index" in score else 1),
+            Column("change_mean", _("Mean change"), "signed", 2 if "index" in score else 1),
+            Column(
+                "change_ci_low",
+                _("95% CI"),
+                "interval",
+                2 if "index" in score else 1,
+                high="change_ci_high",
+            ),
+        ]
+        if score in rule_scores:
+            columns += [
+                Column("share_responders", _("Responders"), "share"),
+                Column(
+                    "responders_ci_low", _("95% CI"), "interval_share", high="responders_ci_high"
+                ),
+            ]
+        columns.append(Column("share_missing", _("Missing"), "share"))
+        caption = labels.score(score)
+        if score in rule_scores:
+            caption = _(
+                "%(score)s (responder: improvement of at least %(points)s points)",
+                score=caption,
+                points=fmt_number(rule_scores[score], 0),
+            )
+        tables.append(
+            table_view(
+                section.summary,
+                columns,
+                caption,
+                labels,
+                keep=lambda record, s=score: record["score"] == s,
+            )
+        )
+    primary_rows = [
+        r
+        for r in section.summary.records()
+        if r["score"] == section.primary and r["change_mean"] is not None
+    ]
+    chart = None
+    if primary_rows:
+        names = [
+            f"{labels.arm(r['arm'])} · {labels.time_point(r['time_point'])}" for r in primary_rows
+        ]
+        chart = plotting.forest_chart(
+            rows=names,
+            estimates=[r["change_mean"] for r in primary_rows],
+            lows=[r["change_ci_low"] for r in primary_rows],
+            highs=[r["change_ci_high"] for r in primary_rows],
+            x_label=_(
+                "Mean change, %(score)s (95%% CI)", score=labels.score_short(section.primary)
+            ),
+            alt=_(
+                "Mean change from baseline in %(score)s per arm and follow-up: %(values)s",
+                score=labels.score(section.primary),
+                values="; ".join(
+                    f"{name} {fmt_signed(r['change_mean'])} "
+                    f"({fmt_interval(r['change_ci_low'], r['change_ci_high'])})"
+                    for name, r in zip(names, primary_rows, strict=True)
+                ),
+            ),
+        )
+    qalys = table_view(
+        section.qalys,
+        [
+            Column("arm", _("Arm"), "arm"),
+            Column("n_persons", _("Persons due"), "count"),
+            Column("n", _("With every utility"), "count"),
+            Column("mean", _("Mean QALYs"), "number", 3),
+            Column("ci_low", _("95% CI"), "interval", 3, high="ci_high"),
+        ],
+        _("QALYs from baseline to the last follow-up (area under the EQ-5D-5L index curve)"),
+        labels,
+    )
+    return {
+        "tables": tables,
+        "figure": Figure(chart, _("Change from baseline per arm and follow-up"), tables[0])
+        if chart is not None and tables
+        else None,
+        "qalys": qalys if not section.qalys.empty else None,
+        "qaly_difference": section.qaly_difference,
+        "notes": list(section.notes),
+    }
+
+
+def cost_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
+    costs = analysis.costs
+    return {
+        "by_arm": table_view(
+            costs.by_arm,
+            [
+                Column("arm", _("Arm"), "arm"),
+                Column("n", _("Persons"), "count"),
+                Column("mean_eur", _("Mean cost"), "euro"),
+                Column("ci_low_eur", _("95% CI"), "interval_euro", high="ci_high_eur"),
+                Column("median_eur", _("Median"), "euro"),
+            ],
+            _(
+                "Care-cycle cost per person (days %(start)s…%(end)s from the index date, "
+                "%(year)s prices)",
+                start=costs.window[0],
+                end=costs.window[1],
+                year=costs.target_year,
+            ),
+            labels,
+        ),
+        "by_cost_centre": table_view(
+            costs.by_cost_centre,
+            [
+                Column("arm", _("Arm"), "arm"),
+                Column("cost_centre", _("Cost centre"), "cost_centre"),
+                Column("mean_eur", _("Mean cost"), "euro"),
+                Column("share", _("Share"), "share"),
+            ],
+            _("Cost per person by cost centre"),
+            labels,
+        ),
+        "notes": list(costs.notes),
+    }
+
+
+def effect_csv_args(effect: str) -> dict[str, str]:
+    return {"effect": effect}
+
+
+def cea_view(analysis: CohortAnalysis, labels: Labels, effect: str) -> dict[str, Any]:
+    ce = analysis.cost_effectiveness
+    summary_rows = []
+    for result in ce.effects.values():
+        row = result.summary_row()
+        summary_rows.append(
+            {
+                "effect": result.effect,
+                "n": f"{fmt_count(row.get('n_reference'))} / {fmt_count(row.get('n_intervention'))}"
+                if result.available
+                else None,
+                "delta_cost": _with_interval(
+                    fmt_euro(row.get("delta_cost")),
+                    fmt_interval(
+                        row.get("delta_cost_low"), row.get("delta_cost_high"), kind="euro"
+                    ),
+                )
+                if result.available
+                else None,
+                "delta_effect": _with_interval(
+                    fmt_signed(row.get("delta_effect"), 3),
+                    fmt_interval(row.get("delta_effect_low"), row.get("delta_effect_high"), 3),
+                )
+                if result.available
+                else None,
+                "icer": icer_text(result, labels)
+                if result.available
+                else (_("too few persons to show") if result.hidden else _("not available")),
+                "fieller": fieller_text(result),
+                "probability": row.get("ceac_reference_wtp"),
+            }
+        )
+    summary = plain_table_view(
+        summary_rows,
+        [
+            Column("effect", _("Effect"), "effect"),
+            Column(
+                "n",
+                _(
+                    "n (%(reference)s / %(intervention)s)",
+                    reference=labels.arm(ce.reference),
+                    intervention=labels.arm(ce.intervention),
+                ),
+                "text",
+            ),
+            Column("delta_cost", _("Difference in cost (95% CI)"), "text"),
+            Column("delta_effect", _("Difference in effect (95% CI)"), "text"),
+            Column("icer", _("ICER"), "text"),
+            Column("fieller", _("Fieller 95% CI"), "text"),
+            Column("probability", _("Probability cost-effective"), "share"),
+        ],
+        _(
+            "Cost-effectiveness of %(intervention)s compared with %(reference)s",
+            intervention=labels.arm(ce.intervention),
+            reference=labels.arm(ce.reference),
+        ),
+        labels,
+        name="cea_summary",
+        note=_(
+            "Differences are %(intervention)s minus %(reference)s, with bootstrap percentile "
+            "intervals. The probability is read off the bootstrap CEAC at the reference "
+            "willingness to pay (%(values)s).",
+            intervention=labels.arm(ce.intervention),
+            reference=labels.arm(ce.reference),
+            values=", ".join(
+                f"{fmt_euro(r.scale.reference)} {labels.per_unit(r.effect)}"
+                for r in ce.effects.values()
+            ),
+        ),
+    )
+    result = ce.effects.get(effect) or next(iter(ce.effects.values()), None)
+    view: dict[str, Any] = {"summary": summary, "effect": result, "notes": list(ce.notes)}
+    if result is None:
+        return view
+    args = effect_csv_args(result.effect)
+    view["arms"] = table_view(
+        result.arms,
+        [
+            Column("arm", _("Arm"), "arm"),
+            Column("n", _("Persons"), "count"),
+            Column("mean_cost", _("Mean cost"), "euro"),
+            Column("mean_effect", _("Mean effect"), "number", 3),
+        ],
+        _("Persons in the comparison: %(effect)s", effect=labels.effect(result.effect)),
+        labels,
+        name="cea_arms",
+        csv_args=args,
+    )
+    view["inmb"] = plain_table_view(
+        result.inmb_rows(),
+        [
+            Column("wtp", _("Willingness to pay"), "euro"),
+            Column("inmb", _("INMB"), "euro"),
+            Column("inmb_low", _("95% CI"), "interval_euro", high="inmb_high"),
+            Column("adjusted_inmb", _("Adjusted INMB"), "euro"),
+            Column("adjusted_low", _("95% CI"), "interval_euro", high="adjusted_high"),
+            Column("ceac_bootstrap", _("Probability cost-effective"), "share"),
+        ],
+        _(
+            "Incremental net monetary benefit %(per_unit)s, unadjusted and adjusted for case mix",
+            per_unit=labels.per_unit(result.effect),
+        ),
+        labels,
+        name="inmb",
+        csv_args=args,
+        note=_(
+            "Adjusted: net-benefit regression with %(covariates)s (robust standard errors).",
+            covariates=", ".join(labels.variable(c) for c in result.regression.terms)
+            if result.regression is not None and result.regression.terms
+            else _("no covariates"),
+        ),
+    )
+    view["incremental"] = table_view(
+        result.incremental,
+        [
+            Column("strategy", _("Procedure"), "procedure"),
+            Column("n", _("Persons"), "count"),
+            Column("cost", _("Mean cost"), "euro"),
+            Column("effect", _("Mean effect"), "number", 3),
+            Column("status", _("Status"), "status"),
+            Column("icer", _("ICER"), "euro"),
+            Column("compared_with", _("Compared with"), "procedure"),
+        ],
+        _("Procedure types compared (%(effect)s)", effect=labels.effect(result.effect)),
+        labels,
+        name="incremental",
+        csv_args=args,
+    )
+    if not result.available or result.bootstrap is None or result.two_arm is None:
+        return view
+    two = result.two_arm
+    boot = result.bootstrap
+    unit = labels.effect_unit(result.effect)
+    plane_rows = [
+        {
+            "statistic": _("Point estimate"),
+            "delta_effect": two.delta_effect,
+            "delta_cost": two.delta_cost,
+        },
+        {
+            "statistic": _("Bootstrap 2.5th percentile"),
+            "delta_effect": boot.delta_effect_interval[0],
+            "delta_cost": boot.delta_cost_interval[0],
+        },
+        {
+            "statistic": _("Bootstrap 97.5th percentile"),
+            "delta_effect": boot.delta_effect_interval[1],
+            "delta_cost": boot.delta_cost_interval[1],
+        },
+    ]
+    quadrants = quadrant_shares(boot.delta_cost, boot.delta_effect)
+    plane_rows += [
+        {"statistic": label, "delta_effect": None, "delta_cost": None, "share": share}
+        for label, share in (
+            (_("Replicates: more effective, less costly"), quadrants["SE"]),
+            (_("Replicates: more effective, more costly"), quadrants["NE"]),
+            (_("Replicates: less effective, less costly"), quadrants["SW"]),
+            (_("Replicates: less effective, more costly"), quadrants["NW"]),
+        )
+    ]
+    plane_table = plain_table_view(
+        plane_rows,
+        [
+            Column("statistic", _("Statistic"), "text"),
+            Column("delta_effect", _("Difference in effect"), "signed", 3),
+            Column("delta_cost", _("Difference in cost"), "euro"),
+            Column("share", _("Share of replicates"), "share"),
+        ],
+        _("The cost-effectiveness plane in numbers (%(n)s bootstrap replicates)", n=boot.n_boot),
+        labels,
+        name="ce_plane",
+        csv_args=args,
+    )
+    reference = result.scale.reference
+    view["plane"] = Figure(
+        plotting.ce_plane_chart(
+            delta_effect=boot.delta_effect,
+            delta_cost=boot.delta_cost,
+            point=(two.delta_effect, two.delta_cost),
+            wtp=reference,
+            labels={
+                "x": _("Difference in effect (%(unit)s)", unit=unit),
+                "y": _("Difference in cost (€)"),
+                "replicates": _("Bootstrap replicates"),
+                "point": _("Point estimate"),
+                "wtp": _(
+                    "%(value)s %(per_unit)s",
+                    value=fmt_euro(reference),
+                    per_unit=labels.per_unit(result.effect),
+                ),
+            },
+            alt=_(
+                "Cost-effectiveness plane of %(effect)s: difference in cost %(cost)s, difference "
+                "in effect %(effect_difference)s; %(share)s of the replicates lie below the "
+                "willingness-to-pay line.",
+                effect=labels.effect(result.effect),
+                cost=fmt_euro(two.delta_cost),
+                effect_difference=fmt_signed(two.delta_effect, 3),
+                share=fmt_share(result.ceac_at(reference)),
+            ),
+        ),
+        _("Cost-effectiveness plane: %(effect)s", effect=labels.effect(result.effect)),
+        plane_table,
+    )
+    ceac_rows = [
+        {
+            "wtp": lam,
+            "ceac_bootstrap": result.ceac_at(lam),
+            "ceac_parametric": result.at(two.ceac, lam),
+        }
+        for lam in result.scale.shown
+    ]
+    ceac_table = plain_table_view(
+        ceac_rows,
+        [
+            Column("wtp", _("Willingness to pay"), "euro"),
+            Column("ceac_bootstrap", _("Bootstrap"), "share"),
+            Column("ceac_parametric", _("Parametric"), "share"),
+        ],
+        _(
+            "Probability that %(intervention)s is cost-effective",
+            intervention=labels.arm(ce.intervention),
+        ),
+        labels,
+        name="ceac",
+        csv_args=args,
+    )
+    view["ceac"] = Figure(
+        plotting.ceac_chart(
+            wtp=list(result.scale.wtp),
+            curves={_("Bootstrap"): list(boot.ceac), _("Parametric"): list(two.ceac)},
+            x_label=_(
+                "Willingness to pay (€ %(per_unit)s)", per_unit=labels.per_unit(result.effect)
+            ),
+            y_label=_("Probability cost-effective (%)"),
+            marker=reference,
+            alt=_(
+                "Cost-effectiveness acceptability curve of %(effect)s: %(values)s",
+                effect=labels.effect(result.effect),
+                values="; ".join(
+                    f"{fmt_euro(r['wtp'])}: {fmt_share(r['ceac_bootstrap'])}" for r in ceac_rows
+                ),
+            ),
+        ),
+        _(
+            "Cost-effectiveness acceptability curve: %(effect)s",
+            effect=labels.effect(result.effect),
+        ),
+        ceac_table,
+    )
+    return view
+
+
+def _with_interval(value: str, interval: str) -> str:
+    return value if interval == "–" else f"{value} ({interval})"
+
+
+def quadrant_shares(delta_cost: Sequence[float], delta_effect: Sequence[float]) -> dict[str, float]:
+    """Shares of replicates in each quadrant of the CE plane (SE = dominant)."""
+    dc = np.asarray(delta_cost, dtype=float)
+    de = np.asarray(delta_effect, dtype=float)
+    n = max(len(dc), 1)
+    return {
+        "SE": float(((de >= 0) & (dc < 0)).sum() / n),
+        "NE": float(((de >= 0) & (dc >= 0)).sum() / n),
+        "SW": float(((de < 0) & (dc < 0)).sum() / n),
+        "NW": float(((de < 0) & (dc >= 0)).sum() / n),
+    }
+
+
+def icer_text(result: EffectResult, labels: Labels) -> str | None:
+    """The ICER cell: a status word for dominance (never a negative ICER), else € per unit."""
+    if not result.available or result.two_arm is None:
+        return None
+    two = result.two_arm
+    if two.status in ("dominates", "dominated", "equal"):
+        return labels.status(two.status)
+    return _(
+        "%(value)s %(per_unit)s (%(quadrant)s)",
+        value=fmt_euro(two.icer),
+        per_unit=labels.per_unit(result.effect),
+        quadrant=labels.status(two.status),
+    )
+
+
+def fieller_text(result: EffectResult) -> str | None:
+    if not result.available or result.two_arm is None:
+        return None
+    if result.two_arm.fieller is None:
+        return _("unbounded")
+    low, high = result.two_arm.fieller
+    return f"{fmt_euro(low)} … {fmt_euro(high)}"
+
+
+def funnel_view(analysis: CohortAnalysis, labels: Labels) -> list[tuple[str, Figure]]:
+    funnel = analysis.funnel
+    figures = []
+    if funnel.p0 is None:
+        return figures
+    for name, published in funnel.groups.items():
+        label_kind = "text"
+        table = table_view(
+            published,
+            [
+                Column("group", labels.grouping(name), label_kind),
+                Column("n", _("Persons"), "count"),
+                Column("responders", _("Responders"), "count"),
+                Column("share", _("Share"), "share"),
+                Column("low_95", _("95% limits"), "interval_share", high="high_95"),
+                Column("low_998", _("99.8% limits"), "interval_share", high="high_998"),
+                Column("position", _("Position"), "position"),
+            ],
+            _(
+                "Responders by %(grouping)s: %(score)s at %(time_point)s (cohort %(p0)s)",
+                grouping=labels.grouping(name).lower(),
+                score=labels.score(funnel.score),
+                time_point=labels.time_point(funnel.follow_up),
+                p0=fmt_share(funnel.p0),
+            ),
+            labels,
+            name=published.name,
+        )
+        shown = [r for r in published.records() if r["n"] is not None and r["share"] is not None]
+        curve = analysis.funnel_curve(max([int(r["n"]) for r in shown] + [10]))
+        chart = plotting.funnel_chart(
+            n=[r["n"] for r in shown],
+            share=[r["share"] for r in shown],
+            p0=float(funnel.p0),
+            curve_n=curve["n"].tolist(),
+            limits={
+                _("95% limits"): (curve["low_95"].tolist(), curve["high_95"].tolist()),
+                _("99.8% limits"): (curve["low_998"].tolist(), curve["high_998"].tolist()),
+            },
+            labels={
+                "x": _("Persons"),
+                "y": _("Responders (%)"),
+                "groups": labels.grouping(name),
+                "p0": _("Cohort"),
+            },
+            alt=_(
+                "Funnel plot of the responder share by %(grouping)s: %(values)s",
+                grouping=labels.grouping(name).lower(),
+                values="; ".join(
+                    f"{r['group']} {fmt_share(r['share'])} (n {fmt_count(r['n'])})" for r in shown
+                )
+                or "–",
+            ),
+        )
+        figures.append(
+            (
+                name,
+                Figure(
+                    chart,
+                    _("Funnel plot by %(grouping)s", grouping=labels.grouping(name).lower()),
+                    table,
+                ),
+            )
+        )
+    return figures
+
+
+def service_view(analysis: CohortAnalysis, labels: Labels, score: str, by: str) -> dict[str, Any]:
+    section: ServiceSection = analysis.services(score, by)  # type: ignore[arg-type]
+    args = {"score": score, "by": by}
+    view: dict[str, Any] = {"section": section, "by": by, "figure": None}
+    if section.error is not None:
+        return view
+    kind = by
+    direction_note = (
+        _("Negative values mean a larger reduction than without the service.")
+        if section.direction == "lower_is_better"
+        else _("Positive values mean a larger improvement than without the service.")
+    )
+    effects = section.effects
+    wide = []
+    records = effects.records()
+    categories = list(dict.fromkeys(r["category"] for r in records))
+    columns = [("adjusted", tp) for tp in (*section.follow_ups, POOLED)] + [
+        ("naive", POOLED),
+        ("ipw", POOLED),
+    ]
+    for category in categories:
+        row: dict[str, Any] = {"category": category}
+        for method, tp in columns:
+            match = next(
+                (
+                    (position, r)
+                    for position, r in enumerate(records)
+                    if r["category"] == category and r["method"] == method and r["time_point"] == tp
+                ),
+                None,
+            )
+            key = f"{method}_{tp}"
+            if match is None:
+                row[key] = None
+                continue
+            position, record = match
+            if effects.is_hidden(position, "estimate"):
+                row[key] = "x"
+            elif record["estimate"] is None:
+                row[key] = "–"
+            else:
+                row[key] = (
+                    f"{fmt_signed(record['estimate'], 2)} "
+                    f"({fmt_interval(record['ci_low'], record['ci_high'], 2)})"
+                )
+            if method == "adjusted" and tp == POOLED:
+                exposed = record["n_exposed"]
+                row["n_exposed"] = (
+                    f"<{effects.min_count}"
+                    if effects.is_primary(position, "n_exposed")
+                    else ("x" if effects.is_hidden(position, "n_exposed") else fmt_count(exposed))
+                )
+        wide.append(row)
+    headers = [
+        Column("category", labels.grouping(by), kind),
+        Column("n_exposed", _("Exposed"), "text"),
+    ]
+    headers += [
+        Column(
+            f"{method}_{tp}",
+            f"{labels.method(method)}, {labels.time_point(tp)}",
+            "text",
+        )
+        for method, tp in columns
+    ]
+    table = plain_table_view(
+        wide,
+        headers,
+        _(
+            "Effect of the service on the change in %(score)s (points, 95%% CI)",
+            score=labels.score(score),
+        ),
+        labels,
+        name="service_effects",
+        csv_args=args,
+        note=direction_note,
+    )
+    forest = section.forest_rows(POOLED)
+    if forest:
+        names = [labels.category(r["category"], by) for r in forest]
+        chart = plotting.forest_chart(
+            rows=names,
+            estimates=[r["estimate"] for r in forest],
+            lows=[r["ci_low"] for r in forest],
+            highs=[r["ci_high"] for r in forest],
+            x_label=_(
+                "Adjusted difference in change, %(score)s (points)",
+                score=labels.score_short(score),
+            ),
+            alt=_(
+                "Adjusted effects of each %(grouping)s on %(score)s: %(values)s",
+                grouping=labels.grouping(by).lower(),
+                score=labels.score(score),
+                values="; ".join(
+                    f"{name} {fmt_signed(r['estimate'], 2)} "
+                    f"({fmt_interval(r['ci_low'], r['ci_high'], 2)})"
+                    for name, r in zip(names, forest, strict=True)
+                ),
+            ),
+        )
+        view["figure"] = Figure(
+            chart,
+            _("Adjusted effects by %(grouping)s", grouping=labels.grouping(by).lower()),
+            table,
+        )
+    view["effects"] = table
+    view["descriptives"] = table_view(
+        section.descriptives,
+        [
+            Column("category", labels.grouping(by), kind),
+            Column("time_point", _("Follow-up"), "time_point"),
+            Column("n", _("Persons"), "count"),
+            Column("baseline_mean", _("Baseline mean"), "number", 2),
+            Column("change_mean", _("Mean change"), "signed", 2),
+            Column("change_ci_low", _("95% CI"), "interval", 2, high="change_ci_high"),
+        ],
+        _(
+            "Change in %(score)s by %(grouping)s (unadjusted)",
+            score=labels.score(score),
+            grouping=labels.grouping(by).lower(),
+        ),
+        labels,
+        name="service_descriptives",
+        csv_args=args,
+    )
+    view["balance"] = table_view(
+        section.balance,
+        [
+            Column("category", labels.grouping(by), kind),
+            Column("variable", _("Variable"), "variable"),
+            Column("smd_before", _("SMD before weighting"), "signed", 2),
+            Column("smd_after", _("SMD after weighting"), "signed", 2),
+            Column("imbalanced_after", _("Imbalanced after (|SMD| ≥ 0.1)"), "flag"),
+        ],
+        _("Balance of the weighted comparison"),
+        labels,
+        name="service_balance",
+        csv_args=args,
+    )
+    view["cost"] = table_view(
+        section.cost_per_point,
+        [
+            Column("category", labels.grouping(by), kind),
+            Column("n_with_cost", _("Persons with a cost"), "count"),
+            Column("mean_cost", _("Mean cost"), "euro"),
+            Column("reduction", _("Adjusted reduction (points)"), "number", 2),
+            Column("cost_per_point", _("Cost per one-point reduction"), "euro"),
+            Column("ci_low", _("95% CI"), "interval_euro", high="ci_high"),
+        ],
+        _("Cost per one-point reduction in %(score)s", score=labels.score(score)),
+        labels,
+        name="service_cost_per_point",
+        csv_args=args,
+    )
+    return view
+
+
+def mixed_view(
+    analysis: CohortAnalysis, labels: Labels, score: str, by: str, result: Any
+) -> TableView:
+    from vaikuttavuus.services.analytics import mixed_model_table
+
+    published = mixed_model_table(result, analysis.min_cell)
+    return table_view(
+        published,
+        [
+            Column("category", labels.grouping(by), by),
+            Column("n_exposed", _("Exposed"), "count"),
+            Column("slope_difference", _("Difference in yearly change"), "signed", 2),
+            Column("ci_low", _("95% CI"), "interval", 2, high="ci_high"),
+            *[
+                Column(
+                    f"effect_{tp}",
+                    _("Implied effect at %(time_point)s", time_point=labels.time_point(tp)),
+                    "signed",
+                    2,
+                )
+                for tp in analysis.follow_ups
+            ],
+        ],
+        _("Mixed model over all time points: %(score)s", score=labels.score(score)),
+        labels,
+        name="mixed_model",
+        csv_args={"score": score, "by": by},
+    )

@@ -1,0 +1,354 @@
+"""The patient's outcomes as charts and as a one-page PDF summary in the patient's language.
+
+Charts are matplotlib figures rendered to SVG (:mod:`vaikuttavuus.plotting`). Rendering one
+takes a noticeable fraction of a second, so the charts of the clinician's page are kept in a
+small in-process cache keyed by everything drawn in them (values, texts, language): a chart is
+drawn again only when something in it changed.
+
+The PDF (``reports/patient_summary.html``) receives plain values only. It leaves the
+clinician's view (it is handed to the patient), so cohort figures computed from fewer people
+than the pilot's ``min_cell_size`` are not shown in it (the domain's small-cell rule,
+:func:`vaikuttavuus.domain.disclosure.suppress_small_cells`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+from flask_babel import force_locale, format_decimal
+from flask_babel import gettext as _
+from sqlalchemy.orm import Session
+
+from vaikuttavuus.domain.disclosure import suppress_small_cells
+from vaikuttavuus.models import Enrolment
+from vaikuttavuus.pdf import render_pdf
+from vaikuttavuus.plotting import Band, Chart, TrajectoryPanel, trajectory_chart, trajectory_panels
+from vaikuttavuus.services.definitions import pilot_spec
+from vaikuttavuus.services.patient_outcomes import (
+    Alert,
+    PatientOverview,
+    ScoreSeries,
+    patient_overview,
+)
+
+CHART_CACHE_SIZE = 256
+KEY_SCORES_MAX = 4
+"""The summary shows at most this many key scores (one panel each)."""
+SUMMARY_LANGUAGES = ("fi", "sv", "en")
+
+
+# -- charts -------------------------------------------------------------------------------------
+
+
+def chart_labels() -> dict[str, str]:
+    """Legend texts in the current language."""
+    return {
+        "patient": _("Patient"),
+        "median": _("Cohort median (same arm)"),
+        "iqr": _("Cohort interquartile range"),
+        "important_change": _("Clinically important improvement"),
+    }
+
+
+@lru_cache(maxsize=CHART_CACHE_SIZE)
+def _cached_trajectory(
+    time_labels: tuple[str, ...],
+    patient: tuple[float | None, ...],
+    median: tuple[float | None, ...],
+    q1: tuple[float | None, ...],
+    q3: tuple[float | None, ...],
+    y_label: str,
+    y_range: tuple[float, float] | None,
+    bands: tuple[Band, ...],
+    important_change_line: float | None,
+    labels: tuple[tuple[str, str], ...],
+    alt: str,
+) -> Chart:
+    return trajectory_chart(
+        time_labels=time_labels,
+        patient=patient,
+        median=median,
+        q1=q1,
+        q3=q3,
+        y_label=y_label,
+        y_range=y_range,
+        bands=bands,
+        important_change_line=important_change_line,
+        labels=dict(labels),
+        alt=alt,
+    )
+
+
+def series_chart(series: ScoreSeries) -> Chart:
+    """One score of the patient over the time points against the cohort (current language)."""
+    values = ", ".join(
+        f"{row.label}: {'–' if row.patient is None else f'{row.patient:g}'}" for row in series.rows
+    )
+    alt = _(
+        "%(score)s of the patient over time compared with the cohort median. %(values)s",
+        score=series.score_label,
+        values=values,
+    )
+    return _cached_trajectory(
+        tuple(row.label for row in series.rows),
+        tuple(row.patient for row in series.rows),
+        tuple(row.median for row in series.rows),
+        tuple(row.q1 for row in series.rows),
+        tuple(row.q3 for row in series.rows),
+        series.score_label,
+        series.value_range,
+        tuple(Band(low, high, label) for low, high, label in series.bands),
+        series.important_change_line,
+        tuple(sorted(chart_labels().items())),
+        alt,
+    )
+
+
+# -- formatting shared by the page and the PDF ----------------------------------------------------
+
+
+def measure_text(value: float | str | None) -> str:
+    """A measured value in the current locale (yes/no as words)."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return format_decimal(value, format="#,##0.###")
+    return {"yes": _("yes"), "no": _("no")}.get(value, value)
+
+
+def score_text(value: float | None, decimals: int = 2) -> str:
+    """A patient's score: as many decimals as it has, at most ``decimals``."""
+    if value is None:
+        return "–"
+    return format_decimal(value, format="#,##0." + "#" * decimals)
+
+
+def cohort_text(value: float | None, decimals: int = 2) -> str:
+    """A cohort median or quartile: at least one decimal, at most ``decimals``."""
+    if value is None:
+        return "–"
+    return format_decimal(value, format="#,##0.0" + "#" * max(decimals - 1, 0))
+
+
+# -- the one-page summary -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SummaryCell:
+    patient: str
+    band: str | None
+    median: str
+    iqr: str
+
+
+@dataclass(frozen=True)
+class SummaryScore:
+    title: str
+    cells: tuple[SummaryCell, ...]
+    important_change: str | None
+
+
+def key_series(
+    overview: PatientOverview, outcome_scores: Sequence[tuple[str, str]]
+) -> list[ScoreSeries]:
+    """The scores of the summary: the pilot's outcome scores first, then the first chartable
+    score of each other instrument, those with a value of the patient, at most
+    :data:`KEY_SCORES_MAX`."""
+    chosen: list[ScoreSeries] = []
+    by_key = {(s.instrument_code, s.score_id): s for s in overview.series}
+    for key in outcome_scores:
+        series = by_key.get(key)
+        if series is not None and series.has_patient_values and series not in chosen:
+            chosen.append(series)
+    for outcome in overview.instruments:
+        if any(s.instrument_code == outcome.code for s in chosen):
+            continue
+        first = next((s for s in outcome.series if s.has_patient_values), None)
+        if first is not None:
+            chosen.append(first)
+    return chosen[:KEY_SCORES_MAX]
+
+
+def suppressed_reference(series: ScoreSeries, min_cell_size: int) -> list[dict[str, Any]]:
+    """The cohort median and quartiles per time point with small cells hidden (``None``)."""
+    table = pd.DataFrame(
+        {
+            "time_point": [row.time_point for row in series.rows],
+            "n": [row.n for row in series.rows],
+            "median": [row.median for row in series.rows],
+            "q1": [row.q1 for row in series.rows],
+            "q3": [row.q3 for row in series.rows],
+        }
+    ).astype({"median": "float64", "q1": "float64", "q3": "float64"})
+    result = suppress_small_cells(
+        table,
+        counts="n",
+        derived={"n": ["median", "q1", "q3"]},
+        min_count=min_cell_size,
+        margins=False,
+    ).table
+    rows = []
+    for record in result.to_dict("records"):
+        rows.append(
+            {
+                key: (None if pd.isna(record[key]) else float(record[key]))
+                for key in ("median", "q1", "q3")
+            }
+        )
+    return rows
+
+
+def _alert_text(alert: Alert) -> str:
+    if alert.kind == "worse":
+        return _(
+            "%(instrument)s, %(score)s: worse than at the baseline by at least the clinically "
+            "important change of %(threshold)s points (%(baseline)s → %(value)s, %(time_point)s).",
+            instrument=alert.instrument_title,
+            score=alert.score_label,
+            threshold=score_text(alert.threshold),
+            baseline=score_text(alert.baseline),
+            value=score_text(alert.value),
+            time_point=alert.time_point_label,
+        )
+    if alert.kind == "flag":
+        return _(
+            "%(instrument)s: %(flag)s (%(time_point)s).",
+            instrument=alert.instrument_title,
+            flag=alert.score_label,
+            time_point=alert.time_point_label,
+        )
+    if alert.kind == "missed":
+        return _(
+            "The questionnaire of %(time_point)s was not answered.",
+            time_point=alert.time_point_label,
+        )
+    return _(
+        "The questionnaire of %(time_point)s is open and closes in %(days)s days.",
+        time_point=alert.time_point_label,
+        days=alert.days_left,
+    )
+
+
+def alert_texts(alerts: Sequence[Alert]) -> list[str]:
+    """The alerts worded in the current language (for the PDF and the CLI)."""
+    return [_alert_text(alert) for alert in alerts]
+
+
+def summary_context(
+    session: Session, enrolment: Enrolment, language: str, today: date
+) -> dict[str, Any]:
+    """Plain values for ``reports/patient_summary.html`` (call inside ``force_locale``)."""
+    pilot = enrolment.pilot
+    spec = pilot_spec(pilot)
+    overview = patient_overview(session, enrolment, language, today)
+    outcome_keys = [
+        (r.instrument, r.score) for r in (spec.primary_outcome, *spec.secondary_outcomes)
+    ]
+    chosen = key_series(overview, outcome_keys)
+    time_points = overview.time_points
+    scores = []
+    panels = []
+    for series in chosen:
+        reference = suppressed_reference(series, overview.min_cell_size)
+        by_tp = {
+            row.time_point: (row, ref) for row, ref in zip(series.rows, reference, strict=True)
+        }
+        cells = []
+        for code, _label in time_points:
+            row, ref = by_tp.get(code, (None, None))
+            if row is None or ref is None:
+                cells.append(SummaryCell("", None, "", ""))
+                continue
+            places = series.decimals
+            iqr = (
+                f"{cohort_text(ref['q1'], places)}–{cohort_text(ref['q3'], places)}"
+                if ref["q1"] is not None and ref["q3"] is not None
+                else "–"
+            )
+            cells.append(
+                SummaryCell(
+                    patient=score_text(row.patient, places),
+                    band=series.band_label(row.patient),
+                    median=cohort_text(ref["median"], places),
+                    iqr=iqr,
+                )
+            )
+        line = series.important_change_line
+        scores.append(
+            SummaryScore(
+                title=f"{series.instrument_title}: {series.score_label}",
+                cells=tuple(cells),
+                important_change=None if line is None else score_text(line, series.decimals),
+            )
+        )
+        aligned = [by_tp.get(code, (None, None)) for code, _label in time_points]
+        panels.append(
+            TrajectoryPanel(
+                title=series.score_label,
+                patient=tuple(row.patient if row else None for row, _ref in aligned),
+                median=tuple(ref["median"] if ref else None for _row, ref in aligned),
+                q1=tuple(ref["q1"] if ref else None for _row, ref in aligned),
+                q3=tuple(ref["q3"] if ref else None for _row, ref in aligned),
+                y_range=series.value_range,
+                bands=tuple(Band(low, high, label) for low, high, label in series.bands),
+                important_change_line=line,
+            )
+        )
+    chart = None
+    if panels:
+        chart = trajectory_panels(
+            time_labels=[label for _code, label in time_points],
+            panels=panels,
+            labels=chart_labels(),
+            alt=_("The key scores of the patient over time compared with the cohort median."),
+        )
+    person = enrolment.person
+    return {
+        "pilot_name": pilot.label(language),
+        "person": {
+            "name": person.display_name,
+            "pseudonym": person.pseudonym,
+            "birth_year": person.birth_year,
+        },
+        "arm": enrolment.arm.label(language),
+        "index_date": enrolment.index_date,
+        "generated_on": today,
+        "time_points": [label for _code, label in time_points],
+        "scores": scores,
+        "chart": None if chart is None else {"data_uri": chart.data_uri, "alt": chart.alt},
+        "alerts": alert_texts(overview.alerts),
+        "measures": [
+            {
+                "label": m.label,
+                "unit": m.unit or "",
+                "value": measure_text(m.latest.value),
+                "measured_on": m.latest.measured_on,
+            }
+            for m in overview.measures
+        ],
+        "procedures": [
+            {"performed_on": p.performed_on, "label": p.type_label, "setting": p.setting}
+            for p in overview.procedures
+        ],
+        "min_cell_size": overview.min_cell_size,
+    }
+
+
+def summary_language(enrolment: Enrolment, requested: str | None = None) -> str:
+    """The requested language if supported, else the patient's, else Finnish."""
+    if requested in SUMMARY_LANGUAGES:
+        return str(requested)
+    preferred = enrolment.person.preferred_language
+    return preferred if preferred in SUMMARY_LANGUAGES else "fi"
+
+
+def summary_pdf(session: Session, enrolment: Enrolment, language: str, today: date) -> bytes:
+    """The one-page summary as PDF bytes, in ``language``."""
+    with force_locale(language):
+        context = summary_context(session, enrolment, language, today)
+    return render_pdf("patient_summary.html", language, **context)
