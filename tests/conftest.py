@@ -24,6 +24,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.support import postgres
+from tests.support.isolation import fresh_globals_per_request
 from vaikuttavuus import create_app
 from vaikuttavuus.extensions import db, limiter
 
@@ -112,6 +113,8 @@ def database_url(db_template: Any, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def app(database_url: str) -> Iterator[Flask]:
     app = create_app(test_config(database_url))
+    # The app context below outlives each request; give every request a fresh ``g`` anyway.
+    fresh_globals_per_request(app)
     limiter.reset()
     with app.app_context():
         yield app

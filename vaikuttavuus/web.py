@@ -17,9 +17,25 @@ from vaikuttavuus.extensions import db
 
 
 def init_app(app: Flask) -> None:
-    from vaikuttavuus.views import admin, auth, clinician, main, management, patient, pilot
+    from vaikuttavuus.views import (
+        admin,
+        assisted,
+        auth,
+        clinician,
+        costs,
+        exports,
+        imports,
+        invitations,
+        main,
+        management,
+        measurements,
+        patient,
+        pilot,
+        privacy,
+    )
 
-    for module in (main, auth, patient, clinician, pilot, management, admin):
+    modules = (main, auth, patient, clinician, pilot, management, admin, invitations, assisted)
+    for module in (*modules, privacy, imports, measurements, costs, exports):
         app.register_blueprint(module.bp)
 
     app.jinja_env.filters["num"] = number

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import click
 
+import vaikuttavuus.cli.messaging  # noqa: F401  (adds send, letters, status to `invitations`)
+from vaikuttavuus.cli.backup import COMMANDS as BACKUP_COMMANDS
+from vaikuttavuus.cli.cea import COMMANDS as CEA_COMMANDS
 from vaikuttavuus.cli.core import COMMANDS as CORE_COMMANDS
+from vaikuttavuus.cli.exports import COMMANDS as EXPORT_COMMANDS
+from vaikuttavuus.cli.imports import COMMANDS as IMPORT_COMMANDS
 from vaikuttavuus.cli.instruments import COMMANDS as INSTRUMENT_COMMANDS
+from vaikuttavuus.cli.reports import COMMANDS as REPORT_COMMANDS
 
-ALL: list[click.Command] = [*CORE_COMMANDS, *INSTRUMENT_COMMANDS]
+ALL: list[click.Command] = [*CORE_COMMANDS, *INSTRUMENT_COMMANDS, *CEA_COMMANDS, *IMPORT_COMMANDS]
+ALL += BACKUP_COMMANDS
+ALL += EXPORT_COMMANDS
+ALL += REPORT_COMMANDS

@@ -12,13 +12,14 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from vaikuttavuus.domain.specs import EnableWhen, InstrumentSpec, Item
 
 MULTI_SEPARATOR = ";"
 DEFAULT_TEXT_LIMIT = 2000
 _NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class AnswerError(ValueError):
@@ -41,7 +42,10 @@ def _as_number(item: Item, raw: object) -> float:
     if isinstance(raw, bool):
         raise AnswerError(item.id, "not_a_number", str(raw))
     if isinstance(raw, int | float):
-        number = float(raw)
+        try:
+            number = float(raw)
+        except OverflowError as error:  # an int beyond any float
+            raise AnswerError(item.id, "not_a_number", str(raw)[:40]) from error
     else:
         text = str(raw).strip().replace("\u2212", "-").replace(" ", "").replace("\u00a0", "")
         if not _NUMBER.match(text):
@@ -93,7 +97,8 @@ def canonical(spec: InstrumentSpec, item: Item, raw: object) -> StoredAnswer | N
     if kind == "decimal":
         number = _as_number(item, raw)
         _check_range(item, number)
-        return StoredAnswer(_format_decimal(number), number)
+        text = _format_decimal(number)
+        return StoredAnswer(text, float(text))  # the number exactly as stored in the text
     if kind == "yes_no":
         text = str(raw).strip().lower()
         if text in {"1", "true", "yes", "kyllä", "ja", "y"}:
@@ -103,12 +108,15 @@ def canonical(spec: InstrumentSpec, item: Item, raw: object) -> StoredAnswer | N
         raise AnswerError(item.id, "not_an_option", str(raw))
     if kind == "date":
         try:
-            day = raw if isinstance(raw, date) else date.fromisoformat(str(raw).strip())
+            if isinstance(raw, datetime):  # spreadsheets give dates as datetimes
+                day = raw.date()
+            else:
+                day = raw if isinstance(raw, date) else date.fromisoformat(str(raw).strip())
         except ValueError as error:
             raise AnswerError(item.id, "not_a_date", str(raw)) from error
         return StoredAnswer(day.isoformat(), None)
-    # free text
-    text = str(raw).replace("\r\n", "\n").strip()
+    # free text: line breaks as \n, no control characters (a NUL cannot even be stored)
+    text = _CONTROL.sub("", str(raw).replace("\r\n", "\n").replace("\r", "\n")).strip()
     if not text:
         return None
     limit = item.max_length or DEFAULT_TEXT_LIMIT
@@ -127,7 +135,10 @@ def _normalise_code(raw: object) -> str:
 
 
 def _format_decimal(number: float) -> str:
-    return f"{number:.10g}"
+    """Plain decimal notation (never an exponent, which the number parser would refuse),
+    at most ten decimals."""
+    text = f"{number:.10f}".rstrip("0").rstrip(".")
+    return "0" if text in {"", "-0"} else text
 
 
 def _check_range(item: Item, number: float) -> None:

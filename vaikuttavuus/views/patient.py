@@ -22,6 +22,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import refresh
+from flask_limiter import RequestLimit
 from werkzeug.wrappers import Response
 
 from vaikuttavuus.domain.answers import (
@@ -33,6 +34,7 @@ from vaikuttavuus.domain.answers import (
 from vaikuttavuus.extensions import csrf, db, limiter
 from vaikuttavuus.forms.questionnaire import build_section_form, collect_answers, describe_field
 from vaikuttavuus.security.access import public
+from vaikuttavuus.security.throttle import note_breach
 from vaikuttavuus.security.tokens import form_token, form_token_valid
 from vaikuttavuus.services import patient_flow
 from vaikuttavuus.services.patient_flow import LinkState, Step
@@ -52,7 +54,16 @@ def _counts_as_miss(response: Any) -> bool:
     return False
 
 
-patient_limit = limiter.shared_limit(_miss_limit, scope="patient-link", deduct_when=_counts_as_miss)
+def _guessing_throttled(request_limit: RequestLimit) -> None:
+    note_breach(request_limit, "patient_link_throttled", actor="patient-link")
+
+
+patient_limit = limiter.shared_limit(
+    _miss_limit,
+    scope="patient-link",
+    deduct_when=_counts_as_miss,
+    on_breach=_guessing_throttled,
+)
 
 
 # -- helpers ---------------------------------------------------------------------------------
