@@ -33,6 +33,8 @@ ensure_pdf_libraries() {
 ensure_venv() {
     local extras="${1:-}"
     if [ ! -x "$PY" ]; then
+        # Debian's python3 needs python3-venv (ensurepip) to create a virtual environment.
+        python3 -c "import ensurepip" 2>/dev/null || ensure_debian_packages python3-venv
         say "Creating the virtual environment in .venv"
         python3 -m venv "$VENV"
     fi
