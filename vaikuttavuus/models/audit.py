@@ -21,6 +21,9 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_events_occurred_at", "occurred_at"),
         Index("ix_audit_events_person_id", "person_id"),
+        # the audit log filtered by user or by action, newest first
+        Index("ix_audit_events_actor_id", "actor", "id"),
+        Index("ix_audit_events_action_id", "action", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -41,6 +44,10 @@ class ImportBatch(Base):
     """One import attempt: who, when, which file (by hash), how many rows, and the outcome."""
 
     __tablename__ = "import_batches"
+    __table_args__ = (
+        # a pilot's import log, newest first
+        Index("ix_import_batches_pilot_started", "pilot_code", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vaikuttavuus.models.base import Base, utcnow
@@ -17,6 +17,14 @@ class ClinicalMeasurement(Base):
     __tablename__ = "clinical_measurements"
     __table_args__ = (
         Index("ix_clinical_measurements_enrolment_measure", "enrolment_id", "measure_code"),
+        # The foreign key's index, for the few superseded rows only: current values are read
+        # with ``superseded_by_id IS NULL``, which must keep using the enrolment index above.
+        Index(
+            "ix_clinical_measurements_superseded_by_id",
+            "superseded_by_id",
+            sqlite_where=text("superseded_by_id IS NOT NULL"),
+            postgresql_where=text("superseded_by_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

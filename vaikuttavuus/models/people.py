@@ -57,6 +57,10 @@ class Enrolment(Base):
         UniqueConstraint("person_id", "pilot_id"),
         CheckConstraint("status IN ('active', 'withdrawn', 'completed')", name="status_known"),
         Index("ix_enrolments_pilot_arm", "pilot_id", "arm_id"),
+        # the cohort period filter and the patient list's order (latest index date first)
+        Index("ix_enrolments_pilot_index_date", "pilot_id", "index_date"),
+        # the unit filter and its choices on every cohort page (read from the index alone)
+        Index("ix_enrolments_pilot_unit", "pilot_id", "unit"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -36,7 +36,7 @@ class Response(Base):
     enrolment_id: Mapped[int] = mapped_column(ForeignKey("enrolments.id", ondelete="CASCADE"))
     time_point_id: Mapped[int] = mapped_column(ForeignKey("time_points.id"))
     invitation_id: Mapped[int | None] = mapped_column(
-        ForeignKey("invitations.id", ondelete="SET NULL")
+        ForeignKey("invitations.id", ondelete="SET NULL"), index=True
     )
     instrument_version_id: Mapped[int] = mapped_column(ForeignKey("instrument_versions.id"))
     instrument_code: Mapped[str] = mapped_column(String(40))

@@ -62,7 +62,9 @@ class AccessToken(Base):
     __tablename__ = "access_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"))
+    invitation_id: Mapped[int] = mapped_column(
+        ForeignKey("invitations.id", ondelete="CASCADE"), index=True
+    )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
@@ -85,7 +87,7 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     invitation_id: Mapped[int | None] = mapped_column(
-        ForeignKey("invitations.id", ondelete="CASCADE")
+        ForeignKey("invitations.id", ondelete="CASCADE"), index=True
     )
     channel: Mapped[str] = mapped_column(String(10))
     purpose: Mapped[str] = mapped_column(String(20))
