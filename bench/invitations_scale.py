@@ -24,10 +24,13 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 
-def _timed(label: str, action: Callable[[], Any]) -> Any:
+def _timed(label: str, action: Callable[[], Any], timings: dict[str, float], key: str) -> Any:
+    """Run ``action``, print its time and result, and keep the time in ``timings[key]``."""
     started = time.perf_counter()
     result = action()
-    print(f"{label:<48} {time.perf_counter() - started:8.2f} s   {result}")
+    seconds = time.perf_counter() - started
+    timings[key] = round(seconds, 3)
+    print(f"{label:<48} {seconds:8.2f} s   {result}")
     return result
 
 
@@ -69,7 +72,9 @@ def main() -> None:
             server.stop()
 
 
-def run(url: str, people: int, slow: float | None = None) -> None:
+def run(url: str, people: int, slow: float | None = None) -> dict[str, Any]:
+    """Load ``people`` people into the (migrated, empty) database at ``url`` and time the
+    scheduler and the outbox; returns the seconds per step and the counts."""
     from vaikuttavuus import create_app
     from vaikuttavuus.database import upgrade_schema
     from vaikuttavuus.extensions import db
@@ -135,7 +140,9 @@ def run(url: str, people: int, slow: float | None = None) -> None:
                 )
             db.session.execute(insert(Enrolment), enrolments)
             db.session.commit()
-        print(f"loaded {people} people and enrolments in {time.perf_counter() - started:.1f} s")
+        timings: dict[str, Any] = {"people": people}
+        timings["load_seconds"] = round(time.perf_counter() - started, 3)
+        print(f"loaded {people} people and enrolments in {timings['load_seconds']:.1f} s")
 
         clock = messaging.make_clock(now=now)
 
@@ -149,12 +156,13 @@ def run(url: str, people: int, slow: float | None = None) -> None:
             db.session.commit()
             return result
 
-        _timed("first refresh (creates the invitations)", refresh)
+        _timed("first refresh (creates the invitations)", refresh, timings, "first_refresh_seconds")
         invitations = db.session.scalar(select(func.count()).select_from(Invitation))
+        timings["invitations"] = invitations
         print(f"  {invitations} invitations")
-        _timed("first enqueue (first messages)", enqueue)
-        _timed("steady state: refresh again", refresh)
-        _timed("steady state: enqueue again", enqueue)
+        _timed("first enqueue (first messages)", enqueue, timings, "first_enqueue_seconds")
+        _timed("steady state: refresh again", refresh, timings, "steady_refresh_seconds")
+        _timed("steady state: enqueue again", enqueue, timings, "steady_enqueue_seconds")
         # Pretend everything queued was sent now, then look a week later for reminders.
         db.session.execute(
             update(Invitation)
@@ -164,7 +172,13 @@ def run(url: str, people: int, slow: float | None = None) -> None:
         db.session.execute(update(OutboxMessage).values(status="sent", sent_at=now))
         db.session.commit()
         week = messaging.make_clock(now=now + timedelta(days=7))
-        _timed("a week later: enqueue (reminders)", lambda: enqueue(week))
+        _timed(
+            "a week later: enqueue (reminders)",
+            lambda: enqueue(week),
+            timings,
+            "reminders_enqueue_seconds",
+        )
+        return timings
 
 
 if __name__ == "__main__":

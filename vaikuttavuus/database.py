@@ -2,10 +2,15 @@
 
 Services only ``flush()``; the request boundary commits (or rolls back on an error), so a
 response that reaches the browser has its data on disk. CLI commands commit explicitly.
+
+A SQLite database file is created readable by its owner only (0600; SQLite gives its
+write-ahead log and shared-memory files the same mode), and an instance folder created here
+is 0700.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,13 +27,47 @@ from sqlalchemy.sql import Insert
 from vaikuttavuus.extensions import db
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_FOLDER_MODE = 0o700
+
+
+def create_private_folder(path: Path) -> None:
+    """Create ``path`` (and missing parents) if needed; the folder itself is made 0700.
+
+    An existing folder keeps its mode (an administrator may have chosen another)."""
+    if path.is_dir():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=PRIVATE_FOLDER_MODE)
+    except FileExistsError:  # created meanwhile by another process
+        return
+    path.chmod(PRIVATE_FOLDER_MODE)
+
+
+def create_private_file(path: Path) -> bool:
+    """Create an empty file readable and writable by its owner only (0600) if it does not
+    exist; returns whether it was created. An empty file is a valid empty SQLite database."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return False
+    os.close(descriptor)
+    return True
+
+
+def sqlite_file(database: str | None) -> Path | None:
+    """The file of a SQLite database name, or None for an in-memory or URI database."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def init_app(app: Flask) -> None:
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     options: dict[str, Any] = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     if url.startswith("sqlite"):
-        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        create_private_folder(Path(app.instance_path))
         options.setdefault("connect_args", {}).setdefault("timeout", 30)
     else:
         options.setdefault("pool_pre_ping", True)
@@ -46,6 +85,20 @@ def init_app(app: Flask) -> None:
         else:
             db.session.rollback()
         return response
+
+
+@event.listens_for(Engine, "do_connect")
+def _create_sqlite_file_privately(
+    dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> None:
+    """Before SQLite would create a missing database file (mode 0644 under the usual umask),
+    create it with mode 0600; the normal connect then opens it."""
+    if dialect.name != "sqlite" or cparams.get("uri"):
+        return
+    database = cargs[0] if cargs else cparams.get("database")
+    path = sqlite_file(str(database) if database is not None else None)
+    if path is not None and path.parent.is_dir():
+        create_private_file(path)
 
 
 @event.listens_for(Engine, "connect")

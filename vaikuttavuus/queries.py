@@ -230,25 +230,25 @@ def cost_rows(
     return rows
 
 
-def cost_enrolments(session: Session, pilot_id: int) -> pd.DataFrame:
-    """One row per enrolment of the pilot whose person is not erased: ``enrolment_id``,
-    ``person_id``, ``pseudonym``, ``arm``, ``index_date`` (the frame episode costs need)."""
-    enrolments = frame(
+def cohort_pseudonyms(
+    session: Session,
+    pilot_id: int,
+    *,
+    period: CohortPeriod = (None, None),
+    arm: str | None = None,
+    unit: str | None = None,
+) -> pd.DataFrame:
+    """The pseudonym of every enrolment in the cohort whose person is not erased:
+    ``enrolment_id``, ``pseudonym`` (for lists of patients next to the cohort figures)."""
+    rows = frame(
         session,
-        select(
-            Enrolment.id.label("enrolment_id"),
-            Enrolment.person_id,
-            Person.pseudonym,
-            Arm.code.label("arm"),
-            Enrolment.index_date,
-        )
+        select(Enrolment.id.label("enrolment_id"), Person.pseudonym)
         .join(Person, Enrolment.person_id == Person.id)
-        .join(Arm, Enrolment.arm_id == Arm.id)
-        .where(Enrolment.pilot_id == pilot_id, Person.erased_at.is_(None))
+        .where(*_cohort_conditions(pilot_id, period, arm, unit), Person.erased_at.is_(None))
         .order_by(Enrolment.id),
     )
-    enrolments["index_date"] = pd.to_datetime(enrolments["index_date"])
-    return enrolments
+    rows["enrolment_id"] = rows["enrolment_id"].astype("int64")
+    return rows
 
 
 def costing_tables(session: Session) -> dict[str, pd.DataFrame]:

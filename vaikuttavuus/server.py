@@ -2,26 +2,70 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
+from vaikuttavuus.domain.identity import mask_identity_codes
+
 # A personal link is a credential: access logs show "/r/…" instead of its token.
-_PATIENT_TOKEN = re.compile(r"(/r/)[^/?#\s]+")
+_PATIENT_TOKEN = re.compile(r"(/r/)[^/?#\s\"]+")
+# Query strings hold what people typed (searches, filters): the access log shows the path only.
+_QUERY = re.compile(r"\?[^\s\"#]*")
+# Atoms that are a whole query string, and atoms that hold a URL (the request line, referrer).
+_QUERY_ATOMS = frozenset({"q", "{query_string}e"})
+_URL_ATOMS = frozenset(
+    {"r", "f", "{referer}i", "{raw_uri}e", "{request_uri}e", "{http_referer}e"}
+)
 
 
 def redact(text: Any) -> Any:
-    return _PATIENT_TOKEN.sub(r"\1…", text) if isinstance(text, str) else text
+    """A log text without link tokens or identity codes (other values pass through)."""
+    if not isinstance(text, str):
+        return text
+    return mask_identity_codes(_PATIENT_TOKEN.sub(r"\1…", text))
+
+
+def without_query(text: Any) -> Any:
+    """A URL or request line with its query string left out."""
+    return _QUERY.sub("", text) if isinstance(text, str) else text
+
+
+class _RedactingFilter(logging.Filter):
+    """Masks link tokens and identity codes in every record of gunicorn's own log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]
-    """gunicorn's logger with patient-link tokens removed from request lines and referrers."""
+    """gunicorn's logger for personal data: the access log shows paths without query strings,
+    ``/r/…`` instead of link tokens, and identity codes masked; the error log is masked too."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        if not any(isinstance(f, _RedactingFilter) for f in self.error_log.filters):
+            self.error_log.addFilter(_RedactingFilter())  # setup runs again on a reload (HUP)
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        return {key: redact(value) for key, value in atoms.items()}
+        cleaned = {}
+        for key, value in atoms.items():
+            if key in _QUERY_ATOMS:
+                shown = ""
+            elif key in _URL_ATOMS:
+                shown = without_query(value)
+            else:
+                shown = value
+            cleaned[key] = redact(shown)
+        return cleaned
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]

@@ -46,8 +46,15 @@ BPH pilot (index date = procedure date)
   (``IPSS_RELATIVE_IMPROVEMENT``, at 3 / 12 months): TURP 65/66 %, HoLEP 68/70 %, laser
   55/55 %, Rezūm 48/44 %, UroLift 40/34 % (slight relapse of minimally invasive treatments)
   [published 1-year series and trials: TURP/HoLEP ≈ 60–70 %, Rezūm ≈ 45–50 %, UroLift
-  ≈ 35–40 %], interpolated between the time points' ``offset_days``; individual response
-  N(0, 0.15) kept over time plus N(0, 0.05) per time point; answer noise N(0, 1.5) points.
+  ≈ 35–40 %], interpolated between the time points' ``offset_days``. Not everyone benefits
+  (``IPSS_NO_BENEFIT``): TURP 20 %, HoLEP 19 %, laser 25 %, Rezūm 33 %, UroLift 42 % keep
+  their symptoms (relative change N(0, 0.06), kept over time) [treatment failure and
+  retreatment are more common after the minimally invasive procedures]; the others improve
+  by correspondingly more, so each procedure's mean is the one above, with an individual
+  response N(0, 0.15) kept over time; plus N(0, 0.05) per time point (clipped to −60 … 97 %)
+  and answer noise N(0, 1.5) points. With the pilot's responder rule (≥ 3 points or ≥ 25 %)
+  this gives ≈ 82 % responders after TURP/HoLEP (≈ 78 % laser), ≈ 72 % after Rezūm and
+  ≈ 60 % after UroLift, and ≈ 3 % (operating room) / 6 % (office) worse by ≥ 3 points.
   The total is split into the seven items (codes 0–5) by weighted sampling of 35 "slots"
   without replacement (the sum is exact; per-person item profile with weights 1.0, 1.2, 0.9,
   1.0, 1.3, 0.8, 1.2 for ipss1–7 × lognormal(0, 0.35), slightly varying per time point).
@@ -127,7 +134,12 @@ Older adults pilot (index date = enrolment date)
   service NGO 75 % / parish 25 %; home care and social rehabilitation county; digital
   contact NGO / municipality; provider names from short illustrative lists. Contacts:
   Poisson per calendar month with monthly means day activity 4.3, group 3.5, friend 3,
-  home care 35, social rehabilitation 3, digital 6; ``contacts`` is their sum.
+  home care 35, social rehabilitation 3, digital 6; ``contacts`` is their sum. The cost
+  recorded on the exposure (``cost_eur``) is ``contacts`` × the euros per contact of its
+  service type and provider sector (``SERVICE_UNIT_COSTS``, 2025 prices: day activity 95 €
+  county / 82 € municipality, group session 32 / 18 / 12 € municipality / NGO / parish,
+  friend visit 25 € NGO / 15 € parish, home-care visit 55 €, social rehabilitation 70 €,
+  digital contact 15 € NGO / 20 € municipality).
 * **True effects** (``TRUE_SERVICE_EFFECTS``), added to the latent scores at a follow-up time
   point when the service started at least 30 days before it, and kept thereafter:
 
@@ -237,11 +249,13 @@ from vaikuttavuus.domain.specs import (
 __all__ = [
     "BPH_PILOT",
     "BPH_SHARE",
+    "IPSS_NO_BENEFIT",
     "IPSS_RELATIVE_IMPROVEMENT",
     "OLDER_ADULTS_PILOT",
     "QMAX_GAIN",
     "RESPONSE_PROBABILITY",
     "SERVICE_PRODUCTS",
+    "SERVICE_UNIT_COSTS",
     "TRUE_SERVICE_EFFECTS",
     "ServiceEffect",
     "SyntheticData",
@@ -293,7 +307,20 @@ IPSS_RELATIVE_IMPROVEMENT: Mapping[str, tuple[float, float]] = MappingProxyType(
         "urolift": (0.40, 0.34),
     }
 )
-"""Mean relative reduction of the IPSS total from baseline at 3 and at 12 months."""
+"""Mean relative reduction of the IPSS total from baseline at 3 and at 12 months (over all
+patients of the procedure, those who do not benefit included)."""
+
+IPSS_NO_BENEFIT: Mapping[str, float] = MappingProxyType(
+    {
+        "turp": 0.20,
+        "holep": 0.19,
+        "laser_vaporisation": 0.25,
+        "rezum": 0.33,
+        "urolift": 0.42,
+    }
+)
+"""Share of patients whose symptoms do not improve after the procedure (relative change
+N(0, 0.06) of the baseline, kept over time: about the same, a few worse)."""
 
 QMAX_GAIN: Mapping[str, tuple[float, float]] = MappingProxyType(
     {
@@ -323,6 +350,26 @@ SERVICE_PRODUCTS: Mapping[str, str] = MappingProxyType(
 )
 """The product of each older adults' service type (monthly resource-use rows)."""
 
+SERVICE_UNIT_COSTS: Mapping[tuple[str, str], float] = MappingProxyType(
+    {
+        ("day_activity", "county"): 95.0,
+        ("day_activity", "municipality"): 82.0,
+        ("group_activity", "municipality"): 32.0,
+        ("group_activity", "ngo"): 18.0,
+        ("group_activity", "parish"): 12.0,
+        ("friend_service", "ngo"): 25.0,
+        ("friend_service", "parish"): 15.0,
+        ("home_care", "county"): 55.0,
+        ("social_rehabilitation", "county"): 70.0,
+        ("digital_contact", "ngo"): 15.0,
+        ("digital_contact", "municipality"): 20.0,
+    }
+)
+"""Euros per contact (2025 prices) of each service type by provider sector: the recorded
+``service_exposures.cost_eur`` is ``contacts`` × this. The county's own services cost what its
+product costing says (``costing/unit_costs.csv``); municipalities, NGOs and parishes are cheaper
+for the county (purchased services, grants and volunteer coordination)."""
+
 # ------------------------------------------------------------------------------------------
 # Internal parameters
 # ------------------------------------------------------------------------------------------
@@ -331,6 +378,7 @@ _EPOCH = date(1970, 1, 1)
 _DAY_SECONDS = 86_400
 _NORMAL = NormalDist()
 
+_NO_BENEFIT_CHANGE = (0.0, 0.06)  # mean and sd of the relative improvement without benefit
 _OR_PROCEDURES = {"turp": 0.60, "holep": 0.25, "laser_vaporisation": 0.15}
 _OFFICE_PROCEDURES = {"rezum": 0.60, "urolift": 0.40}
 _OR_SHARE = 0.65
@@ -778,7 +826,9 @@ def _birth_days(index_day: np.ndarray, age: np.ndarray) -> np.ndarray:
 
 
 def _simulate_bph(spec: PilotSpec, measures: MeasureCatalogue, n: int, today: int,
-                  rng: np.random.Generator) -> _Cohort:
+                  rng: np.random.Generator, benefit_rng: np.random.Generator) -> _Cohort:
+    """The BPH cohort. Who does not benefit from the procedure is drawn from ``benefit_rng``
+    (a stream of its own), so the rest of the cohort is what the same seed always gave."""
     arms = {arm.id for arm in spec.arms}
     for needed in ("operating_room", "outpatient_clinic"):
         if needed not in arms:
@@ -819,6 +869,10 @@ def _simulate_bph(spec: PilotSpec, measures: MeasureCatalogue, n: int, today: in
     baseline_ipss = np.where(in_or, rng.normal(21.0, 5.0, n), rng.normal(18.0, 5.0, n))
     baseline_ipss = _bounded_round(baseline_ipss, 8, 35)
     individual = rng.normal(0.0, 0.15, size=n)  # persistent response to the procedure
+    # a share of patients do not benefit: their symptoms stay about the same or get worse
+    no_benefit_share = _lookup(procedure, dict(IPSS_NO_BENEFIT))
+    no_benefit = benefit_rng.random(n) < no_benefit_share
+    unchanged = benefit_rng.normal(_NO_BENEFIT_CHANGE[0], _NO_BENEFIT_CHANGE[1], size=n)
     improvement3 = _lookup(procedure, {k: v[0] for k, v in IPSS_RELATIVE_IMPROVEMENT.items()})
     improvement12 = _lookup(procedure, {k: v[1] for k, v in IPSS_RELATIVE_IMPROVEMENT.items()})
     ipss: dict[str, np.ndarray] = {}
@@ -827,7 +881,10 @@ def _simulate_bph(spec: PilotSpec, measures: MeasureCatalogue, n: int, today: in
             total = baseline_ipss + _bounded_round(rng.normal(0.0, 1.0, n), -2, 2)
         else:
             mean = _course(tp.offset_days, improvement3, improvement12)
-            relative = np.clip(mean + individual + rng.normal(0.0, 0.05, n), -0.15, 0.97)
+            # those who benefit improve by more, so that the procedure's mean stays ``mean``
+            benefit = (mean - no_benefit_share * _NO_BENEFIT_CHANGE[0]) / (1.0 - no_benefit_share)
+            latent = np.where(no_benefit, unchanged, benefit + individual)
+            relative = np.clip(latent + rng.normal(0.0, 0.05, n), -0.6, 0.97)
             total = baseline_ipss * (1.0 - relative) + rng.normal(0.0, 1.5, n)
         ipss[tp.id] = _bounded_round(total, 0, 35)
     item_weights = np.array([1.0, 1.2, 0.9, 1.0, 1.3, 0.8, 1.2]) * np.exp(
@@ -1214,6 +1271,7 @@ def _simulate_older(spec: PilotSpec, n: int, today: int, rng: np.random.Generato
         exposures=exposures,
     )
     cohort.costs, exposures["contacts"] = _older_costs(rng, cohort, exposures, stop)
+    exposures["cost_eur"] = _exposure_costs(exposures)
     home_care = np.zeros(n, dtype=bool)
     home_care[exposures.loc[exposures["service_type"] == "home_care", "position"]] = True
 
@@ -1393,6 +1451,19 @@ def _older_costs(rng: np.random.Generator, cohort: _Cohort, exposures: pd.DataFr
         )
     )
     return pd.concat(pieces, ignore_index=True), contacts
+
+
+def _exposure_costs(exposures: pd.DataFrame) -> np.ndarray:
+    """Each exposure's cost so far: its contacts × the unit cost of its service type and
+    provider sector (``SERVICE_UNIT_COSTS``; NaN, i.e. not recorded, for a pair without one)."""
+    pairs = pd.MultiIndex.from_arrays(
+        [exposures["service_type"].to_numpy(), exposures["provider_sector"].to_numpy()]
+    )
+    prices = pd.Series(
+        list(SERVICE_UNIT_COSTS.values()), index=pd.MultiIndex.from_tuples(SERVICE_UNIT_COSTS)
+    )
+    unit = prices.reindex(pairs).to_numpy(dtype=float) if len(pairs) else np.zeros(0)
+    return np.round(exposures["contacts"].to_numpy(dtype=float) * unit, 2)
 
 
 def _month_index(days: np.ndarray) -> np.ndarray:
@@ -1923,13 +1994,13 @@ def generate(
                 raise ValueError(f"pilot '{code}', time point '{tp.id}': no instrument {unknown}")
 
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(8)]
-    cohort_rng, people_rng, schedule_rng, answer_rng, record_rng = streams[:5]
+    cohort_rng, people_rng, schedule_rng, answer_rng, record_rng, benefit_rng = streams[:6]
     pyrng = random.Random(seed)
     day0 = _day(today)
     n_bph = round(people * BPH_SHARE)
     n_bph = min(max(n_bph, 1), people - 1)
     cohorts = [
-        _simulate_bph(pilots[BPH_PILOT], measures, n_bph, day0, cohort_rng),
+        _simulate_bph(pilots[BPH_PILOT], measures, n_bph, day0, cohort_rng, benefit_rng),
         _simulate_older(pilots[OLDER_ADULTS_PILOT], people - n_bph, day0, cohort_rng),
     ]
     total = people

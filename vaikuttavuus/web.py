@@ -21,6 +21,7 @@ def init_app(app: Flask) -> None:
         admin,
         assisted,
         auth,
+        catalogue,
         clinician,
         costs,
         exports,
@@ -35,7 +36,7 @@ def init_app(app: Flask) -> None:
     )
 
     modules = (main, auth, patient, clinician, pilot, management, admin, invitations, assisted)
-    for module in (*modules, privacy, imports, measurements, costs, exports):
+    for module in (*modules, privacy, imports, measurements, costs, exports, catalogue):
         app.register_blueprint(module.bp)
 
     app.jinja_env.filters["num"] = number
@@ -57,9 +58,14 @@ def number(value: Any, digits: int = 1) -> str:
     if not isinstance(value, int | float):
         return str(value)
     if isinstance(value, int):
-        return format_decimal(value, format="#,##0")
+        return with_minus_sign(format_decimal(value, format="#,##0"))
     pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
-    return format_decimal(value, format=pattern)
+    return with_minus_sign(format_decimal(value, format=pattern))
+
+
+def with_minus_sign(text: str) -> str:
+    """The typographic minus sign (U+2212) for negative numbers, as in every other figure."""
+    return "\u2212" + text[1:] if text.startswith("-") else text
 
 
 def day(value: date | datetime | None) -> str:

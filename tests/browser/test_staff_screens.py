@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from flask_babel import force_locale, gettext
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.browser.conftest import (
@@ -22,7 +23,7 @@ from tests.browser.conftest import (
     LiveServer,
     Screenshots,
 )
-from tests.browser.support import PageAudit
+from tests.browser.support import PageAudit, small_targets
 
 pytestmark = pytest.mark.browser
 
@@ -77,6 +78,29 @@ def staff_audit(shoot: Screenshots) -> Iterator[PageAudit]:
     yield PageAudit(shoot, known=STAFF_KNOWN_VIOLATIONS)
 
 
+# Standalone links smaller than 44×44 px (the audit's touch-target rule); reported by
+# test_staff_links_are_large_enough_to_tap (xfail) and left out of the page audits below, so
+# that those still catch every other problem.
+SMALL_LINKS = (
+    "Numbers as CSV",  # the caption link of every cohort table (_analytics.html)
+    "Clinical measurements: add or correct",  # clinician/patient.html
+    "All values with their corrections",
+)
+
+
+def _small_link_problems(live_server: LiveServer, problems: list[str]) -> list[str]:
+    """The problems about the known small links (their Finnish texts)."""
+    with live_server.app.test_request_context(), force_locale("fi"):
+        texts = [str(gettext(message)) for message in SMALL_LINKS]
+    return [p for p in problems if any(f'target a "{text}"' in p for text in texts)]
+
+
+def _assert_clean_but_small_links(live_server: LiveServer, audit: PageAudit) -> None:
+    known = _small_link_problems(live_server, audit.problems)
+    audit.problems = [p for p in audit.problems if p not in known]
+    audit.assert_clean()
+
+
 def test_clinician_patient_page(
     live_server: LiveServer,
     cohort: Cohort,
@@ -95,7 +119,7 @@ def test_clinician_patient_page(
     staff_audit.check(
         page, "clinician patient page, phone", same_page_as=("clinician patient page, desktop")
     )
-    staff_audit.assert_clean()
+    _assert_clean_but_small_links(live_server, staff_audit)
 
 
 def test_pilot_overview(
@@ -111,4 +135,24 @@ def test_pilot_overview(
     staff_audit.check(page, "pilot overview, desktop")
     page.set_viewport_size(PHONE)
     staff_audit.check(page, "pilot overview, phone", same_page_as="pilot overview, desktop")
-    staff_audit.assert_clean()
+    _assert_clean_but_small_links(live_server, staff_audit)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Standalone links are 19 px high, under the 44×44 px touch targets the staff pages "
+    "are audited for (tests/browser/support.py small_targets): the 'Numbers as CSV' link in the "
+    "caption of every cohort table (_analytics.html; 43 px when it wraps on a phone) and the "
+    "clinician patient page's 'Clinical measurements: add or correct' (a list item) and 'All "
+    "values with their corrections' (a paragraph of its own) links.",
+)
+def test_staff_links_are_large_enough_to_tap(
+    live_server: LiveServer, cohort: Cohort, new_context: ContextFactory
+) -> None:
+    page = _log_in(live_server, new_context(phone=False), "pilotti-selain")
+    page.goto(live_server.url("/pilot/bph/"))
+    problems = small_targets(page)
+    page = _log_in(live_server, new_context(phone=False), "kliinikko-selain")
+    page.goto(live_server.url(f"/clinician/bph/{cohort.pseudonym}"))
+    problems += small_targets(page)
+    assert _small_link_problems(live_server, problems) == []

@@ -85,6 +85,10 @@ def test_round_trip(populated: Flask, tmp_path: Path, backend: str) -> None:
     result = _invoke(populated, restore_command, str(out), "--yes")
     assert result.exit_code == 0, result.output
     assert _state() == before
+    assert out.stat().st_mode & 0o777 == 0o600
+    if backend == "sqlite":  # the restored file is readable by its owner only, like a new one
+        database = Path(populated.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///"))
+        assert database.stat().st_mode & 0o777 == 0o600
     # The restored database is usable and its audit trail still append-only.
     actions = db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
     assert actions[-1] == "restore_database"

@@ -213,8 +213,7 @@ def test_report_patient_through_the_report_group(
     from vaikuttavuus.cli import main
 
     group = main.commands.get("report")
-    if group is None or "patient" not in getattr(group, "commands", {}):
-        pytest.skip("the report group (cli/reports.py) has not attached `patient` yet")
+    assert group is not None and "patient" in getattr(group, "commands", {})
     out = tmp_path / "via-group.pdf"
     result = runner.invoke(
         main,

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from tests.support.import_files import CODES, csv_bytes, good_rows, xlsx_bytes
 from vaikuttavuus.cli import main
+from vaikuttavuus.cli.imports import CHECKING_LABEL, PROGRESS_MIN_ROWS, STORING_LABEL
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import CostItem, ImportBatch
 
@@ -86,17 +87,53 @@ def test_a_good_file_is_stored_and_a_second_run_stores_nothing(
 
 
 def test_the_pilot_can_be_left_out_only_when_it_is_clear(
-    app: Flask, enrolled: list[Any], tmp_path: Path
+    app: Flask, enrolled: list[Any], enrol_patient: Any, tmp_path: Path
 ) -> None:
-    header, rows = good_rows("resource_use", TODAY)
+    header, rows = good_rows("resource_use", TODAY)  # people of the BPH pilot only
     path = tmp_path / "costs.csv"
     path.write_bytes(csv_bytes(header, rows))
-    result = invoke(app, "import", "resource_use", str(path))
+    told = invoke(app, "import", "resource_use", str(path))
+    assert told.exit_code == 0, told.output
+    assert "3 row(s) stored into bph" in told.stdout
+    assert "Pilot bph: the only pilot this file can be for" in told.stderr
+    # exposures are for the older adults pilot only (the one with service types)
+    enrol_patient("older-adults", "outreach", identity_code=CODES[2])
+    enrol_patient("older-adults", "client_guidance", identity_code=CODES[3])
+    header, rows = good_rows("exposures", TODAY)
+    exposures = tmp_path / "exposures.csv"
+    exposures.write_bytes(csv_bytes(header, rows))
+    result = invoke(app, "import", "exposures", str(exposures), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "2 row(s) checked, no errors" in result.stdout
+    assert "Pilot older-adults" in result.stderr
+    # people of both pilots in one file: the pilot must be named
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_bytes(
+        csv_bytes(
+            ["identity_code", "product_code", "quantity", "service_date"],
+            [[CODES[0], "OR_MINUTE", 1, TODAY], [CODES[2], "HOME_CARE_VISIT", 1, TODAY]],
+        )
+    )
+    before = cost_rows()
+    result = invoke(app, "import", "resource_use", str(mixed))
     assert result.exit_code == 2
-    assert "--pilot" in result.output
+    assert "name the pilot (--pilot)" in result.output
+    assert "enrolled in bph, older-adults" in result.output
     unknown = invoke(app, "import", "resource_use", str(path), "--pilot", "nope")
     assert unknown.exit_code == 2 and "unknown pilot" in unknown.output
-    assert cost_rows() == 0
+    assert cost_rows() == before
+
+
+def test_usage_errors_point_to_the_import_help(tmp_path: Path) -> None:
+    path = tmp_path / "costs.csv"
+    path.write_bytes(b"identity_code\n")
+    for args in (["import", "nope", str(path)], ["import", "people"]):
+        result = CliRunner().invoke(main, args, prog_name="vaikuttavuus")
+        assert result.exit_code == 2
+        assert "Try 'vaikuttavuus import --help' for help." in result.output
+        assert "import file" not in result.output
+        assert "vaikuttavuus import KIND FILE" in result.output
+    assert CliRunner().invoke(main, ["import", "--help"]).exit_code == 0
 
 
 def test_a_bad_file_exits_1_with_a_row_report(
@@ -154,6 +191,32 @@ def test_dry_run_stores_nothing(app: Flask, enrolled: list[Any], tmp_path: Path)
     assert cost_rows() == 0
     batch = db.session.scalar(select(ImportBatch))
     assert batch is not None and batch.dry_run and batch.status == "checked"
+
+
+def test_large_files_show_progress_while_checking_and_storing(
+    app: Flask, enrolled: list[Any], tmp_path: Path
+) -> None:
+    pseudonyms = [e.person.pseudonym for e in enrolled]
+    rows = [
+        [pseudonyms[i % 2], "NURSE_PHONE", str(1 + i), TODAY - timedelta(days=1 + i % 5)]
+        for i in range(PROGRESS_MIN_ROWS)
+    ]
+    path = tmp_path / "large.csv"
+    path.write_bytes(csv_bytes(["pseudonym", "product_code", "quantity", "service_date"], rows))
+    dry = invoke(app, "import", "resource_use", str(path), "--pilot", "bph", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert CHECKING_LABEL in dry.stderr
+    assert STORING_LABEL not in dry.stderr
+    stored = invoke(app, "import", "resource_use", str(path), "--pilot", "bph")
+    assert stored.exit_code == 0, stored.output
+    assert f"{PROGRESS_MIN_ROWS} row(s) stored into bph" in stored.stdout
+    assert stored.stderr.index(CHECKING_LABEL) < stored.stderr.index(STORING_LABEL)
+    # a small file: no progress bars
+    header, small = good_rows("resource_use", TODAY)
+    path.write_bytes(csv_bytes(header, small))
+    quiet = invoke(app, "import", "resource_use", str(path), "--pilot", "bph", "--dry-run")
+    assert quiet.exit_code == 0
+    assert CHECKING_LABEL not in quiet.stderr
 
 
 # -- a process killed while storing -------------------------------------------------------------

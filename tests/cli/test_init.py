@@ -43,7 +43,12 @@ def test_init_creates_keys_schema_and_loads_definitions_idempotently(
     assert oct(config.stat().st_mode)[-3:] == "600"
     assert "SECRET_KEY" in config.read_text()
     assert "instruments added: " in first.stdout
-    assert (tmp_path / "instance" / "vaikuttavuus.sqlite3").exists()
+    database = tmp_path / "instance" / "vaikuttavuus.sqlite3"
+    assert database.exists()
+    # Keys and health data: the new instance folder and database are the owner's only.
+    assert (tmp_path / "instance").stat().st_mode & 0o777 == 0o700
+    for path in (database, *database.parent.glob("vaikuttavuus.sqlite3-*")):
+        assert path.stat().st_mode & 0o777 == 0o600, path
 
     keys_before = config.read_text()
     second = run_cli("init", env=instance_env)

@@ -183,13 +183,45 @@ def test_people_import_takes_the_pilot_from_its_column(people: dict[str, Any]) -
     assert outcome.pilot_code == "older-adults"
 
 
+def test_without_a_pilot_the_kind_or_the_people_tell_it(people: dict[str, Any]) -> None:
+    """Two pilots are configured; the pilot is still clear when only one pilot defines what
+    the kind refers to, or when the file's people are all enrolled in one pilot."""
+    for kind, pilot in [("exposures", "older-adults"), ("procedures", "bph")]:
+        header, rows = good_rows(kind, TODAY)
+        outcome = do_import(kind, csv_bytes(header, rows), pilot_code=None)
+        assert (outcome.status, outcome.pilot_code) == ("stored", pilot), kind
+    header, rows = good_rows("resource_use", TODAY)  # resource use applies to both pilots
+    outcome = do_import("resource_use", csv_bytes(header, rows), pilot_code=None)
+    assert (outcome.status, outcome.pilot_code) == ("stored", "bph")
+    older = [people[code].person.pseudonym for code in CODES[2:4]]
+    data = csv_bytes(
+        ["pseudonym", "product_code", "quantity", "service_date"],
+        [[pseudonym, "HOME_CARE_VISIT", 1, TODAY] for pseudonym in older],
+    )
+    outcome = do_import("resource_use", data, pilot_code=None)
+    assert (outcome.status, outcome.pilot_code) == ("stored", "older-adults")
+
+
 def test_a_pilot_is_required_when_it_cannot_be_told(people: dict[str, Any]) -> None:
-    header, rows = good_rows("resource_use", TODAY)
+    header = ["identity_code", "product_code", "quantity", "service_date"]
+    mixed = [[CODES[0], "OR_MINUTE", 1, TODAY], [CODES[2], "HOME_CARE_VISIT", 1, TODAY]]
     with pytest.raises(imports.ImportRefusedError) as refused:
-        do_import("resource_use", csv_bytes(header, rows), pilot_code=None)
+        do_import("resource_use", csv_bytes(header, mixed), pilot_code=None)
     assert refused.value.code == "pilot_required"
-    with pytest.raises(imports.ImportRefusedError):
-        do_import("resource_use", csv_bytes(header, rows), pilot_code="nope")
+    assert "--pilot" in str(refused.value)
+    assert "enrolled in bph, older-adults" in str(refused.value)
+    with pytest.raises(imports.ImportRefusedError) as refused:
+        nobody = csv_bytes(header, [[CODES[4], "OR_MINUTE", 1, TODAY]])  # in no pilot
+        do_import("resource_use", nobody, pilot_code=None)
+    assert "none of the file's people is enrolled" in str(refused.value)
+    people_header, new_people = good_rows("people", TODAY)  # no pilot column
+    with pytest.raises(imports.ImportRefusedError) as refused:
+        do_import("people", csv_bytes(people_header, new_people), pilot_code=None)
+    assert refused.value.code == "pilot_required"
+    with pytest.raises(imports.ImportRefusedError) as refused:
+        do_import("resource_use", csv_bytes(header, mixed), pilot_code="nope")
+    assert refused.value.code == "unknown_pilot"
+    assert count(ImportBatch) == 0
 
 
 # -- bad rows ----------------------------------------------------------------------------------
@@ -397,25 +429,47 @@ def test_errors_are_capped_but_counted(people: dict[str, Any]) -> None:
 # -- re-import, dry run, interruption ----------------------------------------------------------
 
 
-def test_reimporting_a_file_stores_nothing_twice(people: dict[str, Any]) -> None:
-    header, rows = good_rows("resource_use", TODAY)
-    first = do_import("resource_use", csv_bytes(header, rows))
-    assert first.rows_stored == 3
-    again = do_import("resource_use", csv_bytes(header, rows, sep=";"))
-    assert (again.status, again.rows_stored, again.rows_duplicate) == ("stored", 0, 3)
-    more = [*rows, [CODES[1], "LAB_PANEL", 1, TODAY]]
-    third = do_import("resource_use", csv_bytes(header, more))
-    assert (third.rows_stored, third.rows_duplicate) == (1, 3)
-    assert stored_rows("resource_use") == 4
+ALL_KINDS = ["people", "procedures", "measurements", "resource_use", "direct_costs", "exposures"]
 
 
-def test_reimporting_people_stores_nothing_twice(people: dict[str, Any]) -> None:
-    header, rows = good_rows("people", TODAY)
-    assert do_import("people", csv_bytes(header, rows)).rows_stored == 2
-    before = (count(Person), count(Enrolment), count(Invitation))
-    again = do_import("people", csv_bytes(header, rows))
-    assert (again.status, again.rows_stored, again.rows_duplicate) == ("stored", 0, 2)
-    assert (count(Person), count(Enrolment), count(Invitation)) == before
+def another_row(kind: str) -> list[Any]:
+    """One more valid row in the columns of ``good_rows(kind)``, not among its rows."""
+    day = TODAY - timedelta(days=3)
+    return {
+        "people": [NEW_CODES[2], "Uuno", "Uusi", "male", "outpatient_clinic", day, ""],
+        "procedures": [CODES[1], "turp", "operating_room", day, ""],
+        "measurements": [CODES[1], "qmax", "9", "mL/s", day],
+        "resource_use": [CODES[1], "LAB_PANEL", 1, day, ""],
+        "direct_costs": [CODES[0], "10", 2025, day, ""],
+        "exposures": [CODES[2], "friend_service", "parish", day, "", 2, ""],
+    }[kind]
+
+
+def stored_state(kind: str) -> tuple[int, ...]:
+    """What an import of ``kind`` stores: its rows; for people, people, enrolments and their
+    invitations."""
+    if kind == "people":
+        return (count(Person), count(Enrolment), count(Invitation))
+    return (stored_rows(kind),)
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_reimporting_a_file_stores_nothing_twice(people: dict[str, Any], kind: str) -> None:
+    header, rows = good_rows(kind, TODAY)
+    first = do_import(kind, csv_bytes(header, rows))
+    assert (first.status, first.rows_stored, first.rows_duplicate) == ("stored", len(rows), 0)
+    stored = stored_state(kind)
+    # the same data again: as a semicolon CSV and as a workbook
+    for data in (csv_bytes(header, rows, sep=";"), file_bytes("xlsx", header, rows)):
+        again = do_import(kind, data)
+        assert (again.status, again.rows_stored, again.rows_duplicate) == ("stored", 0, len(rows))
+        assert stored_state(kind) == stored
+    # a corrected file with one new row stores just that row
+    more = do_import(kind, csv_bytes(header, [*rows, another_row(kind)]))
+    assert (more.status, more.rows_stored, more.rows_duplicate) == ("stored", 1, len(rows))
+    assert stored_state(kind) != stored
+    if kind != "people":
+        assert stored_rows(kind) == len(rows) + 1
 
 
 def test_dry_run_checks_and_logs_but_stores_nothing(people: dict[str, Any]) -> None:
@@ -436,42 +490,25 @@ def test_dry_run_checks_and_logs_but_stores_nothing(people: dict[str, Any]) -> N
     assert real.rows_stored == 4
 
 
+@pytest.mark.parametrize("kind", ALL_KINDS)
 def test_an_import_interrupted_while_storing_leaves_nothing(
-    people: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    people: dict[str, Any], monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
-    header, rows = good_rows("resource_use", TODAY)
-    many = [[CODES[i % 2], "NURSE_PHONE", 1 + i, TODAY] for i in range(300)]
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 100)
-    real_insert = imports.bulk_insert
+    """Storing fails after the first rows went in (one row per insert statement here, so the
+    second statement fails after writing its row; for people the second enrolment fails after
+    the first person, enrolment and invitations were written): nothing is left, the batch is
+    logged as failed and running the import again stores every row."""
+    header, rows = good_rows(kind, TODAY)
+    before = stored_state(kind)
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 1)
     calls = {"n": 0}
+    real_insert, real_enrol = imports.bulk_insert, imports.enrol
 
     def failing_insert(session: Any, table: Any, frame: pd.DataFrame) -> None:
         calls["n"] += 1
-        if calls["n"] == 2:  # half of the second chunk goes in, then the process "fails"
-            real_insert(session, table, frame.iloc[: len(frame) // 2])
-            raise RuntimeError("disk full")
         real_insert(session, table, frame)
-
-    monkeypatch.setattr(imports, "bulk_insert", failing_insert)
-    outcome = do_import("resource_use", csv_bytes(header, [*rows, *many]))
-    assert outcome.status == "failed"
-    assert [e.code for e in outcome.errors] == ["import_failed"]
-    assert stored_rows("resource_use") == 0
-    batch = db.session.get(ImportBatch, outcome.batch_id)
-    assert batch is not None and batch.status == "failed" and batch.rows_stored == 0
-
-    monkeypatch.setattr(imports, "bulk_insert", real_insert)
-    again = do_import("resource_use", csv_bytes(header, [*rows, *many]))
-    assert (again.status, again.rows_stored, again.rows_duplicate) == ("stored", 303, 0)
-    assert stored_rows("resource_use") == 303
-
-
-def test_an_interrupted_people_import_leaves_no_person(
-    people: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    header, rows = good_rows("people", TODAY)
-    real_enrol = imports.enrol
-    calls = {"n": 0}
+        if calls["n"] == 2:
+            raise RuntimeError("disk full")
 
     def failing_enrol(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
@@ -479,11 +516,22 @@ def test_an_interrupted_people_import_leaves_no_person(
             raise RuntimeError("connection lost")
         return real_enrol(*args, **kwargs)
 
+    monkeypatch.setattr(imports, "bulk_insert", failing_insert)
     monkeypatch.setattr(imports, "enrol", failing_enrol)
-    before = (count(Person), count(Enrolment), count(Invitation))
-    outcome = do_import("people", csv_bytes(header, rows))
+    outcome = do_import(kind, csv_bytes(header, rows))
+    assert calls["n"] == 2  # it did fail half-way
     assert outcome.status == "failed"
-    assert (count(Person), count(Enrolment), count(Invitation)) == before
+    assert [e.code for e in outcome.errors] == ["import_failed"]
+    assert stored_state(kind) == before
+    batch = db.session.get(ImportBatch, outcome.batch_id)
+    assert batch is not None and batch.status == "failed" and batch.rows_stored == 0
+
+    monkeypatch.setattr(imports, "bulk_insert", real_insert)
+    monkeypatch.setattr(imports, "enrol", real_enrol)
+    again = do_import(kind, csv_bytes(header, rows))
+    assert (again.status, again.rows_stored, again.rows_duplicate) == ("stored", len(rows), 0)
+    if kind != "people":
+        assert stored_rows(kind) == len(rows)
 
 
 # -- the identity code is never stored ---------------------------------------------------------

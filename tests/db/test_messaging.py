@@ -429,6 +429,88 @@ def test_letter_batch_has_one_page_per_person_with_the_link(
     assert messaging.produce_letter_batch(db.session, clock) is None
 
 
+def qr_on_page(pdf: Path, page: int, link: str, tmp_path: Path) -> float:
+    """How well the largest square figure on ``page`` of ``pdf`` matches the QR code of
+    ``link``: the share of the code's modules (at any error-correction level) that the
+    rendered page shows in the same colour (1.0 = the page carries exactly that code).
+
+    The page is rendered at 150 dpi (poppler-utils); the QR code is found as the largest
+    square blob of dark pixels (a code's modules touch once each is grown by a few pixels), its
+    finder patterns bound it, and each module is read at its centre. The code of another link
+    of the same length matches in its fixed patterns (finder and timing patterns, format) and by
+    chance elsewhere: about three quarters of the modules.
+    """
+    import numpy as np
+    import qrcode
+    from PIL import Image
+    from scipy import ndimage
+
+    prefix = tmp_path / f"page{page}"
+    pages = ["-f", str(page), "-l", str(page)]
+    subprocess.run(
+        ["pdftoppm", "-r", "150", "-gray", "-png", *pages, str(pdf), str(prefix)], check=True
+    )
+    (image,) = tmp_path.glob(f"page{page}-*.png")
+    dark = np.asarray(Image.open(image).convert("L")) < 128
+    labels, _count = ndimage.label(ndimage.binary_dilation(dark, iterations=4))
+    squares = []
+    for number, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
+        height, width = rows.stop - rows.start, cols.stop - cols.start
+        if abs(height - width) <= 0.1 * width:
+            squares.append((height * width, number))
+    if not squares:
+        return 0.0
+    ys, xs = np.nonzero(dark & (labels == max(squares)[1]))
+    top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    best = 0.0
+    for level in (
+        qrcode.constants.ERROR_CORRECT_L,
+        qrcode.constants.ERROR_CORRECT_M,
+        qrcode.constants.ERROR_CORRECT_Q,
+        qrcode.constants.ERROR_CORRECT_H,
+    ):
+        code = qrcode.QRCode(error_correction=level, border=0)
+        code.add_data(link)
+        code.make(fit=True)
+        expected = np.array(code.get_matrix(), dtype=bool)
+        size = len(expected)
+        centres = (np.arange(size) + 0.5) / size
+        rows = (top + centres * (bottom - top)).astype(int)
+        cols = (left + centres * (right - left)).astype(int)
+        best = max(best, float((dark[np.ix_(rows, cols)] == expected).mean()))
+    return best
+
+
+def test_each_letter_carries_a_qr_code_of_its_own_link(
+    enrol_patient: Any, recorder: Recorder, tmp_path: Path
+) -> None:
+    for language in ("fi", "sv"):
+        enrol_patient(index_offset_days=20, postal_address=ADDRESS, preferred_language=language)
+    start = now()
+    run_at(start, recorder)
+    batch = messaging.produce_letter_batch(db.session, messaging.make_clock(now=start))
+    assert batch is not None and batch.letters == 2
+    assert shutil.which("pdftoppm"), "install poppler-utils (scripts/test does)"
+    pdf = tmp_path / "letters.pdf"
+    pdf.write_bytes(batch.pdf)
+    links = []
+    for page in (1, 2):
+        text = subprocess.run(
+            ["pdftotext", "-f", str(page), "-l", str(page), str(pdf), "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        (link,) = {match.group(0) for match in LINK.finditer(text)}
+        links.append(link)
+        assert qr_on_page(pdf, page, link, tmp_path) == 1.0, f"page {page}"
+    # each page's code is that page's link, not the other letter's
+    assert links[0] != links[1]
+    other = tmp_path / "other"
+    other.mkdir()
+    assert qr_on_page(pdf, 1, links[1], other) < 0.9
+
+
 def test_letters_count_as_sent_only_once_the_pdf_exists(
     enrol_patient: Any, recorder: Recorder
 ) -> None:

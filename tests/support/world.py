@@ -1,5 +1,8 @@
 """A small populated world for the crawling security tests: a logged-in client per role and
-patients in both pilots with personal links at every kind of page."""
+patients in both pilots with personal links at every kind of page, plus what makes the
+remaining forms appear: a printed letter waiting (the letter batch form), a stored
+measurement (its correction form) and an assisted entry with every answer given but not yet
+sent (the staff's submit form on its review page)."""
 
 from __future__ import annotations
 
@@ -11,10 +14,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from tests.conftest import FORM_TOKEN_FIELD, login
+from tests.support.answering import raw_answer
 from tests.support.isolation import fresh_globals_per_request
+from vaikuttavuus.domain.answers import canonical
 from vaikuttavuus.domain.specs import InstrumentSpec, Item
 from vaikuttavuus.extensions import db
-from vaikuttavuus.models import AccessToken, Answer, Response
+from vaikuttavuus.models import AccessToken, Answer, Invitation, Response, TimePoint, User
 from vaikuttavuus.security.tokens import token_hash
 from vaikuttavuus.services.definitions import instrument_spec
 
@@ -71,13 +76,78 @@ def build_world(
         client = app.test_client()
         assert login(client, f"world_{role}").status_code == 302
         clients[role] = client
+    # A printed letter waiting for the letter batch (someone with only a postal address).
+    letter = enrol_patient(pilot="bph", arm="operating_room", index_offset_days=10, **person)
+    letter.person.postal_address = "Testikatu 1\n15100 Lahti"
+    _queue_letter(letter)
+    # A stored measurement on the sample patient's page, with its "Correct" link.
+    _store_measurement(enrolments[1])
+    # An assisted entry in progress: every answer given, not yet sent.
+    assisted = enrol_patient(pilot="bph", arm="operating_room", index_offset_days=10, **person)
+    assisted_invitation = _assisted_entry_in_progress(assisted)
+    enrolments += [letter, assisted]
+    db.session.commit()
     values = {
         "pilot_code": "bph",
         "pseudonym": enrolments[1].person.pseudonym,
         "token": tokens["bph_baseline"],
         "number": 1,
+        "invitation_id": assisted_invitation.id,
     }
     return World(app, clients, enrolments, tokens, values)
+
+
+def baseline_invitation(enrolment: Any) -> Invitation:
+    invitation = db.session.scalar(
+        select(Invitation)
+        .join(TimePoint, Invitation.time_point_id == TimePoint.id)
+        .where(Invitation.enrolment_id == enrolment.id, TimePoint.code == "baseline")
+    )
+    assert invitation is not None
+    return invitation
+
+
+def _queue_letter(enrolment: Any) -> None:
+    from vaikuttavuus.services import messaging
+
+    messaging.resend(
+        db.session, baseline_invitation(enrolment), messaging.make_clock(), channel="letter"
+    )
+    db.session.commit()
+
+
+def _store_measurement(enrolment: Any) -> None:
+    from datetime import date, timedelta
+
+    from vaikuttavuus.services.measurements import MeasurementEntry, add_measurement
+
+    day = (date.today() - timedelta(days=3)).isoformat()
+    add_measurement(db.session, enrolment, MeasurementEntry("qmax", "12,5", day), user=None)
+    db.session.commit()
+
+
+def _assisted_entry_in_progress(enrolment: Any) -> Invitation:
+    """Answer every item of the enrolment's baseline questionnaires as a clinician's assisted
+    entry, without sending: the review page then offers the staff's submit form."""
+    import random
+
+    from vaikuttavuus.services import assisted, patient_flow
+
+    invitation = baseline_invitation(enrolment)
+    user_id = db.session.scalar(select(User.id).where(User.role == "clinician").limit(1))
+    assert user_id is not None, "the assisted entry needs a clinician"
+    responses = assisted.responses_for(db.session, invitation, "fi", user_id)
+    rng = random.Random(11)
+    for step in patient_flow.steps_for(responses):
+        response = next(r for r in responses if r.id == step.response_id)
+        values = {
+            item.id: canonical(step.spec, item, raw_answer(step.spec, item, rng))
+            for item in step.section.items
+        }
+        patient_flow.save_section(db.session, response, step.section, values, "fi")
+    assisted.mark_assisted(db.session, responses, user_id)
+    db.session.commit()
+    return invitation
 
 
 def form_token_of(html: str) -> str | None:

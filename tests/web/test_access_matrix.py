@@ -29,6 +29,18 @@ def test_every_route_declares_its_access(app: Flask) -> None:
     assert undeclared == [], f"routes without @allow/@public: {undeclared}"
 
 
+EXPECTED_ACCESS: dict[str, frozenset[str] | str] = {
+    # the read-only costing catalogue: no personal data, for pilot leads and administrators
+    "catalogue.index": frozenset({"pilot_lead", "admin"}),
+}
+"""Routes whose audience is pinned here, so that a changed declaration fails a test."""
+
+
+def test_pinned_routes_keep_their_audience(app: Flask) -> None:
+    for endpoint, expected in EXPECTED_ACCESS.items():
+        assert declared_access(app, endpoint) == expected, endpoint
+
+
 def _url(rule: Rule, values: dict[str, Any]) -> str:
     arguments = {name: values.get(name, "1") for name in rule.arguments}
     for name, converter in rule._converters.items():  # werkzeug has no public API for this

@@ -15,7 +15,7 @@ from openpyxl import Workbook
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DatabaseError
 
-from tests.conftest import login
+from tests.conftest import FORM_TOKEN_FIELD, login
 from tests.support.crawl import DOWNLOAD_SUFFIXES, crawl, get_routes, route_url, sample_urls
 from tests.support.isolation import fresh_globals_per_request
 from tests.support.world import ROLES, World, build_world
@@ -121,6 +121,53 @@ def test_each_export_writes_exactly_one_event(world: World) -> None:
     assert "admin /admin/audit.csv" in exported
     assert "pilot_lead /pilot/bph/summary.pdf" in exported
     assert problems == []
+
+
+# -- the person's own actions through their link -------------------------------------------------
+
+
+def test_a_patient_sending_answers_and_opting_out_is_audited(
+    app: Flask, enrol_patient: Any, patient_link: Any
+) -> None:
+    """Sending the answers and declining further questionnaires change the person's data:
+    each writes one event by the actor ``patient`` about the person (never the answers)."""
+    from tests.web.test_walking_skeleton import IPSS_ANSWERS, answer_pages
+
+    client = app.test_client()
+    answering = enrol_patient(pilot="bph", arm="operating_room", index_offset_days=10)
+    token = patient_link(answering)
+    review = answer_pages(client, token, IPSS_ANSWERS)
+    form_token = FORM_TOKEN_FIELD.search(review)
+    assert form_token
+    start = _last_id()
+    sent = client.post(f"/r/{token}/submit", data={"form_token": form_token.group(1)})
+    assert sent.status_code == 302 and "/thanks" in sent.headers["Location"]
+    again = client.post(f"/r/{token}/submit", data={"form_token": form_token.group(1)})
+    assert again.status_code == 302  # a double click stores (and audits) nothing more
+    (event,) = _events_after(start)
+    assert (event.action, event.actor, event.user_id) == ("patient_submit", "patient", None)
+    assert (event.person_id, event.pilot_code) == (answering.person_id, "bph")
+    assert event.object_type == "invitation" and event.details["time_point"] == "baseline"
+    assert event.details["instruments"] and event.details["responses"]
+    stored = str(event.details)
+    assert not any(f"'{item}'" in stored for item in IPSS_ANSWERS)  # no answers in it
+
+    declining = enrol_patient(pilot="bph", arm="operating_room", index_offset_days=10)
+    token = patient_link(declining)
+    page = client.get(f"/r/{token}/opt-out").get_data(as_text=True)
+    form_token = FORM_TOKEN_FIELD.search(page)
+    assert form_token
+    start = _last_id()
+    done = client.post(f"/r/{token}/opt-out", data={"form_token": form_token.group(1)})
+    assert done.status_code == 302
+    again = client.post(f"/r/{token}/opt-out", data={"form_token": form_token.group(1)})
+    assert again.status_code == 302
+    (event,) = _events_after(start)
+    assert (event.action, event.actor, event.user_id) == ("patient_opt_out", "patient", None)
+    assert (event.person_id, event.pilot_code) == (declining.person_id, "bph")
+    assert event.details["invitations_stopped"] >= 1
+    db.session.refresh(declining.person)
+    assert declining.person.opted_out_at is not None
 
 
 # -- searching and exporting the log -------------------------------------------------------------

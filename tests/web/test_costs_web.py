@@ -1,5 +1,6 @@
 """The pilot lead's cost pages show exactly the domain's episode costs and cohort summary, hide
-small arms, and are closed to every other role and pilot."""
+small arms, and are closed to every other role and pilot. The patients' care cycles (−90 … 365
+days around the index date) have ended, as the cohort figures count only such persons."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, format_percent
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -17,13 +18,17 @@ from tests.conftest import login
 from tests.support.import_files import csv_bytes
 from tests.support.isolation import fresh_globals_per_request
 from vaikuttavuus.definitions.costing import load_costing
-from vaikuttavuus.domain.costing import episode_costs
+from vaikuttavuus.domain.costing import episode_costs, mean_confidence_interval
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import AuditEvent
 from vaikuttavuus.paths import costing_dir
 from vaikuttavuus.services.imports import run_import
 
 TODAY = date.today()
+INDEX_OFFSET = -400
+"""The index date, days from today: the care cycle (−90 … 365 days) has ended."""
+USED = TODAY + timedelta(days=INDEX_OFFSET + 10)
+"""When the resource use of the patients happened (in the care cycle)."""
 # (arm, products used) – five patients in the operating room, two at the outpatient clinic
 PATIENTS = [
     ("operating_room", [("OR_MINUTE", "60"), ("UROLOGY_WARD_DAY", "1,5"), ("PACU_HOUR", "2")]),
@@ -43,14 +48,16 @@ def _fresh_request_globals(app: Flask) -> None:
 
 @pytest.fixture
 def cohort(app: Flask, enrol_patient: Any) -> list[Any]:
-    enrolments = [enrol_patient("bph", arm, index_offset_days=-30) for arm, _uses in PATIENTS]
+    enrolments = [
+        enrol_patient("bph", arm, index_offset_days=INDEX_OFFSET) for arm, _uses in PATIENTS
+    ]
     rows = []
     for enrolment, (_arm, uses) in zip(enrolments, PATIENTS, strict=True):
         for product, quantity in uses:
-            rows.append([enrolment.person.pseudonym, product, quantity, TODAY - timedelta(days=20)])
+            rows.append([enrolment.person.pseudonym, product, quantity, USED])
     # one row outside the care cycle (−90 … 365 days): counted, not costed
-    rows.append([enrolments[0].person.pseudonym, "NURSE_PHONE", "1", TODAY - timedelta(days=200)])
-    direct = [[enrolments[1].person.pseudonym, "1200", "2024", TODAY - timedelta(days=10), ""]]
+    rows.append([enrolments[0].person.pseudonym, "NURSE_PHONE", "1", USED - timedelta(days=200)])
+    direct = [[enrolments[1].person.pseudonym, "1200", "2024", USED + timedelta(days=10), ""]]
     for kind, header, data in (
         ("resource_use", ["pseudonym", "product_code", "quantity", "service_date"], rows),
         (
@@ -83,13 +90,13 @@ def expected(enrolments: list[Any]) -> Any:
                     enrolment.id,
                     product,
                     float(quantity.replace(",", ".")),
-                    TODAY - timedelta(days=20),
+                    USED,
                     None,
                     None,
                 )
             )
-    uses.append((enrolments[0].id, "NURSE_PHONE", 1.0, TODAY - timedelta(days=200), None, None))
-    uses.append((enrolments[1].id, None, None, TODAY - timedelta(days=10), 1200.0, 2024.0))
+    uses.append((enrolments[0].id, "NURSE_PHONE", 1.0, USED - timedelta(days=200), None, None))
+    uses.append((enrolments[1].id, None, None, USED + timedelta(days=10), 1200.0, 2024.0))
     frame = pd.DataFrame(
         uses,
         columns=[
@@ -136,26 +143,60 @@ def test_cohort_page_shows_the_domain_figures_and_hides_small_arms(
     page = lead.get("/costs/bph/?lang=en")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
+    # everyone: the domain's figures over the seven patients
+    totals = costs.totals.to_numpy()
+    low, high = mean_confidence_interval(totals)
+    for figure in (totals.mean(), float(pd.Series(totals).median()), low, high):
+        assert euros(figure) in html, figure
+    assert "<th scope=\"row\">All</th><td class=\"num\">7</td>" in html
+    # the outpatient arm has 2 people (< 5): its n and every figure are hidden, and so is the
+    # operating room's (with the total it would give the outpatient arm's away), its cost
+    # structure too
+    assert "<th scope=\"row\">Outpatient clinic</th><td class=\"num\">&lt;5</td>" in html
+    assert "<th scope=\"row\">Operating room</th><td class=\"num\">x</td>" in html
+    for arm in ("operating_room", "outpatient_clinic"):
+        assert euros(summary.by_arm.loc[arm, "mean_eur"]) not in html, arm
+    assert html.count("No data for these filters.") == 2  # by cost centre, by product
+    # every patient's total, in the list
+    for enrolment in cohort:
+        assert euros(costs.totals[enrolment.id]) in html
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "view_cost_report"))
+    assert event is not None
+
+
+def test_cohort_page_shows_the_structure_of_the_arms_shown(
+    lead: FlaskClient, cohort: list[Any], enrol_patient: Any
+) -> None:
+    """With five patients in each arm both arms, and their cost structure, are shown."""
+    extra = [
+        enrol_patient("bph", "outpatient_clinic", index_offset_days=INDEX_OFFSET) for _ in range(3)
+    ]
+    outcome = run_import(
+        db.session,
+        kind="resource_use",
+        data=csv_bytes(
+            ["pseudonym", "product_code", "quantity", "service_date"],
+            [[e.person.pseudonym, "PROC_ROOM_MINUTE", "40", USED] for e in extra],
+        ),
+        filename="lisat.csv",
+        pilot_code="bph",
+        actor="test",
+    )
+    assert outcome.status == "stored", outcome.errors
+    db.session.commit()
+    _costs, summary = expected(cohort)
+    html = lead.get("/costs/bph/?lang=en").get_data(as_text=True)
     row = summary.by_arm.loc["operating_room"]
     assert row["n"] == 5
-    for figure in ("mean_eur", "median_eur", "sd_eur", "total_eur", "ci_low_eur", "ci_high_eur"):
+    for figure in ("mean_eur", "median_eur", "ci_low_eur", "ci_high_eur"):
         assert euros(row[figure]) in html, figure
-    # the outpatient arm has 2 people (< 5): its n and every figure are hidden
-    clinic = summary.by_arm.loc["outpatient_clinic"]
-    assert "&lt;5" in html
-    assert euros(clinic["mean_eur"]) not in html
-    # the cost structure of the shown arm, by cost centre, as the domain computed it
     structure = summary.by_cost_centre
     for item in structure[structure["arm"] == "operating_room"].itertuples():
         if item.total_eur:
             assert euros(item.mean_eur) in html
-            assert euros(item.share * 100, 1) + " %" in html
-    # every patient's total, in the list
-    for enrolment in cohort:
-        assert euros(costs.totals[enrolment.id]) in html
+            assert format_percent(item.share, locale="en") in html
     assert '<img src="data:image/svg+xml;base64,' in html
-    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "view_cost_report"))
-    assert event is not None
+    assert "<th scope=\"row\">Outpatient clinic</th><td class=\"num\">5</td>" in html
 
 
 def test_patient_page_shows_the_domain_breakdown(lead: FlaskClient, cohort: list[Any]) -> None:

@@ -3,7 +3,8 @@
 * Posted without its anti-forgery token (Flask-WTF ``csrf_token`` on staff forms, the
   link-bound ``form_token`` on patient forms) every form answers 400 and nothing changes.
 * Filled with malformed values (hypothesis: odd unicode, NUL characters, huge inputs, numbers
-  out of any range, several values where one is expected, files where text is expected) no
+  out of any range, several values where one is expected, files where text is expected, and
+  fields the form does not have — the only malformation a form without fields can get) no
   form answers 5xx; a refusal carries a message and stores nothing.
 * Every page found carries the security headers and no inline script.
 
@@ -29,6 +30,8 @@ from tests.support.crawl import (
     changed_tables,
     crawl,
     endpoint_of,
+    is_html,
+    route_url,
     sample_urls,
     security_header_problems,
     snapshot,
@@ -137,6 +140,12 @@ def test_every_post_form_refuses_a_missing_or_foreign_token(world: World) -> Non
         "patient.step",
         "patient.submit",
         "patient.opt_out",
+        "assisted.step",
+        "assisted.submit",
+        "invitations.letters",
+        "measurements.patient",
+        "measurements.correct",
+        "privacy.withdraw",
     } <= endpoints, endpoints
     problems = []
     other_tokens = _foreign_tokens(world)
@@ -228,9 +237,18 @@ def _text_values() -> st.SearchStrategy[Any]:
     )
 
 
+# Names no form uses, for fields a form does not expect.
+UNEXPECTED_FIELDS = ("unexpected", "id", "x" * 300, "\u202e\x00", "pilot_code")
+
+
 @st.composite
 def _malformed(draw: st.DrawFn, form: HtmlForm) -> dict[str, Any]:
     data = form.values()
+    extra = draw(st.lists(st.sampled_from(UNEXPECTED_FIELDS), max_size=2, unique=True))
+    if not form.user_fields and not extra:
+        extra = [UNEXPECTED_FIELDS[0]]  # a form without fields gets at least one it lacks
+    for name in extra:
+        data[name] = draw(st.one_of(_text_values(), st.lists(_text_values(), max_size=3)))
     for field in form.user_fields:
         choice = draw(st.integers(0, 9))
         if choice == 0:
@@ -296,7 +314,9 @@ def _fuzz(found: FoundForm) -> list[str]:
         if status >= 500:
             problems.append(f"{found.label}: {status} for {_short(data)}")
             return
-        refused = status >= 400 or (found.form.method == "post" and status == 200)
+        # A 200 to a post is a page shown again (a refusal), unless it is a download.
+        shown_again = found.form.method == "post" and status == 200 and is_html(response)
+        refused = status >= 400 or shown_again
         if refused and not _has_message(response):
             problems.append(f"{found.label}: {status} without a message for {_short(data)}")
         if refused:
@@ -319,12 +339,31 @@ def _short(data: dict[str, Any]) -> str:
     return repr({k: (v if not isinstance(v, str) else v[:30]) for k, v in data.items()})[:300]
 
 
+# Forms whose first success ends what the other forms need (the link, the invitation, a
+# user): fuzzed last, so that every other form is fuzzed in the state the crawl found it.
+FUZZED_LAST = ("patient.opt_out", "invitations.cancel", "admin.toggle_active")
+
+
 def test_malformed_values_on_every_form(world: World) -> None:
     world.app.config["PROPAGATE_TEST_ERRORS"] = False  # collect every 500, do not stop
-    forms = [f for f in discover(world) if f.form.user_fields and f.endpoint != "auth.logout"]
-    assert {"auth.login", "admin.users", "patient.step", "admin.audit_log"} <= {
-        f.endpoint for f in forms
-    }
+    forms = [
+        f
+        for f in discover(world)
+        if (f.form.user_fields or f.form.method == "post") and f.endpoint != "auth.logout"
+    ]
+    forms.sort(key=lambda f: FUZZED_LAST.index(f.endpoint) + 1 if f.endpoint in FUZZED_LAST else 0)
+    assert {
+        "auth.login",
+        "admin.users",
+        "patient.step",
+        "patient.submit",
+        "admin.audit_log",
+        "assisted.step",
+        "assisted.submit",
+        "invitations.letters",
+        "measurements.patient",
+        "measurements.correct",
+    } <= {f.endpoint for f in forms}
     problems: list[str] = []
     for found in forms:
         problems.extend(_fuzz(found))
@@ -344,15 +383,47 @@ def test_route_parameters_out_of_range(world: World) -> None:
         access = declared_access(world.app, rule.endpoint)
         role = None if access == PUBLIC or not access else sorted(access)[0]
         client = world.client(role)
-        for odd in odd_values:
-            path = rule.rule
+        # The query string is fuzzed on a path that exists (a real pilot, pseudonym, link…),
+        # so that the view reads it: on an odd path the route answers 404 first.
+        # A PDF takes seconds to render: its query string is fuzzed with the first value only.
+        valid_path = route_url(rule, world.values)
+        for position, odd in enumerate(odd_values):
+            odd_path = rule.rule
             for name in rule.arguments:
-                path = re.sub(rf"<(?:[^:>]+:)?{name}>", odd, path)
-            query = {"page": odd, "q": odd, "person": odd, "from": odd, "to": odd}
-            response = client.get(path, query_string=query)
-            if response.status_code >= 500:
-                problems.append(f"{role} GET {path[:80]} ?…={odd[:20]}: 500")
+                odd_path = re.sub(rf"<(?:[^:>]+:)?{name}>", odd, odd_path)
+            query = dict.fromkeys(QUERY_PARAMETERS, odd)
+            paths = [odd_path]
+            if position == 0 or not valid_path.endswith(".pdf"):
+                paths.append(valid_path)
+            for path in dict.fromkeys(paths):
+                response = client.get(path, query_string=query)
+                if response.status_code >= 500:
+                    problems.append(f"{role} GET {path[:80]} ?…={odd[:20]}: 500")
     assert problems == []
+
+
+QUERY_PARAMETERS = (
+    "page",
+    "q",
+    "person",
+    "from",
+    "to",
+    "sort",
+    "arm",
+    "unit",
+    "status",
+    "time_point",
+    "tp",
+    "score",
+    "effect",
+    "section",
+    "pilot",
+    "actor",
+    "action",
+    "by",
+    "delivery",
+)
+"""Query parameters the views read (besides the language and text-size switches)."""
 
 
 def test_every_crawled_page_has_security_headers(world: World) -> None:

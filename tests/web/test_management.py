@@ -1,8 +1,13 @@
 """Management: key figures on the page, the management summary PDF in Finnish, Swedish and
-English (text extracted with pdftotext), small cells hidden, and no way to a person's data."""
+English (text extracted with pdftotext), small cells hidden, and no way to a person's data.
+
+Only the tests that read a PDF's text need poppler-utils (``scripts/test`` installs it); they
+fail when it is missing, unless ``VAIKUTTAVUUS_ALLOW_MISSING_TOOLS`` is set for a local run.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -30,8 +35,6 @@ from vaikuttavuus.services.cohort_view import Labels
 from vaikuttavuus.services.management_report import interpretation, key_figures
 from vaikuttavuus.services.users import create_user
 
-pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
-
 
 @pytest.fixture
 def boss(cohort_app: Flask) -> Iterator[FlaskClient]:  # noqa: F811
@@ -50,7 +53,19 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def require_pdf_tools() -> None:
+    """Fail (CI installs poppler-utils) or, when the developer allows it, skip."""
+    missing = [tool for tool in ("pdftotext", "pdfinfo") if shutil.which(tool) is None]
+    if not missing:
+        return
+    message = f"{', '.join(missing)} not found: install poppler-utils (scripts/test does)"
+    if os.environ.get("VAIKUTTAVUUS_ALLOW_MISSING_TOOLS"):
+        pytest.skip(message)
+    pytest.fail(message)
+
+
 def pdf_text(data: bytes, tmp_path: Path) -> tuple[str, int]:
+    require_pdf_tools()
     path = tmp_path / "summary.pdf"
     path.write_bytes(data)
     text = subprocess.run(
@@ -75,6 +90,16 @@ def expected(
             "name": labels.pilot,
             "analysis": analysis,
         }
+
+
+def test_a_missing_pdf_tool_fails_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    monkeypatch.delenv("VAIKUTTAVUUS_ALLOW_MISSING_TOOLS", raising=False)
+    with pytest.raises(pytest.fail.Exception, match="poppler-utils"):
+        require_pdf_tools()
+    monkeypatch.setenv("VAIKUTTAVUUS_ALLOW_MISSING_TOOLS", "1")
+    with pytest.raises(pytest.skip.Exception):
+        require_pdf_tools()
 
 
 def test_the_page_shows_key_figures_and_the_interpretation(
@@ -227,3 +252,195 @@ def test_unknown_language_falls_back_to_finnish(boss: FlaskClient) -> None:
     assert response.status_code == 200
     assert "-fi-" in response.headers["Content-Disposition"]
     assert date.today().isoformat() in response.headers["Content-Disposition"]
+
+
+# -- every number of the page and the PDF: against the analytics ---------------------------
+# (the expected figures are worked out in tests/web/report_numbers.py from the analytics'
+# published tables and formatted there, not with the report's own helpers)
+
+
+def _key_figures_on_page(html: str) -> list[tuple[str, str]]:
+    from html import unescape
+
+    facts = html.split('<dl class="facts">', 1)[1].split("</dl>", 1)[0]
+    pairs = re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", facts, flags=re.S)
+
+    def plain(fragment: str) -> str:
+        return re.sub(r"[ \t\r\n]+", " ", unescape(re.sub(r"<[^>]+>", "", fragment))).strip()
+
+    return [(plain(label), plain(value)) for label, value in pairs]
+
+
+def _leads(html: str) -> list[str]:
+    from html import unescape
+
+    return [
+        re.sub(r"[ \t\r\n]+", " ", unescape(p)).strip()
+        for p in re.findall(r'<p class="lead">(.*?)</p>', html, flags=re.S)
+    ]
+
+
+@pytest.mark.parametrize("pilot_code", ["bph", "older-adults"])
+def test_the_page_shows_the_analytics_key_figures_sentence_and_outcome_table(
+    boss: FlaskClient,
+    cohort_app: Flask,  # noqa: F811
+    pilot_code: str,
+) -> None:
+    """Every key figure (label and value with its detail), the interpretation (BPH) or the
+    service highlight (older adults) and every cell of the outcome figure's table are the
+    analytics' numbers, for all index dates and (BPH) for a period, which changes them."""
+    from tests.web import report_numbers as rn
+
+    pilot = queries.pilot_by_code(db.session, pilot_code)
+    assert pilot is not None
+    dates = CohortAnalysis(db.session, pilot).roster["index_date"].sort_values()
+    start, end = dates.iloc[len(dates) // 4].date(), dates.iloc[-1].date()
+    seen = []
+    variants = [("", Filters()), (f"&from={start}&to={end}", Filters(period=(start, end)))]
+    for query, filters in variants if pilot_code == "bph" else variants[:1]:
+        response = boss.get(f"/management/?pilot={pilot_code}{query}")
+        assert response.status_code == 200
+        html = response.get_data(as_text=True)
+        result = CohortAnalysis(db.session, pilot, filters)
+        with rn.in_language(cohort_app, "fi"):
+            figures = rn.key_figures_expected(result, "fi")
+            sentence = (
+                rn.interpretation_expected(result, "fi")
+                if pilot_code == "bph"
+                else rn.service_highlight_expected(result, "fi")
+            )
+            outcomes = rn.expected_section(result, "outcomes")
+        wanted = [
+            (label, f"{value} ({detail})" if detail else value) for label, value, detail in figures
+        ]
+        assert _key_figures_on_page(html) == wanted
+        assert sentence is not None and _leads(html) == [sentence]
+        primary = outcomes.tables[0]
+        assert primary[2] == f"outcomes {result.primary_score}"
+        (table,) = rn.read_page(html).tables  # the figure's table, without a CSV link
+        assert table.csv is None
+        rn.assert_rows(table.rows, primary[1], f"management page {query}: outcome table")
+        seen.append((wanted, sentence, primary[1]))
+    if pilot_code == "bph":
+        assert seen[0][0] != seen[1][0]  # the period changed the figures
+
+
+def _pdf_tables(result: CohortAnalysis, language: str) -> list[tuple[str, list[Any]]]:
+    """The tables of the management summary, in the order of reports/management.html."""
+    from tests.web import report_numbers as rn
+
+    def section(name: str, **options: Any) -> dict[str, list[Any]]:
+        wanted = rn.expected_section(result, name, language=language, **options)
+        return {what: rows for _how, rows, what in wanted.tables}
+
+    tables: list[tuple[str, list[Any]]] = []
+    tables += list(section("outcomes").items())
+    costs = section("costs")
+    tables += [(name, costs[name]) for name in ("costs", "costs_by_cost_centre")]
+    if result.has_procedures:
+        cea = section("cea", effect="qaly" if result.has_utility else "improvement")
+        names = ("cea_summary", "ce_plane", "ceac", "inmb", "incremental")
+        tables += [(name, cea[name]) for name in names if name in cea]
+    if result.has_services:
+        for score in ("ucla3.total", "insecurity.safe_daily"):
+            services = section("services", score=score)
+            for name in ("service_effects", "service_cost_per_point"):
+                tables.append((f"{name} {score}", services[f"{name} service_type"]))
+    overview, quality = section("overview"), section("quality")
+    tables += [(name, overview[name]) for name in ("enrolment", "response_rates")]
+    tables += [(name, quality[name]) for name in ("data_quality", "late_answers", "imports")]
+    return tables
+
+
+_PDF_TEXTS: dict[tuple[str, str, str], str] = {}
+
+
+def _summary_text(boss: FlaskClient, tmp_path: Path, pilot_code: str, language: str) -> str:
+    """The summary PDF's text (``report_numbers.pdf_text``), rendered once per backend, pilot
+    and language in this module: every test that reads it works on a fresh copy of the same
+    enriched data set."""
+    from tests.web import report_numbers as rn
+
+    require_pdf_tools()
+    key = (db.engine.dialect.name, pilot_code, language)
+    if key not in _PDF_TEXTS:
+        response = boss.get(f"/management/{pilot_code}/summary.pdf?lang_pdf={language}")
+        assert response.status_code == 200
+        assert response.data.startswith(b"%PDF-")
+        _PDF_TEXTS[key] = rn.pdf_text(response.data, tmp_path)
+    return _PDF_TEXTS[key]
+
+
+CUT_IN_FINNISH = ("cea_summary", "incremental")
+"""Tables whose last column the Finnish PDF cuts off (see
+test_the_finnish_cost_effectiveness_tables_fit_the_page)."""
+
+
+def _without_last_column(tables: list[tuple[str, list[Any]]]) -> list[tuple[str, list[Any]]]:
+    return [
+        (name, [row[:-1] for row in rows] if name in CUT_IN_FINNISH else rows)
+        for name, rows in tables
+    ]
+
+
+@pytest.mark.parametrize(("pilot_code", "language"), [("bph", "fi"), ("older-adults", "fi")])
+def test_the_summary_pdf_shows_every_table_of_the_analytics(
+    boss: FlaskClient,
+    cohort_app: Flask,  # noqa: F811
+    tmp_path: Path,
+    pilot_code: str,
+    language: str,
+) -> None:
+    """The key figures, the sentence and every row of every table of the summary (outcomes
+    with their intervals, QALYs, costs by arm and cost centre, the ICER table, the CE plane in
+    numbers, the CEAC, INMB unadjusted and adjusted, the procedure types; for older adults the
+    service-effect and cost-per-point tables of loneliness and insecurity; the appendix's
+    enrolment, response rates and data quality), in the PDF's text, in order."""
+    from tests.web import report_numbers as rn
+
+    rn.enrich()
+    text = _summary_text(boss, tmp_path, pilot_code, language)
+    pilot = queries.pilot_by_code(db.session, pilot_code)
+    assert pilot is not None
+    result = CohortAnalysis(db.session, pilot)
+    with rn.in_language(cohort_app, language):
+        figures = rn.key_figures_expected(result, language)
+        sentence = (
+            rn.interpretation_expected(result, language)
+            if pilot_code == "bph"
+            else rn.service_highlight_expected(result, language)
+        )
+        tables = _pdf_tables(result, language)
+    assert sentence is not None
+    shown = [[c for c in (value, label, detail) if c] for label, value, detail in figures]
+    position = rn.assert_tables_in_pdf(text, [("key figures", shown)])
+    position = rn.assert_tables_in_pdf(text, [("sentence", [[sentence]])], position)
+    assert sum(len(rows) for _name, rows in tables) > 40
+    if language == "fi":
+        tables = _without_last_column(tables)
+    rn.assert_tables_in_pdf(text, tables, position)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Finnish management PDF: tables wider than the A4 text area are cut off at the right "
+    "edge. The ICER table's unbreakable header 'Kustannusvaikuttavuuden todennäköisyys' "
+    "(Probability cost-effective) pushes the table past the margin, so that column, with each "
+    "effect's probability, is not on the page; the procedure-types table loses the end of its "
+    "'Verrattu' (Compared with) column ('Eturauhasen nostoimplan…'). sv and en fit.",
+)
+def test_the_finnish_cost_effectiveness_tables_fit_the_page(
+    boss: FlaskClient,
+    cohort_app: Flask,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from tests.web import report_numbers as rn
+
+    rn.enrich()
+    text = _summary_text(boss, tmp_path, "bph", "fi")
+    pilot = queries.pilot_by_code(db.session, "bph")
+    assert pilot is not None
+    result = CohortAnalysis(db.session, pilot)
+    with rn.in_language(cohort_app, "fi"):
+        tables = dict(_pdf_tables(result, "fi"))
+    rn.assert_tables_in_pdf(text, [(name, tables[name]) for name in CUT_IN_FINNISH])

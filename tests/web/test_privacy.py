@@ -1,6 +1,7 @@
-"""Data-subject requests through the web pages: the pilot lead (or an administrator) downloads
-the person's own data as PDF and JSON, withdraws an enrolment and erases the person — each
-step confirmed, CSRF-protected and audited."""
+"""Data-subject requests through the web pages: the pilot lead downloads the person's own data
+as PDF and JSON (administrators, who see no clinical data, cannot), and the pilot lead or an
+administrator withdraws an enrolment and erases the person — each step confirmed,
+CSRF-protected and audited, with no typed reason in the audit trail."""
 
 from __future__ import annotations
 
@@ -131,6 +132,11 @@ def test_withdrawal_needs_confirmation_and_stops_the_link(
     assert stored is not None and stored.status == "withdrawn"
     assert stored.withdrawal_reason == "asked by phone"
     assert "withdraw_enrolment" in _actions(start)
+    event = db.session.scalar(
+        select(AuditEvent).where(AuditEvent.id > start, AuditEvent.action == "withdraw_enrolment")
+    )
+    assert event is not None and event.details["reason_given"] is True
+    assert "asked by phone" not in json.dumps(event.details)  # the text stays on the enrolment
     assert app.test_client().get(f"/r/{token}").status_code == 404
 
 
@@ -142,7 +148,7 @@ def test_erasure_with_answers(
     path = f"/privacy/{pseudonym}/erase"
     assert client.get(path).status_code == 200
     start = _last()
-    done = _confirm(client, path, confirm=pseudonym, delete_answers="y")
+    done = _confirm(client, path, confirm=pseudonym, delete_answers="y", reason="kirje 12/2026")
     assert done.status_code == 302
     db.session.expire_all()
     person = db.session.scalar(select(Person).where(Person.pseudonym == pseudonym))
@@ -150,6 +156,8 @@ def test_erasure_with_answers(
     events = db.session.scalars(select(AuditEvent).where(AuditEvent.id > start)).all()
     erased = [e for e in events if e.action == "erase_person"]
     assert len(erased) == 1 and erased[0].details["delete_answers"] is True
+    assert erased[0].details["reason_given"] is True
+    assert "kirje" not in json.dumps(erased[0].details)  # only that a reason was given
     assert erased[0].details["responses_deleted"] == 2
     # Gone from the clinician's list, still answerable for requests.
     listing = client.get("/clinician/bph/").get_data(as_text=True)
@@ -194,9 +202,20 @@ def test_who_may_act_for_whom(
     assert [e["pilot"] for e in data["enrolments"]] == ["bph"]
     assert data["scope"]["complete"] is False
 
-    admin = _client(app, make_user, "admin", ())
-    everything = json.loads(admin.get(f"/privacy/{pseudonym}/access.json").get_data(as_text=True))
+    # The own data hold clinical data: a lead of both pilots exports everything, an
+    # administrator (no clinical data) nothing, though they may erase.
+    both = _client(app, make_user, "pilot_lead", ("bph", "older-adults"))
+    everything = json.loads(both.get(f"/privacy/{pseudonym}/access.json").get_data(as_text=True))
     assert {e["pilot"] for e in everything["enrolments"]} == {"bph", "older-adults"}
+    assert everything["scope"]["complete"] is True
+    admin = _client(app, make_user, "admin", ())
+    start = _last()
+    assert admin.get(f"/privacy/{pseudonym}/access.json").status_code == 403
+    assert admin.get(f"/privacy/{pseudonym}/access.pdf").status_code == 403
+    assert "export_subject_access" not in _actions(start)
+    overview = admin.get(f"/privacy/{pseudonym}").get_data(as_text=True)
+    assert "/access.json" not in overview and "/access.pdf" not in overview
+    assert "/erase" in overview
     assert admin.get(f"/privacy/{pseudonym}/erase").status_code == 200
     done = _confirm(admin, f"/privacy/{pseudonym}/erase", confirm=pseudonym)
     assert done.status_code == 302

@@ -384,3 +384,22 @@ def test_management_pages_and_reports_do_not_query_per_patient(
         ]
 
     compare(client, cohort, paths)
+
+
+def test_cost_effectiveness_section_without_the_adjusted_estimate(
+    client: FlaskClient, make_user: Any, enrol_patient: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the case-mix regression cannot be fitted (too few persons for the covariates, or
+    collinear covariates) the section still shows, with the adjusted INMB as unavailable."""
+    from vaikuttavuus.domain import cea
+
+    def unfittable(*args: Any, **kwargs: Any) -> Any:
+        raise cea.CEAError("singular design matrix")
+
+    monkeypatch.setattr(cea, "net_benefit_regression", unfittable)
+    Cohort(enrol_patient).grow(SMALL)
+    make_user("vastaava", "pilot_lead")
+    staff_login(client, "vastaava")
+    response = client.get("/pilot/bph/?section=cea")
+    assert response.status_code == 200
+    assert "INMB" in response.get_data(as_text=True)

@@ -288,6 +288,7 @@ def _check_sqlite(connection: sqlite3.Connection, path: Path) -> None:
 
 
 def _restore_sqlite(url: URL, file: Path) -> None:
+    from vaikuttavuus.database import create_private_file
     from vaikuttavuus.extensions import db
 
     target = _sqlite_path(url)
@@ -299,6 +300,8 @@ def _restore_sqlite(url: URL, file: Path) -> None:
         source = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
         try:
             _check_sqlite(source, file)
+            temporary.unlink(missing_ok=True)
+            create_private_file(temporary)  # the restored database is 0600 like a new one
             destination = sqlite3.connect(temporary)
             try:
                 source.backup(destination, pages=-1)

@@ -11,6 +11,7 @@ import vaikuttavuus.cli.messaging  # noqa: F401  (adds send, letters, status to 
 from vaikuttavuus.cli.backup import COMMANDS as BACKUP_COMMANDS
 from vaikuttavuus.cli.cea import COMMANDS as CEA_COMMANDS
 from vaikuttavuus.cli.core import COMMANDS as CORE_COMMANDS
+from vaikuttavuus.cli.costing import COMMANDS as COSTING_COMMANDS
 from vaikuttavuus.cli.exports import COMMANDS as EXPORT_COMMANDS
 from vaikuttavuus.cli.imports import COMMANDS as IMPORT_COMMANDS
 from vaikuttavuus.cli.instruments import COMMANDS as INSTRUMENT_COMMANDS
@@ -20,3 +21,4 @@ ALL: list[click.Command] = [*CORE_COMMANDS, *INSTRUMENT_COMMANDS, *CEA_COMMANDS,
 ALL += BACKUP_COMMANDS
 ALL += EXPORT_COMMANDS
 ALL += REPORT_COMMANDS
+ALL += COSTING_COMMANDS

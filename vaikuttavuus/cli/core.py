@@ -26,10 +26,13 @@ def instance_folder() -> Path:
 
 
 def ensure_instance_config(folder: Path) -> bool:
-    """Create ``instance/config.py`` with fresh random keys if it does not exist yet."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Create ``instance/config.py`` with fresh random keys (mode 0600) if it does not exist
+    yet; a new instance folder is made 0700 (it holds the keys and the SQLite database)."""
+    from vaikuttavuus.database import create_private_file, create_private_folder
+
+    create_private_folder(folder)
     path = folder / "config.py"
-    if path.exists():
+    if not create_private_file(path):  # 0600 before the keys are written into it
         return False
     path.write_text(
         SAMPLE_INSTANCE_CONFIG.format(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from flask.cli import with_appcontext
 from vaikuttavuus.domain.imports import KINDS
 
 PROGRESS_MIN_ROWS = 10_000
-"""Show a progress bar while storing at least this many rows."""
+"""Show progress bars (checking, then storing) for files of at least this many rows."""
+CHECKING_LABEL = "Checking rows"
+STORING_LABEL = "Storing"
 SHOWN_ERRORS = 50
 """Errors printed on the terminal; ``--report`` has all of them (up to the report's limit)."""
 
@@ -33,6 +36,16 @@ class ImportGroup(click.Group):
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            # The hidden ``file`` subcommand is an implementation detail: its usage errors show
+            # this group's usage and point to ``vaikuttavuus import --help``.
+            if error.ctx is not None and error.ctx.command is self.commands[self.default_command]:
+                error.ctx = ctx
+            raise
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         formatter.write_usage(
@@ -94,17 +107,7 @@ def import_file(
 
     data = path.read_bytes()
     click.echo(f"Checking {path.name} as {kind}…", err=True)
-    bar: Any = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if total < PROGRESS_MIN_ROWS:
-            return
-        if bar is None:
-            bar = click.progressbar(length=total, label="Storing", file=sys.stderr)
-            bar.__enter__()
-        bar.update(done - bar.pos)
-
+    bars = _ProgressBars()
     try:
         outcome = run_import(
             db.session,
@@ -114,15 +117,20 @@ def import_file(
             pilot_code=pilot_code,
             actor=f"cli:{getpass.getuser()}",
             dry_run=dry_run,
-            progress=progress,
+            progress=bars.follow(STORING_LABEL),
+            check_progress=bars.follow(CHECKING_LABEL),
         )
     except ImportRefusedError as error:
         db.session.rollback()
         raise click.UsageError(str(error)) from error
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+        bars.close()
     db.session.commit()
+    if pilot_code is None:
+        click.echo(
+            f"Pilot {outcome.pilot_code}: the only pilot this file can be for (no --pilot given).",
+            err=True,
+        )
 
     with force_locale(lang):
         if report_path is not None:
@@ -159,6 +167,36 @@ def import_file(
             f"{path.name}: {outcome.rows_stored} row(s) stored into {outcome.pilot_code}, "
             f"{outcome.rows_duplicate} already stored (import {outcome.batch_id})."
         )
+
+
+class _ProgressBars:
+    """One progress bar per phase on stderr (checking, then storing), for large files only.
+
+    On a terminal the bar moves; elsewhere (a log, a pipe) click prints its label once.
+    """
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.label: str | None = None
+
+    def follow(self, label: str) -> Callable[[int, int], None]:
+        def update(done: int, total: int) -> None:
+            if total < PROGRESS_MIN_ROWS:
+                return
+            if self.label != label:
+                self.close()
+                self.bar = click.progressbar(length=total, label=label, file=sys.stderr)
+                self.bar.__enter__()
+                self.label = label
+            self.bar.update(done - self.bar.pos)
+
+        return update
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+        self.bar = None
+        self.label = None
 
 
 @import_group.command("template")

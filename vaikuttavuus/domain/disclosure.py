@@ -3,7 +3,10 @@
 One rule, used by reports, exports and the management pages (pure pandas/numpy):
 
 1. **Primary suppression.** A count below ``min_count`` (default 5, the pilot's
-   ``min_cell_size``) is hidden. Zero counts are hidden too unless ``suppress_zeros=False``.
+   ``min_cell_size``) is hidden. Zero counts are hidden too unless ``suppress_zeros=False``;
+   ``suppress_zeros`` can also name the count columns whose zeros are hidden (a zero of
+   *responders* says something about every person of the group, a zero *group size* only
+   that there is nobody to show), the other count columns then show their zeros.
 2. **Derived figures.** Every column the caller lists as derived from a count (means, rates,
    confidence limits, medians … of that cell) is hidden in the rows where the count is hidden.
 3. **Secondary (complementary) suppression.** When margin totals are published (``margins``),
@@ -23,7 +26,7 @@ carries a ``suppressed`` marker and the result records the reason (``primary`` o
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,7 +162,7 @@ def suppress_small_cells(
     min_count: int = DEFAULT_MIN_COUNT,
     margins: bool = True,
     total_label: Hashable | None = None,
-    suppress_zeros: bool = True,
+    suppress_zeros: bool | Collection[str] = True,
 ) -> SuppressedTable:
     """Hide small counts, their derived figures and complementary cells in a long table.
 
@@ -171,6 +174,8 @@ def suppress_small_cells(
     secondary suppression is needed; without ``groups`` only primary suppression applies.
     ``strata``: columns that split the table into separate tables with their own margins (e.g.
     ``["score", "time_point"]`` when each score and time point is tabulated by ``arm``).
+    ``suppress_zeros``: hide zero counts too (``True``), show them (``False``), or hide the
+    zeros of the named count columns only.
     """
     if min_count < 1:
         raise ValueError("min_count must be at least 1")
@@ -191,7 +196,12 @@ def suppress_small_cells(
     for column in count_columns:
         values = pd.to_numeric(result[column], errors="coerce").to_numpy(dtype=float)
         primary = ~np.isnan(values) & (values < min_count)
-        if not suppress_zeros:
+        hide_zeros = (
+            suppress_zeros
+            if isinstance(suppress_zeros, bool)
+            else column in _as_list(suppress_zeros)  # type: ignore[arg-type]
+        )
+        if not hide_zeros:
             primary &= values != 0
         secondary = _secondary(values, primary, lines)
         hidden = primary | secondary

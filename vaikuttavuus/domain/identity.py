@@ -16,6 +16,8 @@ used at all and are rejected.
 
 A code is never stored: :func:`identity_hash` (HMAC-SHA256 under the instance's key) is the only
 stored form; :func:`new_pseudonym` makes the short identifier shown on screens and exports.
+Free text that may hold a code (reasons, notes, log lines) goes through
+:func:`mask_identity_codes` first.
 
 Stdlib only.
 """
@@ -32,16 +34,20 @@ from typing import Literal
 __all__ = [
     "CENTURY_SIGNS",
     "CHECK_CHARACTERS",
+    "IDENTITY_CODE_SHAPE",
     "PSEUDONYM_ALPHABET",
     "SYNTHETIC_NUMBERS",
     "ErrorKey",
     "Sex",
     "birth_date",
     "check_character",
+    "contains_identity_code",
     "identity_hash",
     "is_pseudonym",
     "is_synthetic",
     "is_valid",
+    "mask_identity_code",
+    "mask_identity_codes",
     "new_pseudonym",
     "normalise",
     "normalise_pseudonym",
@@ -178,6 +184,30 @@ def synthetic_identity_code(
     number = f"{rng.randrange(first, SYNTHETIC_NUMBERS.stop, 2):03d}"
     digits = f"{birth_date.day:02d}{birth_date.month:02d}{birth_date.year % 100:02d}"
     return f"{digits}{century_sign}{number}{check_character(digits, number)}"
+
+
+# -- identity codes in free text ---------------------------------------------------------------
+
+IDENTITY_CODE_SHAPE = re.compile(
+    r"(?<![0-9A-Za-z])\d{6}[-+A-FU-Ya-fu-y\u2010-\u2013\u2212]\d{3}[0-9A-Za-z](?![0-9A-Za-z])"
+)
+"""Anything shaped like an identity code inside a longer text (valid check character or not:
+a mistyped code still points at a person)."""
+
+
+def contains_identity_code(text: str) -> bool:
+    """Whether ``text`` holds something shaped like an identity code."""
+    return IDENTITY_CODE_SHAPE.search(text) is not None
+
+
+def mask_identity_code(value: str) -> str:
+    """Letters and digits become ``*``; separators stay (``010150-901D`` → ``******-****``)."""
+    return re.sub(r"[0-9A-Za-z]", "*", value)
+
+
+def mask_identity_codes(text: str) -> str:
+    """``text`` with every substring shaped like an identity code masked."""
+    return IDENTITY_CODE_SHAPE.sub(lambda match: mask_identity_code(match.group(0)), text)
 
 
 # -- pseudonyms --------------------------------------------------------------------------------

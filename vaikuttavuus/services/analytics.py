@@ -210,12 +210,14 @@ def publish(
     min_count: int,
     margins: bool = True,
     total_label: str | None = None,
-    suppress_zeros: bool = True,
+    suppress_zeros: bool | Sequence[str] = True,
 ) -> Published:
     """:func:`~vaikuttavuus.domain.disclosure.suppress_small_cells` for every published table
     (one rule for all outputs). An empty table stays empty. ``suppress_zeros=False`` is for
-    process counts (invitations, responses, imports) whose zeros say nothing about a person's
-    health or care."""
+    process counts (invitations, responses, imports) and group sizes (persons in an arm, with
+    both answers, exposed, with a cost), whose zeros say nothing about a person's health or
+    care: they are shown as 0, not as "<5". A list names the count columns whose zeros stay
+    hidden (e.g. ``["n_responders"]``: no responders in a group tells about every member)."""
     if table.empty:
         return Published(name, table.assign(**{disclosure.MARKER: False}), min_count, 0, 0)
     table = table.reset_index(drop=True)
@@ -400,10 +402,12 @@ class EffectResult:
                 "ceac_bootstrap": self.ceac_at(lam),
                 "ceac_parametric": self.at(two.ceac, lam),
             }
-            if self.regression is not None:
-                row["adjusted_inmb"] = self.at(self.regression.inmb, lam)
-                row["adjusted_low"] = self.at(self.regression.ci_low, lam)
-                row["adjusted_high"] = self.at(self.regression.ci_high, lam)
+            # The adjusted columns are always present (None when the regression could not be
+            # fitted: too few persons for the covariates, or collinear covariates).
+            regression = self.regression
+            row["adjusted_inmb"] = None if regression is None else self.at(regression.inmb, lam)
+            row["adjusted_low"] = None if regression is None else self.at(regression.ci_low, lam)
+            row["adjusted_high"] = None if regression is None else self.at(regression.ci_high, lam)
             rows.append(row)
         return rows
 
@@ -454,12 +458,14 @@ class EffectResult:
 
 @dataclass(frozen=True)
 class CostSection:
-    """Episode costs per arm (persons whose care cycle has ended) and by cost centre."""
+    """Episode costs per arm (persons whose care cycle has ended), and the cost structure per
+    arm by cost centre and by product (mean euros per person of the arm, total, share)."""
 
     target_year: int
     window: tuple[int, int]
     by_arm: Published
     by_cost_centre: Published
+    by_product: Published
     notes: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -468,6 +474,7 @@ class CostSection:
             "window_days": list(self.window),
             "by_arm": self.by_arm.to_dict(),
             "by_cost_centre": self.by_cost_centre.to_dict(),
+            "by_product": self.by_product.to_dict(),
             "notes": list(self.notes),
         }
 
@@ -1125,6 +1132,7 @@ class CohortAnalysis:
             groups=["arm"],
             strata=["score", "time_point"],
             total_label=ALL,
+            suppress_zeros=["n_responders"],
         )
         qalys, difference = self._qalys(notes)
         return OutcomeSection(
@@ -1179,6 +1187,7 @@ class CohortAnalysis:
             derived={"n": ["mean", "ci_low", "ci_high"]},
             groups=["arm"],
             total_label=ALL,
+            suppress_zeros=False,
         )
         difference = None
         shown = published.table.set_index("arm")["n"]
@@ -1223,7 +1232,59 @@ class CohortAnalysis:
             return str(error)
 
     @cached_property
+    def cost_persons(self) -> pd.DataFrame:
+        """The persons of the cost figures (care cycle ended before the data date, within the
+        filters): ``enrolment_id``, ``arm``, ``index_date`` and their episode cost
+        ``total_eur`` (0 € without cost rows; NaN when the costs cannot be computed)."""
+        roster = self.roster.loc[self.cycle_complete]
+        people = roster[["enrolment_id", "arm", "index_date"]].reset_index(drop=True)
+        costs = self.episode_costs
+        totals = (
+            costs.totals.reindex(people["enrolment_id"]).to_numpy()
+            if not isinstance(costs, str)
+            else np.full(len(people), np.nan)
+        )
+        return people.assign(total_eur=totals)
+
+    def _structure(
+        self, breakdown: pd.DataFrame, arms: pd.Series, column: str
+    ) -> pd.DataFrame:
+        """Mean euros per person and share of the arm's total per category (product or cost
+        centre) for each arm; categories the arm did not use are left out."""
+        columns = ["arm", column, "n", "mean_eur", "total_eur", "share"]
+        if not len(breakdown):
+            return pd.DataFrame(columns=columns)
+        sums = breakdown.groupby(arms.to_numpy()).sum()
+        counts = arms.value_counts()
+        pieces = []
+        for arm in self.arms:
+            if arm not in sums.index:
+                continue
+            values = sums.loc[arm].to_numpy(dtype=float)
+            total = float(values.sum())
+            size = int(counts.get(arm, 0))
+            pieces.append(
+                pd.DataFrame(
+                    {
+                        "arm": arm,
+                        column: [str(c) for c in sums.columns],
+                        "n": size,
+                        "mean_eur": values / size if size else np.nan,
+                        "total_eur": values,
+                        "share": values / total if total else np.nan,
+                    }
+                )
+            )
+        if not pieces:
+            return pd.DataFrame(columns=columns)
+        table = pd.concat(pieces, ignore_index=True)
+        return table[table["total_eur"] > 0].reset_index(drop=True)[columns]
+
+    @cached_property
     def costs(self) -> CostSection:
+        """Episode cost per person by arm, and the cost structure by cost centre and by
+        product, of the persons whose care cycle has ended (:attr:`cost_persons`). The
+        structure is shown for the arms whose cost is shown."""
         notes: list[str] = []
         arm_columns = [
             "arm",
@@ -1232,14 +1293,17 @@ class CohortAnalysis:
             "ci_low_eur",
             "ci_high_eur",
             "median_eur",
+            "sd_eur",
             "total_eur",
         ]
-        centre_columns = ["arm", "cost_centre", "n", "mean_eur", "share"]
+        centre_columns = ["arm", "cost_centre", "n", "mean_eur", "total_eur", "share"]
+        product_columns = ["arm", "product", "n", "mean_eur", "total_eur", "share"]
         costs = self.episode_costs
         if isinstance(costs, str):
             notes.append(costs)
             arm_rows: list[dict[str, Any]] = []
             centre = pd.DataFrame(columns=centre_columns)
+            product = pd.DataFrame(columns=product_columns)
         else:
             arms = self.roster.set_index("enrolment_id")["arm"].reindex(costs.totals.index)
             arm_rows = []
@@ -1254,52 +1318,47 @@ class CohortAnalysis:
                         "ci_low_eur": stats.ci_low,
                         "ci_high_eur": stats.ci_high,
                         "median_eur": float(values.median()) if len(values) else math.nan,
+                        "sd_eur": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
                         "total_eur": float(values.sum()),
                     }
                 )
-            by_centre = costs.by_cost_centre
-            sums = by_centre.groupby(arms.to_numpy()).sum() if len(by_centre) else None
-            pieces = []
-            if sums is not None:
-                counts = arms.value_counts()
-                for arm in self.arms:
-                    if arm not in sums.index:
-                        continue
-                    total = float(sums.loc[arm].sum())
-                    pieces.append(
-                        pd.DataFrame(
-                            {
-                                "arm": arm,
-                                "cost_centre": [str(c) for c in sums.columns],
-                                "n": int(counts.get(arm, 0)),
-                                "mean_eur": sums.loc[arm].to_numpy() / int(counts.get(arm, 1)),
-                                "share": sums.loc[arm].to_numpy() / total if total else np.nan,
-                            }
-                        )
-                    )
-            centre = (
-                pd.concat(pieces, ignore_index=True)
-                if pieces
-                else pd.DataFrame(columns=centre_columns)
-            )
-            centre = centre[centre["mean_eur"] > 0] if len(centre) else centre
+            centre = self._structure(costs.by_cost_centre, arms, "cost_centre")
+            product = self._structure(costs.by_product, arms, "product")
+        by_arm = self._publish(
+            "costs",
+            pd.DataFrame(arm_rows, columns=arm_columns),
+            counts=["n"],
+            derived={"n": arm_columns[2:]},
+            groups=["arm"],
+            total_label=ALL,
+            suppress_zeros=False,
+        )
+        # The structure of an arm whose cost is hidden would give its mean away (the parts add
+        # up to it, and with the total, to the hidden arm's): only the arms shown.
+        shown = by_arm.table
+        hidden = set(shown.loc[shown[disclosure.MARKER].astype(bool), "arm"]) if len(shown) else ()
+        centre = centre[~centre["arm"].isin(hidden)].reset_index(drop=True)
+        product = product[~product["arm"].isin(hidden)].reset_index(drop=True)
+        structure_derived = {"n": ["mean_eur", "total_eur", "share"]}
         return CostSection(
             target_year=self.spec.currency_year,
             window=(self.spec.care_cycle.start_days, self.spec.care_cycle.end_days),
-            by_arm=self._publish(
-                "costs",
-                pd.DataFrame(arm_rows, columns=arm_columns),
-                counts=["n"],
-                derived={"n": arm_columns[2:]},
-                groups=["arm"],
-                total_label=ALL,
-            ),
+            by_arm=by_arm,
             by_cost_centre=self._publish(
                 "costs_by_cost_centre",
-                centre.reset_index(drop=True),
+                centre,
                 counts=["n"],
-                derived={"n": ["mean_eur", "share"]},
+                derived=structure_derived,
                 margins=False,
+                suppress_zeros=False,
+            ),
+            by_product=self._publish(
+                "costs_by_product",
+                product,
+                counts=["n"],
+                derived=structure_derived,
+                margins=False,
+                suppress_zeros=False,
             ),
             notes=tuple(notes),
         )
@@ -1382,8 +1441,9 @@ class CohortAnalysis:
             counts=["n"],
             derived={"n": ["mean_cost", "mean_effect"]},
             margins=False,
+            suppress_zeros=False,
         )
-        hidden = bool(arms.table["suppressed"].any()) if not arms.empty else True
+        hidden = any(row["n"] < self.min_cell for row in arm_rows) if arm_rows else True
         incremental = self._incremental(data, effect)
         follow_up = None if effect == "qaly" else self.follow_up
         two = boot = regression = None
@@ -1480,6 +1540,7 @@ class CohortAnalysis:
             counts=["n"],
             derived={"n": ["cost", "effect", "status", "icer", "compared_with"]},
             margins=False,
+            suppress_zeros=False,
         )
 
     # -- funnel --------------------------------------------------------------------------------
@@ -1544,6 +1605,7 @@ class CohortAnalysis:
                 counts=["n", "responders"],
                 derived={"n": columns[2:], "responders": ["share", "position"]},
                 groups=["group"],
+                suppress_zeros=["responders"],
             )
         return Funnel(self.primary_score, self.follow_up, p0, len(table), published)
 
@@ -1641,6 +1703,7 @@ class CohortAnalysis:
             counts=["n_exposed", "n_unexposed", "n_persons", "n"],
             derived={"n_exposed": effect_values, "n_unexposed": effect_values},
             margins=False,
+            suppress_zeros=False,
         )
         descriptives = self._publish(
             f"service_descriptives_{by}",
@@ -1648,6 +1711,7 @@ class CohortAnalysis:
             counts=["n"],
             derived={"n": ["baseline_mean", "change_mean", "change_ci_low", "change_ci_high"]},
             margins=False,
+            suppress_zeros=False,
         )
         exposed = (
             estimates.drop_duplicates("category").set_index("category")["n_exposed"]
@@ -1665,6 +1729,7 @@ class CohortAnalysis:
                 "n_exposed": ["smd_before", "smd_after", "imbalanced_before", "imbalanced_after"]
             },
             margins=False,
+            suppress_zeros=False,
         )
         cost = self._publish(
             f"service_cost_per_point_{by}",
@@ -1682,6 +1747,7 @@ class CohortAnalysis:
                 ]
             },
             margins=False,
+            suppress_zeros=False,
         )
         return ServiceSection(
             score=score,
@@ -1796,4 +1862,5 @@ def mixed_model_table(result: loneliness.MixedModelEffects, min_count: int) -> P
         },
         min_count=min_count,
         margins=False,
+        suppress_zeros=False,
     )

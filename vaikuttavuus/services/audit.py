@@ -1,4 +1,10 @@
-"""Writing the append-only audit trail: every view and export of personal data, every change."""
+"""Writing the append-only audit trail: every view and export of personal data, every change.
+
+This is the single place audit events are written. The trail is kept for years and cannot be
+corrected, so nothing typed by a person goes into it in clear: every text (details, object
+id, actor) has identity-code-shaped substrings masked before the event is added, whatever the
+caller passed. Callers record facts (counts, ids, that a reason was given), never free text.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,20 @@ from typing import Any
 from flask import has_request_context, request
 from flask_login import current_user
 
+from vaikuttavuus.domain.identity import mask_identity_codes
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import AuditEvent
+
+
+def masked(value: Any) -> Any:
+    """``value`` (text, or dicts and lists of them, any depth) with identity codes masked."""
+    if isinstance(value, str):
+        return mask_identity_codes(value)
+    if isinstance(value, dict):
+        return {masked(key): masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(item) for item in value]
+    return value
 
 
 def record(
@@ -30,15 +48,15 @@ def record(
         actor = actor or current_user.username
     event = AuditEvent(
         user_id=user_id,
-        actor=actor or "system",
+        actor=masked(actor or "system"),
         role=role,
         action=action,
         object_type=object_type,
-        object_id=None if object_id is None else str(object_id),
+        object_id=None if object_id is None else masked(str(object_id)),
         person_id=person_id,
         pilot_code=pilot_code,
         ip_address=request.remote_addr if has_request_context() else None,
-        details=details or {},
+        details=masked(details or {}),
     )
     db.session.add(event)
     return event

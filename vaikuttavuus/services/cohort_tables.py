@@ -106,6 +106,7 @@ TABLES: dict[str, Callable[[CohortAnalysis, TableRequest], object]] = {
     "qalys": lambda a, r: a.outcomes.qalys,
     "costs": lambda a, r: a.costs.by_arm,
     "costs_by_cost_centre": lambda a, r: a.costs.by_cost_centre,
+    "costs_by_product": lambda a, r: a.costs.by_product,
     "cea_summary": lambda a, r: a.cost_effectiveness.summary_rows() if a.has_procedures else None,
     "cea_arms": lambda a, r: getattr(_effect(a, r), "arms", None),
     "inmb": lambda a, r: getattr(_effect(a, r), "inmb_rows", lambda: None)(),

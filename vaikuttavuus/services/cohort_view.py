@@ -24,6 +24,7 @@ from flask_babel import format_currency, format_decimal, format_percent, get_loc
 from flask_babel import gettext as _
 
 from vaikuttavuus import plotting
+from vaikuttavuus.domain.catalogue import DIRECT_COST_PRODUCT, UNALLOCATED_CENTRE
 from vaikuttavuus.domain.loneliness import POOLED
 from vaikuttavuus.plotting import Chart
 from vaikuttavuus.services.analytics import (
@@ -37,7 +38,7 @@ from vaikuttavuus.services.analytics import (
 Kind = str
 """How a column is shown: ``count``, ``number``, ``percent``, ``euro``, ``share`` (0–1 as %),
 ``text``, or a label kind (``arm``, ``time_point``, ``score``, ``instrument``, ``category``,
-``procedure``, ``status``, ``position``, ``cost_centre``, ``import_kind``, ``method``,
+``procedure``, ``status``, ``position``, ``cost_centre``, ``product``, ``import_kind``, ``method``,
 ``variable``, ``effect``, ``flag``)."""
 
 
@@ -121,8 +122,17 @@ class Labels:
         for centre in catalogue.cost_centres:
             if centre.code == code:
                 return str(centre.name.get(self.language))
-        if code == "UNALLOCATED":
+        if code == UNALLOCATED_CENTRE:
             return _("Unallocated")
+        return str(code)
+
+    def product(self, code: object) -> str:
+        catalogue = self.analysis.catalogue
+        for product in catalogue.products:
+            if product.code == code:
+                return str(product.name.get(self.language))
+        if code == DIRECT_COST_PRODUCT:
+            return _("Direct costs without a product")
         return str(code)
 
     def effect(self, name: object) -> str:
@@ -239,6 +249,7 @@ class Labels:
             "status": self.status,
             "position": self.position,
             "cost_centre": self.cost_centre,
+            "product": self.product,
             "import_kind": self.import_kind,
             "method": self.method,
             "variable": self.variable,
@@ -264,7 +275,8 @@ def fmt_number(value: object, digits: int = 1) -> str:
     if _missing(value):
         return "–"
     pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
-    return str(format_decimal(float(value), format=pattern))  # type: ignore[arg-type]
+    text = str(format_decimal(float(value), format=pattern))  # type: ignore[arg-type]
+    return "\u2212" + text[1:] if text.startswith("-") else text
 
 
 def fmt_count(value: object) -> str:
@@ -284,17 +296,26 @@ def fmt_share(value: object, digits: int = 0) -> str:
     return str(format_percent(float(value), format=pattern))  # type: ignore[arg-type]
 
 
+MINUS = "\u2212"
+"""The minus sign of every signed figure shown (``fmt_signed``, ``fmt_euro``): U+2212, not the
+hyphen Babel writes, so "−2 903 €" and "−4,6" look alike in every language."""
+
+
 def fmt_euro(value: object, digits: int = 0) -> str:
+    """Euros in the locale's style ("−2 903 €", "−€2,903"); negative amounts take the same
+    minus sign as the other signed figures (:data:`MINUS`), and an amount that rounds to zero
+    has no sign."""
     if _missing(value):
         return "–"
     amount = round(float(value), digits)  # type: ignore[arg-type]
+    if amount == 0:
+        amount = 0.0  # no "−0 €"
     decimals = "." + "0" * digits if digits > 0 else ""
     locale = get_locale()
     english = locale is not None and locale.language == "en"
     pattern = f"¤#,##0{decimals}" if english else f"#,##0{decimals}\xa0¤"
-    text = str(format_currency(amount, "EUR", format=pattern, currency_digits=False))
-    minus = str(format_decimal(-1))[0]  # the locale's minus sign (− in Finnish and Swedish)
-    return text.replace("-", minus)
+    text = str(format_currency(abs(amount), "EUR", format=pattern, currency_digits=False))
+    return MINUS + text if amount < 0 else text
 
 
 def fmt_signed(value: object, digits: int = 1) -> str:
@@ -302,7 +323,7 @@ def fmt_signed(value: object, digits: int = 1) -> str:
         return "–"
     number = float(value)  # type: ignore[arg-type]
     text = fmt_number(abs(number), digits)
-    return ("−" + text) if number < 0 and text.strip("0,.\xa0 ") else text
+    return (MINUS + text) if number < 0 and text.strip("0,.\xa0 ") else text
 
 
 def fmt_interval(low: object, high: object, digits: int = 1, kind: str = "number") -> str:
@@ -668,6 +689,8 @@ def outcome_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
 
 
 def cost_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
+    """Costs by arm, by cost centre and by product (the pilot page's Costs section, the cost
+    page and the management PDF show these same tables)."""
     costs = analysis.costs
     return {
         "by_arm": table_view(
@@ -697,6 +720,17 @@ def cost_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
                 Column("share", _("Share"), "share"),
             ],
             _("Cost per person by cost centre"),
+            labels,
+        ),
+        "by_product": table_view(
+            costs.by_product,
+            [
+                Column("arm", _("Arm"), "arm"),
+                Column("product", _("Product"), "product"),
+                Column("mean_eur", _("Mean cost"), "euro"),
+                Column("share", _("Share"), "share"),
+            ],
+            _("Cost per person by product"),
             labels,
         ),
         "notes": list(costs.notes),

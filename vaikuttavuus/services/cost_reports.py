@@ -1,8 +1,8 @@
-"""Costs for pilot leads: each patient's episode cost by product and cost centre, and the
-cohort's cost structure per arm — :func:`~vaikuttavuus.domain.costing.episode_costs` and
-:func:`~vaikuttavuus.domain.costing.cohort_cost_summary` over frames read in bulk, at the pilot's
-``currency_year`` prices over its care-cycle window. Counts below the pilot's
-``min_cell_size`` (and everything computed from them) are hidden in the cohort tables."""
+"""Costs for pilot leads: each patient's episode cost by product and cost centre
+(:func:`~vaikuttavuus.domain.costing.episode_costs` over the patient's rows), and the cohort's
+cost structure per arm, which is the pilot page's: the same analytics
+(:class:`~vaikuttavuus.services.analytics.CohortAnalysis`), persons, filters and small-cell
+suppression, at the pilot's ``currency_year`` prices over its care-cycle window."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
@@ -22,13 +21,13 @@ from vaikuttavuus.domain.catalogue import (
     Product,
     UnitCost,
 )
-from vaikuttavuus.domain.costing import CohortCostSummary, EpisodeCosts, episode_costs
-from vaikuttavuus.domain.disclosure import suppress_small_cells
+from vaikuttavuus.domain.costing import EpisodeCosts, episode_costs
 from vaikuttavuus.domain.specs import LocalizedText, PilotSpec
 from vaikuttavuus.models import Enrolment, Pilot
+from vaikuttavuus.services.analytics import CohortAnalysis
+from vaikuttavuus.services.cohort_view import Labels, cost_view
 from vaikuttavuus.services.definitions import pilot_spec
 
-ARM_FIGURES = ("total_eur", "mean_eur", "median_eur", "sd_eur", "ci_low_eur", "ci_high_eur")
 CHART_CENTRES = 6
 """The chart stacks the largest cost centres; the rest are shown together as one segment."""
 OTHER = "__other__"
@@ -108,151 +107,80 @@ def _labels(catalogue: CostingCatalogue, spec: PilotSpec, language: str) -> Cost
 
 @dataclass(frozen=True)
 class CohortCosts:
-    """What the cohort cost page shows. ``by_arm``: the domain's per-arm statistics with small
-    arms hidden (``n`` is ``None`` and every figure ``None``); ``by_product`` and
-    ``by_cost_centre``: the structure of the arms that are shown; ``people``: one row per
-    enrolment (pseudonym, arm, index date, total)."""
+    """What the cohort cost page shows, from the pilot page's analytics
+    (:attr:`CohortAnalysis.costs <vaikuttavuus.services.analytics.CohortAnalysis.costs>`), so
+    both pages count the same persons — those whose care cycle has ended before the data
+    date, within the same filters — and show the same (suppressed) figures.
+
+    ``view``: the formatted tables of :func:`~vaikuttavuus.services.cohort_view.cost_view`
+    (by arm, by cost centre, by product); ``people``: one row per person of those figures
+    (pseudonym, arm, index date, episode cost; erased persons are counted but not listed);
+    ``enrolled``: persons within the filters; ``ongoing``: of them, those whose care cycle
+    has not ended (not in the figures); ``chart_segments``/``chart_arms``: mean euros per
+    person by cost centre of the arms shown."""
 
     target_year: int
     window: tuple[int, int]
     min_cell_size: int
-    costs: EpisodeCosts | None
-    summary: CohortCostSummary | None
-    by_arm: list[dict[str, Any]]
-    by_product: list[dict[str, Any]]
-    by_cost_centre: list[dict[str, Any]]
+    view: dict[str, Any]
     people: pd.DataFrame
-    labels: CostLabels
+    enrolled: int
+    ongoing: int
     chart_segments: dict[str, list[float]]
     chart_arms: list[str]
-
-    @property
-    def hidden_arms(self) -> list[str]:
-        return [row["arm"] for row in self.by_arm if row["hidden"]]
+    labels: Labels
 
 
-def cohort_costs(session: Session, pilot: Pilot, language: str) -> CohortCosts:
-    spec = pilot_spec(pilot)
-    catalogue = costing_catalogue(session)
-    labels = _labels(catalogue, spec, language)
-    enrolments = queries.cost_enrolments(session, pilot.id)
-    if enrolments.empty:
-        return CohortCosts(
-            target_year=spec.currency_year,
-            window=(spec.care_cycle.start_days, spec.care_cycle.end_days),
-            min_cell_size=spec.min_cell_size,
-            costs=None,
-            summary=None,
-            by_arm=[],
-            by_product=[],
-            by_cost_centre=[],
-            people=enrolments.assign(total_eur=pd.Series(dtype="float64")),
-            labels=labels,
-            chart_segments={},
-            chart_arms=[],
-        )
-    costs = _costs(pilot, queries.cost_rows(session, pilot.id), enrolments, catalogue)
-    order = [arm.id for arm in spec.arms]
-    arms = pd.Series(
-        pd.Categorical(enrolments["arm"], categories=order),
-        index=pd.Index(enrolments["enrolment_id"], name="enrolment_id"),
+def cohort_costs(session: Session, analysis: CohortAnalysis, language: str) -> CohortCosts:
+    """The cost page of ``analysis``'s pilot and filters (call inside the page's locale)."""
+    labels = Labels(analysis, language)
+    view = cost_view(analysis, labels)
+    section = analysis.costs
+    people = analysis.cost_persons
+    pseudonyms = queries.cohort_pseudonyms(
+        session, analysis.pilot.id, **analysis.filters.query()
     )
-    summary = costs.summary(arms)
-
-    table = summary.by_arm.reset_index()
-    table["arm"] = table["arm"].astype(str)
-    hidden = suppress_small_cells(
-        table,
-        counts="n",
-        derived={"n": list(ARM_FIGURES)},
-        groups=["arm"],
-        min_count=spec.min_cell_size,
-        margins=False,
-        suppress_zeros=False,
-    ).table
-    by_arm = [
-        {
-            "arm": row["arm"],
-            "label": labels.arms.get(row["arm"], row["arm"]),
-            "hidden": bool(row["suppressed"]),
-            "n": None if row["suppressed"] else int(row["n"]),
-            **{name: _number(row[name]) for name in ARM_FIGURES},
-        }
-        for row in hidden.to_dict(orient="records")
-    ]
-    shown = {row["arm"] for row in by_arm if not row["hidden"]}
-
-    def structure(
-        frame: pd.DataFrame | None, column: str, names: dict[str, str]
-    ) -> list[dict[str, Any]]:
-        if frame is None:
-            return []
-        rows = []
-        for row in frame.to_dict(orient="records"):
-            arm = str(row["arm"])
-            if arm not in shown or row["total_eur"] == 0:
-                continue
-            code = str(row[column])
-            rows.append(
-                {
-                    "arm": arm,
-                    "arm_label": labels.arms.get(arm, arm),
-                    "code": code,
-                    "label": names.get(code, code),
-                    "total_eur": float(row["total_eur"]),
-                    "mean_eur": float(row["mean_eur"]),
-                    "share": _number(row["share"]),
-                }
-            )
-        return rows
-
-    by_product = structure(summary.by_product, "product", labels.products)
-    by_cost_centre = structure(summary.by_cost_centre, "cost_centre", labels.centres)
-    segments, chart_arms = _chart_data(by_cost_centre, [a for a in order if a in shown], labels)
-
-    people = enrolments[["enrolment_id", "pseudonym", "arm", "index_date"]].copy()
-    people["total_eur"] = costs.totals.reindex(people["enrolment_id"]).to_numpy()
+    people = people.merge(pseudonyms, on="enrolment_id", how="inner")
+    people = people[["enrolment_id", "pseudonym", "arm", "index_date", "total_eur"]]
+    segments, chart_arms = _chart_data(section.by_cost_centre.records(), analysis, labels)
+    enrolled = len(analysis.roster)
     return CohortCosts(
-        target_year=costs.target_year,
-        window=costs.window_days,
-        min_cell_size=spec.min_cell_size,
-        costs=costs,
-        summary=summary,
-        by_arm=by_arm,
-        by_product=by_product,
-        by_cost_centre=by_cost_centre,
+        target_year=section.target_year,
+        window=section.window,
+        min_cell_size=analysis.min_cell,
+        view=view,
         people=people,
-        labels=labels,
+        enrolled=enrolled,
+        ongoing=enrolled - int(analysis.cycle_complete.sum()),
         chart_segments=segments,
         chart_arms=chart_arms,
+        labels=labels,
     )
-
-
-def _number(value: Any) -> float | None:
-    if value is None or value is pd.NA:
-        return None
-    number = float(value)
-    return None if np.isnan(number) else number
 
 
 def _chart_data(
-    by_cost_centre: list[dict[str, Any]], arms: list[str], labels: CostLabels
+    by_cost_centre: list[dict[str, Any]], analysis: CohortAnalysis, labels: Labels
 ) -> tuple[dict[str, list[float]], list[str]]:
-    """Mean euros per person by cost centre for each shown arm: the largest centres (over all
-    arms) one by one, the rest together under "other"."""
+    """Mean euros per person by cost centre for each arm shown (not hidden as a small cell):
+    the largest centres (over all arms) one by one, the rest together under "other"."""
+    shown = [r for r in by_cost_centre if r["mean_eur"] is not None]
+    arms = [arm for arm in analysis.arms if any(r["arm"] == arm for r in shown)]
     if not arms:
         return {}, []
     totals: dict[str, float] = {}
-    for row in by_cost_centre:
-        totals[row["label"]] = totals.get(row["label"], 0.0) + row["total_eur"]
-    ranked = sorted(totals, key=lambda label: -totals[label])
+    for row in shown:
+        totals[row["cost_centre"]] = totals.get(row["cost_centre"], 0.0) + row["mean_eur"]
+    ranked = sorted(totals, key=lambda code: -totals[code])
     kept = ranked if len(ranked) <= CHART_CENTRES + 1 else ranked[:CHART_CENTRES]
-    segments: dict[str, list[float]] = {label: [0.0] * len(arms) for label in kept}
-    for row in by_cost_centre:
-        target = row["label"] if row["label"] in segments else OTHER
+    segments: dict[str, list[float]] = {
+        labels.cost_centre(code): [0.0] * len(arms) for code in kept
+    }
+    for row in shown:
+        name = labels.cost_centre(row["cost_centre"])
+        target = name if row["cost_centre"] in kept else OTHER
         segments.setdefault(target, [0.0] * len(arms))
         segments[target][arms.index(row["arm"])] += row["mean_eur"]
-    return segments, [labels.arms.get(arm, arm) for arm in arms]
+    return segments, [labels.arm(arm) for arm in arms]
 
 
 # --------------------------------------------------------------------------------------------

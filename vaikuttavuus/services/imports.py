@@ -37,6 +37,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from vaikuttavuus.bulk import bulk_insert
+from vaikuttavuus.domain import identity
 from vaikuttavuus.domain.imports import (
     KINDS,
     SCHEMAS,
@@ -52,6 +53,7 @@ from vaikuttavuus.domain.imports import (
     spreadsheet_safe,
     validate,
 )
+from vaikuttavuus.domain.specs import PilotSpec
 from vaikuttavuus.models import (
     Arm,
     ClinicalMeasurement,
@@ -119,7 +121,7 @@ class ImportOutcome:
 
 
 Progress = Callable[[int, int], None]
-"""Called with (rows stored so far, rows to store)."""
+"""Called with (rows done so far, rows in all): rows stored, or rows checked."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,25 +235,106 @@ def _none(_hashes: Sequence[str]) -> Collection[str]:
 def _pilot_for(
     session: Session, kind: str, pilot_code: str | None, table: RawTable | None
 ) -> Pilot:
+    """The pilot named, or else the one the file can only be for.
+
+    Without a name: the pilot of a people file's ``pilot`` column (one value); the only pilot
+    configured; the only pilot the kind applies to (``exposures``: the pilot that defines
+    service types and provider sectors); or the one pilot the file's people are enrolled in.
+    Otherwise :class:`ImportRefusedError` (``pilot_required``) says why the pilot is needed.
+    """
     if pilot_code:
         pilot = session.scalar(select(Pilot).where(Pilot.code == pilot_code))
         if pilot is None:
             raise ImportRefusedError("unknown_pilot", f"unknown pilot '{pilot_code}'")
         return pilot
-    codes: set[str] = set()
-    if kind == "people" and table is not None and "pilot" in table.columns:
-        codes = {str(c).strip().casefold() for c in pd.unique(table.frame["pilot"]) if c}
     pilots = list(session.scalars(select(Pilot).order_by(Pilot.code)))
-    if len(codes) == 1:
-        for pilot in pilots:
-            if pilot.code.casefold() in codes:
-                return pilot
-    elif not codes and len(pilots) == 1:
+    if not pilots:
+        raise ImportRefusedError("pilot_required", "no pilot is defined; run `vaikuttavuus init`")
+    listing = ", ".join(p.code for p in pilots)
+    if kind == "people":
+        codes: set[str] = set()
+        if table is not None and "pilot" in table.columns:
+            codes = {str(c).strip().casefold() for c in pd.unique(table.frame["pilot"]) if c}
+        if len(codes) == 1:
+            for pilot in pilots:
+                if pilot.code.casefold() in codes:
+                    return pilot
+        elif not codes and len(pilots) == 1:
+            return pilots[0]
+        raise ImportRefusedError(
+            "pilot_required",
+            "name the pilot (--pilot) or give one pilot in the file's pilot column; "
+            f"the pilots are {listing}",
+        )
+    if len(pilots) == 1:
         return pilots[0]
+    candidates = [pilot for pilot in pilots if kind_applies(kind, pilot_spec(pilot))]
+    if not candidates:
+        raise ImportRefusedError(
+            "pilot_required", f"no pilot defines what {kind} refers to; the pilots are {listing}"
+        )
+    if len(candidates) == 1:
+        return candidates[0]
+    enrolled = _pilots_of_people(session, table, candidates) if table is not None else set()
+    if len(enrolled) == 1:
+        return next(pilot for pilot in candidates if pilot.code in enrolled)
+    if enrolled:
+        reason = "the file's people are enrolled in " + ", ".join(sorted(enrolled))
+    else:
+        reason = "none of the file's people is enrolled in a pilot"
     raise ImportRefusedError(
         "pilot_required",
-        "name the pilot (--pilot); the pilots are " + ", ".join(p.code for p in pilots),
+        f"name the pilot (--pilot): {reason}; {kind} can be imported into "
+        + ", ".join(p.code for p in candidates),
     )
+
+
+def kind_applies(kind: str, spec: PilotSpec) -> bool:
+    """Whether the pilot defines everything ``kind`` refers to (e.g. service types)."""
+    requires = SCHEMAS[kind].requires
+    if not requires:
+        return True
+    context = ImportContext(
+        pilot=spec, measures=load_measure_catalogue(), today=date.today(), hash_identity_code=str
+    )
+    return all(context.allowed(name) for name in requires)
+
+
+def _pilots_of_people(session: Session, table: RawTable, pilots: Sequence[Pilot]) -> set[str]:
+    """The codes of the ``pilots`` in which the people the file names are enrolled (each
+    distinct identity code and pseudonym is looked at once; invalid ones are left to the
+    checks)."""
+    frame = table.frame
+    hashes: list[str] = []
+    if "identity_code" in frame.columns:
+        for text in pd.unique(frame["identity_code"]):
+            code = identity.normalise(str(text))
+            if code and identity.validate(code) is None:
+                hashes.append(hash_identity_code(code))
+    pseudonyms: list[str] = []
+    if "pseudonym" in frame.columns:
+        for text in pd.unique(frame["pseudonym"]):
+            pseudonym = identity.normalise_pseudonym(str(text))
+            if identity.is_pseudonym(pseudonym):
+                pseudonyms.append(pseudonym)
+    found: set[str] = set()
+    ids = [pilot.id for pilot in pilots]
+    for column, keys in ((Person.identity_hash, hashes), (Person.pseudonym, pseudonyms)):
+        for chunk in _chunks(keys):
+            found.update(
+                session.scalars(
+                    select(Pilot.code)
+                    .distinct()
+                    .join(Enrolment, Enrolment.pilot_id == Pilot.id)
+                    .join(Person, Enrolment.person_id == Person.id)
+                    .where(
+                        column.in_(list(chunk)),
+                        Person.erased_at.is_(None),
+                        Pilot.id.in_(ids),
+                    )
+                )
+            )
+    return found
 
 
 def run_import(
@@ -266,11 +349,15 @@ def run_import(
     dry_run: bool = False,
     today: date | None = None,
     progress: Progress | None = None,
+    check_progress: Progress | None = None,
 ) -> ImportOutcome:
     """Check ``data`` (CSV or XLSX) as ``kind`` and store its rows in ``pilot_code``, all or
     nothing. Always logs an :class:`ImportBatch` and an audit event (both flushed, committed by
     the caller). Raises :class:`ImportRefusedError` before logging when the pilot is unknown or
-    cannot be told."""
+    cannot be told (without ``pilot_code``, see :func:`_pilot_for`).
+
+    ``check_progress`` follows the checks (also on a dry run), ``progress`` the storing; both
+    are called with (rows done, rows in all)."""
     if kind not in KINDS:
         raise ImportRefusedError("unknown_kind", f"unknown kind '{kind}'")
     file_errors: list[RowError] = []
@@ -297,8 +384,16 @@ def run_import(
 
     validation: Validation | None = None
     if table is not None:
+        rows = table.rows
+
+        def checked(done: int, steps: int) -> None:
+            if check_progress is not None:
+                check_progress(rows * done // max(steps, 1), rows)
+
         try:
-            validation = validate(kind, table, import_context(session, pilot, kind, today))
+            validation = validate(
+                kind, table, import_context(session, pilot, kind, today), progress=checked
+            )
         except ImportFileError as error:
             file_errors = error.errors
     if validation is None:

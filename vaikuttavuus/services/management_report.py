@@ -42,6 +42,7 @@ from vaikuttavuus.services.cohort_view import (
     service_view,
     suppression_note,
 )
+from vaikuttavuus.services.demo_data import demo_data_present
 
 LANGUAGES = ("fi", "sv", "en")
 COST_ROUNDING = -2
@@ -347,6 +348,7 @@ def render_management_pdf(
     analysis = CohortAnalysis(session, pilot, filters, **options)
     with force_locale(language):
         context = management_context(analysis, language)
+    context["demo_data"] = demo_data_present(session)
     return render_pdf("management.html", language, **context)
 
 

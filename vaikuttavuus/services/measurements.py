@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vaikuttavuus.domain.identity import mask_identity_codes
 from vaikuttavuus.domain.imports import RowError, table_from_rows, validate
 from vaikuttavuus.domain.specs import MeasureSpec
 from vaikuttavuus.models import ClinicalMeasurement, Enrolment, User, utcnow
@@ -153,9 +154,10 @@ def correct_measurement(
     today: date | None = None,
 ) -> ClinicalMeasurement:
     """Replace a current value by a corrected one: a new row, the old one marked superseded
-    (when, by which row, why). The measure itself cannot change."""
+    (when, by which row, why). The measure itself cannot change. An identity code typed into
+    the reason is stored masked (codes are never stored in clear)."""
     errors: list[RowError] = []
-    reason = reason.strip()
+    reason = mask_identity_codes(reason.strip())
     if not reason:
         errors.append(RowError(2, "reason", None, "missing"))
     elif len(reason) > MAX_REASON:

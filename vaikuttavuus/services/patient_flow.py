@@ -257,14 +257,16 @@ def submit(
     return SubmitResult(submitted=True)
 
 
-def opt_out(session: Session, invitation: Invitation) -> None:
-    """The person does not want further questionnaires: stop this and future invitations."""
+def opt_out(session: Session, invitation: Invitation) -> int:
+    """The person does not want further questionnaires: stop this and future invitations.
+
+    Returns how many invitations were stopped (for the audit event the caller records)."""
     now = datetime.now(UTC)
     enrolment: Enrolment = invitation.enrolment
     person: Person = enrolment.person
     if person.opted_out_at is None:
         person.opted_out_at = now
-    session.execute(
+    result = session.execute(
         update(Invitation)
         .where(
             Invitation.enrolment_id == enrolment.id,
@@ -273,3 +275,4 @@ def opt_out(session: Session, invitation: Invitation) -> None:
         .values(status="opted_out")
     )
     session.flush()
+    return max(int(getattr(result, "rowcount", 0) or 0), 0)

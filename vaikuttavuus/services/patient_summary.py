@@ -5,7 +5,10 @@ takes a noticeable fraction of a second, so the charts of the clinician's page a
 small in-process cache keyed by everything drawn in them (values, texts, language): a chart is
 drawn again only when something in it changed.
 
-The PDF (``reports/patient_summary.html``) receives plain values only. It leaves the
+The PDF (``reports/patient_summary.html`` + ``patient_summary.css``) is one A4 page whatever
+the record holds: at most :data:`KEY_SCORES_MAX` scores, the latest value of each clinical
+measure, and at most :data:`FREE_TEXTS_MAX` free-text answers, each shortened to
+:data:`FREE_TEXT_MAX` characters. It receives plain values only. It leaves the
 clinician's view (it is handed to the patient), so cohort figures computed from fewer people
 than the pilot's ``min_cell_size`` are not shown in it (the domain's small-cell rule,
 :func:`vaikuttavuus.domain.disclosure.suppress_small_cells`).
@@ -29,9 +32,11 @@ from vaikuttavuus.models import Enrolment
 from vaikuttavuus.pdf import render_pdf
 from vaikuttavuus.plotting import Band, Chart, TrajectoryPanel, trajectory_chart, trajectory_panels
 from vaikuttavuus.services.definitions import pilot_spec
+from vaikuttavuus.services.demo_data import demo_data_present
 from vaikuttavuus.services.patient_outcomes import (
     Alert,
     PatientOverview,
+    PremResponse,
     ScoreSeries,
     patient_overview,
 )
@@ -39,6 +44,11 @@ from vaikuttavuus.services.patient_outcomes import (
 CHART_CACHE_SIZE = 256
 KEY_SCORES_MAX = 4
 """The summary shows at most this many key scores (one panel each)."""
+FREE_TEXT_MAX = 280
+"""A free-text answer longer than this many characters is shortened in the one-page summary
+(at a word boundary, ending with "…"); the clinician's page shows it whole."""
+FREE_TEXTS_MAX = 4
+"""The summary shows at most this many free-text answers (the latest first)."""
 SUMMARY_LANGUAGES = ("fi", "sv", "en")
 
 
@@ -234,6 +244,35 @@ def _alert_text(alert: Alert) -> str:
     )
 
 
+def shorten(text: str, limit: int = FREE_TEXT_MAX) -> str:
+    """``text`` on one line, cut at a word boundary to at most ``limit`` characters + "…"."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:–-") + "…"
+
+
+def free_texts(prems: Sequence[PremResponse]) -> list[dict[str, str]]:
+    """The patient's own words in the experience questionnaires (free-text answers), latest
+    time point first, at most :data:`FREE_TEXTS_MAX`, each shortened to one paragraph."""
+    found = []
+    for response in reversed(prems):
+        for answer in response.answers:
+            if answer.free_text and answer.answer.strip():
+                found.append(
+                    {
+                        "question": answer.question,
+                        "answer": shorten(answer.answer),
+                        "time_point": response.time_point_label,
+                    }
+                )
+    return found[:FREE_TEXTS_MAX]
+
+
 def alert_texts(alerts: Sequence[Alert]) -> list[str]:
     """The alerts worded in the current language (for the PDF and the CLI)."""
     return [_alert_text(alert) for alert in alerts]
@@ -335,7 +374,9 @@ def summary_context(
             {"performed_on": p.performed_on, "label": p.type_label, "setting": p.setting}
             for p in overview.procedures
         ],
+        "free_texts": free_texts(overview.prems),
         "min_cell_size": overview.min_cell_size,
+        "demo_data": demo_data_present(session),
     }
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from vaikuttavuus import __version__
 from vaikuttavuus.domain.answers import display_value
+from vaikuttavuus.domain.identity import mask_identity_codes
 from vaikuttavuus.models import (
     AccessToken,
     Answer,
@@ -316,13 +317,15 @@ def withdraw(
     reason: str | None = None,
     now: datetime | None = None,
 ) -> Outcome:
-    """End an enrolment at the person's request; what was submitted stays in the statistics."""
+    """End an enrolment at the person's request; what was submitted stays in the statistics.
+
+    The reason is kept with the enrolment (erasure clears it), with identity codes masked."""
     now = now or datetime.now(UTC)
     outcome = Outcome()
     if enrolment.status != "withdrawn":
         enrolment.status = "withdrawn"
         enrolment.withdrawn_at = now
-        enrolment.withdrawal_reason = (reason or "").strip()[:200] or None
+        enrolment.withdrawal_reason = mask_identity_codes((reason or "").strip())[:200] or None
         outcome.enrolments_withdrawn = 1
     session.flush()
     _stop_invitations(session, [enrolment.id], now, outcome)
@@ -406,7 +409,8 @@ def erase(
     Kept (pseudonymised): the pseudonym, birth year, sex, living alone, enrolments, submitted
     answers (unless deleted), measurements, procedures, costs and service exposures, and the
     audit trail. Removed: names, contact details, the identity-code hash, free-text answers,
-    free-text notes on measurements and costs, message recipients and contents, every link.
+    free-text notes on measurements and costs, the reasons given for earlier withdrawals,
+    message recipients and contents, every link.
     """
     now = now or datetime.now(UTC)
     outcome = Outcome(details={"delete_answers": delete_answers})
@@ -419,6 +423,8 @@ def erase(
             enrolment.withdrawn_at = now
             enrolment.withdrawal_reason = "erasure"
             outcome.enrolments_withdrawn += 1
+        elif enrolment.withdrawal_reason != "erasure":
+            enrolment.withdrawal_reason = None  # free text typed at an earlier withdrawal
     session.flush()
     _stop_invitations(session, enrolment_ids, now, outcome)
     if delete_answers:

@@ -30,6 +30,7 @@ from vaikuttavuus.models import AuditEvent, Pilot, Role, User, new_session_nonce
 from vaikuttavuus.security.access import allow
 from vaikuttavuus.services import audit, audit_export
 from vaikuttavuus.services.users import UserError, create_user
+from vaikuttavuus.views.paging import page_number
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -40,7 +41,6 @@ ROLE_LABELS = {
     Role.ADMIN: _l("Administrator"),
 }
 AUDIT_PAGE = 100
-MAX_PAGE = 1_000_000
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
 
 
@@ -131,7 +131,7 @@ def toggle_active(user_id: int) -> Response:
 @allow(Role.ADMIN)
 def audit_log() -> str:
     filters = audit_export.parse_filters(request.args)
-    page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
+    page = page_number()
     statement = filters.statement()
     total = db.session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     events = db.session.scalars(

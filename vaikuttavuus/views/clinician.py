@@ -36,6 +36,7 @@ from vaikuttavuus.services.patient_summary import (
     summary_pdf,
 )
 from vaikuttavuus.views.common import require_pilot, visible_pilots
+from vaikuttavuus.views.paging import page_number
 
 bp = Blueprint("clinician", __name__, url_prefix="/clinician")
 
@@ -57,7 +58,7 @@ def index() -> Response | str:
 def patients(pilot_code: str) -> str:
     pilot = require_pilot(pilot_code)
     query = (request.args.get("q") or "").strip()[:80]
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_number()
     statement = (
         select(Enrolment, Person, Arm)
         .join(Person, Enrolment.person_id == Person.id)
@@ -80,12 +81,15 @@ def patients(pilot_code: str) -> str:
         .offset((page - 1) * PAGE_SIZE)
     ).all()
     pending = _open_invitations([row.Enrolment.id for row in rows])
+    # That a search was made and how it went, never what was typed: a name or an identity
+    # code typed into the search box must not reach the append-only audit trail.
+    search = {"search": True, "query_length": len(query), "matches": total} if query else {}
     audit.record(
         "view_patient_list",
         object_type="pilot",
         object_id=pilot.code,
         pilot_code=pilot.code,
-        details={"query": query, "page": page, "rows": len(rows)},
+        details={**search, "page": page, "rows": len(rows)},
     )
     return render_template(
         "clinician/patients.html",

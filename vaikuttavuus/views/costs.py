@@ -1,10 +1,10 @@
-"""Pilot-lead cost pages: the cohort's cost structure per arm (with a chart and its numbers)
-and each patient's episode cost by product and cost centre."""
+"""Pilot-lead cost pages: the cohort's costs per arm, cost centre and product — the pilot
+page's figures, with its period, arm and unit filters — with a chart and each person's episode
+cost, and each patient's episode cost by product and cost centre."""
 
 from __future__ import annotations
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
-from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -14,10 +14,15 @@ from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import Enrolment, Person, Role
 from vaikuttavuus.plotting import Chart, stacked_bar_chart
+from vaikuttavuus.queries import cohort_units
 from vaikuttavuus.security.access import allow
 from vaikuttavuus.services import audit
+from vaikuttavuus.services.analytics import CohortAnalysis, Filters
+from vaikuttavuus.services.cohort_view import fmt_euro
 from vaikuttavuus.services.cost_reports import OTHER, CohortCosts, cohort_costs, patient_costs
 from vaikuttavuus.views.common import require_pilot, visible_pilots
+from vaikuttavuus.views.paging import page_number
+from vaikuttavuus.views.pilot import filter_args, filters_from_request
 
 bp = Blueprint("costs", __name__, url_prefix="/costs")
 
@@ -49,10 +54,7 @@ def _chart(report: CohortCosts) -> Chart | None:
     segments = {special.get(name, name): values for name, values in report.chart_segments.items()}
     description = "; ".join(
         f"{arm}: "
-        + ", ".join(
-            f"{name} {format_decimal(values[index], format='#,##0')} €"
-            for name, values in segments.items()
-        )
+        + ", ".join(f"{name} {fmt_euro(values[index])}" for name, values in segments.items())
         for index, arm in enumerate(report.chart_arms)
     )
     return stacked_bar_chart(
@@ -69,13 +71,16 @@ def _chart(report: CohortCosts) -> Chart | None:
 @bp.get("/<pilot_code>/")
 @allow(Role.PILOT_LEAD)
 def cohort(pilot_code: str) -> str:
+    """The pilot page's cost figures (same persons, filters and numbers), their chart and the
+    episode cost of each person in them."""
     pilot = require_pilot(pilot_code)
-    language = current_language()
-    report = cohort_costs(db.session, pilot, language)
+    filters = filters_from_request(pilot)
+    analysis = CohortAnalysis(db.session, pilot, Filters(filters.period, filters.arm, filters.unit))
+    report = cohort_costs(db.session, analysis, current_language())
     sort = request.args.get("sort", "pseudonym")
     if sort not in SORTS:
         sort = "pseudonym"
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_number()
     people = report.people.sort_values(
         SORTS[sort], ascending=[sort != "total"] + [True] * (len(SORTS[sort]) - 1)
     )
@@ -86,14 +91,16 @@ def cohort(pilot_code: str) -> str:
         object_type="pilot",
         object_id=pilot.code,
         pilot_code=pilot.code,
-        details={"page": page, "rows": len(shown)},
+        details={"page": page, "rows": len(shown), "filters": analysis.filters.to_dict()},
     )
     return render_template(
         "costs/cohort.html",
         pilot=pilot,
         report=report,
         chart=_chart(report),
-        special=_special_labels(),
+        filters=analysis.filters,
+        args=filter_args(analysis.filters),
+        units=cohort_units(db.session, pilot.id),
         people=shown.to_dict(orient="records"),
         page=page,
         pages=pages,

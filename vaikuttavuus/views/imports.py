@@ -11,7 +11,6 @@ from flask import (
     make_response,
     redirect,
     render_template,
-    request,
     url_for,
 )
 from flask_babel import gettext as _
@@ -39,6 +38,7 @@ from vaikuttavuus.services.imports import (
     template_xlsx,
 )
 from vaikuttavuus.views.common import require_pilot, visible_pilots
+from vaikuttavuus.views.paging import page_number
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
 
@@ -189,7 +189,7 @@ def _kind_docs(pilot: Pilot) -> list[dict[str, object]]:
 @allow(Role.PILOT_LEAD)
 def log(pilot_code: str) -> str:
     pilot = require_pilot(pilot_code)
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_number()
     statement = select(ImportBatch).where(ImportBatch.pilot_code == pilot.code)
     total = db.session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     batches = db.session.scalars(

@@ -137,7 +137,11 @@ def listing(pilot_code: str) -> str:
         object_id=pilot.code,
         pilot_code=pilot.code,
         details={
-            "filters": {k: v for k, v in vars(filters).items() if v},
+            # The search text may be a name: only its length goes to the audit trail.
+            "filters": {
+                **{k: v for k, v in vars(filters).items() if v and k != "query"},
+                **({"query_length": len(filters.query)} if filters.query else {}),
+            },
             "page": page.page,
             "rows": len(page.rows),
         },

@@ -244,10 +244,20 @@ def correct(pilot_code: str, pseudonym: str, measurement_id: int) -> Response | 
                 object_id=corrected.id,
                 person_id=enrolment.person_id,
                 pilot_code=pilot.code,
-                details={"replaces": measurement.id, "reason": measurement.correction_reason},
+                # The reason is free text: it stays on the corrected row (shown in the history,
+                # cleared by erasure), never in the append-only audit trail.
+                details={"replaces": measurement.id, "reason_given": True},
             )
             flash(_("The correction was saved; the earlier value is kept in the history."), "info")
             return redirect(back)
+    audit.record(
+        "view_measurements",
+        object_type="clinical_measurement",
+        object_id=measurement.id,
+        person_id=enrolment.person_id,
+        pilot_code=pilot.code,
+        details={"page": "correct"},
+    )
     page = render_template(
         "measurements/correct.html",
         pilot=pilot,

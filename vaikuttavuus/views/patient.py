@@ -33,10 +33,11 @@ from vaikuttavuus.domain.answers import (
 )
 from vaikuttavuus.extensions import csrf, db, limiter
 from vaikuttavuus.forms.questionnaire import build_section_form, collect_answers, describe_field
+from vaikuttavuus.models import Invitation
 from vaikuttavuus.security.access import public
 from vaikuttavuus.security.throttle import note_breach
 from vaikuttavuus.security.tokens import form_token, form_token_valid
-from vaikuttavuus.services import patient_flow
+from vaikuttavuus.services import audit, patient_flow
 from vaikuttavuus.services.patient_flow import LinkState, Step
 
 bp = Blueprint("patient", __name__, url_prefix="/r")
@@ -140,6 +141,20 @@ def _context(state: LinkState, token: str, language: str) -> dict[str, Any]:
         "time_point": invitation.time_point,
         "closes_on": invitation.closes_on,
     }
+
+
+def _audit(action: str, invitation: Invitation, **details: Any) -> None:
+    """An audit event of the person acting through their link (never the answers given)."""
+    enrolment = invitation.enrolment
+    audit.record(
+        action,
+        object_type="invitation",
+        object_id=invitation.id,
+        person_id=enrolment.person_id,
+        pilot_code=enrolment.pilot.code,
+        actor="patient",
+        details={"time_point": invitation.time_point.code, **details},
+    )
 
 
 def _steps(state: LinkState, language: str) -> tuple[list[Any], list[Step]]:
@@ -332,6 +347,14 @@ def submit(token: str) -> Response:
                 incomplete=1,
             )
         )
+    if not result.already:
+        _audit(
+            "patient_submit",
+            state.invitation,
+            responses=[r.id for r in responses],
+            instruments=[r.instrument_code for r in responses],
+            language=language,
+        )
     return redirect(url_for("patient.thanks", token=token, lang=language))
 
 
@@ -355,10 +378,14 @@ def opt_out(token: str) -> Response:
         return _problem_page(state, token)
     language = _language(state)
     if state.problem == "opted_out":
+        if request.method == "POST":  # sent twice: already done, show the page again
+            _check_form_token(state)
+            return redirect(url_for("patient.opt_out", token=token, lang=language))
         return _render("patient/opted_out.html", token=token, language=language)
     if request.method == "POST":
         _check_form_token(state)
-        patient_flow.opt_out(db.session, state.invitation)
+        stopped = patient_flow.opt_out(db.session, state.invitation)
+        _audit("patient_opt_out", state.invitation, invitations_stopped=stopped)
         return redirect(url_for("patient.opt_out", token=token, lang=language))
     return _render(
         "patient/opt_out.html",

@@ -15,23 +15,20 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import force_locale
 from werkzeug.wrappers import Response
 
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import Pilot, Role
-from vaikuttavuus.pdf import render_pdf
 from vaikuttavuus.queries import cohort_units
 from vaikuttavuus.security.access import allow
 from vaikuttavuus.services import audit
 from vaikuttavuus.services.analytics import CohortAnalysis, Filters
 from vaikuttavuus.services.cohort_page import SECTIONS, cohort_page
-from vaikuttavuus.services.cohort_summary import cohort_summary
+from vaikuttavuus.services.cohort_summary import render_cohort_summary_pdf
 from vaikuttavuus.services.cohort_tables import TableRequest, cohort_table, to_csv
 from vaikuttavuus.services.definitions import pilot_spec
 from vaikuttavuus.services.management_report import LANGUAGES, render_management_pdf
-from vaikuttavuus.services.summary_charts import summary_chart
 from vaikuttavuus.views.common import require_pilot, visible_pilots
 
 bp = Blueprint("pilot", __name__, url_prefix="/pilot")
@@ -192,22 +189,18 @@ def management_pdf_response(pilot: Pilot, *, audience: str) -> Response:
 
 
 def cohort_summary_pdf_response(*, pilot_code: str, audience: str) -> Response:
-    """The short cohort summary (primary outcome and response rates) as a PDF download."""
+    """The short cohort summary (enrolment, response rates, primary outcome) as a PDF
+    download: the cohort page's analytics and numbers, for the page's filters."""
     pilot = require_pilot(pilot_code)
     language = pdf_language()
-    period = period_from_request()
-    summary = cohort_summary(db.session, pilot, language, period)
-    with force_locale(language):
-        chart = summary_chart(summary)
-    pdf = render_pdf(
-        "cohort_summary.html", language, summary=summary, chart=chart, audience=audience
-    )
+    filters = filters_from_request(pilot)
+    pdf = render_cohort_summary_pdf(db.session, pilot, filters, language)
     audit.record(
         "export_pdf",
         object_type="cohort_summary",
         object_id=pilot.code,
         pilot_code=pilot.code,
-        details={"language": language, "period": [str(p) if p else None for p in period]},
+        details={"language": language, "audience": audience, "filters": filters.to_dict()},
     )
     response = make_response(pdf)
     response.headers["Content-Type"] = "application/pdf"

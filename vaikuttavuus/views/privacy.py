@@ -1,8 +1,13 @@
 """Data-subject requests, handled by a pilot lead (for their pilots) or an administrator:
 the person's own data (GDPR Art. 15) as a PDF and a JSON file, withdrawal and erasure.
 
+The own-data downloads hold the person's clinical data, so only the pilot leads of the
+person's pilots make them (the data protection contact works through them); administrators
+see no clinical data and may withdraw and erase (``docs/privacy.md``).
+
 Every page and download is audited; withdrawal and erasure need the person's pseudonym typed
-as confirmation and are posted with the CSRF token.
+as confirmation and are posted with the CSRF token. Reasons typed into the forms are stored
+with the enrolment (where erasure reaches them), never in the audit trail.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from vaikuttavuus.services.privacy import Scope
 bp = Blueprint("privacy", __name__, url_prefix="/privacy")
 
 PRIVACY_ROLES = (Role.PILOT_LEAD, Role.ADMIN)
+# The person's own data (clinical content): the pilot leads of the person's pilots only.
+ACCESS_EXPORT_ROLES = (Role.PILOT_LEAD,)
 
 
 class ConfirmRequestForm(FlaskForm):
@@ -86,7 +93,12 @@ def _audit(action: str, scope: Scope, **details: Any) -> None:
 def person(pseudonym: str) -> str:
     scope = _scope(pseudonym)
     _audit("view_privacy", scope)
-    return render_template("privacy/person.html", scope=scope, person=scope.person)
+    return render_template(
+        "privacy/person.html",
+        scope=scope,
+        person=scope.person,
+        may_export=current_user.role in ACCESS_EXPORT_ROLES,
+    )
 
 
 def _access_data(scope: Scope, fmt: str) -> dict[str, Any]:
@@ -96,7 +108,7 @@ def _access_data(scope: Scope, fmt: str) -> dict[str, Any]:
 
 
 @bp.get("/<pseudonym>/access.json")
-@allow(*PRIVACY_ROLES)
+@allow(*ACCESS_EXPORT_ROLES)
 def access_json(pseudonym: str) -> Response:
     scope = _scope(pseudonym)
     data = _access_data(scope, "json")
@@ -108,7 +120,7 @@ def access_json(pseudonym: str) -> Response:
 
 
 @bp.get("/<pseudonym>/access.pdf")
-@allow(*PRIVACY_ROLES)
+@allow(*ACCESS_EXPORT_ROLES)
 def access_pdf(pseudonym: str) -> Response:
     scope = _scope(pseudonym)
     language = current_language()
@@ -140,7 +152,7 @@ def withdraw(pseudonym: str, pilot_code: str) -> Response | str:
             object_id=enrolment.id,
             person_id=scope.person.id,
             pilot_code=pilot_code,
-            details={**outcome.as_dict(), "reason": (form.reason.data or "")[:200]},
+            details={**outcome.as_dict(), "reason_given": bool((form.reason.data or "").strip())},
         )
         flash(
             _(
@@ -176,7 +188,7 @@ def erase(pseudonym: str) -> Response | str:
             delete_answers=bool(form.delete_answers.data),
             reason=form.reason.data,
         )
-        _audit("erase_person", scope, **outcome.as_dict(), reason=(form.reason.data or "")[:200])
+        _audit("erase_person", scope, **outcome.as_dict())  # reason_given, never the text
         flash(_("The person's identifying data have been erased."), "info")
         return redirect(url_for("privacy.person", pseudonym=scope.person.pseudonym))
     _audit("view_privacy", scope, page="erase")

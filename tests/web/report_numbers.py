@@ -1,0 +1,1209 @@
+"""The numbers a cohort page, a CSV download or the management PDF must show, worked out in the
+test from the analytics' published tables (``services.analytics``) and formatted here, the way
+the pages are meant to format them (babel in the page's locale: decimal comma and no-break
+spaces in Finnish, ``−`` for negative figures, ``84 %``, ``1 234 €``), without the application's
+formatting helpers. Plus a small HTML table reader and a CSV reader.
+
+A table is compared whole: every row and every cell, in order. A hidden value is ``<5`` (a
+count below the minimum cell size) or ``x`` (hidden so that a small count cannot be worked out);
+a dash means there is nothing to show.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+import subprocess
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import date
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pandas as pd
+import pytest
+from babel import Locale
+from babel.numbers import format_decimal, format_percent
+from flask import Flask
+from flask_babel import force_locale, gettext
+from sqlalchemy import select, update
+
+from tests.support.import_files import csv_bytes
+from vaikuttavuus.extensions import db
+from vaikuttavuus.models import Enrolment, Person, Pilot, ServiceExposure
+from vaikuttavuus.services.analytics import ALL, SERVICE_GROUPINGS, CohortAnalysis
+from vaikuttavuus.services.cohort_view import Labels
+from vaikuttavuus.services.imports import run_import
+
+MINUS = "\u2212"
+NBSP = "\xa0"
+Cell = str | tuple[str, ...]
+"""An expected cell: the text, or the texts any of which is right."""
+EN_DASH = "–"
+POOLED = "pooled"
+
+
+# --------------------------------------------------------------------------------------------
+# Number formats (the test's own)
+# --------------------------------------------------------------------------------------------
+
+
+def _missing(value: object) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    try:
+        return not math.isfinite(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class Formats:
+    """Numbers as a page in ``language`` shows them."""
+
+    language: str
+
+    minus = MINUS  # in every language, as the pages intend (cohort_view.MINUS)
+
+    def count(self, value: object) -> str:
+        if _missing(value):
+            return EN_DASH
+        return format_decimal(round(float(value)), format="#,##0", locale=self.language)  # type: ignore[arg-type]
+
+    def number(self, value: object, digits: int = 1) -> str:
+        if _missing(value):
+            return EN_DASH
+        number = float(value)  # type: ignore[arg-type]
+        text = format_decimal(abs(number), format=self._pattern(digits), locale=self.language)
+        return self.minus + text if number < 0 and text.strip("0,.\xa0 ") else text
+
+    def signed(self, value: object, digits: int = 1) -> str:
+        return self.number(value, digits)
+
+    def share(self, value: object) -> str:
+        if _missing(value):
+            return EN_DASH
+        pattern = Locale.parse(self.language).percent_formats[None].pattern
+        return format_percent(float(value), format=pattern, locale=self.language)  # type: ignore[arg-type]
+
+    def euro(self, value: object) -> str:
+        if _missing(value):
+            return EN_DASH
+        amount = round(float(value))  # type: ignore[arg-type]
+        digits = format_decimal(abs(amount), format="#,##0", locale=self.language)
+        sign = self.minus if amount < 0 else ""
+        return f"{sign}€{digits}" if self.language == "en" else f"{sign}{digits}{NBSP}€"
+
+    def interval(self, low: object, high: object, digits: int = 1) -> str:
+        if _missing(low) or _missing(high):
+            return EN_DASH
+        return f"{self.signed(low, digits)} … {self.signed(high, digits)}"
+
+    def interval_euro(self, low: object, high: object) -> str:
+        if _missing(low) or _missing(high):
+            return EN_DASH
+        return f"{self.euro(low)} … {self.euro(high)}"
+
+    def interval_share(self, low: object, high: object) -> str:
+        if _missing(low) or _missing(high):
+            return EN_DASH
+        return f"{self.share(low)} … {self.share(high)}"
+
+    @staticmethod
+    def _pattern(digits: int) -> str:
+        return "#,##0" + ("." + "0" * digits if digits > 0 else "")
+
+
+def hyphen_too(text: str) -> Cell:
+    """A negative plain number: the pages print Babel's hyphen-minus there (``-0,27``) where
+    every signed figure has ``−`` (``test_negative_figures_use_the_minus_sign`` marks it); the
+    tables are checked for their numbers with either sign."""
+    return (text, text.replace(MINUS, "-")) if MINUS in text else text
+
+
+# --------------------------------------------------------------------------------------------
+# Expected tables
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Col:
+    """A shown column: ``kind`` is a number format, ``text`` or ``label`` (``label`` names the
+    code with ``labeller``); interval kinds read ``key`` and ``high``."""
+
+    key: str
+    kind: str
+    digits: int = 1
+    high: str | None = None
+    labeller: Callable[[Any], str] | None = None
+
+
+@dataclass
+class Source:
+    """Rows of a table with what was hidden: ``hidden(row, column)`` is ``None`` (shown),
+    ``"primary"`` (a small count), ``"secondary"`` or ``"unknown"``."""
+
+    records: list[dict[str, Any]]
+    hidden: Callable[[int, str], str | None] = lambda _row, _column: None
+    min_count: int = 5
+
+
+def from_published(published: Any) -> Source:
+    """A ``services.analytics.Published`` table."""
+
+    def hidden(row: int, column: str) -> str | None:
+        if not published.is_hidden(row, column):
+            return None
+        return "primary" if published.is_primary(row, column) else "secondary"
+
+    return Source(published.records(), hidden, published.min_count)
+
+
+def from_csv(frame: pd.DataFrame, min_count: int = 5) -> Source:
+    """A CSV download: an empty cell of a row marked ``suppressed`` was hidden."""
+    records = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+
+    def hidden(row: int, column: str) -> str | None:
+        record = records[row]
+        if record.get("suppressed") is True and record.get(column) is None:
+            return "unknown"
+        return None
+
+    return Source(records, hidden, min_count)
+
+
+def expected_rows(
+    source: Source,
+    columns: Sequence[Col],
+    fmt: Formats,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
+) -> list[list[Cell]]:
+    rows: list[list[Cell]] = []
+    for position, record in enumerate(source.records):
+        if keep is not None and not keep(record):
+            continue
+        rows.append([_cell(source, position, record, column, fmt) for column in columns])
+    return rows
+
+
+def _cell(source: Source, row: int, record: dict[str, Any], column: Col, fmt: Formats) -> Cell:
+    keys = [column.key, *([column.high] if column.high else [])]
+    reasons = [source.hidden(row, key) for key in keys]
+    if any(reasons):
+        if column.kind == "count" and reasons[0] == "primary":
+            return f"<{source.min_count}"
+        if "unknown" in reasons:  # a CSV: empty for being hidden or for having no value
+            return (f"<{source.min_count}", "x") if column.kind == "count" else ("x", EN_DASH)
+        return "x"
+    value = record.get(column.key)
+    high = record.get(column.high) if column.high else None
+    kind = column.kind
+    if kind == "count":
+        return fmt.count(value)
+    if kind == "number":
+        return hyphen_too(fmt.number(value, column.digits))
+    if kind == "signed":
+        return fmt.signed(value, column.digits)
+    if kind == "share":
+        return fmt.share(value)
+    if kind == "euro":
+        return fmt.euro(value)
+    if kind == "interval":
+        return fmt.interval(value, high, column.digits)
+    if kind == "interval_euro":
+        return fmt.interval_euro(value, high)
+    if kind == "interval_share":
+        return fmt.interval_share(value, high)
+    if _missing(value) and not isinstance(value, str):
+        return EN_DASH
+    if kind == "label":
+        assert column.labeller is not None
+        return column.labeller(value)
+    return str(value)
+
+
+def matches(actual: Sequence[Sequence[str]], expected: Sequence[Sequence[Cell]]) -> bool:
+    if len(actual) != len(expected):
+        return False
+    for got_row, want_row in zip(actual, expected, strict=True):
+        if len(got_row) != len(want_row):
+            return False
+        for got, want in zip(got_row, want_row, strict=True):
+            if (got not in want) if isinstance(want, tuple) else (got != want):
+                return False
+    return True
+
+
+def assert_rows(
+    actual: Sequence[Sequence[str]], expected: Sequence[Sequence[Cell]], what: str
+) -> None:
+    """Every cell equal, character for character."""
+    if not matches(actual, expected):
+        lines = [f"{what}: the shown table differs from the analytics"]
+        for index in range(max(len(actual), len(expected))):
+            g = list(actual[index]) if index < len(actual) else None
+            w = list(expected[index]) if index < len(expected) else None
+            flag = "  " if g is not None and w is not None and matches([g], [w]) else "≠ "
+            lines.append(f"{flag}shown    {g}\n{flag}expected {w}")
+        raise AssertionError("\n".join(lines))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading pages and CSV files
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class HtmlTable:
+    caption: str = ""
+    csv: str | None = None
+    headers: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    heading: str = ""
+    empty: bool = False  # the "no data" row
+
+    @property
+    def csv_name(self) -> str | None:
+        if self.csv is None:
+            return None
+        return urlsplit(self.csv).path.rsplit("/", 1)[-1].removesuffix(".csv")
+
+    @property
+    def csv_args(self) -> dict[str, str]:
+        if self.csv is None:
+            return {}
+        return {k: v[0] for k, v in parse_qs(urlsplit(self.csv).query).items()}
+
+
+class _TableReader(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tables: list[HtmlTable] = []
+        self.images: list[str] = []
+        self.table: HtmlTable | None = None
+        self.where: str | None = None  # caption, th-head, cell
+        self.text: list[str] = []
+        self.row: list[str] | None = None
+        self.heading: str = ""
+        self.in_heading = False
+        self.in_link = False
+        self.in_thead = False
+        self.colspan = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag in ("h2", "h3"):
+            self.in_heading = True
+            self.text = []
+        elif tag == "img" and values.get("alt"):
+            self.images.append(values["alt"] or "")
+        elif tag == "table":
+            self.table = HtmlTable(heading=self.heading)
+        elif self.table is None:
+            return
+        elif tag == "caption":
+            self.where = "caption"
+            self.text = []
+        elif tag == "a" and self.where == "caption" and "csv-link" in (values.get("class") or ""):
+            self.table.csv = values.get("href")
+            self.in_link = True
+        elif tag == "thead":
+            self.in_thead = True
+        elif tag == "tr" and not self.in_thead:
+            self.row = []
+        elif tag in ("th", "td"):
+            self.where = "cell"
+            self.text = []
+            self.colspan = "colspan" in values
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("h2", "h3") and self.in_heading:
+            self.in_heading = False
+            self.heading = _clean("".join(self.text))
+        elif self.table is None:
+            return
+        elif tag == "a" and self.in_link:
+            self.in_link = False
+        elif tag == "caption":
+            self.table.caption = _clean("".join(self.text))
+            self.where = None
+        elif tag == "thead":
+            self.in_thead = False
+        elif tag in ("th", "td") and self.where == "cell":
+            text = _clean("".join(self.text))
+            if self.in_thead:
+                self.table.headers.append(text)
+            elif self.row is not None:
+                if self.colspan:
+                    self.table.empty = True
+                else:
+                    self.row.append(text)
+            self.where = None
+        elif tag == "tr" and self.row is not None:
+            if self.row:
+                self.table.rows.append(self.row)
+            self.row = None
+        elif tag == "table":
+            self.tables.append(self.table)
+            self.table = None
+
+    def handle_data(self, data: str) -> None:
+        if self.in_link:
+            return
+        if self.in_heading or self.where is not None:
+            self.text.append(data)
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"[ \t\r\n]+", " ", text).strip()
+
+
+@dataclass
+class Page:
+    html: str
+    tables: list[HtmlTable]
+    images: list[str]
+
+    def by_csv(self, name: str, **args: str) -> HtmlTable:
+        found = [
+            t
+            for t in self.tables
+            if t.csv_name == name and all(t.csv_args.get(k) == v for k, v in args.items())
+        ]
+        assert len(found) == 1, (name, args, [(t.csv_name, t.csv_args) for t in self.tables])
+        return found[0]
+
+    def by_caption(self, caption: str) -> HtmlTable:
+        found = [t for t in self.tables if t.caption == caption]
+        assert len(found) == 1, (caption, [t.caption for t in self.tables])
+        return found[0]
+
+
+def read_page(html: str) -> Page:
+    reader = _TableReader()
+    reader.feed(html)
+    reader.close()
+    return Page(html, reader.tables, reader.images)
+
+
+def read_csv(text: str) -> pd.DataFrame:
+    """A CSV download as typed columns: numbers as floats, ``true``/``false`` as booleans, empty
+    cells as missing, other cells as text."""
+    assert text.startswith("\ufeff"), "the CSV starts with a byte-order mark"
+    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    header, body = rows[0], rows[1:]
+    columns: dict[str, list[Any]] = {name: [] for name in header}
+    for row in body:
+        assert len(row) == len(header), row
+        for name, cell in zip(header, row, strict=True):
+            columns[name].append(_csv_value(cell))
+    return pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in columns.items()})
+
+
+def _csv_value(cell: str) -> Any:
+    if cell == "":
+        return None
+    if cell in ("true", "false"):
+        return cell == "true"
+    try:
+        return float(cell)
+    except ValueError:
+        return cell.removeprefix("'")
+
+
+def assert_csv_equals_published(frame: pd.DataFrame, table: pd.DataFrame, what: str) -> None:
+    """The CSV holds exactly the published table: same columns, same rows, numbers equal to
+    the last bit, hidden values empty."""
+    assert list(frame.columns) == [str(c) for c in table.columns], what
+    assert len(frame) == len(table), what
+    for position in range(len(table)):
+        for column in table.columns:
+            want = table[column].iloc[position]
+            got = frame[str(column)].iloc[position]
+            if want is None or want is pd.NA or (isinstance(want, float) and not np.isfinite(want)):
+                assert got is None or (isinstance(got, float) and math.isnan(got)), (
+                    what,
+                    position,
+                    column,
+                    got,
+                )
+            elif isinstance(want, bool | np.bool_):
+                assert got is bool(want), (what, position, column, got, want)
+            elif isinstance(want, int | float | np.integer | np.floating):
+                assert float(got) == float(want), (what, position, column, got, want)
+            else:
+                assert got == str(want), (what, position, column, got, want)
+
+
+# --------------------------------------------------------------------------------------------
+# The column layouts of the published tables
+# --------------------------------------------------------------------------------------------
+
+
+def layouts(labels: Any) -> dict[str, list[Col]]:
+    """Per table name: the columns the page shows, in order (docs/reports.md, *Sections of the
+    cohort page*). ``labels`` names codes (``services.cohort_view.Labels``)."""
+
+    def label(fn: Callable[[Any], str]) -> Callable[[str], Col]:
+        return lambda key: Col(key, "label", labeller=fn)
+
+    arm, time_point = label(labels.arm), label(labels.time_point)
+    return {
+        "enrolment": [arm("arm"), Col("enrolled", "count"), Col("withdrawn", "count")],
+        "response_rates": [
+            time_point("time_point"),
+            arm("arm"),
+            Col("invited", "count"),
+            Col("responded", "count"),
+            Col("rate", "share"),
+            Col("ci_low", "interval_share", high="ci_high"),
+            Col("open", "count"),
+        ],
+        "data_quality": [
+            label(labels.instrument)("instrument"),
+            time_point("time_point"),
+            Col("responses", "count"),
+            Col("with_missing_items", "count"),
+            Col("score_not_computable", "count"),
+            Col("assisted", "count"),
+        ],
+        "late_answers": [
+            time_point("time_point"),
+            Col("completed", "count"),
+            Col("after_reminder", "count"),
+            Col("share_after_reminder", "share"),
+            Col("after_window", "count"),
+        ],
+        "imports": [
+            label(labels.import_kind)("kind"),
+            Col("batches", "count"),
+            Col("rows_total", "count"),
+            Col("rows_stored", "count"),
+            Col("rows_rejected", "count"),
+            Col("unmatched_rows", "count"),
+        ],
+        "qalys": [
+            arm("arm"),
+            Col("n_persons", "count"),
+            Col("n", "count"),
+            Col("mean", "number", 3),
+            Col("ci_low", "interval", 3, high="ci_high"),
+        ],
+        "costs": [
+            arm("arm"),
+            Col("n", "count"),
+            Col("mean_eur", "euro"),
+            Col("ci_low_eur", "interval_euro", high="ci_high_eur"),
+            Col("median_eur", "euro"),
+        ],
+        "costs_by_cost_centre": [
+            arm("arm"),
+            label(labels.cost_centre)("cost_centre"),
+            Col("mean_eur", "euro"),
+            Col("share", "share"),
+        ],
+        "costs_by_product": [
+            arm("arm"),
+            label(labels.product)("product"),
+            Col("mean_eur", "euro"),
+            Col("share", "share"),
+        ],
+        "cea_arms": [
+            arm("arm"),
+            Col("n", "count"),
+            Col("mean_cost", "euro"),
+            Col("mean_effect", "number", 3),
+        ],
+        "incremental": [
+            label(labels.procedure)("strategy"),
+            Col("n", "count"),
+            Col("cost", "euro"),
+            Col("effect", "number", 3),
+            label(labels.status)("status"),
+            Col("icer", "euro"),
+            label(labels.procedure)("compared_with"),
+        ],
+        "inmb": [
+            Col("wtp", "euro"),
+            Col("inmb", "euro"),
+            Col("inmb_low", "interval_euro", high="inmb_high"),
+            Col("adjusted_inmb", "euro"),
+            Col("adjusted_low", "interval_euro", high="adjusted_high"),
+            Col("ceac_bootstrap", "share"),
+        ],
+        "ceac": [
+            Col("wtp", "euro"),
+            Col("ceac_bootstrap", "share"),
+            Col("ceac_parametric", "share"),
+        ],
+        "ce_plane": [
+            Col("statistic", "text"),
+            Col("delta_effect", "signed", 3),
+            Col("delta_cost", "euro"),
+            Col("share", "share"),
+        ],
+        "funnel": [
+            Col("group", "text"),
+            Col("n", "count"),
+            Col("responders", "count"),
+            Col("share", "share"),
+            Col("low_95", "interval_share", high="high_95"),
+            Col("low_998", "interval_share", high="high_998"),
+            label(labels.position)("position"),
+        ],
+    }
+
+
+def outcome_columns(labels: Any, score: str, with_responders: bool) -> list[Col]:
+    digits = 2 if "index" in score else 1
+    columns = [
+        Col("time_point", "label", labeller=labels.time_point),
+        Col("arm", "label", labeller=labels.arm),
+        Col("n", "count"),
+        Col("baseline_mean", "number", digits),
+        Col("follow_up_mean", "number", digits),
+        Col("change_mean", "signed", digits),
+        Col("change_ci_low", "interval", digits, high="change_ci_high"),
+    ]
+    if with_responders:
+        columns += [
+            Col("share_responders", "share"),
+            Col("responders_ci_low", "interval_share", high="responders_ci_high"),
+        ]
+    return [*columns, Col("share_missing", "share")]
+
+
+def service_columns(labels: Any, by: str) -> dict[str, list[Col]]:
+    category = Col("category", "label", labeller=lambda c: labels.category(c, by))
+    return {
+        "service_descriptives": [
+            category,
+            Col("time_point", "label", labeller=labels.time_point),
+            Col("n", "count"),
+            Col("baseline_mean", "number", 2),
+            Col("change_mean", "signed", 2),
+            Col("change_ci_low", "interval", 2, high="change_ci_high"),
+        ],
+        "service_balance": [
+            category,
+            Col("variable", "label", labeller=labels.variable),
+            Col("smd_before", "signed", 2),
+            Col("smd_after", "signed", 2),
+            Col("imbalanced_after", "label", labeller=labels.flag),
+        ],
+        "service_cost_per_point": [
+            category,
+            Col("n_with_cost", "count"),
+            Col("mean_cost", "euro"),
+            Col("reduction", "number", 2),
+            Col("cost_per_point", "euro"),
+            Col("ci_low", "interval_euro", high="ci_high"),
+        ],
+    }
+
+
+def service_effect_rows(
+    source: Source, follow_ups: Sequence[str], labels: Any, by: str, fmt: Formats
+) -> list[list[Cell]]:
+    """The wide service-effect table: per category, the exposed count and the estimate with
+    its interval, adjusted at each follow-up and pooled, unadjusted and IPW pooled."""
+    records = source.records
+    columns = [("adjusted", tp) for tp in (*follow_ups, POOLED)] + [
+        ("naive", POOLED),
+        ("ipw", POOLED),
+    ]
+    rows: list[list[Cell]] = []
+    for category in dict.fromkeys(r["category"] for r in records):
+        cells: list[Cell] = [labels.category(category, by), EN_DASH]
+        for method, tp in columns:
+            position = next(
+                (
+                    i
+                    for i, r in enumerate(records)
+                    if r["category"] == category and r["method"] == method and r["time_point"] == tp
+                ),
+                None,
+            )
+            if position is None:
+                cells.append(EN_DASH)
+                continue
+            record = records[position]
+            if source.hidden(position, "estimate"):
+                cells.append("x")
+            elif _missing(record["estimate"]):
+                cells.append(EN_DASH)
+            else:
+                cells.append(
+                    f"{fmt.signed(record['estimate'], 2)} "
+                    f"({fmt.interval(record['ci_low'], record['ci_high'], 2)})"
+                )
+            if method == "adjusted" and tp == POOLED:
+                reason = source.hidden(position, "n_exposed")
+                cells[1] = (
+                    f"<{source.min_count}"
+                    if reason == "primary"
+                    else ("x" if reason else fmt.count(record["n_exposed"]))
+                )
+        rows.append(cells)
+    return rows
+
+
+def cea_summary_rows(
+    records: Iterable[Mapping[str, Any]],
+    labels: Any,
+    fmt: Formats,
+    text: Callable[..., str],
+    hidden: Mapping[str, bool] | None = None,
+) -> list[list[Cell]]:
+    """The ICER table from the effects' summary rows (``EffectResult.summary_row()`` or the
+    ``cea_summary`` CSV). ``text(msgid, **values)`` translates; ``hidden`` says which effects
+    are hidden for a small arm (unknown: either wording is accepted)."""
+    rows: list[list[Cell]] = []
+    for row in records:
+        effect = row["effect"]
+        if _missing(row.get("n_reference")):
+            unavailable: Cell = (
+                (text("too few persons to show"), text("not available"))
+                if hidden is None
+                else text("too few persons to show" if hidden[effect] else "not available")
+            )
+            rows.append(
+                [labels.effect(effect), EN_DASH, EN_DASH, EN_DASH, unavailable, EN_DASH, EN_DASH]
+            )
+            continue
+
+        def with_interval(value: str, interval: str) -> str:
+            return value if interval == EN_DASH else f"{value} ({interval})"
+
+        status = row["status"]
+        if status in ("dominates", "dominated", "equal"):
+            icer = labels.status(status)
+        else:
+            icer = text(
+                "%(value)s %(per_unit)s (%(quadrant)s)",
+                value=fmt.euro(row["icer"]),
+                per_unit=labels.per_unit(effect),
+                quadrant=labels.status(status),
+            )
+        if _missing(row.get("fieller_low")):
+            fieller = text("unbounded")
+        else:
+            fieller = f"{fmt.euro(row['fieller_low'])} … {fmt.euro(row['fieller_high'])}"
+        rows.append(
+            [
+                labels.effect(effect),
+                f"{fmt.count(row['n_reference'])} / {fmt.count(row['n_intervention'])}",
+                with_interval(
+                    fmt.euro(row["delta_cost"]),
+                    fmt.interval_euro(row.get("delta_cost_low"), row.get("delta_cost_high")),
+                ),
+                with_interval(
+                    fmt.signed(row["delta_effect"], 3),
+                    fmt.interval(row.get("delta_effect_low"), row.get("delta_effect_high"), 3),
+                ),
+                icer,
+                fieller,
+                fmt.share(row.get("ceac_reference_wtp")),
+            ]
+        )
+    return rows
+
+
+def plane_records(
+    point: tuple[float, float],
+    delta_effect: Sequence[float] | np.ndarray,
+    delta_cost: Sequence[float] | np.ndarray,
+    text: Callable[..., str],
+) -> list[dict[str, Any]]:
+    """The CE plane in numbers from the bootstrap replicates themselves: the point estimate,
+    the 2.5th and 97.5th percentiles and the share of replicates in each quadrant."""
+    de = np.asarray(delta_effect, dtype=float)
+    dc = np.asarray(delta_cost, dtype=float)
+    n = len(de)
+    quadrants = {
+        "SE": ((de >= 0) & (dc < 0)).sum() / n,
+        "NE": ((de >= 0) & (dc >= 0)).sum() / n,
+        "SW": ((de < 0) & (dc < 0)).sum() / n,
+        "NW": ((de < 0) & (dc >= 0)).sum() / n,
+    }
+    de_low, de_high = np.quantile(de, [0.025, 0.975])
+    dc_low, dc_high = np.quantile(dc, [0.025, 0.975])
+    return [
+        {"statistic": text("Point estimate"), "delta_effect": point[0], "delta_cost": point[1]},
+        {
+            "statistic": text("Bootstrap 2.5th percentile"),
+            "delta_effect": de_low,
+            "delta_cost": dc_low,
+        },
+        {
+            "statistic": text("Bootstrap 97.5th percentile"),
+            "delta_effect": de_high,
+            "delta_cost": dc_high,
+        },
+        *[
+            {"statistic": text(label), "share": float(quadrants[key])}
+            for key, label in (
+                ("SE", "Replicates: more effective, less costly"),
+                ("NE", "Replicates: more effective, more costly"),
+                ("SW", "Replicates: less effective, less costly"),
+                ("NW", "Replicates: less effective, more costly"),
+            )
+        ],
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# What a section shows, from the analytics
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def enriched(cohort_app: Flask) -> None:
+    """:func:`enrich` the test's copy of the synthetic data set."""
+    enrich()
+
+
+def enrich() -> None:
+    """The synthetic data plus what they lack: a cost recorded on every service exposure (the
+    cost per one-point reduction) and a BPH import file rejected for naming unknown persons
+    (the imports table of data quality)."""
+    db.session.execute(update(ServiceExposure).values(cost_eur=ServiceExposure.contacts * 35 + 120))
+    known = db.session.scalars(
+        select(Person.pseudonym)
+        .join(Enrolment, Enrolment.person_id == Person.id)
+        .join(Pilot, Enrolment.pilot_id == Pilot.id)
+        .where(Pilot.code == "bph")
+    ).first()
+    outcome = run_import(
+        db.session,
+        kind="resource_use",
+        data=csv_bytes(
+            ["pseudonym", "product_code", "quantity", "service_date"],
+            [
+                [known, "LAB_PANEL", "1", date.today().isoformat()],
+                ["TUNTEMATON1", "LAB_PANEL", "1", date.today().isoformat()],
+                ["TUNTEMATON2", "OR_MINUTE", "30", date.today().isoformat()],
+            ],
+        ),
+        filename="tuntemattomat.csv",
+        pilot_code="bph",
+        actor="test",
+    )
+    assert outcome.status != "stored"
+    db.session.commit()
+
+
+@dataclass
+class Expected:
+    """What one section of the cohort page must show, worked out from the analytics."""
+
+    analysis: CohortAnalysis
+    labels: Labels
+    fmt: Formats
+    text: Callable[..., str]
+    tables: list[tuple[tuple[str, ...], list[list[Cell]], str]]
+    """(how to find the table, its rows, what it is); found by ``("csv", name, k=v…)`` or
+    ``("caption", text)``."""
+
+
+def in_language(app: Flask, language: str) -> ExitStack:
+    """A request context in ``language``, in which labels and texts are worked out."""
+    context = ExitStack()
+    context.enter_context(app.test_request_context())
+    context.enter_context(force_locale(language))
+    return context
+
+
+def finnish(app: Flask) -> ExitStack:
+    return in_language(app, "fi")
+
+
+def text(message: str, **values: Any) -> str:
+    """A UI text in the current language."""
+    return str(gettext(message, **values))
+
+
+def expected_section(
+    result: CohortAnalysis,
+    section: str,
+    *,
+    effect: str | None = None,
+    score: str | None = None,
+    language: str = "fi",
+) -> Expected:
+    """Every table of ``section`` of the cohort page (call inside :func:`in_language`)."""
+    labels = Labels(result, language)
+    fmt = Formats(language)
+    layout = layouts(labels)
+    tables: list[tuple[tuple[str, ...], list[list[Cell]], str]] = []
+
+    def published(name: str, table: Any, layout_name: str | None = None, **args: str) -> None:
+        rows = expected_rows(from_published(table), layout[layout_name or name], fmt)
+        tables.append((("csv", name, *[f"{k}={v}" for k, v in args.items()]), rows, name))
+
+    if section == "overview":
+        published("enrolment", result.enrolment.table)
+        published("response_rates", result.response_rates.table)
+    elif section == "quality":
+        published("data_quality", result.data_quality.items)
+        published("late_answers", result.data_quality.late)
+        published("imports", result.data_quality.imports)
+    elif section == "outcomes":
+        rules = {f"{r.instrument}.{r.score}": r for r in result.rules}
+        for name in result.outcomes.scores:
+            rule = rules.get(name)
+            caption = labels.score(name)
+            if rule is not None:
+                caption = text(
+                    "%(score)s (responder: improvement of at least %(points)s points)",
+                    score=caption,
+                    points=fmt.number(rule.min_improvement, 0),
+                )
+            rows = expected_rows(
+                from_published(result.outcomes.summary),
+                outcome_columns(labels, name, rule is not None),
+                fmt,
+                keep=lambda record, s=name: record["score"] == s,
+            )
+            tables.append((("caption", caption), rows, f"outcomes {name}"))
+        if not result.outcomes.qalys.empty:
+            published("qalys", result.outcomes.qalys)
+    elif section == "costs":
+        published("costs", result.costs.by_arm)
+        published("costs_by_cost_centre", result.costs.by_cost_centre)
+        published("costs_by_product", result.costs.by_product)
+    elif section == "cea":
+        ce = result.cost_effectiveness
+        chosen = ce.effects[effect or "qaly"]
+        summary = cea_summary_rows(
+            [r.summary_row() for r in ce.effects.values()],
+            labels,
+            fmt,
+            text,
+            hidden={name: r.hidden for name, r in ce.effects.items()},
+        )
+        tables.append((("csv", "cea_summary"), summary, "cea_summary"))
+        args = {"effect": chosen.effect}
+        published("cea_arms", chosen.arms, **args)
+        if chosen.available and chosen.two_arm is not None and chosen.bootstrap is not None:
+            two, boot = chosen.two_arm, chosen.bootstrap
+            plane = plane_records(
+                (two.delta_effect, two.delta_cost), boot.delta_effect, boot.delta_cost, text
+            )
+            tables.append(
+                (
+                    ("csv", "ce_plane", "effect=" + chosen.effect),
+                    expected_rows(Source(plane), layout["ce_plane"], fmt),
+                    "ce_plane",
+                )
+            )
+            ceac = [
+                {
+                    "wtp": lam,
+                    "ceac_bootstrap": float(np.mean(lam * boot.delta_effect - boot.delta_cost > 0)),
+                    "ceac_parametric": chosen.at(two.ceac, lam),
+                }
+                for lam in chosen.scale.shown
+            ]
+            tables.append(
+                (
+                    ("csv", "ceac", "effect=" + chosen.effect),
+                    expected_rows(Source(ceac), layout["ceac"], fmt),
+                    "ceac",
+                )
+            )
+            inmb = chosen.inmb_rows()
+            for row in inmb:  # INMB(λ) = λ·ΔE − ΔC, its probability from the replicates
+                assert row["inmb"] == pytest.approx(
+                    row["wtp"] * two.delta_effect - two.delta_cost, rel=1e-9, abs=1e-6
+                )
+                assert row["ceac_bootstrap"] == pytest.approx(
+                    np.mean(row["wtp"] * boot.delta_effect - boot.delta_cost > 0), abs=1e-12
+                )
+            tables.append(
+                (
+                    ("csv", "inmb", "effect=" + chosen.effect),
+                    expected_rows(Source(inmb), layout["inmb"], fmt),
+                    "inmb",
+                )
+            )
+        if not chosen.incremental.empty:
+            published("incremental", chosen.incremental, **args)
+    elif section == "funnel":
+        for table in result.funnel.groups.values():
+            published(table.name, table, "funnel")
+    elif section == "services":
+        chosen_score = score or result.service_scores[0]
+        for by in SERVICE_GROUPINGS:
+            part = result.services(chosen_score, by)
+            if part.error is not None:
+                continue
+            args = {"score": chosen_score, "by": by}
+            rows = service_effect_rows(
+                from_published(part.effects), part.follow_ups, labels, by, fmt
+            )
+            tables.append(
+                (
+                    ("csv", "service_effects", *[f"{k}={v}" for k, v in args.items()]),
+                    rows,
+                    f"service_effects {by}",
+                )
+            )
+            columns = service_columns(labels, by)
+            for name, table in (
+                ("service_descriptives", part.descriptives),
+                ("service_balance", part.balance),
+                ("service_cost_per_point", part.cost_per_point),
+            ):
+                rows = expected_rows(from_published(table), columns[name], fmt)
+                tables.append(
+                    (
+                        ("csv", name, *[f"{k}={v}" for k, v in args.items()]),
+                        rows,
+                        f"{name} {by}",
+                    )
+                )
+    return Expected(result, labels, fmt, text, tables)
+
+
+# --------------------------------------------------------------------------------------------
+# The management summary: key figures and the plain-language sentences
+# --------------------------------------------------------------------------------------------
+
+
+def _published_count(published: Any, position: int, column: str, fmt: Formats) -> str:
+    if published.is_hidden(position, column):
+        return f"<{published.min_count}" if published.is_primary(position, column) else "x"
+    return fmt.count(published.table[column].iloc[position])
+
+
+def key_figures_expected(result: CohortAnalysis, language: str) -> list[tuple[str, str, str]]:
+    """(label, value, detail) of each key figure (docs/reports.md, *The management summary*):
+    enrolled in all and per arm, the response rate at the follow-up, the primary score's change
+    per arm with its interval and the responders, the mean care-cycle cost per arm with its
+    interval and the persons (call inside :func:`in_language`)."""
+    fmt, labels = Formats(language), Labels(result, language)
+    enrolment = result.enrolment.table
+    shown = {
+        record["arm"]: _published_count(enrolment, position, "enrolled", fmt)
+        for position, record in enumerate(enrolment.records())
+    }
+    figures = [
+        (
+            text("Enrolled"),
+            shown[ALL],
+            ", ".join(f"{labels.arm(arm)} {shown[arm]}" for arm in result.arms),
+        )
+    ]
+    follow_up = result.follow_up
+    assert follow_up is not None
+    rate = next(
+        r
+        for r in result.response_rates.table.records()
+        if r["arm"] == ALL and r["time_point"] == follow_up
+    )
+    figures.append(
+        (
+            text("Response rate at %(time_point)s", time_point=labels.time_point(follow_up)),
+            fmt.share(rate["rate"]),
+            text("%(answered)s answered", answered=fmt.count(rate["responded"]))
+            if rate["responded"] is not None
+            else "",
+        )
+    )
+    for arm in result.arms:
+        row = next(
+            (
+                r
+                for r in result.outcomes.summary.records()
+                if r["arm"] == arm
+                and r["score"] == result.primary_score
+                and r["time_point"] == follow_up
+            ),
+            None,
+        )
+        if row is None:
+            continue
+        figures.append(
+            (
+                text(
+                    "%(score)s, change by %(time_point)s: %(arm)s",
+                    score=labels.score_short(result.primary_score),
+                    time_point=labels.time_point(follow_up),
+                    arm=labels.arm(arm),
+                ),
+                fmt.signed(row["change_mean"]),
+                text(
+                    "95%% CI %(interval)s; responders %(share)s",
+                    interval=fmt.interval(row["change_ci_low"], row["change_ci_high"]),
+                    share=fmt.share(row.get("share_responders")),
+                ),
+            )
+        )
+    for row in result.costs.by_arm.records():
+        if row["arm"] == ALL or row["n"] is None:
+            continue
+        figures.append(
+            (
+                text("Mean care-cycle cost: %(arm)s", arm=labels.arm(row["arm"])),
+                fmt.euro(row["mean_eur"]),
+                text(
+                    "95%% CI %(interval)s; %(n)s persons",
+                    interval=fmt.interval_euro(row["ci_low_eur"], row["ci_high_eur"]),
+                    n=fmt.count(row["n"]),
+                ),
+            )
+        )
+    return figures
+
+
+def interpretation_expected(result: CohortAnalysis, language: str) -> str | None:
+    """The plain-language sentence by the rules of docs/reports.md: the cost difference of the
+    improvement comparison rounded to €100 (about the same under €50), the symptom relief
+    against the responder threshold (MCID), and the bootstrap probability at the reference λ
+    of QALYs (else responders)."""
+    if not result.has_procedures:
+        return None
+    fmt, labels = Formats(language), Labels(result, language)
+    ce = result.cost_effectiveness
+    improvement = ce.effects["improvement"]
+    chance = next(
+        (
+            ce.effects[name]
+            for name in ("qaly", "responder", "improvement")
+            if name in ce.effects
+            and ce.effects[name].available
+            and ce.effects[name].bootstrap is not None
+        ),
+        None,
+    )
+    if not improvement.available or improvement.two_arm is None or chance is None:
+        return text("There are too few persons with complete data to compare the arms.")
+    delta_cost = improvement.two_arm.delta_cost
+    amount = fmt.euro(abs(round(delta_cost, -2)))
+    if delta_cost <= -50:
+        cost = text("the cost was on average %(amount)s lower", amount=amount)
+    elif delta_cost >= 50:
+        cost = text("the cost was on average %(amount)s higher", amount=amount)
+    else:
+        cost = text("the cost was about the same")
+    mcid = float(result.spec.primary_outcome.min_improvement)
+    delta = improvement.two_arm.delta_effect
+    if delta >= mcid:
+        effect = text("the symptoms were relieved clearly more")
+    elif delta > mcid / 3:
+        effect = text("the symptoms were relieved somewhat more")
+    elif delta >= -mcid / 3:
+        effect = text("the symptoms were relieved about as much")
+    elif delta > -mcid:
+        effect = text("the symptoms were relieved nearly as much")
+    else:
+        effect = text("the symptoms were relieved clearly less")
+    assert chance.bootstrap is not None
+    lam = chance.scale.reference
+    replicates = chance.bootstrap
+    probability = float(np.mean(lam * replicates.delta_effect - replicates.delta_cost > 0))
+    return text(
+        "%(intervention)s compared with %(reference)s: %(cost)s and %(effect)s; the "
+        "probability that %(intervention)s is more cost-effective at a willingness to pay of "
+        "%(wtp)s %(per_unit)s is %(probability)s.",
+        intervention=labels.arm(ce.intervention),
+        reference=labels.arm(ce.reference),
+        cost=cost,
+        effect=effect,
+        wtp=fmt.euro(lam),
+        per_unit=labels.per_unit(chance.effect),
+        probability=fmt.share(probability),
+    )
+
+
+def service_highlight_expected(result: CohortAnalysis, language: str) -> str | None:
+    """The service type with the largest adjusted pooled reduction of the first service score,
+    with its interval."""
+    if not result.has_services:
+        return None
+    fmt, labels = Formats(language), Labels(result, language)
+    score = result.service_scores[0]
+    part = result.services(score, "service_type")
+    shown = [
+        r
+        for position, r in enumerate(part.effects.records())
+        if r["method"] == "adjusted"
+        and r["time_point"] == POOLED
+        and not part.effects.is_hidden(position, "estimate")
+        and r["estimate"] is not None
+    ]
+    if not shown:
+        return text("Too few persons used each service to estimate its effect.")
+    sign = 1.0 if part.direction == "lower_is_better" else -1.0
+    best = min(shown, key=lambda r: sign * float(r["estimate"]))
+    return text(
+        "Largest adjusted reduction in %(score)s: %(service)s, %(estimate)s points "
+        "(95%% CI %(interval)s) compared with those without it.",
+        score=labels.score(score),
+        service=labels.category(best["category"], "service_type"),
+        estimate=fmt.signed(best["estimate"], 2),
+        interval=fmt.interval(best["ci_low"], best["ci_high"], 2),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# PDF text
+# --------------------------------------------------------------------------------------------
+
+
+def pdf_text(data: bytes, folder: Path) -> str:
+    """The PDF's text in content order (``pdftotext -raw``: a table's cells row by row, each
+    cell whole even when it wraps; ``-layout`` interleaves the lines of wrapped cells), on one
+    line with single spaces."""
+    path = folder / "report.pdf"
+    path.write_bytes(data)
+    raw = subprocess.run(
+        ["pdftotext", "-raw", "-enc", "UTF-8", str(path), "-"],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    return flat(raw)
+
+
+def flat(text: str) -> str:
+    """Single spaces (no-break spaces too); no line break after a hyphen, nor between a minus
+    sign and its amount (WeasyPrint may break a narrow cell between "−" and "€2,535")."""
+    text = re.sub(r"[\s\xa0\u202f]+", " ", text)
+    text = re.sub(f"{MINUS} (?=[€\\d])", MINUS, text)
+    return re.sub(r"- (?=\w)", "-", text).strip()
+
+
+def row_pattern(cells: Sequence[Cell]) -> re.Pattern[str]:
+    parts = []
+    for cell in cells:
+        options = cell if isinstance(cell, tuple) else (cell,)
+        parts.append("(?:" + "|".join(re.escape(flat(o)) for o in options) + ")")
+    return re.compile(" ".join(parts))
+
+
+def assert_tables_in_pdf(
+    text_: str, tables: Sequence[tuple[str, Sequence[Sequence[Cell]]]], start: int = 0
+) -> int:
+    """Each table's rows appear whole (every cell, in order), the tables one after another in
+    the given order; returns where the last one ended."""
+    position = start
+    for what, rows in tables:
+        for row in rows:
+            found = row_pattern(row).search(text_, position)
+            assert found is not None, (
+                f"{what}: row {[str(c) for c in row]} not found in the PDF after "
+                f"…{text_[max(position - 80, 0) : position + 400]}…"
+            )
+            position = found.end()
+    return position
