@@ -41,6 +41,8 @@ from bench.tasks import task
 PILOTS = ("bph", "older-adults")
 LANGUAGE = "fi"
 EXPORT_DATE_SHIFT = 30
+TASK_TIMEOUT = 6 * 3600
+"""A report or export of the 200 000-person data set takes many minutes; allow hours."""
 BARE_READS = 2
 """The bare read is timed twice and the faster kept (the report once: a conservative ratio)."""
 
@@ -344,7 +346,7 @@ def _run_per_size(
     for group in groups:
         shown = ", ".join(str(people) for people, _url in group)
         context.say(f"{backend}: {task_name}, {shown} people")
-        result = workspace.run_task(task_name, databases=group, **arguments)
+        result = workspace.run_task(task_name, databases=group, timeout=TASK_TIMEOUT, **arguments)
         measured.update({int(k): v for k, v in result.items() if k.isdigit()})
     return measured
 

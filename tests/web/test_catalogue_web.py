@@ -85,7 +85,7 @@ def test_the_page_shows_how_tdabc_unit_costs_are_derived(app: Flask, make_user: 
     # beside the catalogue's 330 €
     first_visit = 60 * rate + 60 * 92_000 / 83_520 + 75 * 60_000 / 96_000
     assert (
-        f"Urologian poliklinikan ensikäynti URO_VISIT_FIRST, per visit {fi(first_visit, 2)} "
+        f"Urologian poliklinikan ensikäynti URO_VISIT_FIRST, yksikkö: visit {fi(first_visit, 2)} "
         f"{fi(330, 2)} {fi(first_visit / 330, 2)}"
     ) in text
     assert f"– Urologi urologist {fi(60, 1)} {fi(rate, 4)} {fi(60 * rate, 2)}" in text
@@ -105,7 +105,7 @@ def test_a_folder_without_tdabc_inputs(app: Flask, make_user: Any, own_folder: P
     (own_folder / "tdabc.yaml").unlink()
     text = page_text(logged_in(app, make_user, "pilot_lead"))
     assert "OR_MINUTE" in text
-    assert "The costing folder has no TDABC inputs." in text
+    assert "Kustannuskansiossa ei ole TDABC-lähtötietoja." in text
     assert "Urologi urologist" not in text
 
 
