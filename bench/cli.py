@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench.results import (
     RESULTS_PATH,
+    Figures,
     Results,
     format_table,
     machine_info,
@@ -147,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
             merge_previous(results, args.out)
             data["scenarios"] = results.scenarios
         write_json(data, args.out)
+
+    def checkpoint(name: str, backend: str | None, figures: Figures) -> None:
+        results.add(scenario_key(name, backend), {**figures, "partial": True})
+        save()
+
+    context.checkpoint = checkpoint
 
     try:
         for scenario in all_scenarios():

@@ -29,6 +29,8 @@ class Context:
     backends: tuple[str, ...]
     quick: bool
     say: Callable[[str], None]
+    checkpoint: Callable[[str, str | None, Figures], None] = lambda _name, _backend, _figures: None
+    """Record a scenario's figures so far (kept in ``results.json`` if the run stops)."""
 
     @property
     def primary_backend(self) -> str:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import gc
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -334,10 +335,16 @@ def export_figures(per_size: dict[int, dict[str, Any]]) -> Figures:
 
 
 def _run_per_size(
-    context: Context, backend: str, task_name: str, sizes: list[int], **arguments: Any
+    context: Context,
+    backend: str,
+    task_name: str,
+    sizes: list[int],
+    progress: Callable[[dict[int, dict[str, Any]]], None] | None = None,
+    **arguments: Any,
 ) -> dict[int, dict[str, Any]]:
     """Run ``task_name`` on the data sets of ``sizes``: in one child process (quick) or one
-    child per size (full run: each peak memory in a fresh process)."""
+    child per size (full run: each peak memory in a fresh process). ``progress`` gets the
+    results so far after each child (to keep them if the run stops)."""
     workspace = context.workspace
     workspace.ensure_datasets(backend, sizes)
     databases = [[people, workspace.dataset(backend, people)] for people in sizes]
@@ -348,6 +355,8 @@ def _run_per_size(
         context.say(f"{backend}: {task_name}, {shown} people")
         result = workspace.run_task(task_name, databases=group, timeout=TASK_TIMEOUT, **arguments)
         measured.update({int(k): v for k, v in result.items() if k.isdigit()})
+        if progress is not None and len(measured) < len(sizes):
+            progress(measured)
     return measured
 
 
@@ -361,6 +370,11 @@ def run_report(context: Context, backend: str | None, wanted: frozenset[str]) ->
         backend,
         "report",
         sizes,
+        progress=(
+            (lambda done: context.checkpoint("report", backend, report_figures(done)))
+            if "report" in wanted
+            else None
+        ),
         pdf_people=largest if with_pdf else None,
         report="report" in wanted,
     )
@@ -378,7 +392,14 @@ def run_export(
     assert backend is not None
     sizes = list(context.sizes.people)
     xlsx = sizes if context.sizes.xlsx_at_every_size else [context.sizes.largest]
-    per_size = _run_per_size(context, backend, "export", sizes, xlsx_people=xlsx)
+    per_size = _run_per_size(
+        context,
+        backend,
+        "export",
+        sizes,
+        progress=lambda done: context.checkpoint("export", backend, export_figures(done)),
+        xlsx_people=xlsx,
+    )
     return {"export": export_figures(per_size)}
 
 

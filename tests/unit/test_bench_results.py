@@ -293,3 +293,50 @@ def test_scenario_choice() -> None:
     assert chosen_names("invitations", quick=True) == ["invitations"]
     with pytest.raises(SystemExit, match="unknown scenario"):
         chosen_names("reprot")
+
+
+class _FakeWorkspace:
+    """Stands in for the workspace: data sets are names, tasks answer from made-up results."""
+
+    def __init__(self) -> None:
+        self.tasks: list[tuple[str, list[list[Any]]]] = []
+
+    def ensure_datasets(self, _backend: str, _sizes: list[int]) -> None:
+        pass
+
+    def dataset(self, backend: str, people: int) -> str:
+        return f"{backend}:{people}"
+
+    def run_task(self, name: str, *, databases: list[list[Any]], **_kwargs: Any) -> dict[str, Any]:
+        self.tasks.append((name, databases))
+        return {str(people): _export_task(people) for people, _url in databases}
+
+
+def test_a_full_run_keeps_each_size_as_it_is_measured() -> None:
+    from dataclasses import replace
+
+    from bench.scenarios import Context
+    from bench.scenarios.analytics import run_export
+    from bench.workspace import FULL, QUICK
+
+    saved: list[tuple[str, str | None, dict[str, Any]]] = []
+    workspace = _FakeWorkspace()
+    context = Context(
+        workspace=workspace,  # type: ignore[arg-type]
+        sizes=FULL,
+        backends=("sqlite",),
+        quick=False,
+        say=lambda _message: None,
+        checkpoint=lambda name, backend, figures: saved.append((name, backend, figures)),
+    )
+    out = run_export(context, "sqlite", frozenset({"export"}))
+    assert [len(databases) for _name, databases in workspace.tasks] == [1, 1, 1]
+    assert [figures["sizes"] for _n, _b, figures in saved] == [[10_000], [10_000, 50_000]]
+    assert out["export"]["sizes"] == [10_000, 50_000, 200_000]
+
+    workspace.tasks.clear()
+    saved.clear()
+    quick = replace(context, sizes=QUICK, quick=True)
+    run_export(quick, "sqlite", frozenset({"export"}))
+    assert [len(databases) for _name, databases in workspace.tasks] == [3]
+    assert saved == []
