@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
@@ -25,7 +26,7 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional as OptionalValidator
-from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms.widgets import ListWidget
 
 from vaikuttavuus.domain.answers import (
     DEFAULT_TEXT_LIMIT,
@@ -36,11 +37,18 @@ from vaikuttavuus.domain.answers import (
     is_enabled,
 )
 from vaikuttavuus.domain.specs import InstrumentSpec, Item, Section
+from vaikuttavuus.forms.widgets import FastCheckboxInput, FastRadioInput
 
 
 class MultiCheckboxField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
+    option_widget = FastCheckboxInput()
+
+
+class OptionField(RadioField):
+    """One answer among options (radio buttons)."""
+
+    option_widget = FastRadioInput()
 
 
 FieldBuilder = Callable[[InstrumentSpec, Item, str], Field]
@@ -54,7 +62,7 @@ def _choices(spec: InstrumentSpec, item: Item, language: str) -> list[SelectChoi
 
 
 def _single_choice(spec: InstrumentSpec, item: Item, language: str) -> Any:
-    return RadioField(
+    return OptionField(
         item.text.get(language),
         choices=_choices(spec, item, language),
         validators=[OptionalValidator()],
@@ -72,7 +80,7 @@ def _multiple_choice(spec: InstrumentSpec, item: Item, language: str) -> Any:
 
 
 def _scale(spec: InstrumentSpec, item: Item, language: str) -> Any:
-    return RadioField(
+    return OptionField(
         item.text.get(language),
         choices=[SelectChoice(str(n), str(n)) for n in range(11)],
         validators=[OptionalValidator()],
@@ -81,7 +89,7 @@ def _scale(spec: InstrumentSpec, item: Item, language: str) -> Any:
 
 
 def _yes_no(spec: InstrumentSpec, item: Item, language: str) -> Any:
-    return RadioField(
+    return OptionField(
         item.text.get(language),
         choices=[SelectChoice("1", _("Yes")), SelectChoice("0", _("No"))],
         validators=[OptionalValidator()],
@@ -149,12 +157,30 @@ def build_section_form(
     stored: Mapping[str, str] | None = None,
 ) -> SectionForm:
     """A form for ``section``, bound to ``formdata`` or pre-filled from ``stored`` answers."""
-    attributes: dict[str, Any] = {"spec": spec, "section": section}
-    for item in section.items:
-        attributes[item.id] = FIELD_BUILDERS[item.type](spec, item, language)
-    form_class = type(f"Section_{spec.id}_{section.id}", (SectionForm,), attributes)
     data = _initial_data(section, stored or {})
-    return form_class(formdata=formdata, data=data)
+    return _section_form_class(spec, section, language)(formdata=formdata, data=data)
+
+
+_FORM_CLASSES: dict[tuple[int, str, str], tuple[InstrumentSpec, type[SectionForm]]] = {}
+
+
+def _section_form_class(spec: InstrumentSpec, section: Section, language: str) -> type[SectionForm]:
+    """The form class of a section in a language, built once per process.
+
+    Specs are immutable and kept for the life of the process (cached by content hash), so
+    the spec object itself is the key; it is kept in the value so its id is never reused.
+    """
+    key = (id(spec), section.id, language)
+    cached = _FORM_CLASSES.get(key)
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    attributes: dict[str, Any] = {"spec": spec, "section": section}
+    with force_locale(language):  # built-in labels (yes/no) in the questionnaire's language
+        for item in section.items:
+            attributes[item.id] = FIELD_BUILDERS[item.type](spec, item, language)
+    form_class = type(f"Section_{spec.id}_{section.id}", (SectionForm,), attributes)
+    _FORM_CLASSES[key] = (spec, form_class)
+    return form_class
 
 
 def _initial_data(section: Section, stored: Mapping[str, str]) -> dict[str, Any]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from vaikuttavuus.database import insert_for, upsert
 from vaikuttavuus.domain.answers import StoredAnswer, missing_required
@@ -22,8 +22,10 @@ from vaikuttavuus.models import (
     AccessToken,
     Answer,
     Enrolment,
+    InstrumentVersion,
     Invitation,
     Person,
+    Pilot,
     Response,
     TimePoint,
 )
@@ -31,6 +33,19 @@ from vaikuttavuus.security.tokens import token_hash
 from vaikuttavuus.services.definitions import current_instrument, instrument_spec
 
 OPEN_STATUSES = frozenset({"scheduled", "open"})
+
+LAST_USED_RESOLUTION = timedelta(minutes=10)
+"""A link's ``last_used_at`` is refreshed at most this often: every page view of a patient
+answering would otherwise be a write, and writes are what a busy database queues on."""
+
+# Everything a patient page needs from the link, in one round trip. The definitions' JSON
+# is deferred: specs are parsed once per content hash (services.definitions) and the JSON
+# is only read on a cache miss.
+_LINK_LOADING = (
+    joinedload(Invitation.enrolment).joinedload(Enrolment.person),
+    joinedload(Invitation.enrolment).joinedload(Enrolment.pilot).defer(Pilot.definition),
+    joinedload(Invitation.time_point).selectinload(TimePoint.instruments),
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,7 @@ def resolve(session: Session, token: str, today: date | None = None) -> LinkStat
         select(AccessToken, Invitation)
         .join(Invitation, AccessToken.invitation_id == Invitation.id)
         .where(AccessToken.token_hash == digest)
+        .options(*_LINK_LOADING)
     ).first()
     if row is None:
         return LinkState("invalid", token_digest=digest)
@@ -83,12 +99,19 @@ def resolve(session: Session, token: str, today: date | None = None) -> LinkStat
         return LinkState("invalid", token_digest=digest)
     if today < invitation.opens_on:
         return LinkState("not_open_yet", invitation, digest)
-    access.last_used_at = datetime.now(UTC)
+    now = datetime.now(UTC)
+    if access.last_used_at is None or _aware(access.last_used_at) < now - LAST_USED_RESOLUTION:
+        access.last_used_at = now
     if invitation.opened_at is None:
-        invitation.opened_at = datetime.now(UTC)
+        invitation.opened_at = now
     if invitation.status == "scheduled":
         invitation.status = "open"
     return LinkState(None, invitation, digest)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives naive datetimes back (stored as UTC); PostgreSQL gives aware ones."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def issue_token(session: Session, invitation: Invitation) -> str:
@@ -150,11 +173,13 @@ def ensure_responses(
 
 def _responses(session: Session, invitation: Invitation, codes: list[str]) -> dict[str, Response]:
     found = session.scalars(
-        select(Response).where(
+        select(Response)
+        .where(
             Response.enrolment_id == invitation.enrolment_id,
             Response.time_point_id == invitation.time_point_id,
             Response.instrument_code.in_(codes),
         )
+        .options(joinedload(Response.instrument_version).defer(InstrumentVersion.definition))
     )
     return {response.instrument_code: response for response in found}
 
@@ -247,13 +272,12 @@ def submit(
     session.execute(
         update(Response)
         .where(Response.id.in_([r.id for r in responses]), Response.status == "in_progress")
-        .values(status="submitted", submitted_at=now, updated_at=now)
+        .values(status="submitted", submitted_at=now, updated_at=now),
+        execution_options={"synchronize_session": "evaluate"},
     )
     invitation.status = "completed"
     invitation.completed_at = now
     session.flush()
-    for response in responses:
-        session.refresh(response)
     return SubmitResult(submitted=True)
 
 

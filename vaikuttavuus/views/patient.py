@@ -67,6 +67,23 @@ patient_limit = limiter.shared_limit(
 )
 
 
+@bp.before_request
+def _write_at_the_end() -> None:
+    """Reads first, writes together at the end of the request.
+
+    Patient requests read the link, responses and answers before they change anything; with
+    autoflush the link's bookkeeping (opened, last used) would be written by the first read
+    after it and the write lock held while the page is built. Every write in the flow flushes
+    explicitly, so nothing read here depends on autoflush.
+    """
+    db.session.autoflush = False
+
+
+@bp.teardown_request
+def _autoflush_again(_error: BaseException | None) -> None:
+    db.session.autoflush = True
+
+
 # -- helpers ---------------------------------------------------------------------------------
 
 
