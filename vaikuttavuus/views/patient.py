@@ -39,6 +39,7 @@ from vaikuttavuus.security.throttle import note_breach
 from vaikuttavuus.security.tokens import form_token, form_token_valid
 from vaikuttavuus.services import audit, patient_flow
 from vaikuttavuus.services.patient_flow import LinkState, Step
+from vaikuttavuus.views import question_cache
 
 bp = Blueprint("patient", __name__, url_prefix="/r")
 csrf.exempt(bp)
@@ -256,17 +257,28 @@ def step(token: str, number: int) -> Response:
     else:
         form = build_section_form(current.spec, current.section, language, stored=stored)
     status = 422 if errors else 200
+    questions = {
+        "form": form,
+        "errors": errors,
+        "describe_field": describe_field,
+        "enable_rules": _enable_rules(current),
+        "hidden_items": _hidden_by_other_pages(current, stored),
+    }
+    if not errors:
+        questions["questions_html"] = question_cache.questions_html(
+            current,
+            language,
+            stored,
+            questions["hidden_items"],
+            render=lambda: question_cache.render_questions(language=language, **questions),
+        )
     page = _render(
         "patient/step.html",
         status=status,
         **_context(state, token, language),
-        form=form,
         current=current,
         steps=steps,
-        errors=errors,
-        describe_field=describe_field,
-        enable_rules=_enable_rules(current),
-        hidden_items=_hidden_by_other_pages(current, stored),
+        **questions,
     )
     page.commit_on_error = True  # type: ignore[attr-defined]  # keep the valid answers
     return page
