@@ -301,8 +301,9 @@ class Chunk:
 
 
 def enrolment_chunks(
-    session: Session, pilot: Pilot, options: ExportOptions, size: int = CHUNK_SIZE
+    session: Session, pilot: Pilot, options: ExportOptions, size: int | None = None
 ) -> Iterator[Chunk]:
+    size = size or CHUNK_SIZE
     last = 0
     conditions = _filters(pilot.id, options)
     while True:
