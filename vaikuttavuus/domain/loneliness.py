@@ -68,7 +68,7 @@ import numpy.typing as npt
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats as sps
-from scipy.special import expit
+from scipy.special import expit, ndtr
 from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
 
 from vaikuttavuus.domain.stats import (
@@ -200,13 +200,15 @@ def analysis_data(
         episodes = episodes[contacts.isna() | (contacts > 0)]
     episodes[by] = episodes[by].astype(str)
     categories = tuple(sorted(episodes[by].dropna().unique()))
-    exposed = (
-        pd.crosstab(episodes["person_id"], episodes[by])
-        .reindex(index=base.index, columns=list(categories))
-        .fillna(0)
-        .gt(0)
-        .astype(float)
-    )
+    # 1.0 where the person has an episode of the category (what a crosstab of the episodes,
+    # counts > 0, gives), built from the episodes' positions instead of a per-group count
+    pairs = episodes[["person_id", by]].dropna()
+    matrix = np.zeros((len(base), len(categories)))
+    row = base.index.get_indexer(pairs["person_id"])
+    column = pd.Index(list(categories)).get_indexer(pairs[by])
+    inside = (row >= 0) & (column >= 0)
+    matrix[row[inside], column[inside]] = 1.0
+    exposed = pd.DataFrame(matrix, index=base.index, columns=pd.Index(list(categories), name=by))
     person_frame = base.join(exposed)
     if "cost" in episodes.columns:
         cost = (
@@ -253,23 +255,25 @@ class _Estimate:
     p_value: float
 
 
-def _coefficient(result: Any, name: str, z: float) -> _Estimate:
-    estimate = float(result.params[name])
-    se = float(result.bse[name])
-    p_value = float(2 * sps.norm.sf(abs(estimate) / se)) if se > 0 else math.nan
+def _coefficient(result: Any, position: int, z: float) -> _Estimate:
+    """The coefficient at ``position`` of the design (a Wald interval and a normal p-value:
+    2·Φ(−|b|/se), what ``scipy.stats.norm.sf`` computes, without its per-call overhead)."""
+    estimate = float(result.params[position])
+    se = float(result.bse[position])
+    p_value = float(2 * ndtr(-(abs(estimate) / se))) if se > 0 else math.nan
     return _Estimate(estimate, se, estimate - z * se, estimate + z * se, p_value)
 
 
 def _fit_ols(
     y: npt.NDArray[np.float64],
-    exog: pd.DataFrame,
-    groups: npt.NDArray[Any],
+    exog: npt.NDArray[np.float64],
+    codes: npt.NDArray[np.intp],
     weights: npt.NDArray[np.float64] | None,
     notes: list[str],
     context: str,
 ) -> Any:
-    """OLS/WLS with person-clustered covariance (normal reference distribution)."""
-    codes = pd.factorize(groups)[0]
+    """OLS/WLS with person-clustered covariance (normal reference distribution); ``codes``
+    are the person clusters as integer codes (``pandas.factorize``)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = sm.OLS(y, exog) if weights is None else sm.WLS(y, exog, weights=weights)
@@ -278,15 +282,66 @@ def _fit_ols(
     return result
 
 
-def _rank_ok(exog: pd.DataFrame) -> bool:
-    return int(np.linalg.matrix_rank(exog.to_numpy(dtype=float))) == exog.shape[1]
+def _rank_ok(exog: npt.NDArray[np.float64]) -> bool:
+    return int(np.linalg.matrix_rank(exog)) == exog.shape[1]
 
 
-def _time_dummies(frame: pd.DataFrame, follow_ups: Sequence[str]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {f"time={tp}": (frame["time_point"] == tp).astype(float) for tp in follow_ups[1:]},
-        index=frame.index,
-    )
+def _design(*columns: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """A constant followed by ``columns``, as the float matrix (column-major, like a
+    DataFrame's values) that ``sm.add_constant`` of a frame of the same columns gives."""
+    n = len(columns[0]) if columns else 0
+    matrix = np.empty((n, len(columns) + 1), order="F")
+    matrix[:, 0] = 1.0
+    for position, values in enumerate(columns, start=1):
+        matrix[:, position] = values
+    return matrix
+
+
+class _Period:
+    """The rows of one follow-up (or of all of them, pooled) and what every model of it
+    shares: the change, the person clusters, the follow-up indicators and the person counts."""
+
+    def __init__(self, time_point: str, part: pd.DataFrame, follow_ups: Sequence[str]) -> None:
+        self.time_point = time_point
+        self.part = part
+        self.y = part["change"].to_numpy(dtype=float)
+        person = part["person_id"]
+        self.codes = pd.factorize(person.to_numpy())[0]
+        self.time_terms: list[npt.NDArray[np.float64]] = (
+            [
+                (part["time_point"] == tp).astype(float).to_numpy(dtype=float)
+                for tp in follow_ups[1:]
+            ]
+            if time_point == POOLED
+            else []
+        )
+        self.persons = part.drop_duplicates("person_id")
+        self.person_ids = person.to_numpy()
+        self._exposed: dict[str, int] = {}
+
+    def column(self, name: str) -> npt.NDArray[np.float64]:
+        return self.part[name].to_numpy(dtype=float)
+
+    def row(self, category: str, method: str, est: _Estimate) -> dict[str, Any]:
+        return {
+            "category": category,
+            "time_point": self.time_point,
+            "method": method,
+            "estimate": est.estimate,
+            "se": est.se,
+            "ci_low": est.ci_low,
+            "ci_high": est.ci_high,
+            "p_value": est.p_value,
+            "n": len(self.part),
+            "n_persons": len(self.persons),
+            "n_exposed": self.exposed(category),
+        }
+
+    def exposed(self, category: str) -> int:
+        """Persons of these rows exposed to ``category``."""
+        if category not in self._exposed:
+            self._exposed[category] = int((self.persons[category] > 0).sum())
+        return self._exposed[category]
 
 
 @dataclass(frozen=True)
@@ -375,42 +430,29 @@ def _descriptives(data: AnalysisData, level: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _row(
-    category: str, time_point: str, method: str, est: _Estimate, part: pd.DataFrame, exposed: str
-) -> dict[str, Any]:
-    persons = part.drop_duplicates("person_id")
-    return {
-        "category": category,
-        "time_point": time_point,
-        "method": method,
-        "estimate": est.estimate,
-        "se": est.se,
-        "ci_low": est.ci_low,
-        "ci_high": est.ci_high,
-        "p_value": est.p_value,
-        "n": len(part),
-        "n_persons": len(persons),
-        "n_exposed": int((persons[exposed] > 0).sum()),
-    }
-
-
 def _flag(smd: float) -> bool | None:
     """|SMD| ≥ 0.1, or ``None`` when the SMD could not be computed."""
     return None if math.isnan(smd) else bool(abs(smd) >= SMD_THRESHOLD)
 
 
+def _propensity_design(persons: pd.DataFrame, terms: Sequence[str]) -> npt.NDArray[np.float64]:
+    """The propensity models' design: a constant, the baseline score and the covariates."""
+    return _design(*(persons[name].to_numpy(dtype=float) for name in (_BASELINE_COLUMN, *terms)))
+
+
 def _propensity(
     persons: pd.DataFrame,
     category: str,
-    terms: Sequence[str],
+    exog: npt.NDArray[np.float64],
+    full_rank: bool,
     trim: float,
     notes: list[str],
 ) -> npt.NDArray[np.float64] | None:
     """Stabilised ATE weights per person (aligned with ``persons``), or None when the
-    propensity model cannot be fitted."""
+    propensity model cannot be fitted. ``exog`` is :func:`_propensity_design` (the same for
+    every category) and ``full_rank`` whether its columns are independent."""
     treated = persons[category].to_numpy(dtype=float)
-    exog = sm.add_constant(persons[[_BASELINE_COLUMN, *terms]].astype(float), has_constant="add")
-    if not _rank_ok(exog):
+    if not full_rank:
         notes.append(f"ipw {category}: the propensity covariates are collinear; skipped")
         return None
     with warnings.catch_warnings(record=True) as caught:
@@ -428,7 +470,7 @@ def _propensity(
         )
         return None
     _caught(notes, caught, f"ipw {category} propensity")
-    raw = expit(exog.to_numpy(dtype=float) @ np.asarray(fit.params, dtype=float))
+    raw = expit(exog @ np.asarray(fit.params, dtype=float))
     score = np.clip(raw, trim, 1 - trim)
     bounded = int(np.sum(raw != score))
     if bounded:
@@ -487,40 +529,36 @@ def service_effects(
             f"(fewer than {min_exposed} exposed or unexposed)"
         )
     rows: list[dict[str, Any]] = []
-    periods: list[tuple[str, pd.DataFrame]] = [
+    parts: list[tuple[str, pd.DataFrame]] = [
         (tp, frame[frame["time_point"] == tp]) for tp in data.follow_ups
     ]
     if len(data.follow_ups) > 1:
-        periods.append((POOLED, frame))
-    for tp, part in periods:
-        if part.empty:
-            continue
-        y = part["change"].to_numpy(dtype=float)
-        groups = part["person_id"].to_numpy()
-        time_terms = _time_dummies(part, data.follow_ups) if tp == POOLED else None
+        parts.append((POOLED, frame))
+    periods = [_Period(tp, part, data.follow_ups) for tp, part in parts if not part.empty]
+    for period in periods:
+        tp = period.time_point
         for category in modelled:
-            exog = sm.add_constant(part[[category]].astype(float), has_constant="add")
-            if time_terms is not None:
-                exog = pd.concat([exog, time_terms], axis=1)
-            result = _fit_ols(y, exog, groups, None, notes, f"naive {category} {tp}")
-            rows.append(
-                _row(category, tp, "naive", _coefficient(result, category, z), part, category)
-            )
+            exog = _design(period.column(category), *period.time_terms)
+            result = _fit_ols(period.y, exog, period.codes, None, notes, f"naive {category} {tp}")
+            rows.append(period.row(category, "naive", _coefficient(result, 1, z)))
         if modelled:
             columns = [*modelled, _BASELINE_COLUMN, *data.terms]
-            exog = sm.add_constant(part[columns].astype(float), has_constant="add")
-            if time_terms is not None:
-                exog = pd.concat([exog, time_terms], axis=1)
+            exog = _design(*(period.column(c) for c in columns), *period.time_terms)
             if _rank_ok(exog):
-                result = _fit_ols(y, exog, groups, None, notes, f"adjusted {tp}")
-                for category in modelled:
-                    est = _coefficient(result, category, z)
-                    rows.append(_row(category, tp, "adjusted", est, part, category))
+                result = _fit_ols(period.y, exog, period.codes, None, notes, f"adjusted {tp}")
+                for position, category in enumerate(modelled, start=1):
+                    est = _coefficient(result, position, z)
+                    rows.append(period.row(category, "adjusted", est))
             else:
                 notes.append(f"adjusted {tp}: the design is collinear; no adjusted estimates")
     balance_rows: list[dict[str, Any]] = []
+    propensity_exog = _propensity_design(person_frame, data.terms) if modelled else None
+    propensity_rank = propensity_exog is not None and _rank_ok(propensity_exog)
+    person_index = pd.Index(person_frame["person_id"].to_numpy())
+    positions = [person_index.get_indexer(period.person_ids) for period in periods]
     for category in modelled:
-        weights = _propensity(person_frame, category, data.terms, trim, notes)
+        assert propensity_exog is not None
+        weights = _propensity(person_frame, category, propensity_exog, propensity_rank, trim, notes)
         treated = person_frame[category].to_numpy(dtype=float)
         for variable in (_BASELINE_COLUMN, *data.terms):
             values = person_frame[variable].to_numpy(dtype=float)
@@ -542,24 +580,18 @@ def service_effects(
             )
         if weights is None:
             continue
-        weight_of = pd.Series(weights, index=person_frame["person_id"].to_numpy())
-        for tp, part in periods:
-            if part.empty:
-                continue
-            exog = sm.add_constant(part[[category]].astype(float), has_constant="add")
-            if tp == POOLED:
-                exog = pd.concat([exog, _time_dummies(part, data.follow_ups)], axis=1)
+        padded = np.append(weights, np.nan)  # position -1 (not a person of the frame): NaN
+        for period, position in zip(periods, positions, strict=True):
+            exog = _design(period.column(category), *period.time_terms)
             result = _fit_ols(
-                part["change"].to_numpy(dtype=float),
+                period.y,
                 exog,
-                part["person_id"].to_numpy(),
-                weight_of.reindex(part["person_id"]).to_numpy(dtype=float),
+                period.codes,
+                padded[position],
                 notes,
-                f"ipw {category} {tp}",
+                f"ipw {category} {period.time_point}",
             )
-            rows.append(
-                _row(category, tp, "ipw", _coefficient(result, category, z), part, category)
-            )
+            rows.append(period.row(category, "ipw", _coefficient(result, 1, z)))
     estimates = pd.DataFrame(
         rows,
         columns=[
@@ -614,18 +646,19 @@ def _cost_per_point(
     sign = -1.0 if direction == "lower_is_better" else 1.0
     time_point = POOLED if len(data.follow_ups) > 1 else data.follow_ups[0]
     rows = []
+    chosen = estimates[
+        (estimates["method"] == "adjusted") & (estimates["time_point"] == time_point)
+    ]
+    adjusted: dict[str, dict[str, Any]] = {}
+    for record in chosen.to_dict("records"):
+        adjusted.setdefault(record["category"], record)  # the first row, as before
     for category in modelled:
+        if category not in adjusted:
+            continue
         exposed_ids = person_frame.loc[person_frame[category] > 0, "person_id"]
         costs = data.cost[category].reindex(exposed_ids).dropna()
         mean_cost = float(costs.mean()) if len(costs) else math.nan
-        match = estimates[
-            (estimates["category"] == category)
-            & (estimates["method"] == "adjusted")
-            & (estimates["time_point"] == time_point)
-        ]
-        if match.empty:
-            continue
-        est = match.iloc[0]
+        est = adjusted[category]
         reduction = sign * float(est["estimate"])
         limits = sorted((sign * float(est["ci_low"]), sign * float(est["ci_high"])))
         ratio = low = high = math.nan

@@ -184,10 +184,21 @@ class Published:
         return [c for c in self.table.columns if c != disclosure.MARKER]
 
     def is_hidden(self, row: int, column: str) -> bool:
-        return column in self.hidden.columns and bool(self.hidden[column].iloc[row])
+        values = self._hidden_columns.get(column)
+        return values is not None and bool(values[row])
 
     def is_primary(self, row: int, column: str) -> bool:
-        return column in self.primary.columns and bool(self.primary[column].iloc[row])
+        values = self._primary_columns.get(column)
+        return values is not None and bool(values[row])
+
+    @cached_property
+    def _hidden_columns(self) -> dict[str, np.ndarray]:
+        """``hidden`` as one boolean array per column (the views ask cell by cell)."""
+        return {column: self.hidden[column].to_numpy(dtype=bool) for column in self.hidden}
+
+    @cached_property
+    def _primary_columns(self) -> dict[str, np.ndarray]:
+        return {column: self.primary[column].to_numpy(dtype=bool) for column in self.primary}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -1056,20 +1067,7 @@ class CohortAnalysis:
     def changes(self, score: str, follow_ups: Sequence[str] | None = None) -> pd.DataFrame:
         """Per follow-up, the change table of the persons due (see :meth:`due`)."""
         wanted = list(follow_ups) if follow_ups is not None else self.follow_ups
-        data = self.score_long(score)
-        parts = []
-        for tp in wanted:
-            due = self.roster.loc[self.due(tp), "enrolment_id"]
-            roster = self.persons[self.persons["person_id"].isin(due)]
-            rows = data[data["person_id"].isin(due) & data["time_point"].isin([self.baseline, tp])]
-            table = outcomes.change_scores(
-                rows,
-                baseline=self.baseline,
-                time_points=[self.baseline, tp],
-                persons=roster,
-                scores=[score],
-            ).table
-            parts.append(table)
+        parts = [self._change_table(score, tp) for tp in wanted]
         if not parts:
             return pd.DataFrame(
                 columns=[
@@ -1083,6 +1081,45 @@ class CohortAnalysis:
                 ]
             )
         return pd.concat(parts, ignore_index=True)
+
+    def _change_table(self, score: str, time_point: str) -> pd.DataFrame:
+        """The change table of ``score`` at one follow-up (the persons due), computed once per
+        analysis: the outcome, cost-effectiveness and funnel sections share it. Callers get
+        it through :meth:`changes`, which concatenates (copies) it."""
+        key = (score, time_point)
+        cached = self._changes_cache.get(key)
+        if cached is None:
+            data = self.score_long(score)
+            due = self._due_ids(time_point)
+            roster = self.persons[self.persons["person_id"].isin(due)]
+            rows = data[
+                data["person_id"].isin(due) & data["time_point"].isin([self.baseline, time_point])
+            ]
+            cached = outcomes.change_scores(
+                rows,
+                baseline=self.baseline,
+                time_points=[self.baseline, time_point],
+                persons=roster,
+                scores=[score],
+            ).table
+            self._changes_cache[key] = cached
+        return cached
+
+    @cached_property
+    def _changes_cache(self) -> dict[tuple[str, str], pd.DataFrame]:
+        return {}
+
+    def _due_ids(self, time_point: str) -> pd.Series:
+        """The enrolment ids of the persons due at ``time_point`` (see :meth:`due`)."""
+        cached = self._due_cache.get(time_point)
+        if cached is None:
+            cached = self.roster.loc[self.due(time_point), "enrolment_id"]
+            self._due_cache[time_point] = cached
+        return cached
+
+    @cached_property
+    def _due_cache(self) -> dict[str, pd.Series]:
+        return {}
 
     def responders(
         self, rule: ResponderRule, follow_ups: Sequence[str] | None = None
@@ -1151,7 +1188,7 @@ class CohortAnalysis:
             return None
         utilities = self.score_long(_score_name(*UTILITY))
         last = self.time_points[-1]
-        due = self.roster.loc[self.due(last), "enrolment_id"]
+        due = self._due_ids(last)
         roster = self.persons[self.persons["person_id"].isin(due)]
         utilities = utilities[utilities["person_id"].isin(due)]
         days = self._days("offset_days")
