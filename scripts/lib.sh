@@ -32,10 +32,12 @@ ensure_pdf_libraries() {
 # Create .venv and install the package (with extras) when pyproject.toml changed.
 ensure_venv() {
     local extras="${1:-}"
-    if [ ! -x "$PY" ]; then
+    # A venv whose creation was interrupted has a python but no pip: make it again.
+    if [ ! -x "$PY" ] || ! "$PY" -m pip --version >/dev/null 2>&1; then
         # Debian's python3 needs python3-venv (ensurepip) to create a virtual environment.
         python3 -c "import ensurepip" 2>/dev/null || ensure_debian_packages python3-venv
         say "Creating the virtual environment in .venv"
+        rm -rf "$VENV"
         python3 -m venv "$VENV"
     fi
     local stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)${extras:+-$extras}"
