@@ -151,9 +151,11 @@ def icer_value(delta_cost: float, delta_effect: float) -> float | None:
     if icer_status(delta_cost, delta_effect) not in ("NE", "SW"):
         return None
     try:
-        return float(delta_cost / delta_effect)
+        value = float(delta_cost / delta_effect)
     except OverflowError:
         return math.inf
+    # Both differences are non-zero and of one sign: a ratio that underflows is still positive.
+    return value if value > 0 else math.ulp(0.0)
 
 
 def fieller_interval(
