@@ -534,56 +534,6 @@ def test_an_import_interrupted_while_storing_leaves_nothing(
         assert stored_rows(kind) == len(rows)
 
 
-def _foreign_keys(table: str) -> list[str]:
-    """The foreign-key definitions of ``table`` as the database has them."""
-    from sqlalchemy import text
-
-    if db.engine.dialect.name == "postgresql":
-        statement = text(
-            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE contype = 'f' AND conrelid = CAST(:t AS regclass) ORDER BY 1"
-        )
-        return [str(d) for d in db.session.scalars(statement, {"t": table})]
-    rows = db.session.execute(text(f"PRAGMA foreign_key_list({table})")).all()
-    return sorted(f"{row[3]}->{row[2]}.{row[4]}" for row in rows)
-
-
-@pytest.mark.parametrize("interrupted", [False, True])
-@pytest.mark.parametrize("kind", ["resource_use", "procedures"])
-def test_a_large_import_checks_references_at_the_end_and_keeps_the_constraints(
-    people: dict[str, Any], monkeypatch: pytest.MonkeyPatch, kind: str, interrupted: bool
-) -> None:
-    """Above LARGE_IMPORT_ROWS the loaded table's foreign keys are checked once after the last
-    row (PostgreSQL): the rows are stored, and whether the import succeeds or fails half-way,
-    the table has exactly the constraints it had before."""
-    table = MODEL_OF[kind].__table__.name
-    constraints = _foreign_keys(table)
-    assert constraints
-    header, rows = good_rows(kind, TODAY)
-    before = stored_state(kind)
-    monkeypatch.setattr(imports, "LARGE_IMPORT_ROWS", 1)
-    if interrupted:
-        monkeypatch.setattr(imports, "CHUNK_ROWS", 1)
-        real_insert = imports.bulk_insert
-        calls = {"n": 0}
-
-        def failing_insert(session: Any, target: Any, frame: pd.DataFrame) -> None:
-            calls["n"] += 1
-            real_insert(session, target, frame)
-            if calls["n"] == 2:
-                raise RuntimeError("disk full")
-
-        monkeypatch.setattr(imports, "bulk_insert", failing_insert)
-    outcome = do_import(kind, csv_bytes(header, rows))
-    assert _foreign_keys(table) == constraints
-    if interrupted:
-        assert outcome.status == "failed"
-        assert stored_state(kind) == before
-    else:
-        assert (outcome.status, outcome.rows_stored) == ("stored", len(rows))
-        assert stored_rows(kind) == len(rows)
-
-
 # -- the identity code is never stored ---------------------------------------------------------
 
 

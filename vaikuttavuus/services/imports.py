@@ -36,7 +36,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from vaikuttavuus.bulk import bulk_insert, foreign_keys_checked_at_end
+from vaikuttavuus.bulk import bulk_insert
 from vaikuttavuus.domain import identity
 from vaikuttavuus.domain.imports import (
     KINDS,
@@ -85,11 +85,6 @@ STATUSES = (STORED, CHECKED, REJECTED, FAILED, RUNNING)
 
 CHUNK_ROWS = 50_000
 """Rows per insert statement (and per progress step)."""
-LARGE_IMPORT_ROWS = 50_000
-"""From this many rows on, PostgreSQL checks the loaded table's foreign keys once, after the
-last row, instead of row by row (about 40 % faster). The constraints are dropped and added back
-inside the import's transaction, so a bad reference still refuses the whole file, but readers
-of that table wait until the import commits: load files this large outside office hours."""
 LOOKUP_CHUNK = 5_000
 """Values per ``IN (…)`` list when looking up people and stored row hashes."""
 MAX_FILENAME = 255
@@ -543,8 +538,7 @@ def _store(
     table = TABLES[validation.kind]
     # In row-hash order the hash index grows at its end instead of at random places.
     rows = _rows_for(validation.kind, frame, batch, user).sort_values("row_hash")
-    checked_at_end = [table] if total >= LARGE_IMPORT_ROWS else []
-    with _large_cache(session), foreign_keys_checked_at_end(session, checked_at_end):
+    with _large_cache(session):
         for start in range(0, total, CHUNK_ROWS):
             chunk = rows.iloc[start : start + CHUNK_ROWS].reset_index(drop=True)
             bulk_insert(session, table, chunk)
