@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -262,13 +264,19 @@ def test_a_killed_import_leaves_nothing_and_a_rerun_completes(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as process:
         assert process.stderr is not None
+        stderr = process.stderr
+        lines: queue.Queue[str] = queue.Queue()
+        # Read in a thread, so that an import that prints nothing (waiting on a lock) cannot
+        # hang the test: the deadline below always holds.
+        threading.Thread(target=lambda: [lines.put(line) for line in stderr], daemon=True).start()
         deadline = time.monotonic() + 600
         seen = ""
         while "Storing" not in seen and time.monotonic() < deadline:
-            line = process.stderr.readline()
-            if not line and process.poll() is not None:
-                break
-            seen += line
+            try:
+                seen += lines.get(timeout=1)
+            except queue.Empty:
+                if process.poll() is not None:
+                    break
         # the first 50 000 rows are in the open transaction now
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
