@@ -431,6 +431,7 @@ LANGUAGE_MARKERS = {
 }
 
 
+@pytest.mark.one_backend
 @pytest.mark.parametrize("language", ["fi", "sv", "en"])
 def test_patient_summary_pdf_in_each_language(
     clinician: FlaskClient, enrol_patient: Any, tmp_path: Path, language: str

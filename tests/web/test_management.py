@@ -121,6 +121,7 @@ def test_the_page_shows_key_figures_and_the_interpretation(
     assert "/pilot/" not in older.get_data(as_text=True)  # no links to the pilot pages or CSVs
 
 
+@pytest.mark.one_backend
 @pytest.mark.parametrize("language", ["fi", "sv", "en"])
 def test_the_summary_pdf_in_each_language(
     boss: FlaskClient,
@@ -416,6 +417,7 @@ WORD = re.compile(
 )
 
 
+@pytest.mark.one_backend
 @pytest.mark.parametrize("language", ["fi", "sv", "en"])
 def test_every_word_of_the_summary_is_inside_the_text_area(
     boss: FlaskClient,

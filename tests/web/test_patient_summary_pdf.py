@@ -204,6 +204,7 @@ def full_older_adult_record(enrol_patient: Any, language: str) -> Any:
 RECORDS = {"bph": full_bph_record, "older-adults": full_older_adult_record}
 
 
+@pytest.mark.one_backend
 @pytest.mark.parametrize("pilot", ["bph", "older-adults"])
 def test_a_full_record_fits_one_page_in_every_language(
     clinician: FlaskClient, enrol_patient: Any, tmp_path: Path, pilot: str
