@@ -16,7 +16,6 @@ import argparse
 from typing import Any
 
 from flask import Flask, redirect, request
-from gunicorn.app.base import BaseApplication
 
 
 def create_hello_app() -> Flask:
@@ -38,23 +37,8 @@ def create_hello_app() -> Flask:
     return app
 
 
-class HelloServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn running :func:`create_hello_app` with the given options."""
-
-    def __init__(self, options: dict[str, Any]) -> None:
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Flask:
-        return create_hello_app()
-
-
 def main(argv: list[str] | None = None) -> None:
-    from vaikuttavuus.server import gunicorn_options
+    from vaikuttavuus.server import GunicornApplication, gunicorn_options
 
     parser = argparse.ArgumentParser(description="Serve the bare Flask baseline with gunicorn.")
     parser.add_argument("--host", default="127.0.0.1")
@@ -65,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     options = gunicorn_options(
         host=args.host, port=args.port, workers=args.workers, threads=args.threads
     )
-    HelloServer(options).run()
+    GunicornApplication(options, create_hello_app).run()
 
 
 if __name__ == "__main__":

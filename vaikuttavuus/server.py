@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -68,9 +69,20 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         return cleaned
 
 
-class _Gunicorn(BaseApplication):  # type: ignore[misc]
-    def __init__(self, options: dict[str, Any]) -> None:
+def _vaikuttavuus_app() -> Any:
+    from vaikuttavuus.wsgi import app
+
+    return app
+
+
+class GunicornApplication(BaseApplication):  # type: ignore[misc]
+    """gunicorn serving the WSGI app that ``load_app`` returns (default: this app)."""
+
+    def __init__(
+        self, options: dict[str, Any], load_app: Callable[[], Any] = _vaikuttavuus_app
+    ) -> None:
         self.options = options
+        self.load_app = load_app
         super().__init__()
 
     def load_config(self) -> None:
@@ -78,9 +90,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from vaikuttavuus.wsgi import app
-
-        return app
+        return self.load_app()
 
 
 def gunicorn_options(*, host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
@@ -101,4 +111,5 @@ def gunicorn_options(*, host: str, port: int, workers: int, threads: int) -> dic
 
 
 def run_gunicorn(*, host: str, port: int, workers: int, threads: int) -> None:
-    _Gunicorn(gunicorn_options(host=host, port=port, workers=workers, threads=threads)).run()
+    options = gunicorn_options(host=host, port=port, workers=workers, threads=threads)
+    GunicornApplication(options).run()

@@ -1176,6 +1176,24 @@ def pdf_text(data: bytes, folder: Path) -> str:
     return flat(raw)
 
 
+WORD_BOX = re.compile(
+    r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>'
+)
+
+
+def pdf_word_boxes(data: bytes, folder: Path) -> list[tuple[float, float, str]]:
+    """Every word of the PDF with its left and right edge in points (``pdftotext -bbox``)."""
+    path = folder / "report.pdf"
+    path.write_bytes(data)
+    boxes = subprocess.run(
+        ["pdftotext", "-bbox", "-enc", "UTF-8", str(path), "-"],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    return [(float(x0), float(x1), word) for x0, x1, word in WORD_BOX.findall(boxes)]
+
+
 def flat(text: str) -> str:
     """Single spaces (no-break spaces too); no line break after a hyphen, nor between a minus
     sign and its amount (WeasyPrint may break a narrow cell between "−" and "€2,535")."""

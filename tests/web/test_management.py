@@ -353,23 +353,27 @@ def _pdf_tables(result: CohortAnalysis, language: str) -> list[tuple[str, list[A
     return tables
 
 
-_PDF_TEXTS: dict[tuple[str, str, str], str] = {}
+_PDFS: dict[tuple[str, str, str], bytes] = {}
 
 
-def _summary_text(boss: FlaskClient, tmp_path: Path, pilot_code: str, language: str) -> str:
-    """The summary PDF's text (``report_numbers.pdf_text``), rendered once per backend, pilot
-    and language in this module: every test that reads it works on a fresh copy of the same
-    enriched data set."""
-    from tests.web import report_numbers as rn
-
+def _summary_pdf(boss: FlaskClient, pilot_code: str, language: str) -> bytes:
+    """The summary PDF of the enriched data set, rendered once per backend, pilot and
+    language in this module: every test that reads it works on a fresh copy of the same data."""
     require_pdf_tools()
     key = (db.engine.dialect.name, pilot_code, language)
-    if key not in _PDF_TEXTS:
+    if key not in _PDFS:
         response = boss.get(f"/management/{pilot_code}/summary.pdf?lang_pdf={language}")
         assert response.status_code == 200
         assert response.data.startswith(b"%PDF-")
-        _PDF_TEXTS[key] = rn.pdf_text(response.data, tmp_path)
-    return _PDF_TEXTS[key]
+        _PDFS[key] = response.data
+    return _PDFS[key]
+
+
+def _summary_text(boss: FlaskClient, tmp_path: Path, pilot_code: str, language: str) -> str:
+    """The summary PDF's text (``report_numbers.pdf_text``)."""
+    from tests.web import report_numbers as rn
+
+    return rn.pdf_text(_summary_pdf(boss, pilot_code, language), tmp_path)
 
 
 @pytest.mark.parametrize(("pilot_code", "language"), [("bph", "fi"), ("older-adults", "fi")])
@@ -412,10 +416,6 @@ A4_WIDTH_PT = 595.28
 RIGHT_MARGIN_PT = 16 / 25.4 * 72
 """reports/report.css: @page margin 18mm 16mm 20mm 16mm."""
 
-WORD = re.compile(
-    r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>'
-)
-
 
 @pytest.mark.one_backend
 @pytest.mark.parametrize("language", ["fi", "sv", "en"])
@@ -429,19 +429,8 @@ def test_every_word_of_the_summary_is_inside_the_text_area(
     break (soft hyphens, syllables) instead of pushing the last column over the margin."""
     from tests.web import report_numbers as rn
 
-    require_pdf_tools()
     rn.enrich()
-    response = boss.get(f"/management/bph/summary.pdf?lang_pdf={language}")
-    assert response.status_code == 200
-    path = tmp_path / "summary.pdf"
-    path.write_bytes(response.data)
-    boxes = subprocess.run(
-        ["pdftotext", "-bbox", "-enc", "UTF-8", str(path), "-"],
-        capture_output=True,
-        check=True,
-        text=True,
-    ).stdout
-    words = [(float(x0), float(x1), word) for x0, x1, word in WORD.findall(boxes)]
+    words = rn.pdf_word_boxes(_summary_pdf(boss, "bph", language), tmp_path)
     assert len(words) > 500
     edge = A4_WIDTH_PT - RIGHT_MARGIN_PT + 1.0
     outside = sorted({word for _x0, x1, word in words if x1 > edge})

@@ -100,18 +100,13 @@ def resolve(session: Session, token: str, today: date | None = None) -> LinkStat
     if today < invitation.opens_on:
         return LinkState("not_open_yet", invitation, digest)
     now = datetime.now(UTC)
-    if access.last_used_at is None or _aware(access.last_used_at) < now - LAST_USED_RESOLUTION:
+    if access.last_used_at is None or access.last_used_at < now - LAST_USED_RESOLUTION:
         access.last_used_at = now
     if invitation.opened_at is None:
         invitation.opened_at = now
     if invitation.status == "scheduled":
         invitation.status = "open"
     return LinkState(None, invitation, digest)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives naive datetimes back (stored as UTC); PostgreSQL gives aware ones."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def issue_token(session: Session, invitation: Invitation) -> str:

@@ -270,7 +270,9 @@ def step(token: str, number: int) -> Response:
             language,
             stored,
             questions["hidden_items"],
-            render=lambda: question_cache.render_questions(language=language, **questions),
+            render=lambda: render_template(
+                "patient/_questions.html", language=language, **questions
+            ),
         )
     page = _render(
         "patient/step.html",

@@ -14,7 +14,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from threading import Lock
 
-from flask import render_template
 from flask_babel import get_locale
 from markupsafe import Markup
 
@@ -33,13 +32,10 @@ def questions_html(
     language: str,
     stored: Mapping[str, str],
     hidden_items: set[str],
-    render: Callable[[], str] | None = None,
+    render: Callable[[], str],
 ) -> Markup:
-    """The page's rendered questions (no errors shown), from the cache when possible.
-
-    ``render`` renders the block afresh (default: ``patient/_questions.html`` with the
-    caller's template context); it is called only on a miss.
-    """
+    """The page's rendered questions (no errors shown), from the cache when possible;
+    ``render`` renders the block afresh and is called only on a miss."""
     on_page = {item.id for item in step.section.items}
     key: _Key = (
         id(step.spec),
@@ -54,21 +50,12 @@ def questions_html(
         if cached is not None and cached[0] is step.spec:
             _blocks.move_to_end(key)
             return cached[1]
-    html = Markup((render or _no_renderer)())
+    html = Markup(render())
     with _lock:
         _blocks[key] = (step.spec, html)
         while len(_blocks) > MAX_ENTRIES:
             _blocks.popitem(last=False)
     return html
-
-
-def _no_renderer() -> str:
-    raise ValueError("a renderer is needed on a cache miss")
-
-
-def render_questions(**context: object) -> str:
-    """Render ``patient/_questions.html`` with ``context`` (form, errors, hidden items …)."""
-    return render_template("patient/_questions.html", **context)
 
 
 def clear() -> None:
