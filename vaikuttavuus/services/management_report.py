@@ -17,6 +17,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
+from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.domain.loneliness import POOLED
 from vaikuttavuus.models import Pilot
 from vaikuttavuus.services.analytics import (
@@ -345,10 +346,11 @@ def render_management_pdf(
     options: dict[str, Any] = {"seed": seed, "as_of": as_of}
     if n_boot is not None:
         options["n_boot"] = n_boot
-    analysis = CohortAnalysis(session, pilot, filters, **options)
-    with force_locale(language):
-        context = management_context(analysis, language)
-    context["demo_data"] = demo_data_present(session)
+    with read_snapshot(session):  # every figure from one moment of the data
+        analysis = CohortAnalysis(session, pilot, filters, **options)
+        with force_locale(language):
+            context = management_context(analysis, language)
+        context["demo_data"] = demo_data_present(session)
     return render_pdf("management.html", language, **context)
 
 

@@ -30,7 +30,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import pandas as pd
 from sqlalchemy import select
@@ -70,6 +70,7 @@ from vaikuttavuus.services.definitions import (
     load_measure_catalogue,
     pilot_spec,
 )
+from vaikuttavuus.services.reference_cache import scored_responses
 
 CLOSING_SOON_DAYS = 7
 """An open questionnaire closing within this many days (today included) raises an alert."""
@@ -354,16 +355,41 @@ def _time_points_of(spec: PilotSpec, instrument: str, language: str) -> list[tup
     ]
 
 
+class ScoredCohort(Protocol):
+    """An instrument's scored responses in a pilot: the patient's rows and the reference band
+    of a score in an arm (:class:`vaikuttavuus.services.reference_cache.Entry`, or
+    :class:`FreshCohort` read for this request only)."""
+
+    def band(self, arm: str, score: str) -> pd.DataFrame: ...
+
+    def of_enrolment(self, enrolment_id: int) -> pd.DataFrame: ...
+
+
+class FreshCohort:
+    """A scored frame read afresh (no cache)."""
+
+    def __init__(self, scores: pd.DataFrame) -> None:
+        self.scores = scores
+
+    def band(self, arm: str, score: str) -> pd.DataFrame:
+        same_arm = self.scores[self.scores["arm"] == arm] if not self.scores.empty else self.scores
+        return reference_band(same_arm, score)
+
+    def of_enrolment(self, enrolment_id: int) -> pd.DataFrame:
+        if self.scores.empty:
+            return self.scores
+        return self.scores[self.scores["enrolment_id"] == enrolment_id]
+
+
 def _instrument_series(
     pilot: PilotSpec,
     spec: InstrumentSpec,
-    cohort: pd.DataFrame,
+    cohort: ScoredCohort,
     enrolment_id: int,
     arm: str,
     language: str,
 ) -> InstrumentOutcome:
-    same_arm = cohort[cohort["arm"] == arm] if not cohort.empty else cohort
-    mine = cohort[cohort["enrolment_id"] == enrolment_id] if not cohort.empty else cohort
+    mine = cohort.of_enrolment(enrolment_id)
     mine = mine.set_index("time_point") if not mine.empty else mine
     time_points = _time_points_of(pilot, spec.id, language)
     outcome = InstrumentOutcome(spec.id, spec.title.get(language), time_points)
@@ -378,7 +404,7 @@ def _instrument_series(
         band_score = next(
             (s for s in spec.scores if isinstance(s, BandScore) and s.of == score.id), None
         )
-        reference = reference_band(same_arm, score.id)
+        reference = cohort.band(arm, score.id)
         by_tp = reference.set_index("time_point") if not reference.empty else reference
         rows = []
         for code, label in time_points:
@@ -440,7 +466,7 @@ def patient_series(
     """Every chartable score of one instrument: the patient's values and the cohort band."""
     pilot: Pilot = enrolment.pilot
     spec = instrument_spec(current_instrument(session, instrument_code))
-    cohort = instrument_scores(session, pilot.id, instrument_code)
+    cohort = FreshCohort(instrument_scores(session, pilot.id, instrument_code))
     outcome = _instrument_series(
         pilot_spec(pilot), spec, cohort, enrolment.id, enrolment.arm.code, language
     )
@@ -731,23 +757,34 @@ def _alerts(
 
 
 def patient_overview(
-    session: Session, enrolment: Enrolment, language: str, today: date
+    session: Session,
+    enrolment: Enrolment,
+    language: str,
+    today: date,
+    *,
+    cached: bool = True,
 ) -> PatientOverview:
-    """Everything the clinician's patient page and the patient summary show."""
+    """Everything the clinician's patient page and the patient summary show.
+
+    The cohort's scored responses come from :mod:`vaikuttavuus.services.reference_cache`
+    (brought up to date with what the session's transaction sees); ``cached=False`` reads
+    and scores them afresh (the same numbers, slower)."""
     pilot = enrolment.pilot
     spec = pilot_spec(pilot)
     codes = list(spec.instrument_ids)
     versions = _current_versions(session, codes)
     specs = {code: instrument_spec(versions[code]) for code in codes}
     arm = enrolment.arm.code
-    instruments = []
-    for code in codes:
-        if specs[code].kind != "prom":
-            continue
-        cohort = instrument_scores(session, pilot.id, code)
-        instruments.append(
-            _instrument_series(spec, specs[code], cohort, enrolment.id, arm, language)
-        )
+    proms = [code for code in codes if specs[code].kind == "prom"]
+    cohorts: dict[str, ScoredCohort]
+    if cached:
+        cohorts = dict(scored_responses(session, pilot.id, proms))
+    else:
+        cohorts = {code: FreshCohort(instrument_scores(session, pilot.id, code)) for code in proms}
+    instruments = [
+        _instrument_series(spec, specs[code], cohorts[code], enrolment.id, arm, language)
+        for code in proms
+    ]
     invitations = _invitations(session, enrolment, spec, language)
     return PatientOverview(
         time_points=[(tp.id, tp.label.get(language)) for tp in spec.time_points],

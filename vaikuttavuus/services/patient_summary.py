@@ -1,9 +1,9 @@
 """The patient's outcomes as charts and as a one-page PDF summary in the patient's language.
 
-Charts are matplotlib figures rendered to SVG (:mod:`vaikuttavuus.plotting`). Rendering one
-takes a noticeable fraction of a second, so the charts of the clinician's page are kept in a
-small in-process cache keyed by everything drawn in them (values, texts, language): a chart is
-drawn again only when something in it changed.
+The clinician page's charts are drawn straight as SVG (:mod:`vaikuttavuus.svg_charts`, about
+a millisecond each) and kept in a small in-process cache keyed by everything drawn in them
+(values, texts, language); the PDF's small multiples are matplotlib figures
+(:mod:`vaikuttavuus.plotting`).
 
 The PDF (``reports/patient_summary.html`` + ``patient_summary.css``) is one A4 page whatever
 the record holds: at most :data:`KEY_SCORES_MAX` scores, the latest value of each clinical
@@ -27,10 +27,11 @@ from flask_babel import force_locale, format_decimal
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
+from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.domain.disclosure import suppress_small_cells
 from vaikuttavuus.models import Enrolment
 from vaikuttavuus.pdf import render_pdf
-from vaikuttavuus.plotting import Band, Chart, TrajectoryPanel, trajectory_chart, trajectory_panels
+from vaikuttavuus.plotting import Band, Chart, TrajectoryPanel, trajectory_panels
 from vaikuttavuus.services.definitions import pilot_spec
 from vaikuttavuus.services.demo_data import demo_data_present
 from vaikuttavuus.services.patient_outcomes import (
@@ -40,6 +41,7 @@ from vaikuttavuus.services.patient_outcomes import (
     ScoreSeries,
     patient_overview,
 )
+from vaikuttavuus.svg_charts import trajectory_svg
 
 CHART_CACHE_SIZE = 256
 KEY_SCORES_MAX = 4
@@ -79,7 +81,7 @@ def _cached_trajectory(
     labels: tuple[tuple[str, str], ...],
     alt: str,
 ) -> Chart:
-    return trajectory_chart(
+    return trajectory_svg(
         time_labels=time_labels,
         patient=patient,
         median=median,
@@ -390,6 +392,6 @@ def summary_language(enrolment: Enrolment, requested: str | None = None) -> str:
 
 def summary_pdf(session: Session, enrolment: Enrolment, language: str, today: date) -> bytes:
     """The one-page summary as PDF bytes, in ``language``."""
-    with force_locale(language):
+    with read_snapshot(session), force_locale(language):  # one moment of the data
         context = summary_context(session, enrolment, language, today)
     return render_pdf("patient_summary.html", language, **context)

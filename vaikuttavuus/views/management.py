@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 from werkzeug.wrappers import Response
 
+from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import Role
@@ -29,18 +30,22 @@ def index() -> str:
     language = request.args.get("lang_pdf")
     language = language if language in LANGUAGES else current_language()
     overview = None
-    if pilot is not None:
-        analysis = CohortAnalysis(db.session, pilot, Filters(period=period))
-        overview = management_overview(analysis, current_language())
-    return render_template(
-        "management/index.html",
-        pilots=pilots,
-        codes=codes,
-        pilot=pilot,
-        period=period,
-        pdf_language=language,
-        overview=overview,
-    )
+    version = None
+    with read_snapshot() as snapshot:
+        if pilot is not None:
+            analysis = CohortAnalysis(db.session, pilot, Filters(period=period))
+            overview = management_overview(analysis, current_language())
+            version = snapshot.data_version(pilot.id)
+        return render_template(
+            "management/index.html",
+            pilots=pilots,
+            codes=codes,
+            pilot=pilot,
+            period=period,
+            pdf_language=language,
+            overview=overview,
+            data_version=version,
+        )
 
 
 @bp.get("/<pilot_code>/summary.pdf")

@@ -17,6 +17,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
+from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import Pilot, Role
@@ -29,7 +30,7 @@ from vaikuttavuus.services.cohort_summary import render_cohort_summary_pdf
 from vaikuttavuus.services.cohort_tables import TableRequest, cohort_table, to_csv
 from vaikuttavuus.services.definitions import pilot_spec
 from vaikuttavuus.services.management_report import LANGUAGES, render_management_pdf
-from vaikuttavuus.views.common import require_pilot, visible_pilots
+from vaikuttavuus.views.common import require_pilot, visible_pilots, with_data_version
 
 bp = Blueprint("pilot", __name__, url_prefix="/pilot")
 
@@ -97,26 +98,28 @@ def index() -> Response | str:
 @allow(Role.PILOT_LEAD)
 def overview(pilot_code: str) -> str:
     pilot = require_pilot(pilot_code)
-    filters = filters_from_request(pilot)
     section = request.args.get("section", SECTIONS[0])
-    analysis = CohortAnalysis(db.session, pilot, filters)
-    page = cohort_page(
-        analysis,
-        current_language(),
-        section=section,
-        effect=request.args.get("effect"),
-        score=request.args.get("score"),
-        mixed=request.args.get("mixed") == "1",
-    )
-    return render_template(
-        "pilot/overview.html",
-        pilot=pilot,
-        page=page,
-        filters=filters,
-        args=filter_args(filters),
-        units=cohort_units(db.session, pilot.id),
-        costs_url=costs_url(pilot.code),
-    )
+    with read_snapshot() as snapshot:  # every figure of the page from one moment of the data
+        filters = filters_from_request(pilot)
+        analysis = CohortAnalysis(db.session, pilot, filters)
+        page = cohort_page(
+            analysis,
+            current_language(),
+            section=section,
+            effect=request.args.get("effect"),
+            score=request.args.get("score"),
+            mixed=request.args.get("mixed") == "1",
+        )
+        return render_template(
+            "pilot/overview.html",
+            pilot=pilot,
+            page=page,
+            filters=filters,
+            args=filter_args(filters),
+            units=cohort_units(db.session, pilot.id),
+            costs_url=costs_url(pilot.code),
+            data_version=snapshot.data_version(pilot.id),
+        )
 
 
 @bp.get("/<pilot_code>/tables/<name>.csv")
@@ -124,14 +127,16 @@ def overview(pilot_code: str) -> str:
 def table_csv(pilot_code: str, name: str) -> Response:
     """The numbers of one table or figure of the cohort page, with the page's filters."""
     pilot = require_pilot(pilot_code)
-    filters = filters_from_request(pilot)
-    analysis = CohortAnalysis(db.session, pilot, filters)
     wanted = TableRequest(
         effect=request.args.get("effect"),
         score=request.args.get("score"),
         by=request.args.get("by"),
     )
-    table = cohort_table(analysis, name, wanted)
+    with read_snapshot() as snapshot:
+        filters = filters_from_request(pilot)
+        analysis = CohortAnalysis(db.session, pilot, filters)
+        table = cohort_table(analysis, name, wanted)
+        version = snapshot.data_version(pilot.id)
     if table is None:
         abort(404)
     audit.record(
@@ -141,7 +146,7 @@ def table_csv(pilot_code: str, name: str) -> Response:
         pilot_code=pilot.code,
         details={"filters": filters.to_dict(), "rows": len(table)},
     )
-    response = make_response(to_csv(table))
+    response = with_data_version(make_response(to_csv(table)), version.label)
     response.headers["Content-Type"] = "text/csv; charset=utf-8"
     filename = f"{pilot.code}-{name}-{date.today().isoformat()}.csv"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -173,7 +178,9 @@ def management_pdf_response(pilot: Pilot, *, audience: str) -> Response:
     filter applies: management sees whole arms."""
     language = pdf_language()
     filters = Filters(period=period_from_request())
-    pdf = render_management_pdf(db.session, pilot, filters, language)
+    with read_snapshot() as snapshot:
+        pdf = render_management_pdf(db.session, pilot, filters, language)
+        version = snapshot.data_version(pilot.id)
     audit.record(
         "export_pdf",
         object_type="management_summary",
@@ -181,7 +188,7 @@ def management_pdf_response(pilot: Pilot, *, audience: str) -> Response:
         pilot_code=pilot.code,
         details={"language": language, "audience": audience, "filters": filters.to_dict()},
     )
-    response = make_response(pdf)
+    response = with_data_version(make_response(pdf), version.label)
     response.headers["Content-Type"] = "application/pdf"
     filename = f"{pilot.code}-management-summary-{language}-{date.today().isoformat()}.pdf"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -193,8 +200,10 @@ def cohort_summary_pdf_response(*, pilot_code: str, audience: str) -> Response:
     download: the cohort page's analytics and numbers, for the page's filters."""
     pilot = require_pilot(pilot_code)
     language = pdf_language()
-    filters = filters_from_request(pilot)
-    pdf = render_cohort_summary_pdf(db.session, pilot, filters, language)
+    with read_snapshot() as snapshot:
+        filters = filters_from_request(pilot)
+        pdf = render_cohort_summary_pdf(db.session, pilot, filters, language)
+        version = snapshot.data_version(pilot.id)
     audit.record(
         "export_pdf",
         object_type="cohort_summary",
@@ -202,7 +211,7 @@ def cohort_summary_pdf_response(*, pilot_code: str, audience: str) -> Response:
         pilot_code=pilot.code,
         details={"language": language, "audience": audience, "filters": filters.to_dict()},
     )
-    response = make_response(pdf)
+    response = with_data_version(make_response(pdf), version.label)
     response.headers["Content-Type"] = "application/pdf"
     filename = f"{pilot.code}-cohort-summary-{date.today().isoformat()}.pdf"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
