@@ -302,6 +302,32 @@ def _close_snapshot(
             raise
 
 
+class SnapshotSession:
+    """A session of its own, on a connection of its own, with a read snapshot open on it: for
+    reads that outlive the request, such as a streamed download, which must see one moment
+    of the data from its first row to its last. :meth:`close` ends the snapshot and returns
+    the connection (idempotent; call it when the download ends or is abandoned)."""
+
+    def __init__(self, engine: Engine | None = None) -> None:
+        self.session = Session(bind=engine if engine is not None else db.engine)
+        self._stack = contextlib.ExitStack()
+        try:
+            self.snapshot = self._stack.enter_context(read_snapshot(self.session))
+        except BaseException:
+            self.session.close()
+            raise
+        self._closed = False
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._stack.close()
+        finally:
+            self.session.close()
+
+
 # -- migrations -------------------------------------------------------------------------------
 
 
