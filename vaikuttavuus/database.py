@@ -82,20 +82,36 @@ def init_app(app: Flask) -> None:
         busy_timeout = float(app.config.get("SQLITE_BUSY_TIMEOUT", 30))
         options.setdefault("connect_args", {}).setdefault("timeout", busy_timeout)
     else:
-        options.setdefault("pool_pre_ping", True)
+        options.setdefault("pool_pre_ping", True)  # replaces connections broken by an outage
         options.setdefault("pool_size", 10)
         options.setdefault("max_overflow", 20)
+        options.setdefault("pool_timeout", 10)  # then 503 "try again", not a hanging request
+        # A server that does not answer at all (not even "refused") fails fast, too.
+        options.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     app.config.setdefault("SQLALCHEMY_TRACK_MODIFICATIONS", False)
     db.init_app(app)
 
     @app.after_request
     def _commit(response: Response) -> Response:
-        """Commit the request's unit of work before the response leaves."""
-        if response.status_code < 400 or getattr(response, "commit_on_error", False):
-            db.session.commit()
-        else:
-            db.session.rollback()
+        """Commit the request's unit of work before the response leaves. If the database is
+        unavailable by then, nothing was stored and the response becomes the 503 page."""
+        from vaikuttavuus.health import is_outage
+
+        try:
+            if response.status_code < 400 or getattr(response, "commit_on_error", False):
+                db.session.commit()
+            else:
+                db.session.rollback()
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            from vaikuttavuus.web import service_unavailable
+
+            return service_unavailable(error)
+        retry_after = getattr(response, "outage_retry_after", None)
+        if retry_after is not None:  # a 503 page: its Retry-After, not the rate limiter's
+            response.headers["Retry-After"] = str(retry_after)
         return response
 
 

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 from vaikuttavuus.extensions import db
 
@@ -123,11 +124,76 @@ def _http_error(error: HTTPException) -> Any:
     return render_template("error.html", code=code, title=title, message=message), code
 
 
-def _unexpected_error(error: Exception) -> tuple[str, int]:
+def _rollback_quietly() -> None:
+    """Roll the request's session back; with the database gone, rolling back fails too."""
+    try:
+        db.session.rollback()
+    except Exception:
+        db.session.remove()
+
+
+def _outage_language() -> str:
+    """The page language without asking the database (it may be what is down): ``?lang=``,
+    the session's choice, the loaded user's or the patient's language, the browser's."""
+    from flask import current_app, g, session
+
+    supported = tuple(current_app.config["LANGUAGES"])
+    for candidate in (
+        request.args.get("lang"),
+        session.get("lang"),
+        getattr(g.get("_login_user"), "locale", None),
+        g.get("patient_language"),
+    ):
+        if candidate in supported:
+            return str(candidate)
+    return request.accept_languages.best_match(supported) or supported[0]
+
+
+def service_unavailable(error: BaseException) -> Response:
+    """503 with ``Retry-After``: a dependency is down (see :mod:`vaikuttavuus.health`). The
+    page says to try again in a minute — to patients also that what they saved is kept —
+    in their language, and renders without the database."""
+    from flask import current_app, g, make_response
+    from flask_babel import force_locale
+
+    from vaikuttavuus.health import outage_summary
+
+    _rollback_quietly()
+    current_app.logger.warning(
+        "dependency unavailable (503) on %s %s: %s",
+        request.method,
+        request.path if request.blueprint != "patient" else "/r/…",
+        outage_summary(error),
+    )
+    language = _outage_language()
+    retry_after = int(current_app.config.get("RETRY_AFTER_SECONDS", 60))
+    if "_login_user" not in g:  # Flask-Login's template context would load the user
+        g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
+    with force_locale(language):
+        html = render_template(
+            "unavailable.html",
+            language=language,
+            patient=request.blueprint == "patient",
+            resend=request.method != "GET",
+        )
+    response = make_response(html, 503)
+    response.headers["Retry-After"] = str(retry_after)
+    response.headers["Cache-Control"] = "no-store"
+    # The rate limiter's headers would replace Retry-After; the request boundary
+    # (vaikuttavuus.database) puts it back.
+    response.outage_retry_after = retry_after  # type: ignore[attr-defined]
+    return response
+
+
+def _unexpected_error(error: Exception) -> Any:
     from flask import current_app
+
+    from vaikuttavuus.health import is_outage
 
     if isinstance(error, HTTPException):
         return _http_error(error)
+    if is_outage(error):
+        return service_unavailable(error)
     db.session.rollback()
     current_app.logger.exception("unexpected error")
     if current_app.config.get("TESTING") and current_app.config.get("PROPAGATE_TEST_ERRORS", True):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, redirect, url_for
+from flask import Blueprint, current_app, jsonify, redirect, url_for
 from flask_login import current_user
-from sqlalchemy import text
 from werkzeug.wrappers import Response
 
-from vaikuttavuus.extensions import db
+from vaikuttavuus.health import run_checks
 from vaikuttavuus.models import Role
 from vaikuttavuus.security.access import public
 
@@ -31,7 +30,17 @@ def index() -> Response:
 
 @bp.get("/healthz")
 @public
-def health() -> Response:
-    """For load balancers and monitoring: the app answers and the database is reachable."""
-    db.session.execute(text("SELECT 1"))
-    return jsonify(status="ok")
+def health() -> tuple[Response, int] | Response:
+    """For load balancers and monitoring: each dependency (the database; the job queue once
+    there is one) with its state and how long the check took. 200 when all work, else 503
+    with ``Retry-After`` (see docs/operations.md, "Monitoring")."""
+    results = run_checks()
+    healthy = all(result.ok for result in results)
+    response = jsonify(
+        status="ok" if healthy else "unavailable",
+        checks={result.name: result.to_dict() for result in results},
+    )
+    if healthy:
+        return response
+    response.headers["Retry-After"] = str(current_app.config.get("RETRY_AFTER_SECONDS", 60))
+    return response, 503
