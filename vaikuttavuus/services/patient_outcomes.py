@@ -70,7 +70,12 @@ from vaikuttavuus.services.definitions import (
     load_measure_catalogue,
     pilot_spec,
 )
-from vaikuttavuus.services.reference_cache import scored_responses
+from vaikuttavuus.services.reference_cache import (
+    Reference,
+    reference_by_time_point,
+    scored_responses,
+    values_by_time_point,
+)
 
 CLOSING_SOON_DAYS = 7
 """An open questionnaire closing within this many days (today included) raises an alert."""
@@ -356,13 +361,13 @@ def _time_points_of(spec: PilotSpec, instrument: str, language: str) -> list[tup
 
 
 class ScoredCohort(Protocol):
-    """An instrument's scored responses in a pilot: the patient's rows and the reference band
-    of a score in an arm (:class:`vaikuttavuus.services.reference_cache.Entry`, or
+    """An instrument's scored responses in a pilot: one patient's values and the reference of
+    a score in an arm (:class:`vaikuttavuus.services.reference_cache.Entry`, or
     :class:`FreshCohort` read for this request only)."""
 
-    def band(self, arm: str, score: str) -> pd.DataFrame: ...
+    def reference(self, arm: str, score: str) -> Reference: ...
 
-    def of_enrolment(self, enrolment_id: int) -> pd.DataFrame: ...
+    def values_of(self, enrolment_id: int) -> dict[str, dict[str, Any]]: ...
 
 
 class FreshCohort:
@@ -371,14 +376,14 @@ class FreshCohort:
     def __init__(self, scores: pd.DataFrame) -> None:
         self.scores = scores
 
-    def band(self, arm: str, score: str) -> pd.DataFrame:
+    def reference(self, arm: str, score: str) -> Reference:
         same_arm = self.scores[self.scores["arm"] == arm] if not self.scores.empty else self.scores
-        return reference_band(same_arm, score)
+        return reference_by_time_point(reference_band(same_arm, score))
 
-    def of_enrolment(self, enrolment_id: int) -> pd.DataFrame:
+    def values_of(self, enrolment_id: int) -> dict[str, dict[str, Any]]:
         if self.scores.empty:
-            return self.scores
-        return self.scores[self.scores["enrolment_id"] == enrolment_id]
+            return {}
+        return values_by_time_point(self.scores[self.scores["enrolment_id"] == enrolment_id])
 
 
 def _instrument_series(
@@ -389,37 +394,35 @@ def _instrument_series(
     arm: str,
     language: str,
 ) -> InstrumentOutcome:
-    mine = cohort.of_enrolment(enrolment_id)
-    mine = mine.set_index("time_point") if not mine.empty else mine
+    mine = cohort.values_of(enrolment_id)
     time_points = _time_points_of(pilot, spec.id, language)
     outcome = InstrumentOutcome(spec.id, spec.title.get(language), time_points)
 
     def own(code: str, column: str) -> Any:
-        if mine.empty or code not in mine.index or column not in mine.columns:
+        value = mine.get(code, {}).get(column)
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
             return None
-        value = mine.at[code, column]
-        return None if value is pd.NA or (isinstance(value, float) and math.isnan(value)) else value
+        return value
 
     for score in main_scores(spec):
         band_score = next(
             (s for s in spec.scores if isinstance(s, BandScore) and s.of == score.id), None
         )
-        reference = cohort.band(arm, score.id)
-        by_tp = reference.set_index("time_point") if not reference.empty else reference
+        reference = cohort.reference(arm, score.id)
         rows = []
         for code, label in time_points:
             band = own(code, band_score.id) if band_score is not None else None
-            has_ref = not by_tp.empty and code in by_tp.index
+            n, median, q1, q3 = reference.get(code, (0, None, None, None))
             rows.append(
                 ScoreRow(
                     time_point=code,
                     label=label,
                     patient=_none(own(code, score.id)),
                     band=None if band is None else str(band),
-                    n=int(by_tp.at[code, "n"]) if has_ref else 0,
-                    median=_none(by_tp.at[code, "median"]) if has_ref else None,
-                    q1=_none(by_tp.at[code, "q1"]) if has_ref else None,
-                    q3=_none(by_tp.at[code, "q3"]) if has_ref else None,
+                    n=n,
+                    median=median,
+                    q1=q1,
+                    q3=q3,
                 )
             )
         bands = (

@@ -24,11 +24,13 @@ bounded (:data:`MAX_CACHED_ROWS`, least recently used entries go first).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy.orm import Session
@@ -42,6 +44,28 @@ MAX_CACHED_ROWS = 400_000
 """At most this many scored responses are kept per process, over every entry."""
 
 Version = tuple[int, int, object]
+Reference = dict[str, tuple[int, float | None, float | None, float | None]]
+"""A score's cohort reference per time point: (n, median, first quartile, third quartile)."""
+
+
+def _plain(value: object) -> float | None:
+    if value is None or value is pd.NA:
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(number) else number
+
+
+def reference_by_time_point(band: pd.DataFrame) -> Reference:
+    """:func:`vaikuttavuus.domain.reference.reference_band`'s frame as plain values."""
+    return {
+        str(row.time_point): (int(row.n), _plain(row.median), _plain(row.q1), _plain(row.q3))
+        for row in band.itertuples(index=False)
+    }
+
+
+def values_by_time_point(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """One patient's scored responses of an instrument: time point → column → value."""
+    return {str(record["time_point"]): record for record in rows.to_dict("records")}
 
 
 @dataclass
@@ -51,23 +75,30 @@ class Entry:
     version: Version
     scores: pd.DataFrame
     ids: frozenset[int]
-    bands: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+    references: dict[tuple[str, str], Reference] = field(default_factory=dict)
+    _rows_of: dict[int, Any] | None = None
 
-    def band(self, arm: str, score: str) -> pd.DataFrame:
-        """The reference band of ``score`` in ``arm`` per time point (computed once)."""
+    def reference(self, arm: str, score: str) -> Reference:
+        """The cohort reference of ``score`` in ``arm`` per time point (computed once)."""
         key = (arm, score)
-        found = self.bands.get(key)
+        found = self.references.get(key)
         if found is None:
             scores = self.scores
             same_arm = scores[scores["arm"] == arm] if not scores.empty else scores
-            found = reference_band(same_arm, score)
-            self.bands[key] = found
+            found = reference_by_time_point(reference_band(same_arm, score))
+            self.references[key] = found
         return found
 
-    def of_enrolment(self, enrolment_id: int) -> pd.DataFrame:
+    def values_of(self, enrolment_id: int) -> dict[str, dict[str, Any]]:
+        """One patient's scored responses (time point → column → value)."""
         if self.scores.empty:
-            return self.scores
-        return self.scores[self.scores["enrolment_id"] == enrolment_id]
+            return {}
+        if self._rows_of is None:
+            self._rows_of = self.scores.groupby("enrolment_id", sort=False).indices
+        positions = self._rows_of.get(enrolment_id)
+        if positions is None:
+            return {}
+        return values_by_time_point(self.scores.iloc[positions])
 
 
 @dataclass
