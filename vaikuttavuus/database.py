@@ -278,17 +278,17 @@ def read_snapshot(
     _end_transaction_keeping_objects(session)
     connection = session.connection()
     backend = connection.dialect.name
-    if backend == "postgresql":
-        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    elif backend == "sqlite":
-        connection.exec_driver_sql("PRAGMA query_only = ON")
-        connection.exec_driver_sql("BEGIN")
-        # A read transaction takes its snapshot at its first read: take it now.
-        connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").all()
-    snapshot = ReadSnapshot(session=session, backend=backend, taken_at=datetime.now(UTC))
-    session.info[SNAPSHOT_KEY] = snapshot
     failed = False
     try:
+        if backend == "postgresql":
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        elif backend == "sqlite":
+            connection.exec_driver_sql("PRAGMA query_only = ON")
+            connection.exec_driver_sql("BEGIN")
+            # A read transaction takes its snapshot at its first read: take it now.
+            connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").all()
+        snapshot = ReadSnapshot(session=session, backend=backend, taken_at=datetime.now(UTC))
+        session.info[SNAPSHOT_KEY] = snapshot
         yield snapshot
     except BaseException:
         failed = True
