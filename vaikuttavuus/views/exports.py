@@ -109,6 +109,7 @@ def _snapshot(pilot: Pilot) -> tuple[SnapshotSession, Pilot]:
     try:
         mine = stream.session.get(Pilot, pilot.id)
         assert mine is not None
+        stream.snapshot.data_version(pilot.id)  # read now (kept): the response header says it
     except BaseException:
         stream.close()
         raise
