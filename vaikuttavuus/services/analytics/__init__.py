@@ -34,8 +34,9 @@ Conventions (see ``docs/reports.md`` for the full method notes)
   cycle at its ``currency_year`` prices. The cost and cost-effectiveness figures use the persons
   whose care cycle has ended before the data date, so every cost is complete.
 * Covariates named in the pilot definition: ``age`` (index-date year − birth year), ``sex``,
-  ``lives_alone``, ``baseline_<instrument>_<score>`` (the baseline score) and any clinical
-  measure code (the latest current value on or before the index date).
+  ``lives_alone``, ``unit`` and ``arm`` (categories), ``baseline_<instrument>_<score>`` (the
+  baseline score) and any clinical measure code (the latest current value on or before the
+  index date).
 * The mixed model of the older adults pilot is slow on a large cohort: it runs only on demand
   and its result is cached in the process per pilot, filters, score, grouping and data version
   (:func:`mixed_model`); ``vaikuttavuus report mixed-model`` runs it from the command line.

@@ -304,6 +304,8 @@ class CohortData:
                 result[name] = roster["sex"].astype(object)
             elif name == "lives_alone":
                 result[name] = roster["lives_alone"].astype("Float64").astype(float)
+            elif name in ("unit", "arm"):
+                result[name] = roster[name].astype(object)
             elif name.startswith("baseline_"):
                 score = self.baseline_score_name(name.removeprefix("baseline_"))
                 if score is None:
