@@ -1,12 +1,12 @@
 """Multiple imputation by chained equations (MICE) for the declared primary analyses.
 
-Pure functions over pandas/numpy; the imputation itself is statsmodels' :class:`MICEData`
-(Gaussian draws of the regression parameters followed by predictive mean matching, so imputed
-values are always values that were observed; van Buuren, *Flexible Imputation of Missing
-Data*, 2nd ed., 2018). Each variable with missing values is imputed from all the other listed
-variables by a main-effects linear model; the design matrices are built with numpy instead of
-patsy formulas (:class:`_NumpyMICEData`, the same models, about 25 times faster), which is
-what makes twenty imputations per analysis affordable in a web request.
+Pure functions over pandas/numpy; the imputation itself is statsmodels' :class:`MICEData`:
+Gaussian draws of the regression parameters followed by predictive mean matching with five
+donors, so imputed values are always values that were observed (van Buuren, *Flexible
+Imputation of Missing Data*, 2nd ed., 2018). Each variable with missing values is imputed
+from all the other listed variables by a main-effects linear model; the design matrices are
+built with numpy instead of patsy formulas (:class:`_NumpyMICEData`: the same models, about 25
+times faster), which makes twenty imputations per analysis affordable.
 
 Imputation is done **separately per group** (``by``, the arm: ISPOR good practice for
 trial-based cost-effectiveness analysis, Ramsey et al. 2015; Faria et al. 2014), so the
@@ -45,6 +45,11 @@ __all__ = [
 
 DEFAULT_BURN_IN = 10
 """Cycles before the first imputed data set (statsmodels' default burn-in for ``MICE.fit``)."""
+DONORS = 5
+"""Donors of predictive mean matching: the ``mice`` default (van Buuren 2018, section 3.4).
+statsmodels' default of 20 pulls imputations of small groups towards the middle: in the
+simulation of ``tests/unit/test_adjusted_cea.py`` it biased the adjusted difference by 0.4
+standard errors, against 0.2 with five donors."""
 
 
 class ImputationError(ValueError):
@@ -161,7 +166,9 @@ def multiple_imputation(
         data.columns = [f"v{i}" for i in range(len(predictors))]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            chain = _NumpyMICEData(data, rng=np.random.default_rng(rng.integers(2**63)))
+            chain = _NumpyMICEData(
+                data, k_pmm=DONORS, rng=np.random.default_rng(rng.integers(2**63))
+            )
             chain.update_all(burn_in)
             for position, copy in enumerate(copies):
                 if position:
