@@ -1,5 +1,5 @@
 """The short cohort summary of a pilot (``/pilot/<code>/summary.pdf``): enrolment, response
-rates and the primary outcome per arm.
+rates, how the answers were given (mode and proxy per arm) and the primary outcome per arm.
 
 Nothing is computed here: every figure is a published table of
 :class:`~vaikuttavuus.services.analytics.CohortAnalysis` (the pilot page's analytics, with its
@@ -24,6 +24,7 @@ from vaikuttavuus.services.analytics import CohortAnalysis, Filters, Published
 from vaikuttavuus.services.cohort_view import (
     Labels,
     enrolment_view,
+    modes_view,
     outcome_view,
     suppression_note,
 )
@@ -69,6 +70,7 @@ def summary_context(analysis: CohortAnalysis, language: str) -> dict[str, Any]:
         "generated_at": datetime.now(UTC),
         "enrolment": enrolment["enrolment"],
         "rates": enrolment["rates"],
+        "modes": modes_view(analysis, labels),
         "outcome_figure": outcomes["figure"],
         "outcome_table": primary_table,
         "note": suppression_note(analysis.min_cell),
