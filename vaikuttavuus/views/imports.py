@@ -215,7 +215,7 @@ def _kind_docs(pilot: Pilot) -> list[dict[str, object]]:
                 "description": _(schema.description),
                 "applies": applies,
                 "columns": columns,
-                "items": _item_docs(spec, instruments) if kind == "responses" else [],
+                "item_docs": _item_docs(spec, instruments) if kind == "responses" else [],
                 "example": dict(zip(header, example, strict=True)) if kind == "responses" else {},
             }
         )
@@ -261,7 +261,7 @@ def _item_docs(spec: PilotSpec, instruments: dict[str, InstrumentSpec]) -> list[
                 "title": instrument.title.get(language),
                 "version": instrument.version,
                 "time_points": [tp.id for tp in spec.time_points if code in tp.instruments],
-                "items": items,
+                "questions": items,
             }
         )
     return docs
