@@ -783,9 +783,9 @@ _SPECIAL: dict[tuple[str, str], Any] = {
         "response."
     ),
     ("unknown_person", "subject"): _l(
-        "The subject is not a person of this installation. Give Patient/<person key> from an "
-        "export of this installation, or an identifier: the personal identity code (system "
-        "urn:oid:1.2.246.21) or the pseudonym."
+        "The subject is not a person of this installation. Give Patient/ and the person key "
+        "of an export of this installation, or an identifier: the personal identity code "
+        "(system urn:oid:1.2.246.21) or the pseudonym."
     ),
     ("fhir_entry", "resource"): _l("The entry is not a QuestionnaireResponse."),
     ("fhir_entry", "status"): _l(
