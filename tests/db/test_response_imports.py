@@ -95,6 +95,7 @@ def test_answers_are_stored_scored_like_app_answers_and_complete_the_invitation(
     assert outcome.status == "stored", outcome.errors
     assert (outcome.rows_total, outcome.rows_stored, outcome.rows_duplicate) == (3, 3, 0)
     assert (count(Response), count(Answer)) == (3, 8 + 6 + 8)
+    assert invitation(people[CODES[1]], "baseline").status != "completed"  # EQ-5D-5L missing
 
     stored = db.session.scalars(select(Response).order_by(Response.id)).all()
     assert {(r.status, r.import_batch_id) for r in stored} == {("submitted", outcome.batch_id)}
@@ -117,15 +118,28 @@ def test_answers_are_stored_scored_like_app_answers_and_complete_the_invitation(
     assert (ipss.loc[second, "mode"], bool(ipss.loc[second, "proxy"])) == ("imported", False)
     assert scores["eq5d5l"].set_index("enrolment_id").loc[first, "vas"] == 70
 
-    # every instrument of the baseline answered → completed; one of two → left open
+    # every instrument of the baseline answered → completed
     done = invitation(people[CODES[0]], "baseline")
     assert done.status == "completed" and done.completed_at is not None
     assert done.completed_at.date() == BASELINE_DAY
-    assert invitation(people[CODES[1]], "baseline").status != "completed"
     assert all(r.invitation_id is not None for r in stored)
 
     event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "import")).one()
     assert event.details["kind"] == "responses" and event.details["rows_stored"] == 3
+
+    # several invitations completed by one import (the people's m3: all three instruments)
+    header = [*HEADER, "information", "overall"]
+    m3 = [
+        [code, "m3", instrument, M3_DAY, "", "", *answers]
+        for code in CODES[:2]
+        for instrument, answers in (
+            ("ipss", [1] * 8 + [""] * 8),
+            ("eq5d5l", [""] * 8 + [1, 1, 1, 1, 1, 80, "", ""]),
+            ("prem_bph", [""] * 14 + [4, 5]),
+        )
+    ]
+    assert do_import(csv_bytes(header, m3)).rows_stored == 6
+    assert {invitation(people[c], "m3").status for c in CODES[:2]} == {"completed"}
 
 
 def test_importing_again_stores_nothing_and_a_changed_answer_is_refused(

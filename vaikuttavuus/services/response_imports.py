@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from vaikuttavuus.bulk import bulk_insert, lock_tables, next_id
@@ -331,7 +331,11 @@ def _complete_invitations(
         table = Invitation.__table__
         session.execute(
             update(table)
-            .where(table.c.id == bindparam("b_id"), table.c.status.in_(COMPLETABLE))
+            # literal values: an expanding IN cannot be used with executemany
+            .where(
+                table.c.id == bindparam("b_id"),
+                or_(*(table.c.status == literal_column(f"'{status}'") for status in COMPLETABLE)),
+            )
             .values(status="completed", completed_at=bindparam("b_at")),
             done,
         )
