@@ -89,8 +89,11 @@ def invitation(enrolment: Any, time_point: str) -> Invitation:
 
 
 def test_answers_are_stored_scored_like_app_answers_and_complete_the_invitation(
-    people: dict[str, Any],
+    people: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from vaikuttavuus.services import response_imports
+
+    monkeypatch.setattr(response_imports, "ANSWER_CHUNK", 5)  # answers stored in 5 inserts
     outcome = do_import(csv_bytes(HEADER, GOOD))
     assert outcome.status == "stored", outcome.errors
     assert (outcome.rows_total, outcome.rows_stored, outcome.rows_duplicate) == (3, 3, 0)

@@ -281,7 +281,8 @@ def store(
     )
     count = len(answer_rows)
     for start in range(0, count, ANSWER_CHUNK):
-        bulk_insert(session, answers_table, answer_rows.iloc[start : start + ANSWER_CHUNK])  # type: ignore[arg-type]
+        chunk = answer_rows.iloc[start : start + ANSWER_CHUNK].reset_index(drop=True)
+        bulk_insert(session, answers_table, chunk)  # type: ignore[arg-type]
         if progress is not None:
             progress(min(start + ANSWER_CHUNK, count), count)
     _complete_invitations(session, pilot, invitations, enrolment_ids, time_point_ids)
