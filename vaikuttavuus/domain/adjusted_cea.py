@@ -138,9 +138,9 @@ class GComputation:
 
 
 def _solve(gram: FloatArray, rhs: FloatArray) -> FloatArray:
-    """Least-squares coefficients from X'X and X'y, robust to a singular X'X."""
-    scale = max(float(np.trace(gram)) / max(len(gram), 1), 1.0)
-    return np.linalg.lstsq(gram + _RIDGE * scale * np.eye(len(gram)), rhs, rcond=None)[0]
+    """Least-squares coefficients from X'X and X'y (the minimum-norm solution when X'X is
+    singular, e.g. a covariate constant within an arm)."""
+    return np.linalg.lstsq(gram, rhs, rcond=None)[0]
 
 
 def g_computation(design: Design, outcomes: FloatArray) -> GComputation:

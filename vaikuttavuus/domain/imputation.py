@@ -43,6 +43,7 @@ __all__ = [
     "pool_vector",
 ]
 
+FloatArray = npt.NDArray[np.float64]
 DEFAULT_BURN_IN = 10
 """Cycles before the first imputed data set (statsmodels' default burn-in for ``MICE.fit``)."""
 DONORS = 5
@@ -58,13 +59,25 @@ class ImputationError(ValueError):
 
 class _NumpyMICEData(MICEData):  # type: ignore[misc]
     """:class:`MICEData` whose conditional models are main-effects linear models of every other
-    column, with the design built by numpy (statsmodels' default formula for each variable is
-    the same model written with patsy, which dominates the run time on small data)."""
+    column, with the design built by numpy once per update (statsmodels' default formula for
+    each variable is the same model written with patsy, which dominates the run time on small
+    data)."""
 
-    def _design(self, vname: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        others = [c for c in self.data.columns if c != vname]
-        exog = np.column_stack([np.ones(len(self.data)), self.data[others].to_numpy(dtype=float)])
-        return self.data[vname].to_numpy(dtype=float), exog
+    _current: tuple[str, FloatArray, FloatArray] | None = None
+
+    def update(self, vname: str) -> None:
+        self._current = None
+        super().update(vname)
+        self._current = None
+
+    def _design(self, vname: str) -> tuple[FloatArray, FloatArray]:
+        if self._current is None or self._current[0] != vname:
+            values = self.data.to_numpy(dtype=float)
+            position = self.data.columns.get_loc(vname)
+            others = np.delete(values, position, axis=1)
+            exog = np.column_stack([np.ones(len(values)), others])
+            self._current = (vname, values[:, position], exog)
+        return self._current[1], self._current[2]
 
     def get_split_data(self, vname: str) -> tuple[Any, ...]:
         endog, exog = self._design(vname)
