@@ -25,6 +25,7 @@ import pandas as pd
 
 from vaikuttavuus.domain.imports import spreadsheet_safe
 from vaikuttavuus.services.analytics import SERVICE_GROUPINGS, CohortAnalysis, Published
+from vaikuttavuus.services.primary_view import PRIMARY_TABLES, primary_records
 
 __all__ = ["TABLES", "TableRequest", "cohort_table", "to_csv"]
 
@@ -96,6 +97,24 @@ def _funnel_limits(analysis: CohortAnalysis, _request: TableRequest) -> object:
     return analysis.funnel_curve(max([*largest, 10]))
 
 
+def _methods(analysis: CohortAnalysis, _request: TableRequest) -> object:
+    from flask_babel import get_locale
+
+    from vaikuttavuus.services.cohort_view import Labels
+    from vaikuttavuus.services.methods import cheers_items
+
+    locale = get_locale()
+    labels = Labels(analysis, locale.language if locale is not None else "fi")
+    return [item.to_dict() for item in cheers_items(analysis, labels)]
+
+
+def _primary(name: str) -> Callable[[CohortAnalysis, TableRequest], object]:
+    def read(analysis: CohortAnalysis, request: TableRequest) -> object:
+        return primary_records(analysis, name, request.effect)
+
+    return read
+
+
 TABLES: dict[str, Callable[[CohortAnalysis, TableRequest], object]] = {
     "enrolment": lambda a, r: a.enrolment.table,
     "response_rates": lambda a, r: a.response_rates.table,
@@ -121,6 +140,8 @@ TABLES: dict[str, Callable[[CohortAnalysis, TableRequest], object]] = {
     "service_balance": lambda a, r: getattr(_service(a, r), "balance", None),
     "service_cost_per_point": lambda a, r: getattr(_service(a, r), "cost_per_point", None),
     "mixed_model": _mixed,
+    **{name: _primary(name) for name in PRIMARY_TABLES},
+    "methods": _methods,
 }
 """Every downloadable table by name (the names the pages link to)."""
 

@@ -52,13 +52,13 @@ from typing import Any
 
 from vaikuttavuus.domain.stats import plain
 from vaikuttavuus.services.analytics.cost_effectiveness import (
-    EFFECT_SCALES,
     EFFECTS,
     CostEffectiveness,
     CostEffectivenessSections,
     EffectName,
     EffectResult,
     EffectScale,
+    effect_scale,
 )
 from vaikuttavuus.services.analytics.costs import CostSection, CostSections
 from vaikuttavuus.services.analytics.data import (
@@ -97,7 +97,6 @@ __all__ = [
     "ALL",
     "DEFAULT_SEED",
     "EFFECTS",
-    "EFFECT_SCALES",
     "FUNNEL_Z",
     "SERVICE_GROUPINGS",
     "SERVICE_SCORES",
@@ -121,6 +120,7 @@ __all__ = [
     "Scenario",
     "ServiceSection",
     "Subgroup",
+    "effect_scale",
     "mixed_model",
     "mixed_model_table",
     "publish",

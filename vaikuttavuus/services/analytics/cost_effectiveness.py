@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from vaikuttavuus.domain import cea
+from vaikuttavuus.domain.specs import PilotSpec
 from vaikuttavuus.domain.stats import plain
 from vaikuttavuus.services.analytics.data import (
     CohortData,
@@ -32,23 +33,11 @@ class EffectScale:
     reference: float
 
 
-EFFECT_SCALES: Mapping[EffectName, EffectScale] = {
-    "improvement": EffectScale(
-        tuple(np.linspace(0.0, 2_000.0, 201)), (0.0, 250.0, 500.0, 1_000.0, 2_000.0), 500.0
-    ),
-    "responder": EffectScale(
-        tuple(np.linspace(0.0, 20_000.0, 201)),
-        (0.0, 2_500.0, 5_000.0, 10_000.0, 20_000.0),
-        10_000.0,
-    ),
-    "qaly": EffectScale(
-        tuple(float(x) for x in cea.DEFAULT_WTP),
-        (0.0, 10_000.0, 20_000.0, 30_000.0, 50_000.0),
-        20_000.0,
-    ),
-}
-"""Per effect: € per IPSS point (0–2 000), per responder (0–20 000), per QALY (0–50 000, BCEA's
-default grid); the reference λ is the one of the plain-language interpretation."""
+def effect_scale(spec: PilotSpec, effect: EffectName) -> EffectScale:
+    """The willingness-to-pay grid, shown values and reference value of ``effect``, as the
+    pilot declares them (``analysis → willingness_to_pay``; built-in defaults otherwise)."""
+    declared = spec.willingness_to_pay(effect)
+    return EffectScale(declared.grid, tuple(declared.shown), float(declared.reference))
 
 
 @dataclass(frozen=True)
@@ -272,7 +261,7 @@ class CostEffectivenessSections(CohortData):
         )
 
     def _effect(self, effect: EffectName, intervention: str | None) -> EffectResult:
-        scale = EFFECT_SCALES[effect]
+        scale = effect_scale(self.spec, effect)
         frame = self.cea_frame
         data = frame[frame["cost"].notna() & frame[effect].notna()]
         notes: list[str] = []
