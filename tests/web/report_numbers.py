@@ -541,10 +541,12 @@ def layouts(labels: Any) -> dict[str, list[Col]]:
             label(labels.procedure)("strategy"),
             Col("n", "count"),
             Col("cost", "euro"),
+            Col("cost_low", "interval_euro", high="cost_high"),
             Col("effect", "number", 3),
+            Col("effect_low", "interval", 3, high="effect_high"),
             label(labels.status)("status"),
             Col("icer", "euro"),
-            label(labels.procedure)("compared_with"),
+            Col("p_best", "probability"),
         ],
         "inmb": [
             Col("wtp", "euro"),

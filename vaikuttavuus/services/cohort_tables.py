@@ -97,6 +97,19 @@ def _funnel_limits(analysis: CohortAnalysis, _request: TableRequest) -> object:
     return analysis.funnel_curve(max([*largest, 10]))
 
 
+def _strategy_ceac(analysis: CohortAnalysis, request: TableRequest) -> object:
+    result = _effect(analysis, request)
+    uncertainty = getattr(result, "strategies", None)
+    if uncertainty is None:
+        return None
+    return uncertainty.best.merge(
+        uncertainty.frontier.rename(
+            columns={"strategy": "frontier", "probability": "frontier_probability"}
+        ),
+        on="wtp",
+    )
+
+
 def _methods(analysis: CohortAnalysis, _request: TableRequest) -> object:
     from flask_babel import get_locale
 
@@ -132,6 +145,7 @@ TABLES: dict[str, Callable[[CohortAnalysis, TableRequest], object]] = {
     "ceac": lambda a, r: getattr(_effect(a, r), "ceac_rows", lambda: None)(),
     "ce_plane": lambda a, r: getattr(_effect(a, r), "plane_rows", lambda: None)(),
     "incremental": lambda a, r: getattr(_effect(a, r), "incremental", None),
+    "strategy_ceac": _strategy_ceac,
     "funnel_unit": _funnel("unit"),
     "funnel_professional": _funnel("professional"),
     "funnel_limits": _funnel_limits,

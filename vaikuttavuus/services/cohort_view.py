@@ -116,6 +116,18 @@ class Labels:
         table = self._services if by == "service_type" else self._sectors
         return table.get(str(code), str(code))
 
+    def resource(self, code: object) -> str:
+        """A TDABC resource (staff group, room, equipment) by its id."""
+        for resource in self._resources:
+            if resource.id == code:
+                return str(resource.name.get(self.language))
+        return str(code)
+
+    @cached_property
+    def _resources(self) -> tuple[Any, ...]:
+        tdabc = self.analysis.costing_tdabc
+        return tdabc.resources if tdabc is not None else ()
+
     def band(self, score: object, code: object) -> str:
         """The name of a band (e.g. IPSS "severe") of ``score``'s band score."""
         instrument, _sep, score_id = str(score).partition(".")
@@ -926,16 +938,31 @@ def cea_view(analysis: CohortAnalysis, labels: Labels, effect: str) -> dict[str,
             Column("strategy", _("Procedure"), "procedure"),
             Column("n", _("Persons"), "count"),
             Column("cost", _("Mean cost"), "euro"),
+            Column("cost_low", _("95% CI"), "interval_euro", high="cost_high"),
             Column("effect", _("Mean effect"), "number", 3),
+            Column("effect_low", _("95% CI"), "interval", 3, high="effect_high"),
             Column("status", _("Status"), "status"),
             Column("icer", _("ICER"), "euro"),
-            Column("compared_with", _("Compared with"), "procedure"),
+            Column("p_best", _("Probability of being the most cost-effective"), "probability"),
         ],
-        _("Procedure types compared (%(effect)s)", effect=labels.effect(result.effect)),
+        _(
+            "Procedure types compared, unadjusted (%(effect)s)",
+            effect=labels.effect(result.effect),
+        ),
         labels,
         name="incremental",
         csv_args=args,
+        note=_(
+            "Unadjusted: the procedure types were not randomised and their patients differ. "
+            "The status and ICER compare the means; the probability of being the most "
+            "cost-effective at %(wtp)s %(per_unit)s comes from %(n)s bootstrap replicates, so "
+            "a type called dominated may still be the best in some replicates.",
+            wtp=fmt_euro(result.scale.reference),
+            per_unit=labels.per_unit(result.effect),
+            n=result.strategies.n_boot if result.strategies is not None else 0,
+        ),
     )
+    view["strategies"] = strategy_figure(result, labels, args)
     if not result.available or result.bootstrap is None or result.two_arm is None:
         return view
     two = result.two_arm
@@ -1059,6 +1086,62 @@ def cea_view(analysis: CohortAnalysis, labels: Labels, effect: str) -> dict[str,
         ceac_table,
     )
     return view
+
+
+def strategy_figure(result: EffectResult, labels: Labels, args: dict[str, str]) -> Figure | None:
+    """The acceptability curves of the procedure types (probability of being the most
+    cost-effective per λ) with the acceptability frontier, and its table."""
+    uncertainty = result.strategies
+    if uncertainty is None:
+        return None
+    names = [c for c in uncertainty.best.columns if c != "wtp"]
+    curves = {labels.procedure(name): uncertainty.best[name].tolist() for name in names}
+    rows = []
+    for lam in result.scale.shown:
+        at = int(np.argmin(np.abs(uncertainty.wtp - lam)))
+        frontier = uncertainty.frontier.iloc[at]
+        rows.append(
+            {
+                "wtp": fmt_euro(lam),
+                **{name: fmt_probability(float(uncertainty.best[name].iloc[at])) for name in names},
+                "frontier": f"{labels.procedure(frontier['strategy'])} "
+                f"({fmt_probability(float(frontier['probability']))})",
+            }
+        )
+    table = plain_table_view(
+        rows,
+        [
+            Column("wtp", _("Willingness to pay"), "text"),
+            *[Column(name, labels.procedure(name), "text") for name in names],
+            Column("frontier", _("Highest expected net benefit (frontier)"), "text"),
+        ],
+        _("Probability that each procedure type is the most cost-effective (unadjusted)"),
+        labels,
+        name="strategy_ceac",
+        csv_args=args,
+    )
+    chart = plotting.ceac_chart(
+        wtp=uncertainty.wtp.tolist(),
+        curves=curves,
+        x_label=_("Willingness to pay (€ %(per_unit)s)", per_unit=labels.per_unit(result.effect)),
+        y_label=_("Probability of being the most cost-effective (%)"),
+        marker=result.scale.reference,
+        alt=_(
+            "Acceptability curves of the procedure types: %(values)s",
+            values="; ".join(
+                f"{row['wtp']}: " + ", ".join(f"{labels.procedure(n)} {row[n]}" for n in names)
+                for row in rows
+            ),
+        ),
+    )
+    return Figure(
+        chart,
+        _(
+            "Which procedure type is the most cost-effective: %(effect)s",
+            effect=labels.effect(result.effect),
+        ),
+        table,
+    )
 
 
 def _with_interval(value: str, interval: str) -> str:

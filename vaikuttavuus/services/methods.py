@@ -320,7 +320,10 @@ def cheers_items(analysis: CohortAnalysis, labels: Labels) -> list[CheersItem]:
         "acceptability curve from %(n_boot)s bootstrap replicates, each refitting the models "
         "in an imputed data set; probabilities never shown as 0 %% or 100 %%; sensitivity "
         "analyses with complete cases and with non-responders %(deltas)s points worse (missing "
-        "not at random); the expected value of perfect information.",
+        "not at random); a deterministic sensitivity analysis of the costing inputs "
+        "(capacity cost rates, minutes per activity, unit costs; ranges in costing/tdabc.yaml) "
+        "as a tornado diagram, and scenarios of the willingness to pay, the price year and the "
+        "time point; the expected value of perfect information.",
         n_boot=n_boot or analysis.n_boot,
         deltas=", ".join(f"{d:g}" for d in declared.missing_data.mnar_deltas) or "–",
     )

@@ -48,6 +48,8 @@ PRIMARY_TABLES = (
     "primary_sensitivity",
     "primary_subgroups",
     "primary_evpi",
+    "primary_tornado",
+    "primary_scenarios",
 )
 """The downloadable tables of the primary analysis (names of the CSV links)."""
 DIGITS = {"improvement": 2, "responder": 3, "qaly": 3, "cost": 0}
@@ -193,6 +195,10 @@ def primary_records(
             }
             for group in result.subgroups
         ]
+    if name == "primary_tornado":
+        return [bar.to_dict() for bar in analysis.primary_tornado]
+    if name == "primary_scenarios":
+        return list(analysis.primary_scenarios)
     # primary_evpi
     return [
         {
@@ -535,6 +541,7 @@ def primary_view(
                 p="–" if result.interaction_p is None else fmt_number(result.interaction_p, 3),
             ),
         )
+    view.update(costing_sensitivity_view(analysis, labels))
     if result.evpi_per_person:
         view["evpi"] = plain_table_view(
             [
@@ -576,6 +583,106 @@ def primary_view(
             ),
         )
     return view
+
+
+def _input_label(kind: str, key: str, labels: Labels) -> str:
+    if kind == "capacity_cost":
+        return _("Cost of %(resource)s", resource=labels.resource(key))
+    if kind == "minutes":
+        product, resource = key.split(":", 1)
+        return _(
+            "Minutes of %(resource)s in %(product)s",
+            resource=labels.resource(resource),
+            product=labels.product(product),
+        )
+    return _("Unit cost of %(product)s", product=labels.product(key))
+
+
+def costing_sensitivity_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
+    """The tornado diagram of the costing inputs and the scenario table."""
+    view: dict[str, Any] = {}
+    lam = _reference(analysis, "improvement")
+    bars = analysis.primary_tornado
+    scenarios = analysis.primary_scenarios
+    if bars:
+        base = next((row["inmb"] for row in scenarios if row["scenario"] == "base"), 0.0)
+        rows = [
+            {
+                "input": _input_label(bar.kind, bar.key, labels),
+                "range": f"{fmt_share(bar.low)} … {fmt_share(bar.high)}",
+                "low": fmt_euro(bar.inmb_low),
+                "high": fmt_euro(bar.inmb_high),
+                "swing": fmt_euro(bar.swing),
+            }
+            for bar in bars
+        ]
+        table = plain_table_view(
+            rows,
+            [
+                Column("input", _("Costing input"), "text"),
+                Column("range", _("Range (of the base value)"), "text"),
+                Column("low", _("Net benefit at the low end"), "text"),
+                Column("high", _("Net benefit at the high end"), "text"),
+                Column("swing", _("Swing"), "text"),
+            ],
+            _(
+                "Deterministic sensitivity of the costing: net benefit at %(wtp)s per point "
+                "(adjusted)",
+                wtp=fmt_euro(lam),
+            ),
+            labels,
+            name="primary_tornado",
+            note=_(
+                "Each input is set to the ends of its range (costing/tdabc.yaml) with the others "
+                "at their base values; the largest swings first."
+            ),
+        )
+        chart = plotting.tornado_chart(
+            rows=[row["input"] for row in rows],
+            lows=[bar.inmb_low for bar in bars],
+            highs=[bar.inmb_high for bar in bars],
+            base=float(base),  # type: ignore[arg-type]
+            x_label=_("Net benefit per patient (€)"),
+            legend=(_("Low end of the range"), _("High end of the range")),
+            alt=_(
+                "Tornado diagram of the net benefit: %(values)s",
+                values="; ".join(f"{r['input']} {r['low']} … {r['high']}" for r in rows),
+            ),
+        )
+        view["tornado"] = Figure(
+            chart, _("Which costing inputs move the net benefit the most"), table
+        )
+    if scenarios:
+        view["scenarios"] = plain_table_view(
+            [
+                {
+                    "scenario": _scenario_row(row, labels),
+                    "inmb": fmt_euro(row["inmb"]),  # type: ignore[arg-type]
+                }
+                for row in scenarios
+            ],
+            [
+                Column("scenario", _("Scenario"), "text"),
+                Column("inmb", _("Net benefit per patient (adjusted)"), "text"),
+            ],
+            _("Scenario analyses of the net benefit"),
+            labels,
+            name="primary_scenarios",
+        )
+    return view
+
+
+def _scenario_row(row: dict[str, Any], labels: Labels) -> str:
+    kind, value = row["scenario"], row["value"]
+    if kind == "base":
+        return _("Primary analysis (%(wtp)s per point)", wtp=fmt_euro(value))
+    if kind == "wtp":
+        return _("Willingness to pay %(wtp)s per point", wtp=fmt_euro(value))
+    if kind == "price_year":
+        return _("Costs at %(year)s prices", year=int(value))
+    return _(
+        "Outcome at %(time_point)s instead (complete cases)", time_point=labels.time_point(value)
+    )
 
 
 def _from_row(row: dict[str, Any], prefix: str) -> AdjustedEstimate | None:

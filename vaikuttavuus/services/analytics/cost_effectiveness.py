@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from vaikuttavuus.domain import cea
+from vaikuttavuus.domain.adjusted_cea import bounded_probability as cea_bounded
 from vaikuttavuus.domain.specs import PilotSpec
 from vaikuttavuus.domain.stats import plain
 from vaikuttavuus.services.analytics.data import (
@@ -54,6 +55,9 @@ class EffectResult:
     scale: EffectScale
     hidden: bool
     notes: tuple[str, ...]
+    strategies: cea.StrategyUncertainty | None = None
+    """Bootstrap of the procedure types shown (unadjusted): intervals of the means and the
+    probability of each being the most cost-effective."""
 
     @property
     def available(self) -> bool:
@@ -285,7 +289,7 @@ class CostEffectivenessSections(CohortData):
             suppress_zeros=False,
         )
         hidden = any(row["n"] < self.min_cell for row in arm_rows) if arm_rows else True
-        incremental = self._incremental(data, effect)
+        incremental, strategies = self._procedure_types(data, effect)
         follow_up = None if effect == "qaly" else self.follow_up
         two = boot = regression = None
         if intervention is None or self.filters.arm is not None:
@@ -314,7 +318,17 @@ class CostEffectivenessSections(CohortData):
             )
         regression = self._regression(data, effect, scale, notes)
         return EffectResult(
-            effect, follow_up, arms, two, boot, regression, incremental, scale, hidden, tuple(notes)
+            effect,
+            follow_up,
+            arms,
+            two,
+            boot,
+            regression,
+            incremental,
+            scale,
+            hidden,
+            tuple(notes),
+            strategies,
         )
 
     def _regression(
@@ -350,21 +364,43 @@ class CostEffectivenessSections(CohortData):
             notes.append(f"net-benefit regression: {error}")
             return None
 
-    def _incremental(self, data: pd.DataFrame, effect: EffectName) -> Published:
-        columns = ["strategy", "n", "cost", "effect", "status", "icer", "compared_with"]
+    def _procedure_types(
+        self, data: pd.DataFrame, effect: EffectName
+    ) -> tuple[Published, cea.StrategyUncertainty | None]:
+        """The procedure types compared (unadjusted: persons with complete data): mean cost
+        and effect with bootstrap intervals, the dominance status and sequential ICERs of the
+        point estimates, and the probability of being the most cost-effective at the
+        reference λ. Types with fewer persons than the minimum cell are hidden and left out
+        of the comparison."""
+        columns = [
+            "strategy",
+            "n",
+            "cost",
+            "cost_low",
+            "cost_high",
+            "effect",
+            "effect_low",
+            "effect_high",
+            "status",
+            "icer",
+            "compared_with",
+            "p_best",
+        ]
         if not self.has_procedures or data["procedure_type"].isna().all():
-            return self._publish(
+            empty = self._publish(
                 f"incremental_{effect}", pd.DataFrame(columns=columns), counts=["n"]
             )
+            return empty, None
+        typed = data.dropna(subset=["procedure_type"])
         grouped = (
-            data.dropna(subset=["procedure_type"])
-            .groupby("procedure_type", sort=True)
+            typed.groupby("procedure_type", sort=True)
             .agg(n=("cost", "size"), cost=("cost", "mean"), effect=(effect, "mean"))
             .reset_index()
             .rename(columns={"procedure_type": "strategy"})
         )
         shown = grouped[grouped["n"] >= self.min_cell]
         table = grouped.assign(status=None, icer=np.nan, compared_with=None)
+        uncertainty = None
         if len(shown) >= 2:
             analysis = cea.incremental_analysis(shown[["strategy", "cost", "effect"]])
             result = pd.DataFrame([row.to_dict() for row in analysis.strategies])
@@ -375,11 +411,37 @@ class CostEffectivenessSections(CohortData):
             table = table.sort_values(
                 "strategy", key=lambda s: s.map(order).fillna(len(order))
             ).reset_index(drop=True)
-        return self._publish(
+            scale = effect_scale(self.spec, effect)
+            uncertainty = cea.strategy_uncertainty(
+                typed[typed["procedure_type"].isin(shown["strategy"])],
+                strategy="procedure_type",
+                cost="cost",
+                effect=effect,
+                wtp=scale.wtp,
+                n_boot=self.n_boot,
+                seed=self.seed,
+            )
+            intervals = uncertainty.means.set_index("strategy")
+            for column in ("cost_low", "cost_high", "effect_low", "effect_high"):
+                table[column] = table["strategy"].map(intervals[column])
+            at = int(np.argmin(np.abs(uncertainty.wtp - scale.reference)))
+            best = uncertainty.best.drop(columns="wtp").iloc[at]
+            table["p_best"] = table["strategy"].map(
+                lambda name: (
+                    cea_bounded(float(best[name]), uncertainty.n_boot)
+                    if name in best.index
+                    else np.nan
+                )
+            )
+        for column in columns:
+            if column not in table.columns:
+                table[column] = np.nan
+        published = self._publish(
             f"incremental_{effect}",
             table[columns],
             counts=["n"],
-            derived={"n": ["cost", "effect", "status", "icer", "compared_with"]},
+            derived={"n": columns[2:]},
             margins=False,
             suppress_zeros=False,
         )
+        return published, uncertainty

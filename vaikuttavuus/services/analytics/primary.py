@@ -17,6 +17,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from vaikuttavuus.domain import outcomes
+from vaikuttavuus.domain.adjusted_cea import Design, g_computation
+from vaikuttavuus.domain.catalogue import Tdabc
 from vaikuttavuus.domain.primary_cea import (
     EstimatePair,
     PrimaryConfig,
@@ -26,6 +29,7 @@ from vaikuttavuus.domain.primary_cea import (
     analyse_two_arms,
 )
 from vaikuttavuus.domain.primary_cea import column as _column
+from vaikuttavuus.domain.sensitivity import TornadoBar, costing_inputs, tornado
 from vaikuttavuus.domain.specs import BandScore, PrimaryPlan, ResponderRule
 from vaikuttavuus.domain.stats import covariate_design
 from vaikuttavuus.services.analytics.data import UTILITY, CohortData, _score_name
@@ -33,6 +37,8 @@ from vaikuttavuus.services.analytics.data import UTILITY, CohortData, _score_nam
 __all__ = ["EstimatePair", "PrimaryResult", "PrimarySection", "Scenario", "Subgroup"]
 
 COST = "cost"
+TORNADO_BARS = 12
+"""The inputs with the largest swing shown in the tornado diagram."""
 
 
 class PrimarySection(CohortData):
@@ -235,3 +241,120 @@ class PrimarySection(CohortData):
                 "notes": tuple(dict.fromkeys(notes)),
             }
         )
+
+    # -- sensitivity of the costing and scenarios -------------------------------------------
+
+    @cached_property
+    def primary_tornado(self) -> list[TornadoBar]:
+        """The tornado diagram of the adjusted net benefit at the reference λ per point over
+        the costing inputs (:mod:`vaikuttavuus.domain.sensitivity`). The cost difference per
+        product is the adjusted difference (regression standardisation) among the persons with
+        complete costs and covariates."""
+        result = self.primary
+        costs = self.episode_costs
+        if result is None or not result.available or isinstance(costs, str):
+            return []
+        effect = result.differences["improvement"].adjusted.estimate
+        cost = result.differences[COST].adjusted.estimate
+        if effect is None or cost is None:
+            return []
+        frame = self.primary_frame
+        covariates = [c for c in self.primary_covariates if frame[c].notna().any()]
+        by_product = costs.by_product.reindex(frame.index)
+        usable = frame[covariates].notna().all(axis=1) & by_product.notna().all(axis=1)
+        data = frame[usable]
+        if data["treat"].nunique() < 2 or min(data["treat"].value_counts()) < 2:
+            return []
+        design = Design(
+            data["treat"].to_numpy(dtype=np.int_),
+            data[covariates].to_numpy(dtype=float),
+        )
+        ates = g_computation(design, by_product[usable].to_numpy(dtype=float)).ate
+        per_product = dict(zip(map(str, by_product.columns), map(float, ates), strict=True))
+        inputs = costing_inputs(self.costing_tdabc, self.catalogue.product_codes)
+        return tornado(
+            delta_effect=effect,
+            delta_cost=cost,
+            delta_cost_by_product=per_product,
+            wtp=float(self.spec.willingness_to_pay("improvement").reference),
+            inputs=inputs,
+            limit=TORNADO_BARS,
+        )
+
+    @cached_property
+    def costing_tdabc(self) -> Tdabc | None:
+        """The TDABC inputs and sensitivity ranges of the costing folder (not in the
+        database), or None when they cannot be read."""
+        from vaikuttavuus import paths
+        from vaikuttavuus.definitions import DefinitionError
+        from vaikuttavuus.definitions.costing import load_costing
+
+        try:
+            return load_costing(paths.costing_dir()).tdabc
+        except (DefinitionError, OSError):
+            return None
+
+    @cached_property
+    def primary_scenarios(self) -> list[dict[str, object]]:
+        """Scenario analyses of the adjusted net benefit at the reference λ per point: the
+        lowest and highest declared willingness to pay, the costs at the prices of the years
+        next to the currency year (price index), and the outcome at the other follow-ups
+        (adjusted complete cases) instead of the primary time point."""
+        result = self.primary
+        if result is None or not result.available:
+            return []
+        declared = self.spec.willingness_to_pay("improvement")
+        lam = float(declared.reference)
+        effect = result.differences["improvement"].adjusted.estimate
+        cost = result.differences[COST].adjusted.estimate
+        if effect is None or cost is None:
+            return []
+        rows: list[dict[str, object]] = [
+            {"scenario": "base", "value": lam, "inmb": lam * effect - cost}
+        ]
+        for value in (min(declared.shown), max(declared.shown)):
+            pair = result.inmb_at("improvement", value)
+            rows.append(
+                {
+                    "scenario": "wtp",
+                    "value": float(value),
+                    "inmb": pair.adjusted.estimate if pair else value * effect - cost,
+                }
+            )
+        index = self.catalogue.price_index_series()
+        year = self.spec.currency_year
+        for other in (year - 1, year + 1):
+            if other in index.index and year in index.index:
+                ratio = float(index[other] / index[year])
+                inmb = lam * effect - cost * ratio
+                rows.append({"scenario": "price_year", "value": float(other), "inmb": inmb})
+        for time_point in self.follow_ups:
+            if time_point == result.time_point:
+                continue
+            improvement = self._follow_up_difference(time_point)
+            if improvement is not None:
+                inmb = lam * improvement - cost
+                rows.append({"scenario": "time_point", "value": time_point, "inmb": inmb})
+        return rows
+
+    def _follow_up_difference(self, time_point: str) -> float | None:
+        """The adjusted difference in improvement at another follow-up (complete cases)."""
+        plan = self.primary_plan
+        long = self.score_long(plan.outcome)
+        follow = long[long["time_point"] == time_point].set_index("person_id")["value"]
+        frame = self.primary_frame
+        baseline = frame[_column(plan.outcome, self.baseline)]
+        improvement = pd.Series(
+            outcomes.improvement_of(
+                baseline, follow.reindex(frame.index), self.direction(plan.outcome)
+            ),
+            index=frame.index,
+        )
+        covariates = [c for c in self.primary_covariates if frame[c].notna().any()]
+        usable = frame[covariates].notna().all(axis=1) & improvement.notna()
+        data = frame[usable]
+        if data["treat"].nunique() < 2 or min(data["treat"].value_counts()) < self.min_cell:
+            return None
+        treat = data["treat"].to_numpy(dtype=np.int_)
+        design = Design(treat, data[covariates].to_numpy(dtype=float))
+        return float(g_computation(design, improvement[usable].to_numpy()[:, None]).ate[0])
