@@ -848,6 +848,277 @@ def text(message: str, **values: Any) -> str:
     return str(gettext(message, **values))
 
 
+def _estimate(fmt: Formats, estimate: Any, digits: int, euro: bool = False) -> str:
+    """An estimate with its interval, as the primary tables show it: "value (low … high)"."""
+    if estimate is None or estimate.estimate is None:
+        return EN_DASH
+    if euro:
+        interval = fmt.interval_euro(estimate.ci_low, estimate.ci_high)
+        return f"{fmt.euro(estimate.estimate)} ({interval})"
+    value = fmt.signed(estimate.estimate, digits)
+    return f"{value} ({fmt.interval(estimate.ci_low, estimate.ci_high, digits)})"
+
+
+def primary_tables(
+    result: CohortAnalysis, labels: Any, fmt: Formats, effect: str
+) -> list[tuple[tuple[str, ...], list[list[Cell]], str]]:
+    """The tables of the declared primary analysis, worked out from ``result.primary`` (the
+    numbers) with the test's own formatting."""
+    primary = result.primary
+    if primary is None or not primary.available:
+        return []
+    out: list[tuple[tuple[str, ...], list[list[Cell]], str]] = []
+    digits = {"improvement": 2, "responder": 3, "qaly": 3}
+    score = labels.score_short(primary.outcome)
+    names = {
+        "improvement": text("Improvement in %(score)s (points)", score=score),
+        "responder": text("Share with a clinically important improvement"),
+        "qaly": text("QALYs"),
+        "cost": text("Care-cycle cost (€)"),
+    }
+    rows: list[list[Cell]] = []
+    for measure in ("improvement", "responder", "qaly", "cost"):
+        pair = primary.differences.get(measure)
+        if pair is None:
+            continue
+        euro = measure == "cost"
+        rows.append(
+            [
+                names[measure],
+                _estimate(fmt, pair.adjusted, digits.get(measure, 0), euro),
+                _estimate(fmt, pair.unadjusted, digits.get(measure, 0), euro),
+                "",
+                f"{pair.adjusted.n} / {pair.unadjusted.n}",
+            ]
+        )
+    for kind, message in (
+        ("improvement", "Net monetary benefit per patient, %(wtp)s per point"),
+        ("qaly", "Net monetary benefit per patient, %(wtp)s per QALY"),
+    ):
+        lam = float(result.spec.willingness_to_pay(kind).reference)
+        pair = primary.inmb.get(kind, {}).get(lam)
+        if pair is None:
+            continue
+        probability = primary.probability[kind][lam][0]
+        rows.append(
+            [
+                text(message, wtp=fmt.euro(lam)),
+                _estimate(fmt, pair.adjusted, 0, True),
+                _estimate(fmt, pair.unadjusted, 0, True),
+                likelihood_text(probability, fmt),
+                f"{pair.adjusted.n} / {pair.unadjusted.n}",
+            ]
+        )
+    out.append((("csv", "primary_estimates"), rows, "primary_estimates"))
+    declared = result.spec.willingness_to_pay(effect)
+    shown = sorted({*declared.shown, declared.reference})
+    out.append(
+        (
+            ("csv", "primary_inmb", f"effect={effect}"),
+            [
+                [
+                    fmt.euro(lam),
+                    _estimate(fmt, primary.inmb[effect][lam].adjusted, 0, True),
+                    fmt.probability(primary.probability[effect][lam][0]),
+                    _estimate(fmt, primary.inmb[effect][lam].unadjusted, 0, True),
+                    fmt.probability(primary.probability[effect][lam][1]),
+                ]
+                for lam in shown
+            ],
+            "primary_inmb",
+        )
+    )
+    plane = primary.differences[effect].adjusted
+    cost = primary.differences["cost"].adjusted
+    d = digits[effect]
+    out.append(
+        (
+            ("csv", "primary_ce_plane", f"effect={effect}"),
+            [
+                [text("Adjusted estimate"), fmt.signed(plane.estimate, d), fmt.euro(cost.estimate)],
+                [text("95% CI, lower limit"), fmt.signed(plane.ci_low, d), fmt.euro(cost.ci_low)],
+                [text("95% CI, upper limit"), fmt.signed(plane.ci_high, d), fmt.euro(cost.ci_high)],
+            ],
+            "primary_ce_plane",
+        )
+    )
+    out.append(
+        (
+            ("csv", "primary_ceac", f"effect={effect}"),
+            [
+                [
+                    fmt.euro(lam),
+                    fmt.probability(primary.probability[effect][lam][0]),
+                    fmt.probability(primary.probability[effect][lam][1]),
+                ]
+                for lam in shown
+            ],
+            "primary_ceac",
+        )
+    )
+    arms = [primary.reference, primary.other]
+    missing_rows: list[list[Cell]] = []
+    for variable, shares in primary.missing.items():
+        if "@" in variable:
+            name, time_point = variable.split("@", 1)
+            label = f"{labels.score(name)}, {labels.time_point(time_point)}"
+        elif variable == "cost":
+            label = text("Care-cycle cost")
+        else:
+            label = labels.variable(variable)
+        cells: list[Cell] = [label]
+        for arm in arms:
+            share = shares.get(arm)
+            count = primary.n_missing[variable][arm]
+            cells.append("x" if share is None else f"{fmt.share(share)} ({count})")
+        missing_rows.append(cells)
+    out.append((("csv", "primary_missing"), missing_rows, "primary_missing"))
+    out.append(
+        (
+            ("csv", "primary_sensitivity"),
+            [
+                [
+                    scenario_name(s.name, labels),
+                    _estimate(fmt, s.delta_effect, 2),
+                    _estimate(fmt, s.delta_cost, 0, True),
+                    _estimate(fmt, s.inmb, 0, True),
+                ]
+                for s in primary.sensitivity
+            ],
+            "primary_sensitivity",
+        )
+    )
+    if primary.subgroups:
+        out.append(
+            (
+                ("csv", "primary_subgroups"),
+                [
+                    [labels.band(primary.outcome, g.band), "x", "x", "x", "x"]
+                    if g.hidden
+                    else [
+                        labels.band(primary.outcome, g.band),
+                        f"{g.n_reference} / {g.n_other}",
+                        _estimate(fmt, g.delta_effect, 2),
+                        _estimate(fmt, g.inmb, 0, True),
+                        fmt.probability(g.probability),
+                    ]
+                    for g in primary.subgroups
+                ],
+                "primary_subgroups",
+            )
+        )
+    bars = result.primary_tornado
+    if bars:
+        out.append(
+            (
+                ("csv", "primary_tornado"),
+                [
+                    [
+                        input_label(bar.kind, bar.key, labels),
+                        f"{fmt.share(bar.low)} … {fmt.share(bar.high)}",
+                        fmt.euro(bar.inmb_low),
+                        fmt.euro(bar.inmb_high),
+                        fmt.euro(abs(bar.inmb_high - bar.inmb_low)),
+                    ]
+                    for bar in bars
+                ],
+                "primary_tornado",
+            )
+        )
+    scenarios = result.primary_scenarios
+    if scenarios:
+        out.append(
+            (
+                ("csv", "primary_scenarios"),
+                [[scenario_row(row, labels, fmt), fmt.euro(row["inmb"])] for row in scenarios],
+                "primary_scenarios",
+            )
+        )
+    if primary.evpi_per_person:
+        population = primary.evpi_population.get(effect, {})
+        out.append(
+            (
+                ("csv", "primary_evpi"),
+                [
+                    [
+                        labels.effect(effect),
+                        fmt.euro(lam),
+                        fmt.euro(value),
+                        fmt.euro(population.get(lam)),
+                    ]
+                    for lam, value in primary.evpi_per_person.get(effect, {}).items()
+                ],
+                "primary_evpi",
+            )
+        )
+    return out
+
+
+def likelihood_text(probability: float | None, fmt: Formats) -> str:
+    if probability is None:
+        return EN_DASH
+    word = next((w for lower, w in LIKELIHOOD if probability > lower), "exceptionally unlikely")
+    return text(
+        "%(word)s (%(probability)s)", word=text(word), probability=fmt.probability(probability)
+    )
+
+
+def scenario_name(name: str, labels: Any) -> str:
+    if name == "complete_cases":
+        return text("Complete cases (no imputation)")
+    _prefix, who, delta = name.split("_", 2)
+    if who == "all":
+        return text("Non-responders %(delta)s points worse (both arms)", delta=delta)
+    arm = labels.arm(labels.analysis.primary_plan.comparison.other)
+    return text("Non-responders %(delta)s points worse (%(arm)s only)", delta=delta, arm=arm)
+
+
+def input_label(kind: str, key: str, labels: Any) -> str:
+    if kind == "capacity_cost":
+        return text("Cost of %(resource)s", resource=labels.resource(key))
+    if kind == "minutes":
+        product, resource = key.split(":", 1)
+        return text(
+            "Minutes of %(resource)s in %(product)s",
+            resource=labels.resource(resource),
+            product=labels.product(product),
+        )
+    return text("Unit cost of %(product)s", product=labels.product(key))
+
+
+def scenario_row(row: dict[str, Any], labels: Any, fmt: Formats) -> str:
+    kind, value = row["scenario"], row["value"]
+    if kind == "base":
+        return text("Primary analysis (%(wtp)s per point)", wtp=fmt.euro(value))
+    if kind == "wtp":
+        return text("Willingness to pay %(wtp)s per point", wtp=fmt.euro(value))
+    if kind == "price_year":
+        return text("Costs at %(year)s prices", year=int(value))
+    return text(
+        "Outcome at %(time_point)s instead (complete cases)",
+        time_point=labels.time_point(value),
+    )
+
+
+def strategy_rows(chosen: Any, labels: Any, fmt: Formats) -> list[list[Cell]]:
+    """The procedure types' acceptability table from the bootstrap replicates' curves."""
+    uncertainty = chosen.strategies
+    names = [c for c in uncertainty.best.columns if c != "wtp"]
+    rows: list[list[Cell]] = []
+    for lam in chosen.scale.shown:
+        at = int(np.argmin(np.abs(uncertainty.wtp - lam)))
+        frontier = uncertainty.frontier.iloc[at]
+        rows.append(
+            [
+                fmt.euro(lam),
+                *[fmt.probability(float(uncertainty.best[n].iloc[at])) for n in names],
+                f"{labels.procedure(frontier['strategy'])} "
+                f"({fmt.probability(float(frontier['probability']))})",
+            ]
+        )
+    return rows
+
+
 def expected_section(
     result: CohortAnalysis,
     section: str,
@@ -899,7 +1170,8 @@ def expected_section(
         published("costs_by_product", result.costs.by_product)
     elif section == "cea":
         ce = result.cost_effectiveness
-        chosen = ce.effects[effect or "qaly"]
+        chosen = ce.effects[effect or "improvement"]
+        tables.extend(primary_tables(result, labels, fmt, chosen.effect))
         summary = cea_summary_rows(
             [r.summary_row() for r in ce.effects.values()],
             labels,
@@ -954,6 +1226,14 @@ def expected_section(
             )
         if not chosen.incremental.empty:
             published("incremental", chosen.incremental, **args)
+        if chosen.strategies is not None:
+            tables.append(
+                (
+                    ("csv", "strategy_ceac", "effect=" + chosen.effect),
+                    strategy_rows(chosen, labels, fmt),
+                    "strategy_ceac",
+                )
+            )
     elif section == "funnel":
         for table in result.funnel.groups.values():
             published(table.name, table, "funnel")

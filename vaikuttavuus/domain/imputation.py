@@ -318,3 +318,60 @@ def pool_vector(
     within = u.mean(axis=0)
     between = np.cov(q, rowvar=False, ddof=1) if m > 1 else np.zeros_like(within)
     return mean, within, np.atleast_2d(between)
+
+
+def pool_columns(
+    estimates: npt.ArrayLike,
+    variances: npt.ArrayLike,
+    *,
+    df_complete: float = math.inf,
+    level: float = 0.95,
+) -> list[Pooled]:
+    """:func:`pool` for many quantities at once: ``estimates`` and ``variances`` are m × k
+    (imputed data sets × quantities, e.g. the INMB at each λ of a grid); vectorised."""
+    q = np.atleast_2d(np.asarray(estimates, dtype=float))
+    u = np.atleast_2d(np.asarray(variances, dtype=float))
+    m = q.shape[0]
+    estimate = q.mean(axis=0)
+    within = u.mean(axis=0)
+    between = q.var(axis=0, ddof=1) if m > 1 else np.zeros_like(estimate)
+    total = within + (1 + 1 / m) * between
+    se = np.sqrt(np.clip(total, 0.0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gamma = np.where(total > 0, (1 + 1 / m) * between / total, 0.0)
+        if math.isfinite(df_complete):
+            dfc = max(float(df_complete), 1.0)
+            observed = (dfc + 1) / (dfc + 3) * dfc * (1 - gamma)
+            old = np.where(gamma > 0, (m - 1) / gamma**2, np.inf) if m > 1 else np.inf
+            df = np.where(np.isinf(old), observed, 1 / (1 / old + 1 / observed))
+        else:
+            ratio = np.where(between > 0, within / ((1 + 1 / m) * between), np.inf)
+            df = np.where(between > 0, (m - 1) * (1 + ratio) ** 2, np.inf) if m > 1 else np.inf
+        df = np.broadcast_to(df, estimate.shape).astype(float)
+        finite = np.isfinite(df)
+        quantile = np.where(
+            finite,
+            sps.t.ppf(0.5 + level / 2, np.where(finite, df, 1.0)),
+            sps.norm.ppf(0.5 + level / 2),
+        )
+        statistic = np.where(se > 0, np.abs(estimate) / se, np.nan)
+        p_value = np.where(
+            finite,
+            2 * sps.t.sf(statistic, np.where(finite, df, 1.0)),
+            2 * sps.norm.sf(statistic),
+        )
+    return [
+        Pooled(
+            estimate=float(estimate[i]),
+            se=float(se[i]),
+            df=float(df[i]),
+            ci_low=float(estimate[i] - quantile[i] * se[i]),
+            ci_high=float(estimate[i] + quantile[i] * se[i]),
+            p_value=float(p_value[i]) if se[i] > 0 else math.nan,
+            within=float(within[i]),
+            between=float(between[i]),
+            fmi=float(gamma[i]),
+            m=m,
+        )
+        for i in range(q.shape[1])
+    ]

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from vaikuttavuus import queries
-from vaikuttavuus.domain import cea, outcomes
+from vaikuttavuus import queries, report_settings
+from vaikuttavuus.domain import outcomes
 from vaikuttavuus.domain.catalogue import CostingCatalogue
 from vaikuttavuus.domain.costing import CostingError, EpisodeCosts, episode_costs
 from vaikuttavuus.domain.specs import BandScore, InstrumentSpec, PilotSpec, ResponderRule
@@ -91,19 +91,20 @@ class CohortData:
         pilot: Pilot,
         filters: Filters | None = None,
         *,
-        n_boot: int = cea.DEFAULT_BOOTSTRAP,
+        n_boot: int | None = None,
         seed: int = DEFAULT_SEED,
         as_of: date | None = None,
         imputations: int | None = None,
     ) -> None:
+        settings = report_settings.current()
         self.session = session
         self.pilot = pilot
         self.spec: PilotSpec = pilot_spec(pilot)
         self.filters = filters or Filters()
-        self.n_boot = n_boot
+        self.n_boot = n_boot if n_boot is not None else settings.n_boot
         self.seed = seed
         self.as_of = as_of or date.today()
-        self.imputations = imputations
+        self.imputations = imputations if imputations is not None else settings.imputations
         """Imputed data sets of the primary analysis (None: the pilot's declared number)."""
         self.min_cell = self.spec.min_cell_size
         self._lock = threading.Lock()
