@@ -33,7 +33,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     _check_and_complete_config(app)
 
-    from vaikuttavuus import database, i18n, pdf, security, web
+    from vaikuttavuus import database, i18n, pdf, report_settings, security, web
+
+    report_settings.configure(app.config["REPORT_BOOTSTRAP"], app.config["REPORT_IMPUTATIONS"])
 
     database.init_app(app)
     security.init_app(app)

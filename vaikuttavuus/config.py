@@ -71,6 +71,10 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         "PATIENT_LINK_MISS_LIMIT": "20 per 10 minutes",
         # Disclosure control: smallest count shown outside the clinician view.
         "MIN_CELL_SIZE": 5,
+        # Resampling of the analyses behind the pages, CSVs and PDFs: bootstrap replicates and
+        # imputed data sets (None: the number each pilot declares).
+        "REPORT_BOOTSTRAP": 5_000,
+        "REPORT_IMPUTATIONS": None,
         # Password hashing (argon2id); tests lower the cost.
         "ARGON2_TIME_COST": 3,
         "ARGON2_MEMORY_COST": 65536,

@@ -60,7 +60,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats as sps
 
-from vaikuttavuus.domain.imputation import pool
+from vaikuttavuus.domain.imputation import pool, pool_columns
 from vaikuttavuus.domain.stats import plain
 
 __all__ = [
@@ -138,9 +138,9 @@ class GComputation:
 
 
 def _solve(gram: FloatArray, rhs: FloatArray) -> FloatArray:
-    """Least-squares coefficients from X'X and X'y, robust to a singular X'X."""
-    scale = max(float(np.trace(gram)) / max(len(gram), 1), 1.0)
-    return np.linalg.lstsq(gram + _RIDGE * scale * np.eye(len(gram)), rhs, rcond=None)[0]
+    """Least-squares coefficients from X'X and X'y (the minimum-norm solution when X'X is
+    singular, e.g. a covariate constant within an arm)."""
+    return np.linalg.lstsq(gram, rhs, rcond=None)[0]
 
 
 def g_computation(design: Design, outcomes: FloatArray) -> GComputation:
@@ -386,9 +386,7 @@ def adjusted_cea(
     inmb: dict[str, dict[float, AdjustedEstimate]] = {}
     for effect, grid in wtp.items():
         if cost and fits.get(effect):
-            inmb[effect] = {
-                float(lam): _pooled_inmb(fits[effect], float(lam), method) for lam in grid
-            }
+            inmb[effect] = _pooled_inmb(fits[effect], [float(lam) for lam in grid], method)
     all_fits = [fit for parts in fits.values() for fit in parts]
     clusters_used = next((fit.clusters for fit in all_fits if fit.clusters), None)
     if cluster is not None and clusters_used is None:
@@ -462,18 +460,24 @@ def _pooled_column(fits: Sequence[_Fit], column: int, method: str) -> AdjustedEs
     return _estimate(pooled, fits[0].n, method)
 
 
-def _pooled_inmb(fits: Sequence[_Fit], lam: float, method: str) -> AdjustedEstimate:
-    """INMB(λ) = λ·ΔE − ΔC of each data set with its variance λ²·V_E + V_C − 2λ·C_EC, pooled."""
-    estimates = [lam * float(f.ate[0]) - float(f.ate[1]) for f in fits]
-    variances = [
-        max(
-            lam**2 * f.covariance[0, 0] + f.covariance[1, 1] - 2 * lam * f.covariance[0, 1],
-            0.0,
-        )
-        for f in fits
-    ]
-    pooled = pool(estimates, variances, df_complete=fits[0].df_complete)
-    return _estimate(pooled, fits[0].n, method)
+def _pooled_inmb(
+    fits: Sequence[_Fit], grid: Sequence[float], method: str
+) -> dict[float, AdjustedEstimate]:
+    """INMB(λ) = λ·ΔE − ΔC of each data set with its variance λ²·V_E + V_C − 2λ·C_EC, pooled
+    by Rubin's rules, for every λ of ``grid`` at once."""
+    lam = np.asarray(grid, dtype=float)[None, :]
+    effect = np.asarray([float(f.ate[0]) for f in fits])[:, None]
+    cost = np.asarray([float(f.ate[1]) for f in fits])[:, None]
+    v_e = np.asarray([f.covariance[0, 0] for f in fits])[:, None]
+    v_c = np.asarray([f.covariance[1, 1] for f in fits])[:, None]
+    c_ec = np.asarray([f.covariance[0, 1] for f in fits])[:, None]
+    estimates = lam * effect - cost
+    variances = np.clip(lam**2 * v_e + v_c - 2 * lam * c_ec, 0.0, None)
+    pooled = pool_columns(estimates, variances, df_complete=fits[0].df_complete)
+    return {
+        float(value): _estimate(result, fits[0].n, method)
+        for value, result in zip(grid, pooled, strict=True)
+    }
 
 
 def _estimate(pooled: Any, n: int, method: str) -> AdjustedEstimate:

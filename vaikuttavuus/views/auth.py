@@ -63,10 +63,16 @@ def _safe_next(target: str | None) -> str | None:
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
-@limiter.limit(_login_limit, methods=["POST"], deduct_when=_login_failed,
-               on_breach=_login_throttled)
-@limiter.limit(_account_limit, key_func=_account_key, methods=["POST"],
-               deduct_when=_login_failed, on_breach=_login_throttled)
+@limiter.limit(
+    _login_limit, methods=["POST"], deduct_when=_login_failed, on_breach=_login_throttled
+)
+@limiter.limit(
+    _account_limit,
+    key_func=_account_key,
+    methods=["POST"],
+    deduct_when=_login_failed,
+    on_breach=_login_throttled,
+)
 def login() -> Response | str:
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
