@@ -268,7 +268,7 @@ def test_questionnaire_answers_upload_with_progress_template_and_notes(
     target = sent.get_json()["redirect"]
     report = client.get(target + "?lang=en").get_data(as_text=True)
     assert "1 rows stored; 0 were stored already." in report
-    assert "1 note" in report and "ipss3" in report
+    assert '<h2 id="notes-title">1 note</h2>' in report and "ipss3" in report
     stored = db.session.scalar(select(Response))
     assert stored is not None and (stored.mode, stored.proxy) == ("imported", True)
     # a form without a file: JSON 400, the script then sends the form the usual way
