@@ -9,8 +9,9 @@ a carriage return. The CSV writer's quoting does not protect a value: a Finnish 
 spreadsheet splits a comma-separated file on ``;`` (its list separator) whatever the quotes
 say, so in ``x;=cmd|' /C calc'!A0`` the part after the ``;`` becomes a cell of its own. So a
 ``'`` goes in front of the value *and* in front of every part after a separator (``;``, ``,``,
-tab or a line break) that would start a formula, also after spaces or a quote. The apostrophe is what spreadsheets show as
-"text follows"; a program that reads the CSV sees it as part of the text.
+tab or a line break) that would start a formula, also after spaces or a quote. The apostrophe
+is what spreadsheets show as "text follows"; a program that reads the CSV sees it as part of
+the text.
 
 Stdlib only.
 """
