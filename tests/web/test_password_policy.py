@@ -135,3 +135,16 @@ def test_failed_logins_keep_no_typed_username_in_clear(client: FlaskClient, make
         select(func.count()).select_from(AuditEvent).where(AuditEvent.actor.contains("Ruusu"))
     )
     assert stored == 0
+
+
+def test_the_demo_logins_pass_the_policy(app: Flask, client: FlaskClient) -> None:
+    """``vaikuttavuus demo-data`` (and so ``scripts/demo``) creates its users with random
+    passwords through the same policy, and they log in."""
+    from vaikuttavuus.cli.core import create_demo_users
+
+    logins = create_demo_users()
+    assert len(logins) == 4
+    for _role, username, password in logins:
+        assert password_problem(password, (username,)) is None
+    _role, username, password = logins[0]
+    assert login(client, username, password).status_code == 302
