@@ -148,3 +148,21 @@ def test_the_demo_logins_pass_the_policy(app: Flask, client: FlaskClient) -> Non
         assert password_problem(password, (username,)) is None
     _role, username, password = logins[0]
     assert login(client, username, password).status_code == 302
+
+
+def test_a_password_the_policy_refuses_must_be_replaced_at_login(
+    app: Flask, client: FlaskClient
+) -> None:
+    """ASVS 2.1.7: a password set before the policy (here: Qwerty123456) is checked at login
+    too, and the user must choose a new one before doing anything else."""
+    create_user(db.session, username="vanha_kayttaja", password="Qwerty123456",
+                role="clinician", pilot_codes=("bph",), check_strength=False)  # fmt: skip
+    db.session.commit()
+    logged_in = login(client, "vanha_kayttaja", "Qwerty123456")
+    assert logged_in.status_code == 302
+    assert logged_in.headers["Location"].endswith("/auth/password")
+    fresh_globals_per_request(app)
+    blocked = client.get("/clinician/")
+    assert blocked.status_code == 302 and blocked.headers["Location"].endswith("/auth/password")
+    assert _change(client, "Qwerty123456", "kirahvi soutaa usvassa").status_code == 302
+    assert client.get("/clinician/bph/").status_code == 200

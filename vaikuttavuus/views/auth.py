@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
@@ -12,9 +21,9 @@ from werkzeug.wrappers import Response
 from vaikuttavuus.extensions import db, limiter
 from vaikuttavuus.forms.auth import ConfirmForm, LoginForm, PasswordChangeForm
 from vaikuttavuus.models import Role, new_session_nonce
-from vaikuttavuus.security import start_session
+from vaikuttavuus.security import PASSWORD_CHANGE_REQUIRED, start_session
 from vaikuttavuus.security.access import allow, public
-from vaikuttavuus.security.passwords import password_message, verify_password
+from vaikuttavuus.security.passwords import password_message, password_problem, verify_password
 from vaikuttavuus.security.throttle import (
     LoginAttempt,
     login_actor,
@@ -54,11 +63,23 @@ def login() -> Response | str:
             return refused
         result = authenticate(db.session, username, form.password.data or "")
         if result.user is not None:
-            start_session(result.user)
-            login_user(result.user)
-            audit.record("login", object_type="user", object_id=result.user.id)
-            response = redirect(_safe_next(request.args.get("next")) or url_for("main.index"))
-            remember_device(response, result.user.username)
+            user = result.user
+            start_session(user)
+            login_user(user)
+            audit.record("login", object_type="user", object_id=user.id)
+            target = _safe_next(request.args.get("next")) or url_for("main.index")
+            # ASVS 2.1.7: a password the policy refuses (set before it, or by an administrator
+            # from an older list) must be replaced before anything else is done.
+            problem = password_problem(
+                form.password.data or "", (user.username, user.display_name, user.email)
+            )
+            if problem is not None:
+                session[PASSWORD_CHANGE_REQUIRED] = True
+                flash(_("Your password no longer meets the password rules. Choose a new one."),
+                      "info")  # fmt: skip
+                target = url_for("auth.change_password")
+            response = redirect(target)
+            remember_device(response, user.username)
             return response
         attempt.failed()
         audit.record(
