@@ -122,3 +122,11 @@ def test_header_problems_are_capped_like_row_errors(app: Flask) -> None:
     problems = refused.value
     assert len(problems.errors) == 10
     assert problems.count == 60 + 3  # 60 unknown columns, 3 required columns missing
+
+
+def test_uploaded_workbooks_are_parsed_with_defusedxml() -> None:
+    """openpyxl uses defusedxml when it is installed: no entity expansion or external
+    entities from an uploaded XLSX (OWASP ASVS 5.5.2)."""
+    from openpyxl.xml import DEFUSEDXML
+
+    assert DEFUSEDXML
