@@ -130,3 +130,18 @@ def test_uploaded_workbooks_are_parsed_with_defusedxml() -> None:
     from openpyxl.xml import DEFUSEDXML
 
     assert DEFUSEDXML
+
+
+def test_a_workbook_that_unpacks_too_far_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zip bomb posing as XLSX is refused from its directory, before anything unpacks."""
+    import zipfile
+
+    from vaikuttavuus.domain import imports
+
+    monkeypatch.setattr(imports, "MAX_UNPACKED_XLSX_BYTES", 50_000)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"0" * 100_000)
+    with pytest.raises(ImportFileError) as refused:
+        read_table(buffer.getvalue())
+    assert [e.code for e in refused.value.errors] == ["file_too_large"]
