@@ -276,7 +276,7 @@ def costing_tables(session: Session) -> dict[str, pd.DataFrame]:
     }
 
 
-# -- cohort analytics: bulk reads of one pilot with filters (services/analytics.py) -------------
+# -- cohort analytics: bulk reads of one pilot with filters (services/analytics/) ----------------
 # Each read is one statement, filtered in SQL by the pilot and the cohort filters (index-date
 # period, arm, unit), so a filtered page reads only its rows and no list of ids travels to the
 # database. Reads are streamed in partitions of plain DBAPI tuples (a server-side cursor on

@@ -25,9 +25,7 @@ _TOKEN_LIKE = re.compile(r"[A-Za-z0-9_-]{22,}")
 _QUERY = re.compile(r"\?[^\s\"#]*")
 # Atoms that are a whole query string, and atoms that hold a URL (the request line, referrer).
 _QUERY_ATOMS = frozenset({"q", "{query_string}e"})
-_URL_ATOMS = frozenset(
-    {"r", "f", "{referer}i", "{raw_uri}e", "{request_uri}e", "{http_referer}e"}
-)
+_URL_ATOMS = frozenset({"r", "f", "{referer}i", "{raw_uri}e", "{request_uri}e", "{http_referer}e"})
 
 
 def redact(text: Any) -> Any:

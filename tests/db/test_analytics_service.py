@@ -41,7 +41,7 @@ from vaikuttavuus.services.analytics import (
     mixed_model,
     publish,
 )
-from vaikuttavuus.services.cost_reports import costing_catalogue
+from vaikuttavuus.services.catalogue import costing_catalogue
 from vaikuttavuus.services.definitions import pilot_spec
 
 N_BOOT = 300

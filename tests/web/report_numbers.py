@@ -92,6 +92,17 @@ class Formats:
         pattern = Locale.parse(self.language).percent_formats[None].pattern
         return format_percent(float(value), format=pattern, locale=self.language)  # type: ignore[arg-type]
 
+    def probability(self, value: object) -> str:
+        """A probability from bootstrap replicates: never 0 % or 100 %."""
+        if _missing(value):
+            return EN_DASH
+        number = float(value)  # type: ignore[arg-type]
+        if number >= 0.99:
+            return "> " + self.share(0.99)
+        if number <= 0.01:
+            return "< " + self.share(0.01)
+        return self.share(number)
+
     def euro(self, value: object) -> str:
         if _missing(value):
             return EN_DASH
@@ -215,6 +226,8 @@ def _cell(source: Source, row: int, record: dict[str, Any], column: Col, fmt: Fo
         return fmt.signed(value, column.digits)
     if kind == "share":
         return fmt.share(value)
+    if kind == "probability":
+        return fmt.probability(value)
     if kind == "euro":
         return fmt.euro(value)
     if kind == "interval":
@@ -501,6 +514,7 @@ def layouts(labels: Any) -> dict[str, list[Col]]:
         "costs": [
             arm("arm"),
             Col("n", "count"),
+            Col("n_missing", "count"),
             Col("mean_eur", "euro"),
             Col("ci_low_eur", "interval_euro", high="ci_high_eur"),
             Col("median_eur", "euro"),
@@ -527,10 +541,12 @@ def layouts(labels: Any) -> dict[str, list[Col]]:
             label(labels.procedure)("strategy"),
             Col("n", "count"),
             Col("cost", "euro"),
+            Col("cost_low", "interval_euro", high="cost_high"),
             Col("effect", "number", 3),
+            Col("effect_low", "interval", 3, high="effect_high"),
             label(labels.status)("status"),
             Col("icer", "euro"),
-            label(labels.procedure)("compared_with"),
+            Col("p_best", "probability"),
         ],
         "inmb": [
             Col("wtp", "euro"),
@@ -538,12 +554,12 @@ def layouts(labels: Any) -> dict[str, list[Col]]:
             Col("inmb_low", "interval_euro", high="inmb_high"),
             Col("adjusted_inmb", "euro"),
             Col("adjusted_low", "interval_euro", high="adjusted_high"),
-            Col("ceac_bootstrap", "share"),
+            Col("ceac_bootstrap", "probability"),
         ],
         "ceac": [
             Col("wtp", "euro"),
-            Col("ceac_bootstrap", "share"),
-            Col("ceac_parametric", "share"),
+            Col("ceac_bootstrap", "probability"),
+            Col("ceac_parametric", "probability"),
         ],
         "ce_plane": [
             Col("statistic", "text"),
@@ -712,7 +728,7 @@ def cea_summary_rows(
                 ),
                 icer,
                 fieller,
-                fmt.share(row.get("ceac_reference_wtp")),
+                fmt.probability(row.get("ceac_reference_wtp")),
             ]
         )
     return rows
@@ -1066,63 +1082,67 @@ def key_figures_expected(result: CohortAnalysis, language: str) -> list[tuple[st
     return figures
 
 
+LIKELIHOOD = (
+    (0.99, "virtually certain"),
+    (0.90, "very likely"),
+    (0.66, "likely"),
+    (0.33, "about as likely as not"),
+    (0.10, "unlikely"),
+    (0.01, "very unlikely"),
+)
+
+
 def interpretation_expected(result: CohortAnalysis, language: str) -> str | None:
-    """The plain-language sentence by the rules of docs/reports.md: the cost difference of the
-    improvement comparison rounded to €100 (about the same under €50), the symptom relief
-    against the responder threshold (MCID), and the bootstrap probability at the reference λ
-    of QALYs (else responders)."""
-    if not result.has_procedures:
+    """The plain-language answer by the rules of docs/reports.md: the adjusted differences of
+    the declared primary analysis with their intervals, and the probability (from the pooled
+    bootstrap replicates) that the other arm is cost-effective at the declared reference λ per
+    point, in calibrated words with the number beside them."""
+    primary = result.primary
+    if primary is None:
         return None
     fmt, labels = Formats(language), Labels(result, language)
-    ce = result.cost_effectiveness
-    improvement = ce.effects["improvement"]
-    chance = next(
-        (
-            ce.effects[name]
-            for name in ("qaly", "responder", "improvement")
-            if name in ce.effects
-            and ce.effects[name].available
-            and ce.effects[name].bootstrap is not None
-        ),
-        None,
+    if not primary.available:
+        return None
+    lam = float(result.spec.willingness_to_pay("improvement").reference)
+    effect = primary.differences["improvement"].adjusted
+    cost = primary.differences["cost"].adjusted
+    replicates = primary.replicates
+    assert replicates is not None
+    share = float(np.mean(lam * replicates.values["improvement"] - replicates.values["cost"] > 0))
+    bound = 1 / (replicates.n_boot + 1)
+    share = min(max(share, bound), 1 - bound)
+    word = next((w for lower, w in LIKELIHOOD if share > lower), "exceptionally unlikely")
+    score = labels.score_short(primary.outcome)
+    symptom = text(
+        "improves %(score)s by %(points)s points more (95%% CI %(low)s to %(high)s)"
+        if effect.estimate >= 0
+        else "improves %(score)s by %(points)s points less (95%% CI %(low)s to %(high)s)",
+        score=score,
+        points=fmt.number(abs(effect.estimate), 1),
+        low=fmt.signed(effect.ci_low, 1),
+        high=fmt.signed(effect.ci_high, 1),
     )
-    if not improvement.available or improvement.two_arm is None or chance is None:
-        return text("There are too few persons with complete data to compare the arms.")
-    delta_cost = improvement.two_arm.delta_cost
-    amount = fmt.euro(abs(round(delta_cost, -2)))
-    if delta_cost <= -50:
-        cost = text("the cost was on average %(amount)s lower", amount=amount)
-    elif delta_cost >= 50:
-        cost = text("the cost was on average %(amount)s higher", amount=amount)
-    else:
-        cost = text("the cost was about the same")
-    mcid = float(result.spec.primary_outcome.min_improvement)
-    delta = improvement.two_arm.delta_effect
-    if delta >= mcid:
-        effect = text("the symptoms were relieved clearly more")
-    elif delta > mcid / 3:
-        effect = text("the symptoms were relieved somewhat more")
-    elif delta >= -mcid / 3:
-        effect = text("the symptoms were relieved about as much")
-    elif delta > -mcid:
-        effect = text("the symptoms were relieved nearly as much")
-    else:
-        effect = text("the symptoms were relieved clearly less")
-    assert chance.bootstrap is not None
-    lam = chance.scale.reference
-    replicates = chance.bootstrap
-    probability = float(np.mean(lam * replicates.delta_effect - replicates.delta_cost > 0))
+    money = text(
+        "costs %(amount)s less per patient (95%% CI %(low)s to %(high)s)"
+        if cost.estimate < 0
+        else "costs %(amount)s more per patient (95%% CI %(low)s to %(high)s)",
+        amount=fmt.euro(abs(cost.estimate)),
+        low=fmt.euro(cost.ci_low),
+        high=fmt.euro(cost.ci_high),
+    )
     return text(
-        "%(intervention)s compared with %(reference)s: %(cost)s and %(effect)s; the "
-        "probability that %(intervention)s is more cost-effective at a willingness to pay of "
-        "%(wtp)s %(per_unit)s is %(probability)s.",
-        intervention=labels.arm(ce.intervention),
-        reference=labels.arm(ce.reference),
-        cost=cost,
-        effect=effect,
+        "Adjusted for the differences between the patients, %(other)s %(symptom)s and "
+        "%(money)s than %(reference)s. If one point of improvement is worth %(wtp)s, it is "
+        "%(likelihood)s that %(other)s gives more value for the money. The arms were not "
+        "randomised, so unmeasured differences between the patients may remain.",
+        other=labels.arm(primary.other),
+        reference=labels.arm(primary.reference),
+        symptom=symptom,
+        money=money,
         wtp=fmt.euro(lam),
-        per_unit=labels.per_unit(chance.effect),
-        probability=fmt.share(probability),
+        likelihood=text(
+            "%(word)s (%(probability)s)", word=text(word), probability=fmt.probability(share)
+        ),
     )
 
 

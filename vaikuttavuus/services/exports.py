@@ -635,7 +635,7 @@ def wide_rows(
     """The wide shape, one list of cell values per enrolment (header not included)."""
     catalogue = None
     if layout.costs:
-        from vaikuttavuus.services.cost_reports import costing_catalogue
+        from vaikuttavuus.services.catalogue import costing_catalogue
 
         catalogue = costing_catalogue(session)
     pseudonymiser = Pseudonymiser(options.date_shift_days)
