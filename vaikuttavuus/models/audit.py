@@ -65,8 +65,10 @@ class ImportBatch(Base):
     rows_stored: Mapped[int] = mapped_column(default=0)
     rows_duplicate: Mapped[int] = mapped_column(default=0)
     error_count: Mapped[int] = mapped_column(default=0)
-    errors: Mapped[list[Any]] = mapped_column(default=list)
-    notes: Mapped[list[Any]] = mapped_column(default=list)
+    # at most 1000 problems (domain.imports.MAX_REPORTED_ERRORS); loaded only when read, so
+    # listing the import log never reads them
+    errors: Mapped[list[Any]] = mapped_column(default=list, deferred=True)
+    notes: Mapped[list[Any]] = mapped_column(default=list, deferred=True)
     """Notes on rows that were stored all the same (e.g. an unanswered required item)."""
     note_count: Mapped[int] = mapped_column(default=0)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
