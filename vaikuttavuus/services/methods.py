@@ -172,12 +172,16 @@ def cheers_items(analysis: CohortAnalysis, labels: Labels) -> list[CheersItem]:
         as_of=analysis.as_of.isoformat(),
     )
     if result is not None:
+
+        def shown(n: int) -> str:
+            return f"<{analysis.min_cell}" if n < analysis.min_cell else str(n)
+
         population += " " + _(
             "Analysed: %(reference)s %(n_reference)s, %(other)s %(n_other)s persons.",
             reference=reference,
-            n_reference=result.n_reference,
+            n_reference=shown(result.n_reference),
             other=other,
-            n_other=result.n_other,
+            n_other=shown(result.n_other),
         )
     text[5] = population
     text[6] = _declared(declared.setting, language, "setting")
