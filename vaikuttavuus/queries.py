@@ -37,6 +37,7 @@ RESPONSE_COLUMNS = [
     "instrument_version_id",
     "submitted_at",
     "mode",
+    "proxy",
     "language",
 ]
 
@@ -63,6 +64,7 @@ def _responses_select(
             Response.instrument_version_id,
             Response.submitted_at,
             Response.mode,
+            Response.proxy,
             Response.language,
         )
         .join(Enrolment, Response.enrolment_id == Enrolment.id)
@@ -283,7 +285,7 @@ def costing_tables(session: Session) -> dict[str, pd.DataFrame]:
     }
 
 
-# -- cohort analytics: bulk reads of one pilot with filters (services/analytics.py) -------------
+# -- cohort analytics: bulk reads of one pilot with filters (services/analytics/) ----------------
 # Each read is one statement, filtered in SQL by the pilot and the cohort filters (index-date
 # period, arm, unit), so a filtered page reads only its rows and no list of ids travels to the
 # database. Reads are streamed in partitions of plain DBAPI tuples (a server-side cursor on
@@ -451,7 +453,8 @@ def cohort_scores(
     """The submitted responses of several instruments in one read, scored.
 
     Returns, per instrument code, one row per response: ``response_id``, ``enrolment_id``,
-    ``time_point``, ``mode``, ``items_missing`` (required scorable items without a numeric
+    ``time_point``, ``mode`` (web, phone, paper or imported), ``proxy`` (bool: someone else
+    answered for the person), ``items_missing`` (required scorable items without a numeric
     answer, among those always shown) and one column per score. Answers are read once for all
     instruments, in partitions straight into numpy arrays (item ids as small integer codes),
     and each response is scored with the version it was answered in.
@@ -473,15 +476,17 @@ def cohort_scores(
             TimePoint.code,
             Response.instrument_version_id,
             Response.mode,
+            Response.proxy,
         )
         .join(Enrolment, Response.enrolment_id == Enrolment.id)
         .join(TimePoint, Response.time_point_id == TimePoint.id)
         .where(*conditions)
         .order_by(Response.id),
-        ["response_id", "enrolment_id", "instrument", "time_point", "version_id", "mode"],
+        ["response_id", "enrolment_id", "instrument", "time_point", "version_id", "mode", "proxy"],
     )
     for column in ("response_id", "enrolment_id", "version_id"):
         meta[column] = meta[column].astype("int64")
+    meta["proxy"] = meta["proxy"].astype(bool)
     versions = {
         int(version_id): instrument_spec(version)
         for version_id in pd.unique(meta["version_id"])
@@ -512,7 +517,7 @@ def cohort_scores(
     row_of_answer = np.searchsorted(response_ids, answer_response)
     version_of_row = meta["version_id"].to_numpy(dtype=np.int64)
     version_of_answer = version_of_row[np.minimum(row_of_answer, max(len(meta) - 1, 0))]
-    base_columns = ["response_id", "enrolment_id", "time_point", "mode"]
+    base_columns = ["response_id", "enrolment_id", "time_point", "mode", "proxy"]
     out: dict[str, pd.DataFrame] = {}
     for code in codes:
         pieces = []

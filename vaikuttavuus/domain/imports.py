@@ -23,6 +23,10 @@ Conventions
   the enrolment id in place of the person columns. The same hash twice in one file is an error
   (``duplicate``); a hash that is already stored is skipped and counted in ``rows_duplicate``,
   so importing a file again stores nothing twice. People rows are matched by the person instead.
+* **Questionnaire answers** (kind ``responses``: one row per person, time point and
+  instrument, one column per item, or a FHIR ``Bundle``) have their own checks in
+  :mod:`vaikuttavuus.domain.response_imports`; they share the reading, the people and the
+  error report with the other kinds.
 * **Vectorised.** Columns are parsed with pandas string, numeric and date operations; identity
   codes, pseudonyms and codes are looked at once per distinct value. The only per-row Python
   step is SHA-256 itself (about 1 µs a row). Error objects are built only for failing rows, at
@@ -32,6 +36,7 @@ Conventions
 from __future__ import annotations
 
 import codecs
+import csv
 import hashlib
 import io
 import re
@@ -46,7 +51,14 @@ import numpy as np
 import pandas as pd
 
 from vaikuttavuus.domain import identity
-from vaikuttavuus.domain.specs import LANGUAGES, MeasureCatalogue, MeasureSpec, PilotSpec
+from vaikuttavuus.domain.specs import (
+    LANGUAGES,
+    InstrumentSpec,
+    MeasureCatalogue,
+    MeasureSpec,
+    PilotSpec,
+)
+from vaikuttavuus.domain.spreadsheet import spreadsheet_safe
 
 __all__ = [
     "ERROR_CODES",
@@ -81,7 +93,9 @@ def N_(text: str) -> str:  # noqa: N802 - Babel's marker for texts translated wh
     return text
 
 
-Kind = Literal["people", "procedures", "measurements", "resource_use", "direct_costs", "exposures"]
+Kind = Literal[
+    "people", "procedures", "measurements", "resource_use", "direct_costs", "exposures", "responses"
+]
 KINDS: tuple[Kind, ...] = (
     "people",
     "procedures",
@@ -89,13 +103,22 @@ KINDS: tuple[Kind, ...] = (
     "resource_use",
     "direct_costs",
     "exposures",
+    "responses",
 )
 
 SETTINGS: tuple[str, ...] = ("operating_room", "outpatient_clinic")
 """Where a procedure was done (the ``procedures.setting`` check constraint)."""
+RESPONSE_MODES: tuple[str, ...] = ("web", "phone", "paper", "imported")
+"""How answers were given (the ``responses.mode`` check constraint)."""
 
 MAX_REPORTED_ERRORS = 1000
-"""Errors described one by one; :attr:`Validation.error_count` counts them all."""
+"""Errors described one by one (file and header problems included); :attr:`Validation.error_count`
+and :attr:`ImportFileError.count` count them all."""
+MAX_COLUMNS = 500
+"""A file with a wider header is refused before it is parsed (the fixed kinds have at most 20
+columns; a questionnaire-answers file has one per item of the pilot's instruments, 49 for both
+shipped pilots together): a header of a million columns costs a moment, not minutes and
+gigabytes."""
 MAX_VALUE_SHOWN = 100
 """A cell echoed in an error is cut to this many characters."""
 MAX_ALLOWED_SHOWN = 30
@@ -113,6 +136,7 @@ ERROR_CODES: dict[str, str] = {
     "bad_csv": "a CSV row with more values than the header",
     "unreadable_file": "an XLSX file that cannot be read",
     "file_too_large": "an XLSX file that unpacks to more than 1 GiB",
+    "too_many_columns": "a header with more columns than any kind could have (500)",
     "missing_column": "a required column is missing from the header",
     "unknown_column": "a header names a column the kind does not have",
     "duplicate_column": "a column appears twice in the header",
@@ -120,6 +144,7 @@ ERROR_CODES: dict[str, str] = {
     "no_rows": "the file has a header but no data rows",
     "kind_not_in_pilot": "the pilot defines nothing this kind refers to",
     "extra_values": "an XLSX row has values to the right of the last named column",
+    "not_fhir": "a JSON file that is not a FHIR Bundle",
     # one cell or row
     "missing": "a required value is empty",
     "not_a_number": "not a number",
@@ -139,6 +164,11 @@ ERROR_CODES: dict[str, str] = {
     "unknown_person": "a person who is not found or not enrolled in the pilot",
     "wrong_pilot": "a people row for another pilot",
     "conflict": "a value that contradicts stored data or another column",
+    "not_scheduled": "an instrument that the time point does not schedule",
+    "not_in_instrument": "an answer to an item of another instrument than the row's",
+    "incomplete": "a note, not an error: a required item is unanswered (stored as incomplete)",
+    "no_answers": "a questionnaire row without a single answer",
+    "fhir_entry": "a FHIR Bundle entry that is not a QuestionnaireResponse that can be read",
     # storing
     "import_failed": "the rows could not be stored (nothing was stored)",
 }
@@ -225,26 +255,19 @@ class RowError:
 
 
 class ImportFileError(ValueError):
-    """The file cannot be checked row by row (unreadable, wrong header …)."""
+    """The file cannot be checked row by row (unreadable, wrong header …).
 
-    def __init__(self, errors: Sequence[RowError]) -> None:
-        self.errors = list(errors)
-        super().__init__("; ".join(f"line {e.line}: {e.code}" for e in self.errors))
+    ``errors`` holds at most :data:`MAX_REPORTED_ERRORS` problems; ``count`` counts them all."""
+
+    def __init__(self, errors: Sequence[RowError], count: int | None = None) -> None:
+        self.errors = list(errors[:MAX_REPORTED_ERRORS])
+        self.count = len(errors) if count is None else count
+        super().__init__("; ".join(f"line {e.line}: {e.code}" for e in self.errors[:20]))
 
 
 # The masking helpers live with the identity codes; kept here for the import code and callers.
 mask_identity_code = identity.mask_identity_code
 mask_identity_codes = identity.mask_identity_codes
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(text: str) -> str:
-    """A cell for a CSV that people open in a spreadsheet: text starting (after spaces) with
-    ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading ``'`` so it is never run
-    as a formula (OWASP, CSV injection)."""
-    return "'" + text if text.lstrip(" ").startswith(_FORMULA_START) else text
 
 
 def _shown(value: str, column: str | None) -> str:
@@ -262,9 +285,12 @@ def _shown(value: str, column: str | None) -> str:
 @dataclass(frozen=True)
 class RawTable:
     """A file's cells as text: ``frame`` has one column of Python strings per header cell
-    (normalised names, in file order; ``""`` for an empty cell), indexed by line number."""
+    (normalised names, in file order; ``""`` for an empty cell), indexed by line number.
+    ``problems`` are row errors found while reading (a FHIR entry that cannot be read); the
+    check reports them with the others."""
 
     frame: pd.DataFrame
+    problems: tuple[RowError, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -314,10 +340,12 @@ def read_csv(data: bytes) -> RawTable:
     if not text.strip():
         raise ImportFileError([RowError(0, None, None, "empty_file")])
     first_line = text.lstrip("\r\n").split("\n", 1)[0]
+    separator = _detect_delimiter(first_line)
+    _check_width(first_line, separator)
     try:
         frame = pd.read_csv(
             io.StringIO(text),
-            sep=_detect_delimiter(first_line),
+            sep=separator,
             header=None,
             dtype=object,
             keep_default_na=False,
@@ -339,6 +367,19 @@ def read_csv(data: bytes) -> RawTable:
     frame = frame.fillna("")
     frame.index = pd.RangeIndex(1, len(frame) + 1)
     return _from_grid(frame)
+
+
+def _check_width(first_line: str, separator: str) -> None:
+    """Refuse a header wider than :data:`MAX_COLUMNS` before anything is parsed."""
+    if first_line.count(separator) < MAX_COLUMNS:
+        return
+    width = len(next(csv.reader([first_line], delimiter=separator, quotechar='"')))
+    if width > MAX_COLUMNS:
+        raise ImportFileError([_too_wide(width)])
+
+
+def _too_wide(width: int) -> RowError:
+    return RowError(1, None, None, "too_many_columns", {"found": width, "maximum": MAX_COLUMNS})
 
 
 def _cell_text(value: object) -> str:
@@ -388,6 +429,8 @@ def read_xlsx(data: bytes) -> RawTable:
                 texts.pop()
             if number == 1:
                 width = len(texts)
+                if width > MAX_COLUMNS:
+                    raise ImportFileError([_too_wide(width)])
             elif len(texts) > width:
                 raise ImportFileError(
                     [RowError(number, None, None, "extra_values", {"expected": width})]
@@ -881,20 +924,96 @@ SCHEMAS: dict[str, Schema] = {
         date_order=(("start_date", "end_date"),),
         requires=("service_types", "provider_sectors"),
     ),
+    "responses": Schema(
+        "responses",
+        N_("Questionnaire answers"),
+        N_(
+            "Answers given on paper, by phone or in another system: one row per person, time "
+            "point and instrument, then one column per item id holding the answer code. A row "
+            "leaves the items of other instruments empty. A FHIR R4 Bundle of "
+            "QuestionnaireResponses (JSON) is read as well."
+        ),
+        (
+            *_PERSON,
+            Column(
+                "time_point",
+                "code",
+                N_("The time point of the pilot (e.g. baseline)."),
+                "baseline",
+                required=True,
+                vocabulary="time_points",
+            ),
+            Column(
+                "instrument",
+                "code",
+                N_("The instrument (questionnaire) id; the time point must schedule it."),
+                "ipss",
+                required=True,
+                vocabulary="instruments",
+            ),
+            Column(
+                "completed_on",
+                "date",
+                N_(
+                    "The day the answers were given; it must fall within the time point's "
+                    "answering window."
+                ),
+                "2025-03-01",
+                required=True,
+                not_future=True,
+            ),
+            Column(
+                "instrument_version",
+                "text",
+                N_("The instrument version the answers were given in (default: the current one)."),
+                "1",
+                max_length=20,
+            ),
+            Column(
+                "mode",
+                "code",
+                N_("How the answers were given: web, phone, paper or imported (default imported)."),
+                "paper",
+                vocabulary="modes",
+            ),
+            Column(
+                "proxy",
+                "boolean",
+                N_(
+                    "yes when someone else (a relative or a staff member) answered for the "
+                    "person (default no)."
+                ),
+                "no",
+            ),
+            Column(
+                "language",
+                "code",
+                N_("The language of the questionnaire: fi, sv or en (default fi)."),
+                "fi",
+                vocabulary="languages",
+            ),
+        ),
+    ),
 }
+"""The kinds. ``responses`` names only its fixed columns: the item columns come from the
+pilot's instruments (:func:`vaikuttavuus.domain.response_imports.item_columns`)."""
 
 
-def check_header(schema: Schema, columns: Sequence[str]) -> list[RowError]:
-    """Missing, unknown and repeated columns (line 1), or no column that names the person."""
+def check_header(
+    schema: Schema, columns: Sequence[str], extra: Collection[str] = ()
+) -> list[RowError]:
+    """Missing, unknown and repeated columns (line 1), or no column that names the person.
+    ``extra`` are further known columns (the item ids of a responses file)."""
     errors: list[RowError] = []
-    known = set(schema.header)
+    known = set(schema.header) | set(extra)
     seen: set[str] = set()
     for name in columns:
         if name in seen:
-            errors.append(RowError(1, name, None, "duplicate_column"))
+            errors.append(RowError(1, _shown(name, None), None, "duplicate_column"))
         elif name not in known:
+            shown = list(schema.header) + sorted(set(extra) - set(schema.header))
             errors.append(
-                RowError(1, name or "", None, "unknown_column", {"columns": list(schema.header)})
+                RowError(1, _shown(name, None), None, "unknown_column", {"columns": shown})
             )
         seen.add(name)
     errors += [
@@ -926,8 +1045,29 @@ class PeopleFound:
     by_pseudonym: Mapping[str, PersonMatch] = field(default_factory=dict)
 
 
+ResponseKey = tuple[int, str, str]
+"""A response's natural key: (enrolment id, time point, instrument)."""
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """A stored response that an imported row may repeat, complete or contradict."""
+
+    status: str
+    version: str
+    completed_on: date | None
+    mode: str
+    proxy: bool
+    answers: Mapping[str, str] = field(default_factory=dict)
+    """Item id → stored value (canonical text)."""
+
+
 def _no_people(_hashes: Sequence[str], _pseudonyms: Sequence[str]) -> PeopleFound:
     return PeopleFound()
+
+
+def _no_responses(_keys: Sequence[ResponseKey]) -> Mapping[ResponseKey, StoredResponse]:
+    return {}
 
 
 def _no_hashes(_hashes: Sequence[str]) -> Collection[str]:
@@ -941,6 +1081,12 @@ class ImportContext:
     ``hash_identity_code`` turns a valid, normalised identity code into its keyed hash;
     ``find_people(identity_hashes, pseudonyms)`` returns the stored people among them;
     ``stored_row_hashes(hashes)`` returns those already stored for this kind.
+
+    Questionnaire answers (``responses``) also need ``instruments`` (code → version → spec:
+    every version a response may be given in), ``current_versions`` (code → the current
+    version), ``stored_responses(keys)`` (the stored responses among (enrolment id, time
+    point, instrument) keys) and ``allow_outside_window`` (dates outside the time point's
+    window are accepted).
     """
 
     pilot: PilotSpec
@@ -953,6 +1099,12 @@ class ImportContext:
     find_people: Callable[[Sequence[str], Sequence[str]], PeopleFound] = _no_people
     stored_row_hashes: Callable[[Sequence[str]], Collection[str]] = _no_hashes
     languages: tuple[str, ...] = LANGUAGES
+    instruments: Mapping[str, Mapping[str, InstrumentSpec]] = field(default_factory=dict)
+    current_versions: Mapping[str, str] = field(default_factory=dict)
+    stored_responses: Callable[[Sequence[ResponseKey]], Mapping[ResponseKey, StoredResponse]] = (
+        _no_responses
+    )
+    allow_outside_window: bool = False
 
     def pilot_measures(self) -> tuple[MeasureSpec, ...]:
         return tuple(m for m in self.measures.measures if not m.pilots or self.pilot.id in m.pilots)
@@ -974,6 +1126,8 @@ class ImportContext:
             "languages": lambda: self.languages,
             "sexes": lambda: ("male", "female", "other"),
             "pilot": lambda: (pilot.id,),
+            "instruments": lambda: pilot.instrument_ids,
+            "modes": lambda: RESPONSE_MODES,
         }
         return tuple(str(value) for value in values[vocabulary]())
 
@@ -1003,7 +1157,9 @@ class Validation:
     ``enrolment_id`` and ``row_hash`` (people: ``person_id`` for a stored person, else NaN,
     ``identity_code`` normalised and ``identity_hash``); rows already stored are left out and
     counted in ``rows_duplicate``. ``errors`` lists at most ``max_errors`` problems in line
-    order; ``error_count`` counts them all.
+    order; ``error_count`` counts them all. Questionnaire answers (``responses``): ``frame``
+    has one row per response and ``answers`` one row per answer (see
+    :func:`vaikuttavuus.domain.response_imports.finish`).
     """
 
     kind: str
@@ -1012,6 +1168,12 @@ class Validation:
     error_count: int
     rows_total: int
     rows_duplicate: int
+    answers: pd.DataFrame | None = None
+    notes: tuple[RowError, ...] = ()
+    """Things worth knowing about rows that are stored all the same (``responses``: a
+    required item left unanswered); at most ``max_errors`` of them, ``note_count`` counts
+    all."""
+    note_count: int = 0
 
     @property
     def ok(self) -> bool:
@@ -1037,6 +1199,23 @@ class _Errors:
         self.bad = np.zeros(table.rows, dtype=bool)
         self.bad_in: dict[str, np.ndarray] = {}
         self.entries: list[tuple[np.ndarray, str | None, str, ParamSource]] = []
+        self.given: list[RowError] = []
+
+    def add_given(self, errors: Sequence[RowError]) -> None:
+        """Errors found while reading the file, already built (their lines are rows)."""
+        if not errors:
+            return
+        position = {int(line): p for p, line in enumerate(self.lines)}
+        for error in errors:
+            where = position.get(error.line)
+            if where is not None:
+                self.bad[where] = True
+                if error.column is not None:
+                    column_bad = self.bad_in.setdefault(
+                        error.column, np.zeros(len(self.bad), dtype=bool)
+                    )
+                    column_bad[where] = True
+            self.given.append(error)
 
     def add(
         self,
@@ -1064,10 +1243,17 @@ class _Errors:
 
     @property
     def count(self) -> int:
-        return sum(len(entry[0]) for entry in self.entries)
+        return sum(len(entry[0]) for entry in self.entries) + len(self.given)
 
     def report(self, limit: int) -> tuple[RowError, ...]:
         """The first ``limit`` errors in line order (then in the order they were found)."""
+        built = self._built(limit)
+        if not self.given:
+            return built
+        merged = sorted([*self.given, *built], key=lambda error: error.line)
+        return tuple(merged[:limit])
+
+    def _built(self, limit: int) -> tuple[RowError, ...]:
         if not self.entries:
             return ()
         positions = np.concatenate([entry[0] for entry in self.entries])
@@ -1532,7 +1718,10 @@ def _resolve_people(check: _Check) -> _People:
     pseudonym_blank = check.blank["pseudonym"]
     present = [c for c in PERSON_COLUMNS if c in check.raw.columns]
     check.errors.add(
-        code_blank & pseudonym_blank, present[0], "missing", {"either": list(PERSON_COLUMNS)}
+        code_blank & pseudonym_blank & ~check.errors.failed("subject"),
+        present[0],
+        "missing",
+        {"either": list(PERSON_COLUMNS)},
     )
     hashes = _per_value(codes, context.hash_identity_code, None)
     found = context.find_people(
@@ -1668,9 +1857,14 @@ def validate(
         RowError(0, None, None, "kind_not_in_pilot", {"pilot": context.pilot.id, "what": name})
         for name in missing
     ]
-    problems += check_header(schema, table.columns)
+    items: Collection[str] = ()
+    if kind == "responses":
+        from vaikuttavuus.domain import response_imports
+
+        items = response_imports.item_columns(context)
+    problems += check_header(schema, table.columns, items)
     if problems:
-        raise ImportFileError(problems)
+        raise ImportFileError(problems[:max_errors], count=len(problems))
     if table.rows == 0:
         raise ImportFileError([RowError(0, None, None, "no_rows")])
 
@@ -1684,6 +1878,7 @@ def validate(
             progress(done, steps)
 
     check = _Check(schema, table, context)
+    check.errors.add_given(table.problems)
     for column in schema.columns:
         check.parse(column)
         step()
@@ -1709,6 +1904,13 @@ def validate(
         check.errors.add(not_enrolled & mask, name, "unknown_person", {"reason": "not_enrolled"})
     if kind == "measurements":
         check.check_measurements(people.index_day)
+    if kind == "responses":
+        from vaikuttavuus.domain import response_imports
+
+        validation = response_imports.finish(check, people, max_errors)
+        step()
+        step()
+        return validation
     step()
 
     rows = np.flatnonzero(~check.errors.bad)

@@ -520,6 +520,200 @@ class CodedLabel(Spec):
     name: LocalizedText
 
 
+EffectKind = Literal["improvement", "responder", "qaly"]
+"""The effects of a two-arm cost-effectiveness analysis: the improvement of the primary score
+(points), being a responder (clinically important improvement), QALYs."""
+EFFECT_KINDS: tuple[EffectKind, ...] = ("improvement", "responder", "qaly")
+CLUSTER_KINDS = ("none", "unit", "surgeon", "clinician")
+"""Who the persons' outcomes may be correlated within: the enrolment's unit, the procedure's
+surgeon or the enrolment's clinician (cluster-robust errors)."""
+
+
+class WillingnessToPay(Spec):
+    """What one more unit of an effect is worth to the decision maker: the grid of the
+    cost-effectiveness acceptability curve (0 … ``maximum`` in ``points`` steps), the values the
+    tables show, the ``reference`` value of the headline, and where the values come from."""
+
+    effect: EffectKind
+    maximum: float = Field(gt=0)
+    points: int = Field(default=201, ge=11, le=2001)
+    shown: tuple[float, ...] = Field(min_length=1)
+    reference: float = Field(ge=0)
+    source: LocalizedText
+
+    @model_validator(mode="after")
+    def _inside_grid(self) -> WillingnessToPay:
+        values = (*self.shown, self.reference)
+        if any(v < 0 or v > self.maximum for v in values):
+            raise ValueError("shown and reference values must lie within 0 … maximum")
+        if list(self.shown) != sorted(set(self.shown)):
+            raise ValueError("shown values must be increasing")
+        return self
+
+    @property
+    def grid(self) -> tuple[float, ...]:
+        """The CEAC grid: 0 … maximum in ``points`` equal steps, plus the shown values."""
+        step = self.maximum / (self.points - 1)
+        values = {round(i * step, 9) for i in range(self.points)}
+        values.update(float(v) for v in (*self.shown, self.reference))
+        return tuple(sorted(values))
+
+
+DEFAULT_WTP: tuple[WillingnessToPay, ...] = (
+    WillingnessToPay(
+        effect="improvement",
+        maximum=2_000.0,
+        shown=(0.0, 250.0, 500.0, 1_000.0, 2_000.0),
+        reference=500.0,
+        source=LocalizedText(
+            fi="Havainnollistava arvo: pisteelle ei ole vakiintunutta maksuhalukkuutta.",
+            sv="Illustrativt värde: det finns ingen etablerad betalningsvilja per poäng.",
+            en="Illustrative value: there is no established willingness to pay per point.",
+        ),
+    ),
+    WillingnessToPay(
+        effect="responder",
+        maximum=20_000.0,
+        shown=(0.0, 2_500.0, 5_000.0, 10_000.0, 20_000.0),
+        reference=10_000.0,
+        source=LocalizedText(
+            fi="Havainnollistava arvo: hoitovasteelle ei ole vakiintunutta maksuhalukkuutta.",
+            sv="Illustrativt värde: det finns ingen etablerad betalningsvilja per svarare.",
+            en="Illustrative value: there is no established willingness to pay per responder.",
+        ),
+    ),
+    WillingnessToPay(
+        effect="qaly",
+        maximum=50_000.0,
+        points=501,
+        shown=(0.0, 10_000.0, 20_000.0, 30_000.0, 50_000.0),
+        reference=20_000.0,
+        source=LocalizedText(
+            fi="Suomessa ei ole virallista kynnysarvoa; 0–50 000 € on BCEA:n oletusväli.",
+            sv="Finland har inget officiellt tröskelvärde; 0–50 000 € är BCEA:s standardintervall.",
+            en="Finland has no official threshold; 0–50,000 € is BCEA's default range.",
+        ),
+    ),
+)
+
+
+class ComparisonSpec(Spec):
+    """The two arms of a cost-effectiveness comparison: ``other`` minus ``reference``."""
+
+    reference: str = Field(pattern=IDENTIFIER)
+    other: str = Field(pattern=IDENTIFIER)
+
+
+class PrimaryQuestion(Spec):
+    """The declared primary analysis: one outcome score (``instrument.score``) at one follow-up
+    time point, compared between two arms (``comparison``) or between persons who received a
+    service and those who did not (``by: service_type``). Unset parts take the defaults of
+    :meth:`PilotSpec.primary_plan`."""
+
+    outcome: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+    time_point: str | None = Field(default=None, pattern=IDENTIFIER)
+    comparison: ComparisonSpec | None = None
+    by: Literal["service_type"] | None = None
+
+
+class MissingDataSpec(Spec):
+    """How missing outcomes and costs are handled in the primary analysis: multiple imputation
+    by chained equations, separately per arm (``imputations`` data sets), with delta-adjusted
+    missing-not-at-random scenarios (non-responders ``mnar_deltas`` points worse on the primary
+    score) and complete cases as sensitivity analyses; or complete cases only."""
+
+    method: Literal["multiple_imputation", "complete_cases"] = "multiple_imputation"
+    imputations: int = Field(default=20, ge=2, le=200)
+    mnar_deltas: tuple[float, ...] = (3.0,)
+
+    @field_validator("mnar_deltas")
+    @classmethod
+    def _positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(d <= 0 for d in value):
+            raise ValueError("mnar_deltas are positive amounts (points worse)")
+        return value
+
+
+class CostCompleteness(Spec):
+    """When a person's costs count as complete for the care cycle (only then do they enter the
+    cost analysis; "no cost data received" is missing, never 0 €): ``any_row`` — at least one
+    cost row dated inside the care cycle; ``any_of_products`` — at least one row of one of
+    ``products`` (e.g. the index procedure's product) inside the care cycle."""
+
+    rule: Literal["any_row", "any_of_products"] = "any_row"
+    products: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _products_named(self) -> CostCompleteness:
+        if self.rule == "any_of_products" and not self.products:
+            raise ValueError("rule 'any_of_products' needs the list 'products'")
+        if self.rule == "any_row" and self.products:
+            raise ValueError("'products' is only used with rule 'any_of_products'")
+        return self
+
+
+DEFAULT_PERSPECTIVE = LocalizedText(
+    fi="Palvelujen järjestäjä ja maksaja (hyvinvointialue): sosiaali- ja terveydenhuollon "
+    "kustannukset ilman asiakasmaksuja",
+    sv="Tjänsternas anordnare och betalare (välfärdsområdet): social- och hälsovårdens "
+    "kostnader utan klientavgifter",
+    en="The organiser and payer of the services (the wellbeing services county): health and "
+    "social care costs, client fees excluded",
+)
+
+
+class AnalysisSpec(Spec):
+    """The pilot's declared analysis: the decision question, the primary analysis, and the
+    settings of its methods text (CHEERS 2022). Validated against the instruments, arms, time
+    points and costing catalogue by ``vaikuttavuus init``."""
+
+    question: LocalizedText | None = None
+    primary: PrimaryQuestion = PrimaryQuestion()
+    perspective: LocalizedText = DEFAULT_PERSPECTIVE
+    horizon_days: int | None = Field(default=None, gt=0)
+    discount_rate: float = Field(default=0.03, ge=0, le=0.2)
+    value_set: str | None = None
+    cluster: Literal["none", "unit", "surgeon", "clinician"] = "none"
+    missing_data: MissingDataSpec = MissingDataSpec()
+    costs: CostCompleteness = CostCompleteness()
+    willingness_to_pay: tuple[WillingnessToPay, ...] = ()
+    yearly_volume: int | None = Field(default=None, gt=0)
+    decision_horizon_years: int = Field(default=5, ge=1, le=50)
+    subgroups: Literal["baseline_band", "none"] = "baseline_band"
+    min_exposure_days: int = Field(default=30, ge=0, le=365)
+    secondary_outcomes: tuple[str, ...] = ()
+    multiplicity: Literal["holm", "bh"] = "holm"
+    setting: LocalizedText | None = None
+    """Where the pilot runs (CHEERS 2022 item 6)."""
+    engagement: LocalizedText | None = None
+    """How patients and others affected took part in the design (items 21 and 25)."""
+    funding: LocalizedText | None = None
+    """Who funds the pilot and its evaluation (item 27)."""
+    conflicts_of_interest: LocalizedText | None = None
+    """Item 28."""
+
+    @model_validator(mode="after")
+    def _unique_effects(self) -> AnalysisSpec:
+        effects = [w.effect for w in self.willingness_to_pay]
+        if len(set(effects)) != len(effects):
+            raise ValueError("willingness_to_pay lists an effect twice")
+        return self
+
+
+class PrimaryPlan(Spec):
+    """The primary analysis with every default filled in (see :meth:`PilotSpec.primary_plan`)."""
+
+    instrument: str
+    score: str
+    time_point: str
+    comparison: ComparisonSpec | None
+    by: Literal["service_type"] | None
+
+    @property
+    def outcome(self) -> str:
+        return f"{self.instrument}.{self.score}"
+
+
 class PilotSpec(Spec):
     """A value-based-care pilot: arms, schedule, outcomes, cost window and analysis settings."""
 
@@ -541,6 +735,7 @@ class PilotSpec(Spec):
     min_cell_size: int = Field(default=5, ge=1)
     currency_year: int = Field(ge=2000, le=2100)
     start_date: date | None = None
+    analysis: AnalysisSpec = AnalysisSpec()
 
     @field_validator("version", mode="before")
     @classmethod
@@ -562,7 +757,65 @@ class PilotSpec(Spec):
         offsets = [tp.offset_days for tp in self.time_points]
         if offsets != sorted(offsets):
             raise ValueError("time points must be listed in order of offset_days")
+        self._check_analysis(arm_ids, tp_ids)
         return self
+
+    def _check_analysis(self, arm_ids: list[str], tp_ids: list[str]) -> None:
+        primary = self.analysis.primary
+        if primary.time_point is not None:
+            if primary.time_point not in tp_ids:
+                raise ValueError(
+                    f"analysis → primary → time_point: unknown time point '{primary.time_point}'"
+                )
+            if primary.time_point == self.baseline.id:
+                raise ValueError("analysis → primary → time_point: must be a follow-up")
+        if primary.comparison is not None:
+            for arm in (primary.comparison.reference, primary.comparison.other):
+                if arm not in arm_ids:
+                    raise ValueError(f"analysis → primary → comparison: unknown arm '{arm}'")
+            if primary.comparison.reference == primary.comparison.other:
+                raise ValueError("analysis → primary → comparison: the two arms are the same")
+        if primary.by == "service_type" and not self.service_types:
+            raise ValueError("analysis → primary → by: the pilot has no service_types")
+        if self.analysis.cluster == "surgeon" and self.index_event != "procedure":
+            raise ValueError("analysis → cluster: 'surgeon' needs index_event 'procedure'")
+
+    def primary_plan(self) -> PrimaryPlan:
+        """The declared primary analysis with defaults: the primary outcome's score, at the
+        last follow-up, compared between the reference arm and the first other arm (two-arm
+        pilots) or by service type (pilots with service types)."""
+        primary = self.analysis.primary
+        if primary.outcome is not None:
+            instrument, score = primary.outcome.split(".", 1)
+        else:
+            instrument, score = self.primary_outcome.instrument, self.primary_outcome.score
+        follow_ups = [tp.id for tp in self.time_points if not tp.baseline]
+        time_point = primary.time_point or (follow_ups[-1] if follow_ups else self.baseline.id)
+        by = primary.by or ("service_type" if self.service_types else None)
+        comparison = primary.comparison
+        if comparison is None and by is None:
+            others = [arm.id for arm in self.arms if arm.id != self.reference_arm.id]
+            if others:
+                comparison = ComparisonSpec(reference=self.reference_arm.id, other=others[0])
+        return PrimaryPlan(
+            instrument=instrument,
+            score=score,
+            time_point=time_point,
+            comparison=comparison,
+            by=by if comparison is None or primary.by is not None else None,
+        )
+
+    def willingness_to_pay(self, effect: EffectKind) -> WillingnessToPay:
+        """The declared willingness-to-pay values of ``effect`` (else the built-in defaults)."""
+        for declared in self.analysis.willingness_to_pay:
+            if declared.effect == effect:
+                return declared
+        return next(w for w in DEFAULT_WTP if w.effect == effect)
+
+    @property
+    def horizon_days(self) -> int:
+        """The time horizon of the analysis: declared, else the care cycle's end."""
+        return self.analysis.horizon_days or self.care_cycle.end_days
 
     @property
     def reference_arm(self) -> ArmSpec:

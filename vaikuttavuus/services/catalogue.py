@@ -1,13 +1,16 @@
-"""Load the costing catalogue (``costing/``) into the database, idempotently (upserts)."""
+"""The costing catalogue in the database: load ``costing/`` into it idempotently (upserts), and
+read it back as the domain's :class:`~vaikuttavuus.domain.catalogue.CostingCatalogue`."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from vaikuttavuus import paths
+from vaikuttavuus import paths, queries
 from vaikuttavuus.database import upsert
 from vaikuttavuus.definitions.costing import load_costing
+from vaikuttavuus.domain import catalogue as domain
 from vaikuttavuus.domain.catalogue import CostingCatalogue
+from vaikuttavuus.domain.specs import LocalizedText
 from vaikuttavuus.models import CostCentre, PriceIndexPoint, Product, UnitCost
 
 
@@ -57,4 +60,36 @@ def sync_costing(session: Session, catalogue: CostingCatalogue | None = None) ->
     return (
         f"costing: {len(catalogue.products)} products, {len(catalogue.unit_costs)} unit costs, "
         f"{len(catalogue.price_index)} index years"
+    )
+
+
+def costing_catalogue(session: Session) -> CostingCatalogue:
+    """The catalogue as loaded into the database by ``vaikuttavuus init``."""
+    tables = queries.costing_tables(session)
+    return CostingCatalogue(
+        cost_centres=tuple(
+            domain.CostCentre(code=row.code, name=LocalizedText(**row.name))
+            for row in tables["cost_centres"].itertuples()
+        ),
+        products=tuple(
+            domain.Product(
+                code=row.code,
+                name=LocalizedText(**row.name),
+                unit=row.unit,
+                cost_centre=row.cost_centre_code,
+            )
+            for row in tables["products"].itertuples()
+        ),
+        unit_costs=tuple(
+            domain.UnitCost(
+                code=row.product_code,
+                price_year=int(row.price_year),
+                unit_cost_eur=float(row.unit_cost_eur),
+            )
+            for row in tables["unit_costs"].itertuples()
+        ),
+        price_index=tuple(
+            domain.PriceIndexPoint(year=int(row.year), index=float(row.index))
+            for row in tables["price_index"].itertuples()
+        ),
     )

@@ -15,16 +15,13 @@ from sqlalchemy.orm import Session
 
 from vaikuttavuus import queries
 from vaikuttavuus.domain.catalogue import (
-    CostCentre,
     CostingCatalogue,
-    PriceIndexPoint,
-    Product,
-    UnitCost,
 )
 from vaikuttavuus.domain.costing import EpisodeCosts, episode_costs
-from vaikuttavuus.domain.specs import LocalizedText, PilotSpec
+from vaikuttavuus.domain.specs import PilotSpec
 from vaikuttavuus.models import Enrolment, Pilot
 from vaikuttavuus.services.analytics import CohortAnalysis
+from vaikuttavuus.services.catalogue import costing_catalogue
 from vaikuttavuus.services.cohort_view import Labels, cost_view
 from vaikuttavuus.services.definitions import pilot_spec
 
@@ -32,38 +29,6 @@ CHART_CENTRES = 6
 """The chart stacks the largest cost centres; the rest are shown together as one segment."""
 OTHER = "__other__"
 """The chart segment of the smaller cost centres (the page labels it)."""
-
-
-def costing_catalogue(session: Session) -> CostingCatalogue:
-    """The catalogue as loaded into the database by ``vaikuttavuus init``."""
-    tables = queries.costing_tables(session)
-    return CostingCatalogue(
-        cost_centres=tuple(
-            CostCentre(code=row.code, name=LocalizedText(**row.name))
-            for row in tables["cost_centres"].itertuples()
-        ),
-        products=tuple(
-            Product(
-                code=row.code,
-                name=LocalizedText(**row.name),
-                unit=row.unit,
-                cost_centre=row.cost_centre_code,
-            )
-            for row in tables["products"].itertuples()
-        ),
-        unit_costs=tuple(
-            UnitCost(
-                code=row.product_code,
-                price_year=int(row.price_year),
-                unit_cost_eur=float(row.unit_cost_eur),
-            )
-            for row in tables["unit_costs"].itertuples()
-        ),
-        price_index=tuple(
-            PriceIndexPoint(year=int(row.year), index=float(row.index))
-            for row in tables["price_index"].itertuples()
-        ),
-    )
 
 
 def _costs(
@@ -137,9 +102,7 @@ def cohort_costs(session: Session, analysis: CohortAnalysis, language: str) -> C
     view = cost_view(analysis, labels)
     section = analysis.costs
     people = analysis.cost_persons
-    pseudonyms = queries.cohort_pseudonyms(
-        session, analysis.pilot.id, **analysis.filters.query()
-    )
+    pseudonyms = queries.cohort_pseudonyms(session, analysis.pilot.id, **analysis.filters.query())
     people = people.merge(pseudonyms, on="enrolment_id", how="inner")
     people = people[["enrolment_id", "pseudonym", "arm", "index_date", "total_eur"]]
     segments, chart_arms = _chart_data(section.by_cost_centre.records(), analysis, labels)

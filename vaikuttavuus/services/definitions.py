@@ -26,7 +26,14 @@ from vaikuttavuus.definitions import (
     read_yaml,
     validate,
 )
-from vaikuttavuus.domain.specs import InstrumentSpec, MeasureCatalogue, PilotSpec
+from vaikuttavuus.domain.specs import (
+    BandScore,
+    FlagScore,
+    InstrumentSpec,
+    MeasureCatalogue,
+    PilotSpec,
+    ValueSetScore,
+)
 from vaikuttavuus.models import (
     Arm,
     InstrumentVersion,
@@ -90,11 +97,12 @@ def load_all_definitions() -> tuple[list[InstrumentSpec], list[PilotSpec], Measu
     pilots = load_pilots(paths.cohorts_dir(), instrument_ids={spec.id for spec in instruments})
     measures = load_measure_catalogue()
     _check_outcome_scores(instruments, pilots)
+    _check_analyses(instruments, pilots, measures)
     return instruments, pilots, measures
 
 
 def _check_outcome_scores(instruments: list[InstrumentSpec], pilots: list[PilotSpec]) -> None:
-    latest = {spec.id: spec for spec in sorted(instruments, key=lambda s: _version_key(s.version))}
+    latest = latest_versions(instruments)
     problems = []
     for pilot in pilots:
         for rule in (pilot.primary_outcome, *pilot.secondary_outcomes):
@@ -111,8 +119,115 @@ def _check_outcome_scores(instruments: list[InstrumentSpec], pilots: list[PilotS
         raise DefinitionError(problems)
 
 
+DEMOGRAPHIC_COVARIATES = ("age", "sex", "lives_alone", "unit", "arm")
+"""Covariates read from the enrolment and the person (:mod:`vaikuttavuus.services.analytics`)."""
+
+
+def _numeric_scores(spec: InstrumentSpec) -> set[str]:
+    return {score.id for score in spec.scores if not isinstance(score, BandScore | FlagScore)}
+
+
+def _check_analyses(
+    instruments: list[InstrumentSpec], pilots: list[PilotSpec], measures: MeasureCatalogue
+) -> None:
+    """The declared analysis of each pilot names only what exists: its outcome scores (numeric,
+    scheduled at baseline and at the primary time point), the value set of the utility
+    instrument, and its covariates (demographics, ``baseline_<instrument>_<score>`` of an
+    instrument scheduled at baseline, or a clinical measure of the pilot)."""
+    latest = {spec.id: spec for spec in sorted(instruments, key=lambda s: _version_key(s.version))}
+    problems = []
+    for pilot in pilots:
+        where = str(paths.cohorts_dir() / f"{pilot.id}.yaml")
+        plan = pilot.primary_plan()
+        baseline = set(pilot.baseline.instruments)
+        at_primary = set(pilot.time_point(plan.time_point).instruments)
+        outcomes = [("analysis → primary → outcome", plan.outcome)] + [
+            ("analysis → secondary_outcomes", name) for name in pilot.analysis.secondary_outcomes
+        ]
+        for location, name in outcomes:
+            instrument, score = name.split(".", 1)
+            spec = latest.get(instrument)
+            if spec is None:
+                problems.append(Problem(where, location, f"unknown instrument '{instrument}'"))
+            elif score not in _numeric_scores(spec):
+                problems.append(
+                    Problem(where, location, f"'{name}' is not a numeric score of '{instrument}'")
+                )
+            elif instrument not in baseline or (
+                location.endswith("outcome") and instrument not in at_primary
+            ):
+                problems.append(
+                    Problem(
+                        where,
+                        location,
+                        f"'{instrument}' must be scheduled at the baseline and at "
+                        f"'{plan.time_point}'",
+                    )
+                )
+        value_set = pilot.analysis.value_set
+        if value_set is not None:
+            utility = latest.get("eq5d5l")
+            known = {
+                key
+                for score in (utility.scores if utility is not None else ())
+                if isinstance(score, ValueSetScore)
+                for key in score.value_sets
+            }
+            if value_set not in known:
+                problems.append(
+                    Problem(
+                        where,
+                        "analysis → value_set",
+                        f"unknown value set '{value_set}' (known: {', '.join(sorted(known))})",
+                    )
+                )
+        measure_ids = {m.id for m in measures.measures if not m.pilots or pilot.id in m.pilots}
+        for position, name in enumerate(pilot.covariates):
+            if name in DEMOGRAPHIC_COVARIATES or name in measure_ids:
+                if name == "arm" and plan.comparison is not None:
+                    problems.append(
+                        Problem(
+                            where,
+                            f"covariates[{position}]",
+                            "'arm' is the comparison of the primary analysis, not a covariate",
+                        )
+                    )
+                continue
+            if name.startswith("baseline_"):
+                rest = name.removeprefix("baseline_")
+                match = next(
+                    (
+                        code
+                        for code in sorted(baseline, key=len, reverse=True)
+                        if rest.startswith(code + "_")
+                    ),
+                    None,
+                )
+                if match is not None and rest.removeprefix(match + "_") in _numeric_scores(
+                    latest[match]
+                ):
+                    continue
+            problems.append(
+                Problem(
+                    where,
+                    f"covariates[{position}]",
+                    f"unknown covariate '{name}': use one of {', '.join(DEMOGRAPHIC_COVARIATES)}, "
+                    "baseline_<instrument>_<score> of an instrument scheduled at the baseline, "
+                    "or a clinical measure of this pilot",
+                )
+            )
+    if problems:
+        raise DefinitionError(problems)
+
+
 def _version_key(version: str) -> tuple[Any, ...]:
     return tuple(int(part) if part.isdigit() else part for part in version.split("."))
+
+
+def latest_versions(instruments: list[InstrumentSpec]) -> dict[str, InstrumentSpec]:
+    """Instrument id → its latest version among ``instruments`` (the one ``init`` makes
+    current)."""
+    return {spec.id: spec for spec in sorted(instruments, key=lambda s: _version_key(s.version))}
 
 
 def sync_definitions(session: Session) -> SyncReport:

@@ -16,7 +16,8 @@ the request's snapshot:
   otherwise (an erasure deleted responses, a snapshot older than the cache) the frame is read
   whole again.
 
-Submitted responses never change (an erasure deletes whole responses), so the appended frame
+Submitted responses do not change (an erasure deletes whole responses; should one be changed
+all the same, its later change time sends the update to a whole read), so the appended frame
 equals a fresh read; ``tests/db/test_reference_cache.py`` compares them. Entries are immutable
 and replaced whole, so threads share them without locks; the total number of cached rows is
 bounded (:data:`MAX_CACHED_ROWS`, least recently used entries go first).
@@ -134,6 +135,8 @@ def _appended(
     since = held.version[2]
     assert isinstance(since, datetime)
     changed = queries.submitted_since(session, pilot_id, code, since - CLOCK_SKEW)
+    if any(i in held.ids and at is not None and at > since for i, at in changed):
+        return None  # a response held was changed after it was cached: read everything
     new_ids = sorted(i for i, _at in changed if i not in held.ids)
     if held.version[0] + len(new_ids) != count or held.version[1] + sum(new_ids) != total:
         return None

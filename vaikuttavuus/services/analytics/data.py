@@ -1,0 +1,518 @@
+"""Data assembly of one pilot's cohort analysis: definitions, the frames read once from the
+database (filtered in SQL by the pilot and the cohort filters), and the per-person tables the
+sections share (scores, covariates, who is due, change and responder tables, QALYs, episode
+costs). No section of the report is computed here; see the sibling modules."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from vaikuttavuus import queries, report_settings
+from vaikuttavuus.domain import outcomes
+from vaikuttavuus.domain.catalogue import CostingCatalogue
+from vaikuttavuus.domain.costing import CostingError, EpisodeCosts, episode_costs
+from vaikuttavuus.domain.specs import BandScore, InstrumentSpec, PilotSpec, ResponderRule
+from vaikuttavuus.models import Pilot
+from vaikuttavuus.services.analytics.publication import Published, publish
+from vaikuttavuus.services.catalogue import costing_catalogue
+from vaikuttavuus.services.definitions import (
+    current_instrument,
+    instrument_spec,
+    load_measure_catalogue,
+    pilot_spec,
+)
+
+UTILITY = ("eq5d5l", "index")
+"""The utility score used for QALYs, when the pilot schedules it."""
+DEFAULT_SEED = 20_260_101
+"""Bootstrap seed of the reports: the same data give the same figures."""
+
+# --------------------------------------------------------------------------------------------
+# Filters
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Cohort filters: index dates in ``period`` (either end open), one ``arm``, one ``unit``,
+    and the ``time_point`` (see the module docstring)."""
+
+    period: tuple[date | None, date | None] = (None, None)
+    arm: str | None = None
+    unit: str | None = None
+    time_point: str | None = None
+
+    def key(self) -> tuple[object, ...]:
+        return (*self.period, self.arm, self.unit, self.time_point)
+
+    def query(self) -> dict[str, Any]:
+        """The keyword arguments of the cohort reads in :mod:`vaikuttavuus.queries`."""
+        return {"period": self.period, "arm": self.arm, "unit": self.unit}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from": self.period[0].isoformat() if self.period[0] else None,
+            "to": self.period[1].isoformat() if self.period[1] else None,
+            "arm": self.arm,
+            "unit": self.unit,
+            "time_point": self.time_point,
+        }
+
+
+def wtp_key(value: float) -> str:
+    """λ as an object key: whole numbers without a decimal point ("20000")."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _score_name(instrument: str, score: str) -> str:
+    return f"{instrument}.{score}"
+
+
+class CohortData:
+    """The analytics of one pilot and filter set. Frames are read once, on first use; each
+    section is computed once, on first use.
+
+    ``n_boot`` and ``seed`` set the bootstrap (tests pass fewer replicates); ``as_of`` is the
+    data date (default: today).
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        pilot: Pilot,
+        filters: Filters | None = None,
+        *,
+        n_boot: int | None = None,
+        seed: int = DEFAULT_SEED,
+        as_of: date | None = None,
+        imputations: int | None = None,
+    ) -> None:
+        settings = report_settings.current()
+        self.session = session
+        self.pilot = pilot
+        self.spec: PilotSpec = pilot_spec(pilot)
+        self.filters = filters or Filters()
+        self.n_boot = n_boot if n_boot is not None else settings.n_boot
+        self.seed = seed
+        self.as_of = as_of or date.today()
+        self.imputations = imputations if imputations is not None else settings.imputations
+        """Imputed data sets of the primary analysis (None: the pilot's declared number)."""
+        self.min_cell = self.spec.min_cell_size
+        self._lock = threading.Lock()
+
+    # -- definitions ---------------------------------------------------------------------------
+
+    @property
+    def time_points(self) -> list[str]:
+        return [tp.id for tp in self.spec.time_points]
+
+    @property
+    def baseline(self) -> str:
+        return self.spec.baseline.id
+
+    @property
+    def follow_ups(self) -> list[str]:
+        return [tp for tp in self.time_points if tp != self.baseline]
+
+    @property
+    def follow_up(self) -> str | None:
+        """The follow-up of the outcome, CEA and funnel figures (filter, else the last)."""
+        chosen = self.filters.time_point
+        if chosen in self.follow_ups:
+            return chosen
+        return self.follow_ups[-1] if self.follow_ups else None
+
+    @property
+    def shown_time_points(self) -> list[str]:
+        """Time points of the response-rate and data-quality tables."""
+        chosen = self.filters.time_point
+        return [chosen] if chosen in self.time_points else self.time_points
+
+    @property
+    def arms(self) -> list[str]:
+        return [arm.id for arm in self.spec.arms]
+
+    @property
+    def reference_arm(self) -> str:
+        return self.spec.reference_arm.id
+
+    @property
+    def rules(self) -> tuple[ResponderRule, ...]:
+        return (self.spec.primary_outcome, *self.spec.secondary_outcomes)
+
+    @property
+    def primary_score(self) -> str:
+        rule = self.spec.primary_outcome
+        return _score_name(rule.instrument, rule.score)
+
+    @cached_property
+    def scheduled_instruments(self) -> list[str]:
+        return list(self.spec.instrument_ids)
+
+    @cached_property
+    def instruments(self) -> dict[str, InstrumentSpec]:
+        """The current spec of every scheduled instrument (labels, directions, bands)."""
+        return {
+            code: instrument_spec(current_instrument(self.session, code))
+            for code in self.scheduled_instruments
+        }
+
+    def direction(self, score: str) -> outcomes.Direction:
+        instrument, score_id = score.split(".", 1)
+        spec = self.instruments.get(instrument)
+        value = spec.score(score_id).direction if spec is not None else None
+        return value or "lower_is_better"  # type: ignore[return-value]
+
+    @property
+    def has_utility(self) -> bool:
+        return UTILITY[0] in self.scheduled_instruments
+
+    @property
+    def has_procedures(self) -> bool:
+        return bool(self.spec.procedure_types)
+
+    @property
+    def has_services(self) -> bool:
+        return bool(self.spec.service_types)
+
+    def _days(self, attribute: str) -> dict[str, int]:
+        return {tp.id: int(getattr(tp, attribute)) for tp in self.spec.time_points}
+
+    # -- frames (each read once) -----------------------------------------------------------
+
+    @cached_property
+    def roster(self) -> pd.DataFrame:
+        return queries.cohort_enrolments(self.session, self.pilot.id, **self.filters.query())
+
+    @cached_property
+    def scores(self) -> dict[str, pd.DataFrame]:
+        """Scored responses per scheduled instrument (one read of responses and answers)."""
+        return queries.cohort_scores(
+            self.session, self.pilot.id, self.scheduled_instruments, **self.filters.query()
+        )
+
+    @cached_property
+    def invitations(self) -> pd.DataFrame:
+        return queries.cohort_invitation_counts(self.session, self.pilot.id, **self.filters.query())
+
+    @cached_property
+    def procedures(self) -> pd.DataFrame:
+        return queries.cohort_procedures(self.session, self.pilot.id, **self.filters.query())
+
+    @cached_property
+    def cost_items(self) -> pd.DataFrame:
+        return queries.cohort_cost_items(self.session, self.pilot.id, **self.filters.query())
+
+    @cached_property
+    def exposures(self) -> pd.DataFrame:
+        return queries.cohort_exposures(self.session, self.pilot.id, **self.filters.query())
+
+    @cached_property
+    def import_log(self) -> pd.DataFrame:
+        return queries.pilot_import_log(self.session, self.pilot.code)
+
+    @cached_property
+    def measure_covariates(self) -> list[str]:
+        known = {m.id for m in load_measure_catalogue().measures}
+        return [name for name in self.spec.covariates if name in known]
+
+    @cached_property
+    def measurements(self) -> pd.DataFrame:
+        if not self.measure_covariates:
+            return pd.DataFrame(columns=["enrolment_id", "measure_code", "value_num"])
+        return queries.cohort_measurements(
+            self.session, self.pilot.id, self.measure_covariates, **self.filters.query()
+        )
+
+    @cached_property
+    def score_frames(self) -> dict[str, pd.DataFrame]:
+        """Every numeric score in the domain's long form, one frame per score (``instrument.
+        score``): ``person_id`` (the enrolment), ``arm``, ``time_point``, ``score``, ``value``.
+        Kept apart per score so that no step compares score names row by row."""
+        arm_of = self.roster.set_index("enrolment_id")["arm"]
+        frames: dict[str, pd.DataFrame] = {}
+        for code, answered in self.scores.items():
+            spec = self.instruments.get(code)
+            if answered.empty or spec is None:
+                continue
+            frame = answered[answered["time_point"].isin(self.time_points)]
+            person = frame["enrolment_id"].to_numpy()
+            arm = arm_of.reindex(person).to_numpy()
+            time_point = frame["time_point"].to_numpy()
+            for score in spec.scores:
+                if score.id not in frame.columns or frame[score.id].dtype.kind != "f":
+                    continue
+                name = _score_name(code, score.id)
+                frames[name] = pd.DataFrame(
+                    {
+                        "person_id": person,
+                        "arm": arm,
+                        "time_point": time_point,
+                        "score": name,
+                        "value": frame[score.id].to_numpy(dtype=float),
+                    }
+                )
+        return frames
+
+    def score_long(self, score: str) -> pd.DataFrame:
+        """The long frame of one score (empty when nothing was answered)."""
+        found = self.score_frames.get(score)
+        if found is None:
+            return pd.DataFrame(columns=list(outcomes.LONG_COLUMNS))
+        return found
+
+    @cached_property
+    def persons(self) -> pd.DataFrame:
+        """The domain's roster: ``person_id`` (enrolment id) and ``arm``."""
+        return self.roster[["enrolment_id", "arm"]].rename(columns={"enrolment_id": "person_id"})
+
+    @cached_property
+    def _answered(self) -> dict[str, np.ndarray]:
+        """Per time point: the enrolments that submitted any instrument of it."""
+        pieces = [f[["enrolment_id", "time_point"]] for f in self.scores.values() if len(f)]
+        if not pieces:
+            return {}
+        both = pd.concat(pieces, ignore_index=True)
+        return {
+            str(tp): group["enrolment_id"].unique()
+            for tp, group in both.groupby("time_point", sort=False)
+        }
+
+    def due(self, time_point: str) -> pd.Series:
+        """Per roster row: the time point is due (its window has closed) or was answered."""
+        close = self._days("window_close_days")[time_point]
+        closed = self.roster["index_date"] + pd.to_timedelta(close, unit="D") < pd.Timestamp(
+            self.as_of
+        )
+        answered = self._answered.get(time_point, np.empty(0, dtype=np.int64))
+        return closed | self.roster["enrolment_id"].isin(answered)
+
+    @cached_property
+    def covariates(self) -> pd.DataFrame:
+        """The pilot's covariates per person (index = enrolment id); see the module docstring."""
+        roster = self.roster.set_index("enrolment_id")
+        result = pd.DataFrame(index=roster.index)
+        for name in self.spec.covariates:
+            if name == "age":
+                result[name] = roster["index_date"].dt.year - roster["birth_year"]
+            elif name == "sex":
+                result[name] = roster["sex"].astype(object)
+            elif name == "lives_alone":
+                result[name] = roster["lives_alone"].astype("Float64").astype(float)
+            elif name in ("unit", "arm"):
+                result[name] = roster[name].astype(object)
+            elif name.startswith("baseline_"):
+                score = self.baseline_score_name(name.removeprefix("baseline_"))
+                if score is None:
+                    continue
+                values = self.score_long(score)
+                values = values[values["time_point"] == self.baseline]
+                result[name] = values.set_index("person_id")["value"].reindex(result.index)
+            elif name in self.measure_covariates:
+                result[name] = self._measure_at_index(name).reindex(result.index)
+        return result
+
+    def baseline_score_name(self, rest: str) -> str | None:
+        for code in sorted(self.scheduled_instruments, key=len, reverse=True):
+            if rest.startswith(code + "_"):
+                return _score_name(code, rest.removeprefix(code + "_"))
+        return None
+
+    def _measure_at_index(self, measure: str) -> pd.Series:
+        rows = self.measurements
+        rows = rows[rows["measure_code"] == measure]
+        index_date = self.roster.set_index("enrolment_id")["index_date"]
+        rows = rows.assign(index_date=index_date.reindex(rows["enrolment_id"]).to_numpy())
+        rows = rows[rows["measured_on"] <= rows["index_date"]]
+        latest = rows.sort_values(["enrolment_id", "measured_on"]).drop_duplicates(
+            "enrolment_id", keep="last"
+        )
+        return latest.set_index("enrolment_id")["value_num"]
+
+    # -- derived per-person tables ---------------------------------------------------------
+
+    def _publish(self, name: str, table: pd.DataFrame, **kwargs: Any) -> Published:
+        return publish(name, table, min_count=self.min_cell, **kwargs)
+
+    def _bands(self, rule: ResponderRule) -> BandScore | None:
+        if not rule.by_baseline_band:
+            return None
+        spec = self.instruments.get(rule.instrument)
+        if spec is None:
+            return None
+        return next(
+            (s for s in spec.scores if isinstance(s, BandScore) and s.of == rule.score), None
+        )
+
+    def changes(self, score: str, follow_ups: Sequence[str] | None = None) -> pd.DataFrame:
+        """Per follow-up, the change table of the persons due (see :meth:`due`)."""
+        wanted = list(follow_ups) if follow_ups is not None else self.follow_ups
+        parts = [self._change_table(score, tp) for tp in wanted]
+        if not parts:
+            return pd.DataFrame(
+                columns=[
+                    "person_id",
+                    "arm",
+                    "score",
+                    "time_point",
+                    "baseline",
+                    "follow_up",
+                    "change",
+                ]
+            )
+        return pd.concat(parts, ignore_index=True)
+
+    def _change_table(self, score: str, time_point: str) -> pd.DataFrame:
+        """The change table of ``score`` at one follow-up (the persons due), computed once per
+        analysis: the outcome, cost-effectiveness and funnel sections share it. Callers get
+        it through :meth:`changes`, which concatenates (copies) it."""
+        key = (score, time_point)
+        cached = self._changes_cache.get(key)
+        if cached is None:
+            data = self.score_long(score)
+            due = self._due_ids(time_point)
+            roster = self.persons[self.persons["person_id"].isin(due)]
+            rows = data[
+                data["person_id"].isin(due) & data["time_point"].isin([self.baseline, time_point])
+            ]
+            cached = outcomes.change_scores(
+                rows,
+                baseline=self.baseline,
+                time_points=[self.baseline, time_point],
+                persons=roster,
+                scores=[score],
+            ).table
+            self._changes_cache[key] = cached
+        return cached
+
+    @cached_property
+    def _changes_cache(self) -> dict[tuple[str, str], pd.DataFrame]:
+        return {}
+
+    def _due_ids(self, time_point: str) -> pd.Series:
+        """The enrolment ids of the persons due at ``time_point`` (see :meth:`due`)."""
+        cached = self._due_cache.get(time_point)
+        if cached is None:
+            cached = self.roster.loc[self.due(time_point), "enrolment_id"]
+            self._due_cache[time_point] = cached
+        return cached
+
+    @cached_property
+    def _due_cache(self) -> dict[str, pd.Series]:
+        return {}
+
+    def responders(
+        self, rule: ResponderRule, follow_ups: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        score = _score_name(rule.instrument, rule.score)
+        table = self.changes(score, follow_ups)
+        if table.empty:
+            return table.assign(
+                improvement=pd.Series(dtype=float),
+                threshold=pd.Series(dtype=float),
+                responder=pd.array([], dtype="boolean"),
+            )
+        return outcomes.classify_responders(
+            table,
+            rule,
+            direction=self.direction(score),
+            bands=self._bands(rule),
+            score=score,
+        ).table
+
+    @cached_property
+    def qaly_table(self) -> pd.DataFrame | None:
+        """QALYs per person (AUC over every time point; complete cases), or None."""
+        if not self.has_utility:
+            return None
+        utilities = self.score_long(_score_name(*UTILITY))
+        last = self.time_points[-1]
+        due = self._due_ids(last)
+        roster = self.persons[self.persons["person_id"].isin(due)]
+        utilities = utilities[utilities["person_id"].isin(due)]
+        days = self._days("offset_days")
+        return outcomes.auc_qalys(
+            utilities[["person_id", "arm", "time_point", "value"]],
+            time_days={tp: days[tp] for tp in self.time_points},
+            persons=roster,
+        ).table
+
+    @cached_property
+    def catalogue(self) -> CostingCatalogue:
+        return costing_catalogue(self.session)
+
+    @cached_property
+    def cycle_complete(self) -> pd.Series:
+        """Per roster row: the care cycle ended before the data date."""
+        end = pd.to_timedelta(self.spec.care_cycle.end_days, unit="D")
+        return self.roster["index_date"] + end < pd.Timestamp(self.as_of)
+
+    @cached_property
+    def costs_complete(self) -> pd.Series:
+        """Per roster row: the person's costs are complete for the care cycle — it ended
+        before the data date and the pilot's declared rule holds (``analysis.costs``: at least
+        one cost row inside the care cycle, or one of the named products). The others whose
+        care cycle has ended have *missing* costs, never 0 €."""
+        rows = self.cost_items
+        if rows.empty:
+            return self.cycle_complete & False
+        index_date = self.roster.set_index("enrolment_id")["index_date"]
+        start = index_date.reindex(rows["enrolment_id"]).to_numpy()
+        offset = (pd.to_datetime(rows["service_date"]).to_numpy() - start) / np.timedelta64(1, "D")
+        cycle = self.spec.care_cycle
+        inside = (offset >= cycle.start_days) & (offset <= cycle.end_days)
+        rule = self.spec.analysis.costs
+        if rule.rule == "any_of_products":
+            inside &= rows["product_code"].isin(rule.products).to_numpy()
+        with_rows = rows.loc[inside, "enrolment_id"].unique()
+        return self.cycle_complete & self.roster["enrolment_id"].isin(with_rows)
+
+    @cached_property
+    def costs_missing(self) -> pd.Series:
+        """Per roster row: the care cycle has ended but no complete cost data were received."""
+        return self.cycle_complete & ~self.costs_complete
+
+    @cached_property
+    def episode_costs(self) -> EpisodeCosts | str:
+        """Episode costs of the persons whose costs are complete (:attr:`costs_complete`), or
+        the reason why they cannot be computed."""
+        enrolments = self.roster.loc[self.costs_complete, ["enrolment_id", "index_date"]]
+        rows = self.cost_items
+        rows = rows[rows["enrolment_id"].isin(enrolments["enrolment_id"])]
+        try:
+            return episode_costs(
+                rows,
+                enrolments,
+                self.spec.care_cycle.start_days,
+                self.spec.care_cycle.end_days,
+                self.catalogue,
+                self.spec.currency_year,
+                id_col="enrolment_id",
+            )
+        except CostingError as error:
+            return str(error)
+
+    @cached_property
+    def cost_persons(self) -> pd.DataFrame:
+        """The persons of the cost figures (care cycle ended before the data date, within the
+        filters): ``enrolment_id``, ``arm``, ``index_date`` and their episode cost
+        ``total_eur`` (NaN when no complete cost data were received or the costs cannot be
+        computed: missing, never 0 €)."""
+        roster = self.roster.loc[self.cycle_complete]
+        people = roster[["enrolment_id", "arm", "index_date"]].reset_index(drop=True)
+        costs = self.episode_costs
+        totals = (
+            costs.totals.reindex(people["enrolment_id"]).to_numpy()
+            if not isinstance(costs, str)
+            else np.full(len(people), np.nan)
+        )
+        return people.assign(total_eur=totals)
