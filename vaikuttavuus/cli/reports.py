@@ -356,7 +356,7 @@ def estimates_command(
         as_of=as_of.date() if as_of is not None else None,  # type: ignore[attr-defined]
         imputations=imputations,
     )
-    with force_locale(lang):
+    with read_snapshot(), force_locale(lang):  # every estimate from one moment of the data
         data = estimates(analysis)
         text = (
             json.dumps(data, ensure_ascii=False, indent=2) + "\n"
