@@ -49,6 +49,7 @@ __all__ = [
     "Subgroup",
     "analyse_two_arms",
     "column",
+    "scenario_of_frame",
     "wtp_key",
 ]
 
@@ -567,6 +568,22 @@ def _scenarios(
                     _scenario(name, shifted, covariates, cluster, "g_computation_mi", config)
                 )
     return tuple(s for s in scenarios if s is not None)
+
+
+def scenario_of_frame(name: str, frame: pd.DataFrame, config: PrimaryConfig) -> Scenario | None:
+    """A sensitivity analysis on another version of the frame (e.g. with the answers given by
+    a proxy set missing): the declared missing-data method and the adjusted model, without the
+    bootstrap."""
+    covariates = [c for c in config.covariates if frame[c].notna().any()]
+    cluster = "cluster" if frame["cluster"].notna().any() else None
+    imputations = impute(frame, config)
+    if imputations is not None:
+        datasets = [derive(d, config) for d in imputations.datasets]
+        method = "g_computation_mi"
+    else:
+        datasets = [derive(frame, config).dropna(subset=[*covariates, "improvement", COST])]
+        method = "g_computation_cc"
+    return _scenario(name, datasets, covariates, cluster, method, config)
 
 
 def _subgroups(

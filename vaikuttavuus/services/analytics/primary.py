@@ -27,6 +27,7 @@ from vaikuttavuus.domain.primary_cea import (
     Scenario,
     Subgroup,
     analyse_two_arms,
+    scenario_of_frame,
 )
 from vaikuttavuus.domain.primary_cea import column as _column
 from vaikuttavuus.domain.sensitivity import TornadoBar, costing_inputs, tornado
@@ -230,6 +231,7 @@ class PrimarySection(CohortData):
         if min(observed[frame["treat"] == 0].sum(), observed[frame["treat"] == 1].sum()) < 2:
             return PrimaryResult(**base, hidden=False, reason="no_outcomes")
         result = analyse_two_arms(frame, self.primary_config, base)
+        mode_scenarios = self._mode_scenarios(frame)
         settings = {**result.settings, "cluster": self.spec.analysis.cluster}
         notes = list(result.notes)
         if self.spec.analysis.cluster != "none" and frame["cluster"].isna().all():
@@ -237,10 +239,53 @@ class PrimarySection(CohortData):
         return PrimaryResult(
             **{
                 **result.__dict__,
+                "sensitivity": (*result.sensitivity, *mode_scenarios),
                 "settings": settings,
                 "notes": tuple(dict.fromkeys(notes)),
             }
         )
+
+    def _answer_flags(self, score: str, flag: str) -> pd.DataFrame:
+        """Per person (rows) and time point (columns): the answer of ``score``'s instrument was
+        given by a proxy (``flag="proxy"``) or not on the web (``flag="not_web"``)."""
+        instrument = score.split(".", 1)[0]
+        answered = self.scores.get(instrument)
+        if answered is None or answered.empty or "mode" not in answered.columns:
+            return pd.DataFrame()
+        values = (
+            answered["proxy"].astype(bool)
+            if flag == "proxy"
+            else answered["mode"].astype(str) != "web"
+        )
+        flags = answered.assign(flag=values.to_numpy())
+        return flags.pivot_table(
+            index="enrolment_id", columns="time_point", values="flag", aggfunc="max"
+        )
+
+    def _mode_scenarios(self, frame: pd.DataFrame) -> list[Scenario]:
+        """Sensitivity analyses by the mode of answering: the answers given by a proxy (a
+        relative or staff member answered for the person) counted as missing, and only the
+        answers given on the web kept. Left out when no answer of that kind exists."""
+        scenarios = []
+        for name, flag in (("without_proxy", "proxy"), ("web_only", "not_web")):
+            variant = frame.copy()
+            changed = False
+            for score in self._primary_scores():
+                flags = self._answer_flags(score, flag)
+                for tp in self.primary_time_points:
+                    if tp not in flags.columns:
+                        continue
+                    drop = flags[tp].reindex(frame.index).fillna(False).astype(bool)
+                    target = _column(score, tp)
+                    hit = drop & variant[target].notna()
+                    if hit.any():
+                        variant.loc[hit, target] = np.nan
+                        changed = True
+            if changed:
+                scenario = scenario_of_frame(name, variant, self.primary_config)
+                if scenario is not None:
+                    scenarios.append(scenario)
+        return scenarios
 
     # -- sensitivity of the costing and scenarios -------------------------------------------
 
