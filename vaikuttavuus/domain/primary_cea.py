@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,7 @@ __all__ = [
     "COST",
     "EstimatePair",
     "PrimaryConfig",
+    "PrimaryIdentity",
     "PrimaryResult",
     "Scenario",
     "Subgroup",
@@ -106,6 +107,17 @@ class PrimaryConfig:
     @property
     def time_point(self) -> str:
         return self.time_points[-1]
+
+
+class PrimaryIdentity(TypedDict):
+    """What a :class:`PrimaryResult` is about: the outcome, the time point and the arms."""
+
+    outcome: str
+    time_point: str
+    reference: str
+    other: str
+    n_reference: int
+    n_other: int
 
 
 @dataclass(frozen=True)
@@ -308,7 +320,7 @@ def impute(frame: pd.DataFrame, config: PrimaryConfig) -> Imputations | None:
 
 
 def analyse_two_arms(
-    frame: pd.DataFrame, config: PrimaryConfig, base: dict[str, Any]
+    frame: pd.DataFrame, config: PrimaryConfig, base: PrimaryIdentity
 ) -> PrimaryResult:
     """The declared primary analysis of ``frame`` (see the module docstring). ``base`` holds
     the result's identity (outcome, time point, arms and their sizes)."""

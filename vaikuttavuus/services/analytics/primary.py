@@ -12,6 +12,7 @@ pilot definition; the analysis itself is the pure
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 
 import numpy as np
@@ -23,6 +24,7 @@ from vaikuttavuus.domain.catalogue import Tdabc
 from vaikuttavuus.domain.primary_cea import (
     EstimatePair,
     PrimaryConfig,
+    PrimaryIdentity,
     PrimaryResult,
     Scenario,
     Subgroup,
@@ -213,14 +215,14 @@ class PrimarySection(CohortData):
         frame = self.primary_frame
         n_ref = int((frame["treat"] == 0).sum())
         n_other = int((frame["treat"] == 1).sum())
-        base = {
-            "outcome": plan.outcome,
-            "time_point": plan.time_point,
-            "reference": plan.comparison.reference,
-            "other": plan.comparison.other,
-            "n_reference": n_ref,
-            "n_other": n_other,
-        }
+        base = PrimaryIdentity(
+            outcome=plan.outcome,
+            time_point=plan.time_point,
+            reference=plan.comparison.reference,
+            other=plan.comparison.other,
+            n_reference=n_ref,
+            n_other=n_other,
+        )
         if self.filters.arm is not None:
             return PrimaryResult(**base, hidden=False, reason="arm_filter")
         if min(n_ref, n_other) < self.min_cell:
@@ -236,13 +238,11 @@ class PrimarySection(CohortData):
         notes = list(result.notes)
         if self.spec.analysis.cluster != "none" and frame["cluster"].isna().all():
             notes.append("cluster_unknown")
-        return PrimaryResult(
-            **{
-                **result.__dict__,
-                "sensitivity": (*result.sensitivity, *mode_scenarios),
-                "settings": settings,
-                "notes": tuple(dict.fromkeys(notes)),
-            }
+        return replace(
+            result,
+            sensitivity=(*result.sensitivity, *mode_scenarios),
+            settings=settings,
+            notes=tuple(dict.fromkeys(notes)),
         )
 
     def _answer_flags(self, score: str, flag: str) -> pd.DataFrame:
