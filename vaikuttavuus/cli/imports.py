@@ -174,7 +174,11 @@ def import_file(
                 f"{path.name}: {outcome.note_count} note(s) on rows stored as given:", err=True
             )
             for note in outcome.notes[:SHOWN_ERRORS]:
-                where = f"line {note.line}" + (f", column {note.column}" if note.column else "")
+                where = (
+                    "the file"
+                    if note.line == 0
+                    else f"line {note.line}" + (f", column {note.column}" if note.column else "")
+                )
                 click.echo(f"  {where}: {describe(note)}", err=True)
     new = outcome.rows_total - outcome.rows_duplicate
     if outcome.dry_run:

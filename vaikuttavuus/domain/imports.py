@@ -167,6 +167,7 @@ ERROR_CODES: dict[str, str] = {
     "not_scheduled": "an instrument that the time point does not schedule",
     "not_in_instrument": "an answer to an item of another instrument than the row's",
     "incomplete": "a note, not an error: a required item is unanswered (stored as incomplete)",
+    "costs_missing": "a note on the whole file: persons whose care cycle has ended lack cost data",
     "no_answers": "a questionnaire row without a single answer",
     "fhir_entry": "a FHIR Bundle entry that is not a QuestionnaireResponse that can be read",
     # storing

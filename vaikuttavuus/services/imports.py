@@ -445,6 +445,7 @@ def run_import(
     elif dry_run:
         _finish(batch, CHECKED)
     else:
+        costs_before = missing_costs(session, pilot, today) if kind in COSTED_KINDS else None
         try:
             with session.begin_nested():
                 stored = _store(session, batch, pilot, validation, user, today, progress)
@@ -457,8 +458,15 @@ def run_import(
     if validation is not None:
         batch.rows_total = validation.rows_total
         batch.rows_duplicate = validation.rows_duplicate
-        batch.notes = [note.to_dict() for note in validation.notes]
-        batch.note_count = validation.note_count
+        notes = [note.to_dict() for note in validation.notes]
+        note_count = validation.note_count
+        if batch.status == STORED and kind in COSTED_KINDS:
+            note = _costs_note(session, pilot, today, costs_before)
+            if note is not None:
+                notes.insert(0, note.to_dict())
+                note_count += 1
+        batch.notes = notes
+        batch.note_count = note_count
     session.flush()
     audit.record(
         "import_dry_run" if dry_run else "import",
@@ -481,6 +489,60 @@ def run_import(
         },
     )
     return outcome_of(batch)
+
+
+COSTED_KINDS = ("people", "procedures", "resource_use", "direct_costs")
+"""Imports that change whose costs are complete: new people, index events, cost rows."""
+
+
+def missing_costs(session: Session, pilot: Pilot, today: date | None) -> tuple[int, int]:
+    """(persons whose care cycle has ended without complete cost data, persons with complete
+    cost data) in ``pilot`` by its declared rule (``analysis.costs``)."""
+    from vaikuttavuus import queries
+    from vaikuttavuus.domain.costing import costs_complete
+
+    spec = pilot_spec(pilot)
+    enrolments = queries.cohort_enrolments(session, pilot.id)
+    if enrolments.empty:
+        return 0, 0
+    rows = queries.cohort_cost_items(session, pilot.id)
+    rule = spec.analysis.costs
+    as_of = today or date.today()
+    complete = costs_complete(
+        enrolments[["enrolment_id", "index_date"]],
+        rows,
+        start_days=spec.care_cycle.start_days,
+        end_days=spec.care_cycle.end_days,
+        as_of=as_of,
+        products=rule.products if rule.rule == "any_of_products" else None,
+    )
+    ended = pd.to_datetime(enrolments["index_date"]) + pd.to_timedelta(
+        spec.care_cycle.end_days, unit="D"
+    ) < pd.Timestamp(as_of)
+    n_complete = int(complete.sum())
+    return int(ended.sum()) - n_complete, n_complete
+
+
+def _costs_note(
+    session: Session, pilot: Pilot, today: date | None, before: tuple[int, int] | None
+) -> RowError | None:
+    """A note for the whole file when persons whose care cycle has ended lack cost data after
+    the import: their costs are missing, not 0 €, and the cost figures changed."""
+    missing, complete = missing_costs(session, pilot, today)
+    if missing == 0 and (before is None or before[0] == 0):
+        return None
+    return RowError(
+        0,
+        None,
+        None,
+        "costs_missing",
+        {
+            "missing": missing,
+            "before": before[0] if before is not None else missing,
+            "complete": complete,
+            "complete_before": before[1] if before is not None else complete,
+        },
+    )
 
 
 def _read(session: Session, kind: str, data: bytes) -> RawTable:
@@ -770,6 +832,13 @@ MESSAGES: dict[str, Any] = {
         "%(scores)s."
     ),
     "fhir_entry": _l("This entry of the FHIR Bundle cannot be read."),
+    "costs_missing": _l(
+        "Note: %(missing)s persons whose care cycle has ended have no complete cost data "
+        "(before this import %(before)s). Their costs are missing, not 0 €: the mean costs per "
+        "arm are now computed over %(complete)s persons (before %(complete_before)s), the cost "
+        "pages and PDFs warn about them, and the adjusted cost-effectiveness analysis imputes "
+        "their costs."
+    ),
 }
 
 _SPECIAL: dict[tuple[str, str], Any] = {
