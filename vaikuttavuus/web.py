@@ -11,6 +11,7 @@ from flask_babel import format_date, format_datetime, format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import inspect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -153,10 +154,14 @@ def _outage_language() -> str:
     from flask import current_app, g, session
 
     supported = tuple(current_app.config["LANGUAGES"])
+    user = g.get("_login_user")
+    # Only what is already loaded: a user object expired by the rollback would query.
+    loaded = inspect(user, raiseerr=False) if user is not None else None
+    user_locale = loaded.dict.get("locale") if loaded is not None else None
     for candidate in (
         request.args.get("lang"),
         session.get("lang"),
-        getattr(g.get("_login_user"), "locale", None),
+        user_locale,
         g.get("patient_language"),
     ):
         if candidate in supported:
@@ -173,17 +178,17 @@ def service_unavailable(error: BaseException) -> Response:
 
     from vaikuttavuus.health import outage_summary
 
+    language = _outage_language()
     _rollback_quietly()
+    # The page needs no user, and a user object expired by the rollback would query.
+    g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
     current_app.logger.warning(
         "dependency unavailable (503) on %s %s: %s",
         request.method,
         request.path if request.blueprint != "patient" else "/r/…",
         outage_summary(error),
     )
-    language = _outage_language()
     retry_after = int(current_app.config.get("RETRY_AFTER_SECONDS", 60))
-    if "_login_user" not in g:  # Flask-Login's template context would load the user
-        g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
     with force_locale(language):
         html = render_template(
             "unavailable.html",

@@ -164,8 +164,9 @@ def _run_outage(
         with lock:
             problems.append("a patient never got through")
 
+    session = staff_session(server.url, "kliinikko")  # logged in before the load starts
+
     def staff() -> None:
-        session = staff_session(server.url, "kliinikko")
         while not stop.is_set():
             page = session.get(f"{server.url}/clinician/bph/", timeout=30)
             note("staff page", page, STAFF_TEXT)
