@@ -34,7 +34,7 @@ from typing import Any, Literal, Protocol
 
 import pandas as pd
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from vaikuttavuus.domain.answers import display_value
 from vaikuttavuus.domain.reference import reference_band
@@ -505,9 +505,9 @@ def patient_series(
 
 def _current_versions(session: Session, codes: Sequence[str]) -> dict[str, InstrumentVersion]:
     versions = session.scalars(
-        select(InstrumentVersion).where(
-            InstrumentVersion.code.in_(list(codes)), InstrumentVersion.is_current.is_(True)
-        )
+        select(InstrumentVersion)
+        .where(InstrumentVersion.code.in_(list(codes)), InstrumentVersion.is_current.is_(True))
+        .options(defer(InstrumentVersion.definition))  # specs are cached by content hash
     ).all()
     found = {version.code: version for version in versions}
     missing = [code for code in codes if code not in found]
@@ -692,7 +692,9 @@ def _prems(
         {
             v.id: v
             for v in session.scalars(
-                select(InstrumentVersion).where(InstrumentVersion.id.in_(version_ids))
+                select(InstrumentVersion)
+                .where(InstrumentVersion.id.in_(version_ids))
+                .options(defer(InstrumentVersion.definition))
             )
         }
         if version_ids

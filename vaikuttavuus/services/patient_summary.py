@@ -23,7 +23,8 @@ from functools import lru_cache
 from typing import Any
 
 import pandas as pd
-from flask_babel import force_locale, format_decimal
+from babel.numbers import format_decimal as babel_format_decimal
+from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
@@ -122,6 +123,17 @@ def series_chart(series: ScoreSeries) -> Chart:
 
 
 # -- formatting shared by the page and the PDF ----------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _decimal(value: float, pattern: str, locale: Any) -> str:
+    return babel_format_decimal(value, format=pattern, locale=locale)
+
+
+def format_decimal(value: float, format: str) -> str:
+    """flask_babel's ``format_decimal`` (current locale), remembered: a patient page formats
+    some eighty numbers, most of them cohort figures that repeat from patient to patient."""
+    return _decimal(value, format, get_locale())
 
 
 def measure_text(value: float | str | None) -> str:
