@@ -1,7 +1,10 @@
 """The cohort report of a pilot for its pilot leads (``/pilot/<code>/summary.pdf``): enrolment,
 response rates, the primary outcome per arm, costs (with the persons whose costs are missing),
 the declared primary analysis with the unadjusted comparison beside it and its sensitivity
-analyses, and the methods appendix (CHEERS 2022).
+analyses, and the longer material the two-page management summary leaves out — every outcome
+table and the QALYs, the cost structure by cost centre, the unadjusted cost-effectiveness and
+the procedure types (BPH), the services by type and by provider sector (older adults), the data
+quality tables — and the methods appendix (CHEERS 2022).
 
 Nothing is computed here: every figure is a published table of
 :class:`~vaikuttavuus.services.analytics.CohortAnalysis` (the pilot page's analytics, with its
@@ -25,9 +28,12 @@ from vaikuttavuus.models import Pilot
 from vaikuttavuus.services.analytics import CohortAnalysis, Filters, Published
 from vaikuttavuus.services.cohort_view import (
     Labels,
+    cea_view,
     cost_view,
     enrolment_view,
     outcome_view,
+    quality_view,
+    service_view,
     suppression_note,
 )
 from vaikuttavuus.services.demo_data import demo_data_present
@@ -35,6 +41,8 @@ from vaikuttavuus.services.methods import methods_table
 from vaikuttavuus.services.primary_view import primary_view
 
 LANGUAGES = ("fi", "sv", "en")
+SERVICE_SCORES = ("ucla3.total", "insecurity.safe_daily")
+"""The older adults' service tables of the report: loneliness and insecurity."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +73,21 @@ def summary_context(analysis: CohortAnalysis, language: str) -> dict[str, Any]:
     enrolment = enrolment_view(analysis, labels)
     outcomes = outcome_view(analysis, labels)
     primary_table = outcomes["tables"][0] if outcomes["tables"] else None
+    services = [
+        service_view(analysis, labels, score, by)
+        for score in SERVICE_SCORES
+        if analysis.has_services and score in analysis.service_scores
+        for by in ("service_type", "provider_sector")
+    ]
     return {
         "primary": primary_view(analysis, labels) if analysis.primary is not None else None,
+        "outcome_tables": outcomes["tables"][1:],
+        "qalys": outcomes.get("qalys"),
+        "quality": quality_view(analysis, labels),
+        "cea": cea_view(analysis, labels, "qaly" if analysis.has_utility else "improvement")
+        if analysis.has_procedures and analysis.filters.arm is None
+        else None,
+        "services": services,
         "costs": cost_view(analysis, labels),
         "methods": methods_table(analysis, labels),
         "pilot_name": labels.pilot,

@@ -505,38 +505,38 @@ def grid_allows(counts: pd.DataFrame, min_cell: int) -> bool:
     return bool(np.all((values == 0) | (values >= min_cell)))
 
 
+def primary_counts(analysis: CohortAnalysis) -> pd.DataFrame:
+    """Per index-date quarter and compared arm (``treat``): the persons analysed in the primary
+    analysis (``n``), those with the primary outcome (``outcome``) and those with costs
+    (``cost``)."""
+    frame = analysis.primary_frame
+    plan = analysis.primary_plan
+    quarter = _quarter_of(analysis).reindex(frame.index)
+    observed = frame[primary_column(plan.outcome, plan.time_point)].notna()
+    costed = frame["cost"].notna()
+    counts = pd.DataFrame(
+        {
+            "quarter": quarter.to_numpy(),
+            "treat": frame["treat"].to_numpy(),
+            "n": 1,
+            "outcome": observed.astype(int).to_numpy(),
+            "cost": costed.astype(int).to_numpy(),
+        }
+    )
+    return counts.groupby(["quarter", "treat"])[["n", "outcome", "cost"]].sum()
+
+
 def primary_allowed(cohort: ReleasedCohort) -> bool:
     """The two-arm primary analysis is shown only when, in each quarter of the period, each arm
     has none or at least the minimum cell of persons analysed, of persons with the primary
     outcome and of persons with costs."""
     key = "primary"
-    if key in cohort._checks:
-        return cohort._checks[key]
-    analysis = cohort.analysis
-    result = analysis.primary
-    allowed = True
-    if result is not None and result.available:
-        frame = analysis.primary_frame
-        plan = analysis.primary_plan
-        quarter = _quarter_of(analysis).reindex(frame.index)
-        observed = frame[primary_column(plan.outcome, plan.time_point)].notna()
-        costed = frame["cost"].notna()
-        counts = (
-            pd.DataFrame(
-                {
-                    "quarter": quarter.to_numpy(),
-                    "treat": frame["treat"].to_numpy(),
-                    "n": 1,
-                    "outcome": observed.astype(int).to_numpy(),
-                    "cost": costed.astype(int).to_numpy(),
-                }
-            )
-            .groupby(["quarter", "treat"])[["n", "outcome", "cost"]]
-            .sum()
+    if key not in cohort._checks:
+        analysis = cohort.analysis
+        cohort._checks[key] = analysis.primary_plan.comparison is None or grid_allows(
+            primary_counts(analysis), analysis.min_cell
         )
-        allowed = grid_allows(counts, analysis.min_cell)
-    cohort._checks[key] = allowed
-    return allowed
+    return cohort._checks[key]
 
 
 def answer(cohort: ReleasedCohort, labels: Labels) -> dict[str, Any]:

@@ -339,6 +339,10 @@ def _reason(result: PrimaryResult) -> str:
         "arm_filter": _("The comparison needs both arms: remove the arm filter."),
         "no_outcomes": _("Too few answers at the primary time point to compare the arms."),
         "costs_unavailable": _("The costs cannot be computed, so the comparison is not shown."),
+        "not_estimable": _(
+            "The comparison cannot be estimated from these data (too few persons or values "
+            "that hardly vary); choose a longer period."
+        ),
     }.get(result.reason or "", _("The comparison is not available."))
 
 
