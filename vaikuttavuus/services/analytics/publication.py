@@ -138,8 +138,11 @@ def grid_masked(
     and secondary suppression. A longer period then shows a count or a sum only when it is the
     sum of values its quarters show, so nothing can be worked out by differencing periods that
     the quarters do not already show (``docs/privacy.md``, *Disclosure control across
-    periods*). A row a quarter lacks, or whose ``size`` columns (the group's persons) are all
-    shown as 0, stands for no persons of that quarter and hides nothing."""
+    periods*). ``size`` names the columns that count the row's group of persons: a quarter
+    whose group is small (1 … ``min_count`` − 1 persons, or hidden) hides the whole row of the
+    longer period — even figures the quarter itself may show, such as a share of a group whose
+    size a share and a count would give away. A row a quarter lacks, or whose sizes are all 0,
+    stands for no persons of that quarter and hides nothing."""
     if whole.table.empty or not parts:
         return whole
     table = whole.table.copy()
@@ -155,12 +158,20 @@ def grid_masked(
             how="left",
         )["_row"]
         matched = found.notna().to_numpy().copy()
+        small_group = np.zeros(len(table), dtype=bool)
         if size:
             sizes = part.table[list(size)].apply(pd.to_numeric, errors="coerce")
-            empty = sizes.eq(0).all(axis=1).to_numpy()
+            values = sizes.to_numpy(dtype=float, na_value=np.nan)
+            # a hidden size is missing: never "empty" (NA == 0 must not count as true)
+            empty = (values == 0).all(axis=1)
+            small = (np.isnan(values) | ((values > 0) & (values < whole.min_count))).any(axis=1)
             positions = found.fillna(-1).astype(int).to_numpy()
-            matched &= ~np.where(positions >= 0, empty[np.maximum(positions, 0)], False)
+            inside = positions >= 0
+            small_group[inside] = small[positions[inside]] & ~empty[positions[inside]]
+            matched &= ~np.where(inside, empty[np.maximum(positions, 0)], False)
         rows = found[matched].astype(int).to_numpy()
+        for column in columns:
+            extra[column] |= small_group
         for column in columns:
             if column not in part.hidden.columns:
                 continue
