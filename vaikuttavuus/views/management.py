@@ -149,7 +149,10 @@ def management_pdf_response(pilot: Pilot, *, audience: str) -> Response | tuple[
             "release": choice.release.isoformat(),
         },
     )
-    name = f"{pilot.code}-management-summary-{choice.chosen.code}-{language}.pdf"
+    name = (
+        f"{pilot.code}-management-summary-{choice.chosen.code}-{language}-"
+        f"{choice.release.isoformat()}.pdf"
+    )
     return _pdf(pdf, name)
 
 
@@ -199,7 +202,9 @@ def board_pack() -> Response | tuple[str, int]:
                 "release": choice.release.isoformat(),
             },
         )
-    return _pdf(pdf, f"board-pack-{choice.chosen.code}-{language}.pdf")
+    return _pdf(
+        pdf, f"board-pack-{choice.chosen.code}-{language}-{choice.release.isoformat()}.pdf"
+    )
 
 
 def download_label(pilot: str, period: str, language: str) -> str:
