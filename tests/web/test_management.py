@@ -31,6 +31,7 @@ from tests.support.cohort_data import (  # noqa: F401
     management_template,
 )
 from tests.support.isolation import fresh_globals_per_request
+from tests.support.pdf_structure import assert_accessible
 from tests.web import report_numbers as rn
 from vaikuttavuus import queries
 from vaikuttavuus.domain.periods import GridPeriod, default_period, release_date, released_periods
@@ -274,6 +275,8 @@ def test_each_summary_is_at_most_two_tagged_pages_leading_with_the_answer(
         info = pdf_info(data, tmp_path)
         assert int(info["Pages"]) <= 2, (code, language, info["Pages"])
         assert info["Tagged"] == "yes"
+        structure = assert_accessible(data, language, tables=3, figures=1)
+        assert structure.headings == [1, 2, 2, 2]  # pilot; answer; main figure; terms
         text = rn.pdf_text(data, tmp_path)
         cohort = cohort_of(code)
         with rn.in_language(management_app, language):
@@ -355,6 +358,8 @@ def test_the_board_pack_has_both_pilots_two_pages_each(
     assert response.status_code == 200
     info = pdf_info(response.data, tmp_path)
     assert info["Pages"] == "4" and info["Tagged"] == "yes"
+    structure = assert_accessible(response.data, "fi", tables=6, figures=2)
+    assert structure.headings[:2] == [1, 2] and structure.headings.count(2) == 2
     text = rn.pdf_text(response.data, tmp_path)
     with rn.in_language(management_app, "fi"):
         names = [cohort_of(code).analysis.spec.name.get("fi") for code in PILOTS]

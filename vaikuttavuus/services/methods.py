@@ -175,9 +175,9 @@ def cheers_items(analysis: CohortAnalysis, labels: Labels) -> list[CheersItem]:
         population += " " + _(
             "Analysed: %(reference)s %(n_reference)s, %(other)s %(n_other)s persons.",
             reference=reference,
-            n_reference=result.n_reference,
+            n_reference=_small_or(result.n_reference, analysis.min_cell),
             other=other,
-            n_other=result.n_other,
+            n_other=_small_or(result.n_other, analysis.min_cell),
         )
     text[5] = population
     text[6] = _declared(declared.setting, language, "setting")
@@ -449,3 +449,8 @@ def methods_table(analysis: CohortAnalysis, labels: Labels) -> TableView:
         labels,
         name="methods",
     )
+
+
+def _small_or(count: int, min_cell: int) -> str:
+    """A count as every output outside the clinician view shows it: ``<5`` when small."""
+    return f"<{min_cell}" if 0 < count < min_cell else str(count)
