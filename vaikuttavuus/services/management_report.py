@@ -927,7 +927,7 @@ def _service_explanations(cohort: ReleasedCohort, labels: Labels) -> list[tuple[
             ),
         ),
         (
-            _("95% confidence interval (CI)"),
+            _("95% CI (confidence interval)"),
             _(
                 "The range of differences that fit the data; an interval entirely below zero "
                 "points to a reduction, one that crosses zero leaves the direction open."
