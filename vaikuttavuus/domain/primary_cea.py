@@ -193,7 +193,7 @@ class PrimaryResult:
     grids: dict[str, tuple[float, ...]] = field(default_factory=dict)
     replicates: adjusted_cea.Replicates | None = None
     missing: dict[str, dict[str, float | None]] = field(default_factory=dict)
-    n_missing: dict[str, dict[str, int]] = field(default_factory=dict)
+    n_missing: dict[str, dict[str, int | None]] = field(default_factory=dict)
     sensitivity: tuple[Scenario, ...] = ()
     subgroups: tuple[Subgroup, ...] = ()
     interaction_p: float | None = None
@@ -452,8 +452,9 @@ def _unadjusted(
 def _missing(
     frame: pd.DataFrame, config: PrimaryConfig
 ) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, int]]]:
-    """Share and number missing per variable and arm before imputation (the shares of an arm
-    smaller than the minimum cell size are hidden)."""
+    """Share and number missing per variable and arm before imputation; hidden (None) for an
+    arm smaller than the minimum cell size and where fewer than that many (but some) are
+    missing, since the count and the share would name a small group."""
     columns = [c for c in frame.columns if c not in ("arm", "treat", "cluster")]
     shares = missing_shares(frame, columns, "arm")
     counts = {
@@ -462,13 +463,24 @@ def _missing(
     }
     sizes = frame["arm"].value_counts()
     hidden = {str(arm) for arm, size in sizes.items() if size < config.min_cell}
+
+    def small(column: str, arm: str) -> bool:
+        count = counts[column].get(arm, 0)
+        return arm in hidden or 0 < count < config.min_cell
+
     published = {
         c.removeprefix("covariate:"): {
-            arm: (None if arm in hidden else share) for arm, share in values.items()
+            arm: (None if small(c, arm) else share) for arm, share in values.items()
         }
         for c, values in shares.items()
     }
-    return published, {c.removeprefix("covariate:"): v for c, v in counts.items()}
+    published_counts = {
+        c.removeprefix("covariate:"): {
+            arm: (None if small(c, arm) else count) for arm, count in values.items()
+        }
+        for c, values in counts.items()
+    }
+    return published, published_counts  # type: ignore[return-value]
 
 
 def _evpi(

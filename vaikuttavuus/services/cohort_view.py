@@ -766,7 +766,7 @@ def cost_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
                 "ended: their costs are missing, not 0 €. They are left out of these tables "
                 "(see the column Costs missing) and imputed in the adjusted cost-effectiveness "
                 "analysis.",
-                n=missing,
+                n=missing if missing >= analysis.min_cell else f"<{analysis.min_cell}",
             ),
         )
     return {

@@ -174,13 +174,14 @@ def primary_caveats(analysis: CohortAnalysis, primary: PrimaryResult) -> list[st
                 costs=_shares(cost_shares, labels),
             )
         )
-    n_cost = sum(primary.n_missing.get("cost", {}).values())
-    if n_cost:
+    counts = list(primary.n_missing.get("cost", {}).values())
+    n_cost = sum(c for c in counts if c)
+    if n_cost or None in counts:
         caveats.append(
             _(
                 "No complete cost data were received for %(n)s persons: their costs are "
                 "missing (imputed), not 0 €.",
-                n=n_cost,
+                n=n_cost if None not in counts else f"{n_cost} + <{analysis.min_cell}",
             )
         )
     if settings.get("clusters"):

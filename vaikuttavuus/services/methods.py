@@ -172,12 +172,16 @@ def cheers_items(analysis: CohortAnalysis, labels: Labels) -> list[CheersItem]:
         as_of=analysis.as_of.isoformat(),
     )
     if result is not None:
+
+        def shown(n: int) -> str:
+            return f"<{analysis.min_cell}" if n < analysis.min_cell else str(n)
+
         population += " " + _(
             "Analysed: %(reference)s %(n_reference)s, %(other)s %(n_other)s persons.",
             reference=reference,
-            n_reference=_small_or(result.n_reference, analysis.min_cell),
+            n_reference=shown(result.n_reference),
             other=other,
-            n_other=_small_or(result.n_other, analysis.min_cell),
+            n_other=shown(result.n_other),
         )
     text[5] = population
     text[6] = _declared(declared.setting, language, "setting")
@@ -450,7 +454,3 @@ def methods_table(analysis: CohortAnalysis, labels: Labels) -> TableView:
         name="methods",
     )
 
-
-def _small_or(count: int, min_cell: int) -> str:
-    """A count as every output outside the clinician view shows it: ``<5`` when small."""
-    return f"<{min_cell}" if 0 < count < min_cell else str(count)
