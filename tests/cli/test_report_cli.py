@@ -101,10 +101,10 @@ def test_the_board_pack_and_finnish_by_default(cohort_app: Flask, tmp_path: Path
     year = str(release_date(TODAY).year - 1)
     assert f"board pack of {year} " in result.output
     assert out.read_bytes().startswith(b"%PDF-")
-    audited = db.session.scalars(
-        select(AuditEvent.pilot_code).where(AuditEvent.object_type == "board_pack")
+    (event,) = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.object_type == "board_pack")
     ).all()
-    assert sorted(audited) == ["bph", "older-adults"]
+    assert event.details["pilots"] == ["bph", "older-adults"] and event.object_id == year
 
 
 @pytest.mark.parametrize(

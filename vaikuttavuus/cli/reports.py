@@ -257,20 +257,19 @@ def board_pack_command(
     release, chosen = _release_and_period(period, as_of, [p.id for p in pilots])
     pdf = render_board_pack(db.session, pilots, chosen, release, lang, n_boot=n_boot, seed=seed)
     _write(out, pdf)
-    for pilot in pilots:
-        audit.record(
-            "export_pdf",
-            object_type="board_pack",
-            object_id=pilot.code,
-            pilot_code=pilot.code,
-            actor=f"cli:{getpass.getuser()}",
-            details={
-                "language": lang,
-                "period": chosen.code,
-                "release": release.isoformat(),
-                "file": out.name,
-            },
-        )
+    audit.record(
+        "export_pdf",
+        object_type="board_pack",
+        object_id=chosen.code,
+        actor=f"cli:{getpass.getuser()}",
+        details={
+            "language": lang,
+            "period": chosen.code,
+            "release": release.isoformat(),
+            "pilots": [pilot.code for pilot in pilots],
+            "file": out.name,
+        },
+    )
     db.session.commit()
     click.echo(
         f"Wrote the board pack of {chosen.label} ({lang}, release of {release.isoformat()}) "

@@ -190,18 +190,17 @@ def board_pack() -> Response | tuple[str, int]:
         return period_problem_page(choice.problem or period_message(None, legacy=True))
     language = pdf_language()
     pdf = render_board_pack(db.session, pilots, choice.chosen, choice.release, language)
-    for pilot in pilots:
-        audit.record(
-            "export_pdf",
-            object_type="board_pack",
-            object_id=pilot.code,
-            pilot_code=pilot.code,
-            details={
-                "language": language,
-                "period": choice.chosen.code,
-                "release": choice.release.isoformat(),
-            },
-        )
+    audit.record(
+        "export_pdf",
+        object_type="board_pack",
+        object_id=choice.chosen.code,
+        details={
+            "language": language,
+            "period": choice.chosen.code,
+            "release": choice.release.isoformat(),
+            "pilots": [pilot.code for pilot in pilots],
+        },
+    )
     return _pdf(
         pdf, f"board-pack-{choice.chosen.code}-{language}-{choice.release.isoformat()}.pdf"
     )
