@@ -221,6 +221,8 @@ class Labels:
             return _("Age")
         if text == "lives_alone":
             return _("Lives alone")
+        if text == "sex":
+            return _("Sex")
         if text.startswith("sex="):
             value = text.removeprefix("sex=")
             sexes = {"male": _("man"), "female": _("woman"), "other": _("other")}
