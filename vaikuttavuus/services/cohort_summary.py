@@ -1,10 +1,11 @@
 """The cohort report of a pilot for its pilot leads (``/pilot/<code>/summary.pdf``): enrolment,
-response rates, the primary outcome per arm, costs (with the persons whose costs are missing),
-the declared primary analysis with the unadjusted comparison beside it and its sensitivity
-analyses, and the longer material the two-page management summary leaves out — every outcome
-table and the QALYs, the cost structure by cost centre, the unadjusted cost-effectiveness and
-the procedure types (BPH), the services by type and by provider sector (older adults), the data
-quality tables — and the methods appendix (CHEERS 2022).
+response rates, how the answers were given (mode and proxy per arm), the primary outcome per
+arm, costs (with the persons whose costs are missing), the declared primary analysis with the
+unadjusted comparison beside it and its sensitivity analyses, and the longer material the
+two-page management summary leaves out — every outcome table and the QALYs, the cost structure
+by cost centre, the unadjusted cost-effectiveness and the procedure types (BPH), the services by
+type and by provider sector (older adults), the data quality tables — and the methods appendix
+(CHEERS 2022).
 
 Nothing is computed here: every figure is a published table of
 :class:`~vaikuttavuus.services.analytics.CohortAnalysis` (the pilot page's analytics, with its
@@ -31,6 +32,7 @@ from vaikuttavuus.services.cohort_view import (
     cea_view,
     cost_view,
     enrolment_view,
+    modes_view,
     outcome_view,
     quality_view,
     service_view,
@@ -98,6 +100,7 @@ def summary_context(analysis: CohortAnalysis, language: str) -> dict[str, Any]:
         "generated_at": datetime.now(UTC),
         "enrolment": enrolment["enrolment"],
         "rates": enrolment["rates"],
+        "modes": modes_view(analysis, labels),
         "outcome_figure": outcomes["figure"],
         "outcome_table": primary_table,
         "note": suppression_note(analysis.min_cell),
