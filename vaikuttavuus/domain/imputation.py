@@ -54,12 +54,34 @@ class ImputationError(ValueError):
 class _NumpyMICEData(MICEData):  # type: ignore[misc]
     """:class:`MICEData` whose conditional models are main-effects linear models of every other
     column, with the design built by numpy (statsmodels' default formula for each variable is
-    the same model written with patsy, which dominates the run time on small data)."""
+    the same model written with patsy, which dominates the run time on small data).
+
+    The data are kept as one float matrix (a constant column first) beside statsmodels' frame,
+    so each variable's design is one column selection of it, built once per update (fitting
+    and predictive mean matching share it), and imputed values are written into both."""
+
+    def __init__(self, data: pd.DataFrame, **kwargs: Any) -> None:
+        super().__init__(data, **kwargs)
+        values = self.data.to_numpy(dtype=float)
+        self._matrix = np.column_stack([np.ones(len(values)), values])
+        self._position = {name: i + 1 for i, name in enumerate(self.data.columns)}
+        self._current: tuple[str, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
 
     def _design(self, vname: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        others = [c for c in self.data.columns if c != vname]
-        exog = np.column_stack([np.ones(len(self.data)), self.data[others].to_numpy(dtype=float)])
-        return self.data[vname].to_numpy(dtype=float), exog
+        if self._current is not None and self._current[0] == vname:
+            return self._current[1], self._current[2]
+        column = self._position[vname]
+        others = [i for i in range(self._matrix.shape[1]) if i != column]
+        endog, exog = self._matrix[:, column].copy(), self._matrix[:, others]
+        self._current = (vname, endog, exog)
+        return endog, exog
+
+    def _store_changes(self, col: str, vals: Any) -> None:
+        super()._store_changes(col, vals)
+        missing = self.ix_miss[col]
+        if len(missing) > 0:
+            self._matrix[missing, self._position[col]] = np.atleast_1d(vals)
+        self._current = None
 
     def get_split_data(self, vname: str) -> tuple[Any, ...]:
         endog, exog = self._design(vname)
@@ -70,6 +92,30 @@ class _NumpyMICEData(MICEData):  # type: ignore[misc]
         endog, exog = self._design(vname)
         observed = self.ix_obs[vname]
         return endog[observed], exog[observed], {}, {}
+
+    def _perturb_gaussian(self, vname: str) -> None:
+        """statsmodels' Gaussian draw of the OLS parameters, N(β̂, σ̂²(X'X)⁻¹), from the normal
+        equations instead of an OLS fit (whose pseudo-inverse is an SVD of the whole design:
+        slow, and much slower still when OpenBLAS threads compete on a busy machine)."""
+        endog, exog, _init, _fit = self.get_fitting_data(vname)
+        cross = exog.T @ exog
+        try:
+            inverse = np.linalg.inv(cross)
+        except np.linalg.LinAlgError:
+            inverse = np.linalg.pinv(cross)
+        params = inverse @ (exog.T @ endog)
+        residual = endog - exog @ params
+        scale = float(residual @ residual) / max(len(endog) - exog.shape[1], 1)
+        self.models[vname] = _LinearPredictor()
+        self.params[vname] = self.rng.multivariate_normal(mean=params, cov=scale * inverse)
+
+
+class _LinearPredictor:
+    """What predictive mean matching asks of a fitted model: ``predict(params, exog)``."""
+
+    @staticmethod
+    def predict(params: npt.NDArray[np.float64], exog: npt.NDArray[np.float64]) -> Any:
+        return exog @ params
 
 
 @dataclass(frozen=True)
