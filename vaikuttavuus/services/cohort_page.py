@@ -17,6 +17,7 @@ from vaikuttavuus.services.cohort_view import (
     mixed_view,
     outcome_view,
     quality_view,
+    service_caveats,
     service_view,
     suppression_note,
 )
@@ -97,6 +98,7 @@ def cohort_page(
             "groupings": [service_view(analysis, labels, chosen, by) for by in SERVICE_GROUPINGS]
             if chosen
             else [],
+            "caveats": service_caveats(analysis) if chosen else [],
             "mixed": None,
             "mixed_error": None,
             "mixed_cached": False,

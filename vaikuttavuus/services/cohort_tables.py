@@ -116,10 +116,13 @@ TABLES: dict[str, Callable[[CohortAnalysis, TableRequest], object]] = {
     "funnel_unit": _funnel("unit"),
     "funnel_professional": _funnel("professional"),
     "funnel_limits": _funnel_limits,
-    "service_effects": lambda a, r: getattr(_service(a, r), "effects", None),
-    "service_descriptives": lambda a, r: getattr(_service(a, r), "descriptives", None),
+    "service_differences": lambda a, r: getattr(_service(a, r), "estimates", None),
+    "service_sensitivity": lambda a, r: getattr(_service(a, r), "sensitivity", None),
     "service_balance": lambda a, r: getattr(_service(a, r), "balance", None),
-    "service_cost_per_point": lambda a, r: getattr(_service(a, r), "cost_per_point", None),
+    "service_overlap": lambda a, r: getattr(_service(a, r), "overlap", None),
+    "service_cost_per_point": lambda a, r: getattr(_service(a, r), "cost", None),
+    "service_dose": lambda a, r: getattr(_service(a, r), "dose", None),
+    "service_missing": lambda a, r: getattr(_service(a, r), "missing", None),
     "mixed_model": _mixed,
 }
 """Every downloadable table by name (the names the pages link to)."""
