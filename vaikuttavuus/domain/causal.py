@@ -75,6 +75,7 @@ __all__ = [
     "ipw",
     "normal_estimate",
     "robust_covariance",
+    "weighted_gram",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -263,8 +264,7 @@ def fit_logistic(
     iteration = 0
     for iteration in range(1, max_iter + 1):  # noqa: B007 - the count is reported
         p = expit(x @ beta)
-        weights = p * (1 - p)
-        hessian = x.T @ (x * weights[:, None])
+        hessian = weighted_gram(x, p * (1 - p))
         gradient = x.T @ (y - p)
         try:
             step = np.linalg.solve(hessian, gradient)
@@ -280,13 +280,23 @@ def fit_logistic(
     return LogisticFit(beta, converged, iteration, fitted)
 
 
-def independent_columns(exog: npt.ArrayLike, tol: float = 1e-9) -> npt.NDArray[np.bool_]:
+def independent_columns(
+    exog: npt.ArrayLike | None, tol: float = 1e-9, *, gram: FloatArray | None = None
+) -> npt.NDArray[np.bool_]:
     """Which columns to keep so that none is a linear combination of the kept ones before it
     (a pivot-free Cholesky of X'X: a column is kept when the share of its sum of squares that
-    the kept columns do not explain exceeds ``tol``). Only a p×p matrix is factorised."""
-    x = np.asarray(exog, dtype=np.float64)
-    gram = x.T @ x
+    the kept columns do not explain exceeds ``tol``). Only a p×p matrix is factorised; pass
+    ``gram`` (X'X) when it is at hand."""
+    if gram is None:
+        x = np.asarray(exog, dtype=np.float64)
+        gram = x.T @ x
     p = gram.shape[0]
+    diagonal = np.diag(gram)
+    if p and np.all(diagonal > 0):
+        scale = 1 / np.sqrt(diagonal)
+        smallest = float(np.linalg.eigvalsh(gram * scale[:, None] * scale[None, :])[0])
+        if smallest > 1e3 * tol:  # well conditioned: every column is needed
+            return np.ones(p, dtype=bool)
     keep = np.zeros(p, dtype=bool)
     for j in range(p):
         total = gram[j, j]
@@ -306,9 +316,12 @@ def independent_columns(exog: npt.ArrayLike, tol: float = 1e-9) -> npt.NDArray[n
     return keep
 
 
-def fit_linear(exog: FloatArray, outcome: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """OLS coefficients and (X'X)⁻¹ from the normal equations (pseudo-inverse when singular)."""
-    cross = exog.T @ exog
+def fit_linear(
+    exog: FloatArray, outcome: FloatArray, *, gram: FloatArray | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """OLS coefficients and (X'X)⁻¹ from the normal equations (pseudo-inverse when singular);
+    ``gram`` is X'X when it is at hand."""
+    cross = exog.T @ exog if gram is None else gram
     try:
         inverse = np.linalg.inv(cross)
     except np.linalg.LinAlgError:
@@ -319,8 +332,16 @@ def fit_linear(exog: FloatArray, outcome: FloatArray) -> tuple[FloatArray, Float
 def robust_covariance(exog: FloatArray, residual: FloatArray, inverse: FloatArray) -> FloatArray:
     """The HC1 sandwich (X'X)⁻¹ X'diag(e²)X (X'X)⁻¹ · n/(n − p) (White 1980)."""
     n, p = exog.shape
-    meat = exog.T @ (exog * (residual * residual)[:, None])
+    meat = weighted_gram(exog, residual * residual)
     return inverse @ meat @ inverse * (n / max(n - p, 1))
+
+
+def weighted_gram(exog: FloatArray, weights: FloatArray) -> FloatArray:
+    """X'diag(w)X for w ≥ 0, as Z'Z with Z = X·√w: numpy hands a matrix times its own
+    transpose to BLAS' symmetric rank-k update, which stays fast when BLAS threads compete for
+    the cores (a general product X'·(wX) can be ten times slower then)."""
+    z = exog * np.sqrt(weights)[:, None]
+    return z.T @ z
 
 
 # --------------------------------------------------------------------------------------------

@@ -56,9 +56,9 @@ class _NumpyMICEData(MICEData):  # type: ignore[misc]
     column, with the design built by numpy (statsmodels' default formula for each variable is
     the same model written with patsy, which dominates the run time on small data).
 
-    The data are kept as one float matrix (a constant column first) beside statsmodels' frame,
-    so each variable's design is one column selection of it, built once per update (fitting
-    and predictive mean matching share it), and imputed values are written into both."""
+    The data are kept as one float matrix (a constant column first), so each variable's design
+    is one column selection of it, built once per update (fitting and predictive mean matching
+    share it); statsmodels' frame ``data`` is refreshed from it after each ``update_all``."""
 
     def __init__(self, data: pd.DataFrame, **kwargs: Any) -> None:
         super().__init__(data, **kwargs)
@@ -77,11 +77,16 @@ class _NumpyMICEData(MICEData):  # type: ignore[misc]
         return endog, exog
 
     def _store_changes(self, col: str, vals: Any) -> None:
-        super()._store_changes(col, vals)
+        # the matrix is the chain's state; statsmodels' frame is brought up to date once per
+        # update_all (writing into a DataFrame cell by cell costs more than the models)
         missing = self.ix_miss[col]
         if len(missing) > 0:
             self._matrix[missing, self._position[col]] = np.atleast_1d(vals)
         self._current = None
+
+    def update_all(self, n_iter: int = 1) -> None:
+        super().update_all(n_iter)
+        self.data = pd.DataFrame(self._matrix[:, 1:], columns=self.data.columns)
 
     def get_split_data(self, vname: str) -> tuple[Any, ...]:
         endog, exog = self._design(vname)

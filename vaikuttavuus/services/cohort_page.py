@@ -64,6 +64,7 @@ def cohort_page(
     effect: str | None = None,
     score: str | None = None,
     mixed: bool = False,
+    sectors: bool = False,
 ) -> CohortPage:
     """The content of one section of the cohort page (unknown sections show the first)."""
     labels = Labels(analysis, language)
@@ -94,8 +95,10 @@ def cohort_page(
         chosen = score if score in scores else (scores[0] if scores else None)
         options["scores"] = [(s, labels.score(s)) for s in scores]
         options["score"] = chosen
+        groupings = SERVICE_GROUPINGS if sectors else SERVICE_GROUPINGS[:1]
+        options["sectors"] = sectors
         content = {
-            "groupings": [service_view(analysis, labels, chosen, by) for by in SERVICE_GROUPINGS]
+            "groupings": [service_view(analysis, labels, chosen, by) for by in groupings]
             if chosen
             else [],
             "caveats": service_caveats(analysis) if chosen else [],
