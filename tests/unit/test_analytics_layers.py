@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import vaikuttavuus.services.analytics as analytics
+from vaikuttavuus.services import analytics
 
 PACKAGE = "vaikuttavuus.services.analytics"
 ORDER = (

@@ -145,6 +145,10 @@ def test_logistic_regression_agrees_with_statsmodels_and_reports_separation() ->
     assert warm.iterations <= 2
     separated = causal.fit_logistic(x, (x[:, 1] > 0).astype(float))
     assert not separated.converged
+    penalised = causal.fit_logistic(x, (x[:, 1] > 0).astype(float), ridge=0.25)
+    assert penalised.converged and np.all(np.abs(penalised.params) < 50)
+    # a weak penalty barely moves a well-determined fit
+    assert causal.fit_logistic(x, y, ridge=0.25).params == pytest.approx(theirs.params, abs=0.02)
 
 
 def test_linear_algebra_helpers() -> None:

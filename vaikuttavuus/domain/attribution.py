@@ -635,7 +635,7 @@ def _propensities(
         others = [o for o in common if o != s]
         design = _independent(np.column_stack([x, a[:, others]]), x.shape[1])
         start = starts.get((*key, s))
-        fit = causal.fit_logistic(design, a[:, s], start=start)
+        fit = causal.fit_logistic(design, a[:, s], start=start, ridge=RIDGE)
         if not fit.converged or np.isnan(fit.fitted).any():
             fitted.failed[s] = "no_overlap"
             continue
@@ -662,6 +662,8 @@ class _OutcomeFit:
     pseudo: dict[int, FloatArray]
     sd: float
     mnar: dict[tuple[str, float, int], _Result] = field(default_factory=dict)
+    subset: npt.NDArray[np.bool_] | None = None
+    """The rows of the pass this fit used, when only those who answered (no response model)."""
 
 
 @dataclass(frozen=True)
@@ -677,6 +679,9 @@ class _Response:
 
 
 RESPONSE_BOUNDS = (0.01, 0.999)
+RIDGE = 0.25
+"""The propensity and response models' weak normal prior: SD 2 on the log-odds scale for
+every coefficient but the constant (keeps them finite in small cohorts; negligible in large)."""
 
 
 def _response_model(
@@ -697,7 +702,9 @@ def _response_model(
     scale[scale == 0] = 1.0
     keep = causal.independent_columns(full / scale)
     keep[: x.shape[1]] = True
-    fit = causal.fit_logistic(full[:, keep], observed.astype(float), start=starts.get(key))
+    fit = causal.fit_logistic(
+        full[:, keep], observed.astype(float), start=starts.get(key), ridge=RIDGE
+    )
     if not fit.converged:
         return None
     starts[key] = fit.params
@@ -1161,14 +1168,15 @@ class _Run:
                         f"{score} at {tp}: no response model could be fitted; persons who did "
                         "not answer are left out"
                     )
-                    keep_rows = _Rows(
-                        rows.keep.copy(), rows.x[observed], a[observed], rows.names
-                    )
-                    fits[score] = _outcome(
-                        keep_rows.x, keep_rows.a, y[observed],
+                    fit = _outcome(
+                        rows.x[observed], a[observed], y[observed],
                         None if baseline is None else baseline[observed],
                         _subset(fitted, observed),
                     )  # fmt: skip
+                    fit.subset = observed
+                    fits[score] = fit
+                    for s in fit.aipw:
+                        self.collect.add(("aipw", score, tp, s), fit.aipw[s], len(y))
                     continue
             primary = score == plan.primary_score and tp == plan.primary_time_point
             fit = _outcome(
@@ -1182,7 +1190,7 @@ class _Run:
             n = len(y)
             self.sds.setdefault((score, tp), []).append(fit.sd)
             self.collect.sizes[("n", score, tp)] = n
-            for s in fitted.scores:
+            for s in fit.aipw:  # a service whose column repeats another's has none
                 self.collect.add(("aipw", score, tp, s), fit.aipw[s], n)
                 self.collect.add(("outcome_regression", score, tp, s), fit.regression[s], n)
                 if s in fit.ipw:
@@ -1209,6 +1217,9 @@ class _Run:
         score = plan.primary_score
         main = fits.get(score)
         if main is None:
+            return
+        if main.subset is not None:  # only those who answered: no guidance, MNAR or cost
+            self.notes.append(f"{score} at {tp}: no client-guidance or cost figures")
             return
         cell = self.cell_of[rows.keep]
         inside = cell >= 0
@@ -1248,6 +1259,8 @@ class _Run:
         part = _Rows(known, rows.x[known], rows.a[known], rows.names)
         cost_fit = _outcome(part.x, part.a, cost[known], None, _subset(fitted, known))
         for score_name, fit in fits.items():
+            if fit.subset is not None:
+                continue
             for s, pseudo_cost in cost_fit.pseudo.items():
                 pseudo_score = fit.pseudo.get(s)
                 if pseudo_score is not None:

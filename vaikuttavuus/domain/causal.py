@@ -249,10 +249,14 @@ def fit_logistic(
     start: npt.ArrayLike | None = None,
     max_iter: int = 50,
     tol: float = 1e-8,
+    ridge: float = 0.0,
 ) -> LogisticFit:
     """Maximum-likelihood logistic regression of the 0/1 ``treated`` on ``exog`` (which holds
-    its own constant column). Not converging within ``max_iter`` steps, or coefficients running
-    off to infinity, is reported as ``converged=False`` (separation: no overlap)."""
+    its own constant column first). ``ridge`` > 0 adds the penalty ridge/2·Σβⱼ² on every
+    coefficient but the constant (a normal prior with SD 1/√ridge on the log-odds scale),
+    which keeps the estimates finite when a covariate separates the groups in a small cohort.
+    Not converging within ``max_iter`` steps, or coefficients running off to infinity, is
+    reported as ``converged=False`` (separation: no overlap)."""
     x = np.asarray(exog, dtype=np.float64)
     y = np.asarray(treated, dtype=np.float64)
     if x.ndim != 2 or len(x) != len(y):
@@ -262,10 +266,12 @@ def fit_logistic(
         beta = np.zeros(x.shape[1])
     converged = False
     iteration = 0
+    penalty = np.full(x.shape[1], float(ridge))
+    penalty[0] = 0.0
     for iteration in range(1, max_iter + 1):  # noqa: B007 - the count is reported
         p = expit(x @ beta)
-        hessian = weighted_gram(x, p * (1 - p))
-        gradient = x.T @ (y - p)
+        hessian = weighted_gram(x, p * (1 - p)) + np.diag(penalty)
+        gradient = (y - p) @ x - penalty * beta
         try:
             step = np.linalg.solve(hessian, gradient)
         except np.linalg.LinAlgError:

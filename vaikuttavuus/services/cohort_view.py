@@ -38,7 +38,8 @@ Kind = str
 """How a column is shown: ``count``, ``number``, ``percent``, ``euro``, ``share`` (0–1 as %),
 ``text``, or a label kind (``arm``, ``time_point``, ``score``, ``instrument``, ``category``,
 ``procedure``, ``status``, ``position``, ``cost_centre``, ``product``, ``import_kind``, ``method``,
-``variable``, ``effect``, ``flag``)."""
+``variable``, ``effect``, ``flag``, ``reason``, ``analysis``, ``cost_status``,
+``exposure_group``; ``p`` is a p-value)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,6 +250,43 @@ class Labels:
             return _("Provider sector")
         return str(code)
 
+    def reason(self, code: object) -> str:
+        """Why an estimate is missing."""
+        return {
+            "small_cell": _(
+                "fewer than %(n)s clients with or without the service", n=self.analysis.min_cell
+            ),
+            "no_overlap": _("the clients with and without the service do not overlap"),
+            "not_estimable": _("cannot be estimated from these data"),
+        }.get(str(code), str(code))
+
+    def analysis_name(self, code: object) -> str:
+        """A sensitivity analysis of the services' primary question."""
+        return {
+            "outcome_regression": _("Outcome regression only"),
+            "ipw": _("Inverse probability weighting only"),
+            "complete_cases": _("Complete cases (no missing answers handled)"),
+            "without_proxy": _("Without answers given by a proxy"),
+            "web_only": _("Web answers only"),
+            "mnar_all": _("Non-responders δ points worse"),
+            "mnar_exposed": _("Non-responders with the service δ points worse"),
+        }.get(str(code), str(code))
+
+    def cost_status(self, code: object) -> str:
+        """Whether the cost per point is shown, and why not."""
+        return {
+            "shown": _("shown"),
+            "interval_includes_zero": _("not shown: the interval of the difference includes 0"),
+            "no_improvement": _("not shown: no improvement"),
+            "lower_cost": _("lower cost and better outcome"),
+            "not_estimated": _("not estimated"),
+        }.get(str(code), str(code))
+
+    def exposure_group(self, code: object) -> str:
+        return {"exposed": _("with the service"), "unexposed": _("without")}.get(
+            str(code), str(code)
+        )
+
     def flag(self, value: object) -> str:
         if value is None:
             return "–"
@@ -270,6 +308,10 @@ class Labels:
             "variable": self.variable,
             "effect": self.effect,
             "flag": self.flag,
+            "reason": self.reason,
+            "analysis": self.analysis_name,
+            "cost_status": self.cost_status,
+            "exposure_group": self.exposure_group,
             "service_type": lambda c: self.category(c, "service_type"),
             "provider_sector": lambda c: self.category(c, "provider_sector"),
         }.get(kind)
@@ -390,7 +432,9 @@ class TableView:
         return not self.rows
 
 
-NUMERIC_KINDS = frozenset({"count", "number", "percent", "euro", "share", "signed", "interval"})
+NUMERIC_KINDS = frozenset(
+    {"count", "number", "percent", "euro", "share", "signed", "interval", "p"}
+)
 
 
 def _cell_text(
@@ -416,6 +460,8 @@ def _cell_text(
         return fmt_interval(value, high, 0, "share")
     if column.kind == "count":
         return fmt_count(value)
+    if column.kind == "p":
+        return fmt_p(value)
     if column.kind == "number":
         return fmt_number(value, column.digits)
     if column.kind == "signed":
@@ -1127,22 +1173,6 @@ def fmt_p(value: object) -> str:
     return fmt_number(number, 3)
 
 
-def _shown(published: Published, position: int, column: str, text: str) -> str:
-    """``text`` unless the published cell is hidden (``<5`` for a small count, else ``x``)."""
-    if published.is_hidden(position, column):
-        return f"<{published.min_count}" if published.is_primary(position, column) else "x"
-    return text
-
-
-def _difference_text(record: dict[str, Any], digits: int = 2) -> str:
-    if record["estimate"] is None:
-        return "–"
-    return (
-        f"{fmt_signed(record['estimate'], digits)} "
-        f"({fmt_interval(record['ci_low'], record['ci_high'], digits)})"
-    )
-
-
 def service_caveats(analysis: CohortAnalysis, labels: Labels | None = None) -> list[str]:
     """The services analysis' caveats in the current language (not randomised, E-values,
     multiplicity, missing data, remaining imbalance), with codes as words."""
@@ -1158,62 +1188,6 @@ def service_caveats(analysis: CohortAnalysis, labels: Labels | None = None) -> l
         return shown.variable(code)
 
     return analysis.service_caveats(name=name)
-
-
-def reason_text(code: object, min_count: int) -> str:
-    """Why an estimate is not shown."""
-    return {
-        "small_cell": _("fewer than %(n)s clients with or without the service", n=min_count),
-        "no_overlap": _("the clients with and without the service do not overlap"),
-        "not_estimable": _("cannot be estimated from these data"),
-    }.get(str(code), "–")
-
-
-def _difference_rows(
-    section: ServiceSection, labels: Labels, time_points: Sequence[str]
-) -> list[dict[str, Any]]:
-    """One row per category and follow-up: the adjusted difference (AIPW) with its p-values
-    and E-value, and the unadjusted difference beside it."""
-    published = section.estimates
-    records = published.records()
-    by_key = {(r["category"], r["time_point"], r["method"]): (i, r) for i, r in enumerate(records)}
-    rows = []
-    categories = list(dict.fromkeys(r["category"] for r in records))
-    for tp in time_points:
-        for category in categories:
-            found = by_key.get((category, tp, "aipw"))
-            if found is None:
-                continue
-            position, record = found
-            plain = by_key.get((category, tp, "unadjusted"))
-            estimate = _shown(published, position, "estimate", _difference_text(record))
-            if record["estimate"] is None and not published.is_hidden(position, "estimate"):
-                estimate = reason_text(record["reason"], published.min_count)
-            e_value = "–"
-            if record["e_value"] is not None:
-                limit = fmt_number(record["e_value_ci"], 2)
-                e_value = f"{fmt_number(record['e_value'], 2)} ({limit})"
-            rows.append(
-                {
-                    "category": category,
-                    "time_point": tp,
-                    "n_exposed": _shown(published, position, "n_exposed",
-                                        fmt_count(record["n_exposed"])),
-                    "n_unexposed": _shown(published, position, "n_unexposed",
-                                          fmt_count(record["n_unexposed"])),
-                    "difference": estimate,
-                    "p": _shown(published, position, "p_value", fmt_p(record["p_value"])),
-                    "p_adjusted": _shown(published, position, "p_adjusted",
-                                         fmt_p(record["p_adjusted"])),
-                    "e_value": _shown(published, position, "e_value", e_value),
-                    "unadjusted": (
-                        _shown(published, plain[0], "estimate", _difference_text(plain[1]))
-                        if plain is not None
-                        else "–"
-                    ),
-                }
-            )  # fmt: skip
-    return rows
 
 
 def service_view(
@@ -1245,59 +1219,65 @@ def service_view(
     )
     columns = [
         Column("category", labels.grouping(by), kind),
-        Column("n_exposed", _("With the service"), "text"),
-        Column("n_unexposed", _("Without"), "text"),
-        Column("difference", _("Adjusted difference (95% CI)"), "text"),
-        Column("p", _("p"), "text"),
-        Column("p_adjusted", adjusted, "text"),
-        Column("e_value", _("E-value (CI)"), "text"),
-        Column("unadjusted", _("Unadjusted difference, for comparison"), "text"),
+        Column("n_exposed", _("With the service"), "count"),
+        Column("n_unexposed", _("Without"), "count"),
+        Column("estimate", _("Adjusted difference"), "signed", 2),
+        Column("ci_low", _("95% CI"), "interval", 2, high="ci_high"),
+        Column("p_value", _("p"), "p"),
+        Column("p_adjusted", adjusted, "p"),
+        Column("e_value", _("E-value"), "number", 2),
+        Column("e_value_ci", _("E-value of the CI"), "number", 2),
+        Column("unadjusted", _("Unadjusted difference"), "signed", 2),
+        Column("unadjusted_ci_low", _("95% CI"), "interval", 2, high="unadjusted_ci_high"),
+        Column("reason", _("Not estimated because"), "reason"),
     ]
     primary_tp = section.primary_time_point
     caption_primary = (
         _(
             "Primary question: adjusted difference in %(score)s at %(time_point)s associated "
-            "with each service (points, 95%% CI)",
+            "with each service (points)",
             score=labels.score(score),
             time_point=labels.time_point(primary_tp),
         )
         if section.primary
         else _(
             "Secondary: adjusted difference in %(score)s at %(time_point)s associated with each "
-            "service (points, 95%% CI)",
+            "service (points)",
             score=labels.score(score),
             time_point=labels.time_point(primary_tp),
         )
     )
     family_note = _(
         "Doubly robust estimate (AIPW) adjusted for the declared confounders and the other "
-        "services. %(direction)s p-values adjusted over %(n)s comparisons.",
+        "services; the unadjusted difference only for comparison. %(direction)s p-values "
+        "adjusted over %(n)s comparisons.",
         direction=direction_note,
         n=section.n_primary if section.primary else section.n_secondary,
     )
-    table = plain_table_view(
-        _difference_rows(section, labels, [primary_tp]),
+    table = table_view(
+        section.differences,
         columns,
         caption_primary,
         labels,
         name="service_differences",
-        csv_args=args,
+        csv_args={**args, "follow_up": "primary"},
         note=family_note,
+        keep=lambda r: r["time_point"] == primary_tp,
     )
     others = [tp for tp in section.time_points if tp != primary_tp]
     view["other_follow_ups"] = (
-        plain_table_view(
-            _difference_rows(section, labels, others),
+        table_view(
+            section.differences,
             [Column("time_point", _("Follow-up"), "time_point"), *columns],
             _(
-                "Secondary: adjusted difference in %(score)s at the other follow-ups (points, "
-                "95%% CI)",
+                "Secondary: adjusted difference in %(score)s at the other follow-ups (points)",
                 score=labels.score(score),
             ),
             labels,
             name="service_differences",
-            csv_args=args,
+            csv_args={**args, "follow_up": "other"},
             note=direction_note,
+            keep=lambda r: r["time_point"] != primary_tp,
         )
         if others
         else None
@@ -1335,9 +1315,61 @@ def service_view(
             table,
         )
     view["differences"] = table
-    view["sensitivity"] = _sensitivity_view(section, labels, args) if section.primary else None
+    view["sensitivity"] = (
+        table_view(
+            section.sensitivity,
+            [
+                Column("category", labels.grouping(by), kind),
+                Column("analysis", _("Analysis"), "analysis"),
+                Column("delta", _("δ (points)"), "number", 1),
+                Column("n_exposed", _("With the service"), "count"),
+                Column("n_unexposed", _("Without"), "count"),
+                Column("estimate", _("Difference"), "signed", 2),
+                Column("ci_low", _("95% CI"), "interval", 2, high="ci_high"),
+            ],
+            _("Sensitivity analyses of the primary question"),
+            labels,
+            name="service_sensitivity",
+            csv_args=args,
+            note=_(
+                "The primary estimate rests on assumptions: the other estimators, complete "
+                "cases, other ways of answering and worse outcomes among non-responders (δ "
+                "points) show how much it depends on them."
+            ),
+        )
+        if section.primary
+        else None
+    )
     view.update(_balance_views(section, labels, args, by))
-    view["cost"] = _cost_view(section, labels, args, by)
+    view["cost"] = table_view(
+        section.cost,
+        [
+            Column("category", labels.grouping(by), kind),
+            Column("n_with_cost", _("Persons with costs"), "count"),
+            Column("delta_cost", _("Incremental cost in the follow-up window"), "euro"),
+            Column("delta_cost_ci_low", _("95% CI"), "interval_euro", high="delta_cost_ci_high"),
+            Column("improvement", _("Adjusted improvement (points)"), "signed", 2),
+            Column(
+                "improvement_ci_low", _("95% CI"), "interval", 2, high="improvement_ci_high"
+            ),
+            Column("cost_per_point", _("Incremental cost per point"), "euro"),
+            Column("ci_low", _("95% CI"), "interval_euro", high="ci_high"),
+            Column("status", _("Cost per point"), "cost_status"),
+        ],
+        _(
+            "Incremental cost per point of improvement in %(score)s at %(time_point)s",
+            score=labels.score(score),
+            time_point=labels.time_point(primary_tp),
+        ),
+        labels,
+        name="service_cost_per_point",
+        csv_args=args,
+        note=_(
+            "Cost of the services from the start of the care cycle to the follow-up answer, "
+            "clients with the service minus comparable clients without it (adjusted like the "
+            "outcome). Not shown when the interval of the difference in the outcome includes 0."
+        ),
+    )
     view["dose"] = table_view(
         section.dose,
         [
@@ -1372,73 +1404,24 @@ def service_view(
     return view
 
 
-def _sensitivity_view(
-    section: ServiceSection, labels: Labels, args: dict[str, str]
-) -> TableView:
-    def analysis_label(record: pd.Series) -> str:
-        delta = fmt_number(record["delta"], 1) if not _missing(record["delta"]) else ""
-        return {
-            "outcome_regression": _("Outcome regression only"),
-            "ipw": _("Inverse probability weighting only"),
-            "complete_cases": _("Complete cases (no missing answers handled)"),
-            "without_proxy": _("Without answers given by a proxy"),
-            "web_only": _("Web answers only"),
-            "mnar_all": _("Non-responders %(delta)s points worse", delta=delta),
-            "mnar_exposed": _(
-                "Non-responders with the service %(delta)s points worse", delta=delta
-            ),
-        }.get(str(record["analysis"]), str(record["analysis"]))
-
-    frame = section.sensitivity.table.copy()
-    frame["analysis"] = [analysis_label(row) for _i, row in frame.iterrows()]
-    published = Published(
-        section.sensitivity.name,
-        frame,
-        section.sensitivity.min_count,
-        section.sensitivity.n_primary,
-        section.sensitivity.n_secondary,
-        section.sensitivity.hidden,
-        section.sensitivity.primary,
-    )
-    return table_view(
-        published,
-        [
-            Column("category", labels.grouping(section.by), section.by),
-            Column("analysis", _("Analysis"), "text"),
-            Column("n_exposed", _("With the service"), "count"),
-            Column("n_unexposed", _("Without"), "count"),
-            Column("estimate", _("Difference"), "signed", 2),
-            Column("ci_low", _("95% CI"), "interval", 2, high="ci_high"),
-        ],
-        _("Sensitivity analyses of the primary question"),
-        labels,
-        name="service_sensitivity",
-        csv_args=args,
-        note=_(
-            "The primary estimate rests on assumptions: the other estimators, complete "
-            "cases, other ways of answering and worse outcomes among non-responders show how "
-            "much it depends on them."
-        ),
-    )
-
-
 def _balance_views(
     section: ServiceSection, labels: Labels, args: dict[str, str], by: str
 ) -> dict[str, Any]:
     """Balance table, love plot and warning; overlap table and chart (primary follow-up)."""
     tp = section.primary_time_point
-    kind = by
     balance = table_view(
         section.balance,
         [
-            Column("category", labels.grouping(by), kind),
-            Column("time_point", _("Follow-up"), "time_point"),
+            Column("category", labels.grouping(by), by),
             Column("variable", _("Variable"), "variable"),
             Column("smd_before", _("SMD before weighting"), "signed", 2),
             Column("smd_after", _("SMD after weighting"), "signed", 2),
             Column("imbalanced_after", _("Imbalanced after (|SMD| > 0.1)"), "flag"),
         ],
-        _("Balance of the confounders before and after weighting"),
+        _(
+            "Balance of the confounders at %(time_point)s before and after weighting",
+            time_point=labels.time_point(tp),
+        ),
         labels,
         name="service_balance",
         csv_args=args,
@@ -1462,16 +1445,15 @@ def _balance_views(
     panels = []
     for category in dict.fromkeys(r["category"] for r in records):
         rows = [r for r in records if r["category"] == category and r["smd_before"] is not None]
-        if not rows:
-            continue
-        panels.append(
-            plotting.BalancePanel(
-                title=labels.category(category, by),
-                variables=tuple(labels.variable(r["variable"]) for r in rows),
-                before=tuple(r["smd_before"] for r in rows),
-                after=tuple(r["smd_after"] for r in rows),
+        if rows:
+            panels.append(
+                plotting.BalancePanel(
+                    title=labels.category(category, by),
+                    variables=tuple(labels.variable(r["variable"]) for r in rows),
+                    before=tuple(r["smd_before"] for r in rows),
+                    after=tuple(r["smd_after"] for r in rows),
+                )
             )
-        )
     love = None
     if panels:
         chart = plotting.love_plot(
@@ -1492,8 +1474,8 @@ def _balance_views(
     overlap = table_view(
         section.overlap,
         [
-            Column("category", labels.grouping(by), kind),
-            Column("group", _("Clients"), "text"),
+            Column("category", labels.grouping(by), by),
+            Column("group", _("Clients"), "exposure_group"),
             Column("n", _("Persons"), "count"),
             Column("p0", _("Min"), "number", 2),
             Column("p5", _("5%"), "number", 2),
@@ -1503,39 +1485,36 @@ def _balance_views(
             Column("p95", _("95%"), "number", 2),
             Column("p100", _("Max"), "number", 2),
         ],
-        _("Overlap: the propensity score (probability of receiving the service) by group"),
+        _(
+            "Overlap at %(time_point)s: the propensity score (probability of receiving the "
+            "service) of the clients with and without it",
+            time_point=labels.time_point(tp),
+        ),
         labels,
         name="service_overlap",
         csv_args=args,
         keep=lambda r: r["time_point"] == tp,
     )
-    overlap_rows = []
-    for position in range(len(overlap.rows)):
-        cells = overlap.rows[position]
-        group = cells[1].text
-        cells[1] = Cell(
-            _("with the service") if group == "exposed" else _("without"), cells[1].numeric
-        )
-        overlap_rows.append(cells)
-    bins = section.overlap_bins
-    bins = bins[bins["time_point"] == tp] if len(bins) else bins
-    overlap_figure = None
     shown = {
         r["category"]
         for r in section.overlap.records()
         if r["time_point"] == tp and r["n"] is not None
     }
-    chart_panels = [
-        plotting.OverlapPanel(
-            title=labels.category(category, by),
-            lows=tuple(part["low"]),
-            highs=tuple(part["high"]),
-            exposed=tuple(part["share_exposed"]),
-            unexposed=tuple(part["share_unexposed"]),
-        )
-        for category, part in bins.groupby("category", sort=False)
-        if category in shown
-    ] if len(bins) else []  # fmt: skip
+    bins = section.overlap_bins
+    chart_panels = []
+    if len(bins):
+        for category, part in bins[bins["time_point"] == tp].groupby("category", sort=False):
+            if category in shown:
+                chart_panels.append(
+                    plotting.OverlapPanel(
+                        title=labels.category(category, by),
+                        lows=tuple(part["low"]),
+                        highs=tuple(part["high"]),
+                        exposed=tuple(part["share_exposed"]),
+                        unexposed=tuple(part["share_unexposed"]),
+                    )
+                )
+    overlap_figure = None
     if chart_panels:
         chart = plotting.overlap_chart(
             panels=chart_panels,
@@ -1558,76 +1537,6 @@ def _balance_views(
         "overlap": overlap,
         "overlap_figure": overlap_figure,
     }
-
-
-def _cost_view(
-    section: ServiceSection, labels: Labels, args: dict[str, str], by: str
-) -> TableView:
-    published = section.cost
-    rows = []
-    for position, record in enumerate(published.records()):
-        status = record["status"]
-        if published.is_hidden(position, "cost_per_point"):
-            text = "x"
-        elif status == "shown":
-            text = fmt_euro(record["cost_per_point"])
-            if record["ci_low"] is not None:
-                text += f" ({fmt_interval(record['ci_low'], record['ci_high'], kind='euro')})"
-            else:
-                text += " (" + _("interval unbounded") + ")"
-        else:
-            text = {
-                "interval_includes_zero": _("not shown: the interval of the difference "
-                                            "includes 0"),
-                "no_improvement": _("not shown: no improvement"),
-                "lower_cost": _("lower cost and better outcome"),
-            }.get(str(status), "–")  # fmt: skip
-        cost = "–"
-        if record["delta_cost"] is not None:
-            interval = fmt_interval(
-                record["delta_cost_ci_low"], record["delta_cost_ci_high"], kind="euro"
-            )
-            cost = f"{fmt_euro(record['delta_cost'])} ({interval})"
-        improvement = "–"
-        if record["improvement"] is not None:
-            interval = fmt_interval(
-                record["improvement_ci_low"], record["improvement_ci_high"], 2
-            )
-            improvement = f"{fmt_signed(record['improvement'], 2)} ({interval})"
-        rows.append(
-            {
-                "category": record["category"],
-                "n_with_cost": _shown(
-                    published, position, "n_with_cost", fmt_count(record["n_with_cost"])
-                ),
-                "delta_cost": _shown(published, position, "delta_cost", cost),
-                "improvement": _shown(published, position, "improvement", improvement),
-                "cost_per_point": text,
-            }
-        )
-    return plain_table_view(
-        rows,
-        [
-            Column("category", labels.grouping(by), by),
-            Column("n_with_cost", _("Persons with costs"), "text"),
-            Column("delta_cost", _("Incremental cost in the follow-up window"), "text"),
-            Column("improvement", _("Adjusted improvement (points)"), "text"),
-            Column("cost_per_point", _("Incremental cost per point of improvement"), "text"),
-        ],
-        _(
-            "Incremental cost per point of improvement in %(score)s at %(time_point)s",
-            score=labels.score(section.score),
-            time_point=labels.time_point(section.primary_time_point),
-        ),
-        labels,
-        name="service_cost_per_point",
-        csv_args=args,
-        note=_(
-            "Cost of the services from the start of the care cycle to the follow-up answer, "
-            "clients with the service minus comparable clients without it (adjusted like the "
-            "outcome). Not shown when the interval of the difference in the outcome includes 0."
-        ),
-    )
 
 
 def mixed_view(

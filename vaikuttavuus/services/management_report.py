@@ -348,7 +348,7 @@ def methods(analysis: CohortAnalysis, labels: Labels) -> list[str]:
                 "have to be. The incremental cost per point uses the cost of the services "
                 "inside the follow-up window and is not shown when the difference's interval "
                 "includes 0. Services were not randomised: the differences are associations, "
-                "not proven effects.",
+                "not proof that a service changes the outcome.",
                 days=declared.min_exposure_days,
                 covariates=", ".join(labels.variable(c) for c in spec.covariates) or "–",
                 missing=missing,

@@ -46,6 +46,10 @@ ESTIMATE_VALUES = [
     "estimate", "se", "ci_low", "ci_high", "p_value", "p_adjusted", "e_value", "e_value_ci",
 ]  # fmt: skip
 
+DIFFERENCE_VALUES = [
+    "estimate", "ci_low", "ci_high", "p_value", "p_adjusted", "e_value", "e_value_ci",
+    "unadjusted", "unadjusted_ci_low", "unadjusted_ci_high",
+]  # fmt: skip
 COST_VALUES = [
     "delta_cost", "delta_cost_ci_low", "delta_cost_ci_high", "improvement", "improvement_ci_low",
     "improvement_ci_high", "cost_per_point", "ci_low", "ci_high",
@@ -116,6 +120,7 @@ class ServiceSection:
     primary_time_point: str
     time_points: tuple[str, ...]
     estimates: Published
+    differences: Published
     balance: Published
     overlap: Published
     overlap_bins: pd.DataFrame
@@ -153,6 +158,7 @@ class ServiceSection:
             "primary_time_point": self.primary_time_point,
             "time_points": list(self.time_points),
             "estimates": self.estimates.to_dict(),
+            "differences": self.differences.to_dict(),
             "balance": self.balance.to_dict(),
             "overlap": self.overlap.to_dict(),
             "cost": self.cost.to_dict(),
@@ -431,15 +437,23 @@ class ServiceSections(CohortData):
             error = found if isinstance(found, str) else translate("No estimates for this score.")
             return ServiceSection(
                 score, by, direction, primary, self.primary_time_point, follow_ups, blank,
-                blank, blank, empty, blank, blank, blank, blank, (), error=error,
+                blank, blank, blank, empty, blank, blank, blank, blank, (), error=error,
             )  # fmt: skip
         result = found
         estimates = result.estimates[result.estimates["score"] == score].drop(columns=["score"])
         published_estimates = self._publish(
-            "service_differences",
+            "service_estimates",
             estimates.drop(columns=["n", "sd", "n_bounded"]),
             counts=["n_exposed", "n_unexposed"],
             derived={"n_exposed": ESTIMATE_VALUES, "n_unexposed": ESTIMATE_VALUES},
+            margins=False,
+            suppress_zeros=False,
+        )
+        differences = self._publish(
+            "service_differences",
+            _wide_differences(estimates),
+            counts=["n_exposed", "n_unexposed"],
+            derived={"n_exposed": DIFFERENCE_VALUES, "n_unexposed": DIFFERENCE_VALUES},
             margins=False,
             suppress_zeros=False,
         )
@@ -512,6 +526,7 @@ class ServiceSections(CohortData):
             primary_time_point=self.primary_time_point,
             time_points=follow_ups,
             estimates=published_estimates,
+            differences=differences,
             balance=balance,
             overlap=overlap,
             overlap_bins=result.overlap_bins,
@@ -730,6 +745,30 @@ class ServiceSections(CohortData):
         inside = np.asarray((started >= start) & (started <= stop), dtype=bool)
         selected = exposures[inside].rename(columns={"enrolment_id": "person_id"})
         return persons, selected, names
+
+
+def _wide_differences(estimates: pd.DataFrame) -> pd.DataFrame:
+    """One row per category and follow-up: the adjusted (AIPW) difference with its p-values,
+    E-values, counts and reason, and the unadjusted difference beside it."""
+    key = ["category", "time_point"]
+    adjusted = estimates[estimates["method"] == "aipw"]
+    plain = estimates[estimates["method"] == "unadjusted"][
+        [*key, "estimate", "ci_low", "ci_high"]
+    ].rename(
+        columns={
+            "estimate": "unadjusted",
+            "ci_low": "unadjusted_ci_low",
+            "ci_high": "unadjusted_ci_high",
+        }
+    )
+    wide = adjusted.merge(plain, on=key, how="left")
+    return wide[
+        [
+            *key, "family", "n_exposed", "n_unexposed", "estimate", "ci_low", "ci_high",
+            "p_value", "p_adjusted", "e_value", "e_value_ci", "unadjusted",
+            "unadjusted_ci_low", "unadjusted_ci_high", "reason",
+        ]
+    ].reset_index(drop=True)  # fmt: skip
 
 
 def client_profile(
