@@ -1231,6 +1231,7 @@ class _Run:
                     cell[inside], weights=rows.a[inside, s], minlength=len(self.cells)
                 ).astype(np.int64)
         for s, pseudo in main.pseudo.items():
+            self.guidance_seen[s] = self.guidance_seen.get(s, 0) + 1
             self.guidance_sums[m, :, s] = np.bincount(
                 cell[inside], weights=pseudo[inside], minlength=len(self.cells)
             )
@@ -1277,6 +1278,7 @@ class _Run:
         self.guidance_sums = np.zeros((len(datasets), len(self.cells), len(self.categories)))
         self.guidance_squares = np.zeros_like(self.guidance_sums)
         self.guidance_count = np.zeros(len(self.cells), dtype=np.int64)
+        self.guidance_seen: dict[int, int] = {}
         self.guidance_exposed = np.zeros((len(self.cells), len(self.categories)), np.int64)
         for m, dataset in enumerate(datasets):
             for follow_up in self.data.follow_ups:
@@ -1319,11 +1321,13 @@ class _Run:
         sensitivity = _sensitivity(self, frame) + _mnar_rows(self)
         guidance = None
         if len(self.cells):
-            primary_modelled = self.modelled[plan.primary_time_point]
             guidance = GuidanceCells(
                 cells=self.cells,
                 categories=self.categories,
-                modelled=tuple(s in primary_modelled for s in range(len(self.categories))),
+                modelled=tuple(  # estimated in every data set
+                    self.guidance_seen.get(s, 0) == len(datasets)
+                    for s in range(len(self.categories))
+                ),
                 count=self.guidance_count.astype(np.int64),
                 exposed=self.guidance_exposed,
                 sums=self.guidance_sums,

@@ -61,7 +61,6 @@ def client(pilot_code: str, pseudonym: str) -> str:
         object_id=enrolment.id,
         person_id=enrolment.person_id,
         pilot_code=pilot.code,
-        details={"profile": chosen},
     )
     return render_template(
         "guidance/profile.html", pilot=pilot, view=view, person=enrolment.person

@@ -515,7 +515,7 @@ class ServiceSections(CohortData):
             suppress_zeros=False,
         )
         missing_rows = result.missing[
-            result.missing["variable"].isin([score, *result.missing["variable"].unique()])
+            (result.missing["variable"] == score) | (result.missing["time_point"] == "baseline")
         ]
         missing = self._publish("service_missing", missing_rows, counts=[], margins=False)
         return ServiceSection(
@@ -590,12 +590,11 @@ class ServiceSections(CohortData):
                         e_value=row["e_value"],
                         n_exposed=row["n_exposed"],
                         n_unexposed=row["n_unexposed"],
-                        reason=row["reason"]
-                        if row["estimate"] is not None or row["reason"]
-                        else "small_cell",
+                        # an estimate hidden by the small-cell rule has no reason of its own
+                        reason=None
+                        if row["estimate"] is not None
+                        else (row["reason"] or "small_cell"),
                     )
-                    if entry["estimate"] is not None:
-                        entry["reason"] = None
                 entries.append(entry)
         return entries
 
@@ -714,9 +713,9 @@ class ServiceSections(CohortData):
         table["hidden"] = small
         for column in ("estimate", "se", "ci_low", "ci_high"):
             table.loc[small, column] = math.nan
-        for column in ("n_exposed", "n_unexposed"):
+        for column in ("n_exposed", "n_unexposed"):  # both, so neither can be worked out
             table[column] = table[column].astype(object)
-            table.loc[table[column].astype(float) < self.min_cell, column] = None
+            table.loc[small, column] = None
         if int(table["n_similar"].max() if len(table) else 0) < self.min_cell:
             table["n_similar"] = None
         order = table["monthly_cost"].fillna(math.inf).to_numpy()
