@@ -8,10 +8,12 @@ PSEUDONYM_KEY = "generate-once-and-keep-with-the-backups"
 # PostgreSQL in production (SQLite is the embedded default):
 # DATABASE_URL = "postgresql+psycopg://vaikuttavuus:password@127.0.0.1:5432/vaikuttavuus"
 
-# PRODUCTION = True                                 # Secure cookies, HTTPS redirect, HSTS
+# PRODUCTION = True                                 # __Host- Secure cookies, HTTPS redirect, HSTS
 # PUBLIC_BASE_URL = "https://vaikuttavuus.example.fi"
 # MIN_CELL_SIZE = 5
-# RATELIMIT_STORAGE_URI = "redis://127.0.0.1:6379"  # when running several app servers
+# Throttling counters, shared by every worker and server: the app's database by default
+# ("database://"), or Redis to take that write load off the database:
+# RATELIMIT_STORAGE_URI = "redis://127.0.0.1:6379"
 
 # MAIL_SERVER = "smtp.example.fi"
 # MAIL_PORT = 587

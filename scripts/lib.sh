@@ -29,7 +29,9 @@ ensure_pdf_libraries() {
     ensure_debian_packages libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 }
 
-# Create .venv and install the package (with extras) when pyproject.toml changed.
+# Create .venv and install the package when pyproject.toml (or requirements.lock) changed.
+# Without extras (scripts/demo): the production install, every package from requirements.lock
+# with its hash checked. With extras (scripts/test, scripts/bench: "test"): from pyproject.toml.
 ensure_venv() {
     local extras="${1:-}"
     # A venv whose creation was interrupted has a python but no pip: make it again.
@@ -40,14 +42,18 @@ ensure_venv() {
         rm -rf "$VENV"
         python3 -m venv "$VENV"
     fi
-    local stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)${extras:+-$extras}"
+    local inputs=("$ROOT/pyproject.toml")
+    [ -n "$extras" ] || inputs+=("$ROOT/requirements.lock")
+    local stamp="$VENV/.installed-$(cat "${inputs[@]}" | sha256sum | cut -c1-16)${extras:+-$extras}"
     if [ ! -f "$stamp" ]; then
-        say "Installing Python dependencies${extras:+ (with $extras)}"
         "$PY" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
         if [ -n "$extras" ]; then
+            say "Installing Python dependencies (with $extras)"
             "$PY" -m pip install --quiet -e "$ROOT[$extras]"
         else
-            "$PY" -m pip install --quiet -e "$ROOT"
+            say "Installing the locked Python dependencies (requirements.lock, hashes checked)"
+            "$PY" -m pip install --quiet --require-hashes -r "$ROOT/requirements.lock"
+            "$PY" -m pip install --quiet --no-deps -e "$ROOT"
         fi
         rm -f "$VENV"/.installed-*
         touch "$stamp"

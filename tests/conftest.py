@@ -63,6 +63,10 @@ def test_config(database_url: str, **overrides: Any) -> dict[str, Any]:
         "ARGON2_MEMORY_COST": 8192,
         "PUBLIC_BASE_URL": "http://localhost",
         "SERVER_NAME": None,
+        # fewer replicates and imputed data sets keep the report tests fast; the analyses'
+        # own tests and the simulation use their own numbers
+        "REPORT_BOOTSTRAP": 400,
+        "REPORT_IMPUTATIONS": 4,
     }
     config.update(overrides)
     return config

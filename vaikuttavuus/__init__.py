@@ -33,7 +33,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     _check_and_complete_config(app)
 
-    from vaikuttavuus import database, i18n, pdf, security, web
+    from vaikuttavuus import database, i18n, pdf, report_settings, security, web
+
+    report_settings.configure(app.config["REPORT_BOOTSTRAP"], app.config["REPORT_IMPUTATIONS"])
 
     database.init_app(app)
     security.init_app(app)
@@ -66,6 +68,12 @@ def _check_and_complete_config(app: Flask) -> None:
                 "`vaikuttavuus init` generates such keys)."
             )
         cfg["SESSION_COOKIE_SECURE"] = True
+        # ASVS 3.4.4: a __Host- cookie is only accepted over HTTPS, from this host, for the
+        # whole site, so a neighbouring host or plain-http page cannot plant or overwrite it.
+        if not str(cfg["SESSION_COOKIE_NAME"]).startswith("__Host-"):
+            cfg["SESSION_COOKIE_NAME"] = "__Host-" + str(cfg["SESSION_COOKIE_NAME"])
+        cfg["SESSION_COOKIE_DOMAIN"] = None
+        cfg["SESSION_COOKIE_PATH"] = "/"
         if str(cfg["DATABASE_URL"]).startswith("sqlite") and not cfg.get(
             "ALLOW_SQLITE_IN_PRODUCTION"
         ):

@@ -79,8 +79,9 @@ class BulkInsertError(ValueError):
 # -- public API ---------------------------------------------------------------------------------
 
 
-def bulk_insert(session: Session, table: Table, frame: pd.DataFrame,
-                *, chunk_rows: int = CHUNK_ROWS) -> int:
+def bulk_insert(
+    session: Session, table: Table, frame: pd.DataFrame, *, chunk_rows: int = CHUNK_ROWS
+) -> int:
     """Insert every row of ``frame`` into ``table``; returns the number of rows.
 
     Runs on the session's connection and transaction (pending ORM changes are flushed
@@ -311,7 +312,7 @@ def _kind(column: Column[Any]) -> str:
 
 def _chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
     for start in range(0, len(frame), size):
-        yield frame.iloc[start:start + size]
+        yield frame.iloc[start : start + size]
 
 
 def _missing(values: pd.Series) -> np.ndarray:
@@ -416,8 +417,14 @@ def _format_distinct(values: pd.Series, formatter: Any) -> np.ndarray:
 # -- SQLite -------------------------------------------------------------------------------------
 
 
-def _executemany_sqlite(driver: Any, table: Table, columns: list[Column[Any]],
-                        frame: pd.DataFrame, chunk_rows: int, dialect: Any) -> None:
+def _executemany_sqlite(
+    driver: Any,
+    table: Table,
+    columns: list[Column[Any]],
+    frame: pd.DataFrame,
+    chunk_rows: int,
+    dialect: Any,
+) -> None:
     preparer = dialect.identifier_preparer
     names = ", ".join(preparer.quote(column.name) for column in columns)
     marks = ", ".join("?" for _ in columns)
@@ -442,8 +449,14 @@ def _executemany_sqlite(driver: Any, table: Table, columns: list[Column[Any]],
 # -- PostgreSQL ----------------------------------------------------------------------------------
 
 
-def _copy_postgresql(driver: Any, table: Table, columns: list[Column[Any]],
-                     frame: pd.DataFrame, chunk_rows: int, dialect: Any) -> None:
+def _copy_postgresql(
+    driver: Any,
+    table: Table,
+    columns: list[Column[Any]],
+    frame: pd.DataFrame,
+    chunk_rows: int,
+    dialect: Any,
+) -> None:
     preparer = dialect.identifier_preparer
     names = ", ".join(preparer.quote(column.name) for column in columns)
     statement = f"COPY {preparer.format_table(table)} ({names}) FROM STDIN"
@@ -489,8 +502,11 @@ def _copy_field(column: Column[Any], values: pd.Series) -> np.ndarray:
     if kind in {"int", "float"}:
         result = np.full(len(raw), _PG_NULL, dtype=object)
         present = ~missing
-        result[present] = np.asarray(raw[present].tolist(), dtype=float if kind == "float"
-                                     else np.int64).astype(_STRINGS).astype(object)
+        result[present] = (
+            np.asarray(raw[present].tolist(), dtype=float if kind == "float" else np.int64)
+            .astype(_STRINGS)
+            .astype(object)
+        )
         return result.astype(_STRINGS)
     # dates and timestamps: already text
     return np.where(missing, _PG_NULL, raw).astype(_STRINGS)

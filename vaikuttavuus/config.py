@@ -62,15 +62,26 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         "BABEL_DEFAULT_LOCALE": "fi",
         "BABEL_DEFAULT_TIMEZONE": "Europe/Helsinki",
         "LANGUAGES": ("fi", "sv", "en"),
-        # Login throttling and patient-link guessing limits (Flask-Limiter syntax).
-        "RATELIMIT_STORAGE_URI": "memory://",
-        "RATELIMIT_HEADERS_ENABLED": True,
-        # Failed logins per client address, and per username from any address.
+        # Throttling (HTTP 429; the `limits` library's notation). The counters are shared by
+        # every worker and server: "database://" keeps them in the app's database, a Redis URI
+        # ("redis://host:6379") in Redis; "memory://" is for one process only.
+        "RATELIMIT_STORAGE_URI": "database://",
+        # Failed logins per client address (any account); per account and address; per
+        # account from anywhere (browsers that logged in to the account before are exempt).
         "LOGIN_RATE_LIMIT": "10 per minute",
         "LOGIN_ACCOUNT_RATE_LIMIT": "10 per 10 minutes",
+        "LOGIN_ACCOUNT_TOTAL_LIMIT": "100 per hour",
+        # Wrong current passwords on the password form, per user.
+        "PASSWORD_CHANGE_RATE_LIMIT": "5 per 10 minutes",
+        # Unknown, expired and cancelled personal links per client address (valid links are
+        # never refused).
         "PATIENT_LINK_MISS_LIMIT": "20 per 10 minutes",
         # Disclosure control: smallest count shown outside the clinician view.
         "MIN_CELL_SIZE": 5,
+        # Resampling of the analyses behind the pages, CSVs and PDFs: bootstrap replicates and
+        # imputed data sets (None: the number each pilot declares).
+        "REPORT_BOOTSTRAP": 5_000,
+        "REPORT_IMPUTATIONS": None,
         # Password hashing (argon2id); tests lower the cost.
         "ARGON2_TIME_COST": 3,
         "ARGON2_MEMORY_COST": 65536,

@@ -119,6 +119,21 @@ def is_sqlite(session_or_engine: Session | Engine | Connection | None = None) ->
     return engine.dialect.name == "sqlite"
 
 
+LIKE_ESCAPE = "\\"
+
+
+def contains_pattern(text: str) -> str:
+    """A ``LIKE`` pattern matching ``text`` anywhere, with ``%`` and ``_`` typed by a user
+    taken literally (use with ``.like(pattern, escape=LIKE_ESCAPE)``): a search for ``%``
+    must not list everyone."""
+    escaped = (
+        text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+        .replace("%", LIKE_ESCAPE + "%")
+        .replace("_", LIKE_ESCAPE + "_")
+    )
+    return f"%{escaped}%"
+
+
 def insert_for(session: Session, table: Any) -> Insert:
     """A dialect-specific INSERT that supports ``on_conflict_do_update``/``do_nothing``."""
     dialect = session.get_bind().dialect.name

@@ -534,6 +534,48 @@ def forest_chart(
     return Chart(_svg_with_text(figure), alt)
 
 
+def tornado_chart(
+    *,
+    rows: Sequence[str],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    base: float,
+    x_label: str,
+    legend: tuple[str, str],
+    alt: str,
+) -> Chart:
+    """A tornado diagram: one horizontal bar per input from the value at the low end of its
+    range to the value at the high end, around the base value (a vertical line); the first
+    row (the largest swing) is drawn at the top. ``legend`` names the two ends."""
+    height = 1.3 + 0.32 * max(len(rows), 1)
+    figure = new_figure(width_in=6.4, height_in=height)
+    ax = figure.add_subplot()
+    style_axes(ax)
+    ax.grid(axis="y", visible=False)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    y = list(range(len(rows)))[::-1]
+    for position, low, high in zip(y, _clean(list(lows)), _clean(list(highs)), strict=True):
+        ax.barh(position, low - base, left=base, height=0.6, color=OKABE_ITO["blue"])
+        ax.barh(position, high - base, left=base, height=0.6, color=OKABE_ITO["orange"])
+    ax.axvline(base, color="#444444", linewidth=0.9)
+    ax.set_yticks(y, list(rows), fontsize=FONT_SIZE - 1)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel(x_label, fontsize=FONT_SIZE)
+    handles = [
+        matplotlib_patch(OKABE_ITO["blue"], legend[0]),
+        matplotlib_patch(OKABE_ITO["orange"], legend[1]),
+    ]
+    ax.legend(handles=handles, loc="lower right", fontsize=FONT_SIZE - 1, frameon=False)
+    return Chart(_svg_with_text(figure), alt)
+
+
+def matplotlib_patch(color: str, label: str) -> object:
+    """A legend entry of a filled colour."""
+    from matplotlib.patches import Patch
+
+    return Patch(color=color, label=label)
+
+
 # -- services of the older adults: balance, overlap, the client's services over time ---------
 
 

@@ -6,21 +6,26 @@ import logging
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from vaikuttavuus.domain.identity import mask_identity_codes
 
-# A personal link is a credential: access logs show "/r/…" instead of its token.
+# A personal link is a credential: access logs show "/r/…" instead of its token, and every
+# other segment after /r/ that is not a page of the link (a number, review, submit …).
 _PATIENT_TOKEN = re.compile(r"(/r/)[^/?#\s\"]+")
+_LINK_PATH = re.compile(r"(/r/)([^?#\s\"]*)")
+_LINK_PAGES = frozenset({"review", "submit", "thanks", "opt-out"})
+# Anything shaped like a token (22 or more URL-safe characters: 128 bits and up) anywhere in
+# a URL, however it got there.
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_-]{22,}")
 # Query strings hold what people typed (searches, filters): the access log shows the path only.
 _QUERY = re.compile(r"\?[^\s\"#]*")
 # Atoms that are a whole query string, and atoms that hold a URL (the request line, referrer).
 _QUERY_ATOMS = frozenset({"q", "{query_string}e"})
-_URL_ATOMS = frozenset(
-    {"r", "f", "{referer}i", "{raw_uri}e", "{request_uri}e", "{http_referer}e"}
-)
+_URL_ATOMS = frozenset({"r", "f", "{referer}i", "{raw_uri}e", "{request_uri}e", "{http_referer}e"})
 
 
 def redact(text: Any) -> Any:
@@ -28,6 +33,38 @@ def redact(text: Any) -> Any:
     if not isinstance(text, str):
         return text
     return mask_identity_codes(_PATIENT_TOKEN.sub(r"\1…", text))
+
+
+def _link_pages_only(match: re.Match[str]) -> str:
+    segments = match.group(2).split("/")
+    shown = [
+        part if position and (part.isdigit() or part in _LINK_PAGES) else ("…" if part else "")
+        for position, part in enumerate(segments)
+    ]
+    return match.group(1) + "/".join(shown)
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def redact_url(text: Any) -> Any:
+    """A URL or request line for the access log with no link token, however the path is
+    written: percent-encodings are decoded first (``/r%2F<token>``, ``/%72/<token>``, twice
+    encoded …); when that reveals something to mask, the decoded and masked form is logged
+    (control characters escaped), otherwise the line as it came."""
+    if not isinstance(text, str):
+        return text
+    decoded = text
+    for _ in range(3):
+        once = unquote(decoded)
+        if once == decoded:
+            break
+        decoded = once
+    masked = _TOKEN_LIKE.sub("…", _LINK_PATH.sub(_link_pages_only, decoded))
+    if masked == decoded:
+        return redact(text)
+    return redact(_printable(masked) if decoded != text else masked)
 
 
 def without_query(text: Any) -> Any:
@@ -61,8 +98,8 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         for key, value in atoms.items():
             if key in _QUERY_ATOMS:
                 shown = ""
-            elif key in _URL_ATOMS:
-                shown = without_query(value)
+            elif key in _URL_ATOMS or key == "U":
+                shown = redact_url(without_query(value))
             else:
                 shown = value
             cleaned[key] = redact(shown)
@@ -75,14 +112,32 @@ def _vaikuttavuus_app() -> Any:
     return app
 
 
+def hide_server_header() -> None:
+    """gunicorn names itself in a ``Server`` header of every response; leave it out (it tells
+    a scanner which exploits to try, and tells a user nothing). Idempotent."""
+    from gunicorn.http import wsgi
+
+    original = wsgi.Response.default_headers
+    if getattr(original, "without_server", False):
+        return
+
+    def default_headers(self: Any) -> list[str]:
+        return [line for line in original(self) if not line.lower().startswith("server:")]
+
+    default_headers.without_server = True  # type: ignore[attr-defined]
+    wsgi.Response.default_headers = default_headers
+
+
 class GunicornApplication(BaseApplication):  # type: ignore[misc]
-    """gunicorn serving the WSGI app that ``load_app`` returns (default: this app)."""
+    """gunicorn serving the WSGI app that ``load_app`` returns (default: this app), with no
+    ``Server`` header."""
 
     def __init__(
         self, options: dict[str, Any], load_app: Callable[[], Any] = _vaikuttavuus_app
     ) -> None:
         self.options = options
         self.load_app = load_app
+        hide_server_header()
         super().__init__()
 
     def load_config(self) -> None:

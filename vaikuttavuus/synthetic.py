@@ -507,8 +507,9 @@ _ASSISTED = {BPH_PILOT: 0.03, OLDER_ADULTS_PILOT: 0.08}  # plus 0.15 for ages �
 _REQUIRED_MISSING_ASSISTED = 0.04  # submitted assisted responses missing one required item
 _OPTIONAL_MISSING = {"prom": 0.08, "prem": 0.03}
 _IN_PROGRESS_SHARE = 0.40
-_ANSWER_HOURS = np.array([0.03, 0.06, 0.09, 0.10, 0.09, 0.08, 0.07, 0.08, 0.08, 0.08, 0.08,
-                          0.07, 0.05, 0.04])  # local hours 8 … 21
+_ANSWER_HOURS = np.array(
+    [0.03, 0.06, 0.09, 0.10, 0.09, 0.08, 0.07, 0.08, 0.08, 0.08, 0.08, 0.07, 0.05, 0.04]
+)  # local hours 8 … 21
 _SEND_HOUR = 9
 
 _FEMALE_FI = (
@@ -657,8 +658,9 @@ def _day(value: date) -> int:
     return (value - _EPOCH).days
 
 
-def _choice(rng: np.random.Generator, options: Sequence[object], weights: Sequence[float],
-            size: int) -> np.ndarray:
+def _choice(
+    rng: np.random.Generator, options: Sequence[object], weights: Sequence[float], size: int
+) -> np.ndarray:
     """``size`` draws from ``options`` (an object array) with the given weights."""
     p = np.asarray(weights, dtype=float)
     values = np.empty(len(options), dtype=object)
@@ -718,8 +720,12 @@ def _utc_seconds(days: np.ndarray, local_seconds: np.ndarray) -> np.ndarray:
     return days * _DAY_SECONDS + np.asarray(local_seconds, dtype=np.int64) - _dst_offsets(days)
 
 
-def _local_times(rng: np.random.Generator, days: np.ndarray, hours: np.ndarray | None = None,
-                 weights: np.ndarray | None = None) -> np.ndarray:
+def _local_times(
+    rng: np.random.Generator,
+    days: np.ndarray,
+    hours: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
     """Random local times of day on ``days`` as UTC seconds (hours 8–21 by default)."""
     n = len(days)
     if hours is None:
@@ -748,8 +754,9 @@ def _timestamps(seconds: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(result).tz_localize("UTC")
 
 
-def _split_total(rng: np.random.Generator, totals: np.ndarray, weights: np.ndarray,
-                 capacity: int) -> np.ndarray:
+def _split_total(
+    rng: np.random.Generator, totals: np.ndarray, weights: np.ndarray, capacity: int
+) -> np.ndarray:
     """Split each total into len(weights[i]) item scores of 0…capacity that sum to it.
 
     Each item owns ``capacity`` slots; the ``total`` slots with the smallest exponential
@@ -807,8 +814,9 @@ class _Cohort:
         return len(self.age)
 
 
-def _withdrawals(rng: np.random.Generator, pilot: str, enrolled_day: np.ndarray,
-                 end_day: np.ndarray, today: int) -> tuple[np.ndarray, np.ndarray]:
+def _withdrawals(
+    rng: np.random.Generator, pilot: str, enrolled_day: np.ndarray, end_day: np.ndarray, today: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Withdrawal day (NaN if none before ``today`` and ``end_day``) and reason."""
     n = len(enrolled_day)
     waited = rng.exponential(365.25 / _WITHDRAWAL_RATE[pilot], size=n)
@@ -825,8 +833,14 @@ def _birth_days(index_day: np.ndarray, age: np.ndarray) -> np.ndarray:
     return index_day - np.floor(age * 365.2425).astype(np.int64)
 
 
-def _simulate_bph(spec: PilotSpec, measures: MeasureCatalogue, n: int, today: int,
-                  rng: np.random.Generator, benefit_rng: np.random.Generator) -> _Cohort:
+def _simulate_bph(
+    spec: PilotSpec,
+    measures: MeasureCatalogue,
+    n: int,
+    today: int,
+    rng: np.random.Generator,
+    benefit_rng: np.random.Generator,
+) -> _Cohort:
     """The BPH cohort. Who does not benefit from the procedure is drawn from ``benefit_rng``
     (a stream of its own), so the rest of the cohort is what the same seed always gave."""
     arms = {arm.id for arm in spec.arms}
@@ -936,15 +950,26 @@ def _simulate_bph(spec: PilotSpec, measures: MeasureCatalogue, n: int, today: in
         }
     )
     cohort.measurements = _bph_measurements(
-        rng, measures, cohort, volume, procedure, grade, los, catheter, readmitted, reoperated,
-        reoperation_day, stop,
+        rng,
+        measures,
+        cohort,
+        volume,
+        procedure,
+        grade,
+        los,
+        catheter,
+        readmitted,
+        reoperated,
+        reoperation_day,
+        stop,
     )
     cohort.costs = _bph_costs(
         rng, cohort, procedure, los, catheter, readmitted, reoperated, reoperation_day, stop
     )
 
-    def model(instrument: str, tp: TimePointSpec, idx: np.ndarray,
-              rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def model(
+        instrument: str, tp: TimePointSpec, idx: np.ndarray, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
         total = ipss[tp.id][idx]
         if instrument == "ipss":
             weights = item_weights[idx] * np.exp(rng.normal(0.0, 0.15, size=(len(idx), 7)))
@@ -976,8 +1001,9 @@ def _course(offset_days: int, at3: np.ndarray, at12: np.ndarray) -> np.ndarray:
     return at3 + (at12 - at3) * share
 
 
-def _eq5d(rng: np.random.Generator, ipss: np.ndarray, age: np.ndarray,
-          person: np.ndarray) -> dict[str, np.ndarray]:
+def _eq5d(
+    rng: np.random.Generator, ipss: np.ndarray, age: np.ndarray, person: np.ndarray
+) -> dict[str, np.ndarray]:
     """EQ-5D-5L levels: worse with more urinary symptoms (pain, activities, mood) and age."""
     n = len(ipss)
     symptoms = (ipss - 15.0) / 7.0
@@ -1000,8 +1026,9 @@ def _eq5d(rng: np.random.Generator, ipss: np.ndarray, age: np.ndarray,
     return result
 
 
-def _prem_bph(rng: np.random.Generator, mood: np.ndarray,
-              operating_room: np.ndarray) -> dict[str, np.ndarray]:
+def _prem_bph(
+    rng: np.random.Generator, mood: np.ndarray, operating_room: np.ndarray
+) -> dict[str, np.ndarray]:
     n = len(mood)
 
     def agree(centre: float | np.ndarray, slope: float, noise: float) -> np.ndarray:
@@ -1020,11 +1047,20 @@ def _prem_bph(rng: np.random.Generator, mood: np.ndarray,
     }
 
 
-def _bph_measurements(rng: np.random.Generator, measures: MeasureCatalogue, cohort: _Cohort,
-                      volume: np.ndarray, procedure: np.ndarray, grade: np.ndarray,
-                      los: np.ndarray, catheter: np.ndarray, readmitted: np.ndarray,
-                      reoperated: np.ndarray, reoperation_day: np.ndarray,
-                      stop: np.ndarray) -> pd.DataFrame:
+def _bph_measurements(
+    rng: np.random.Generator,
+    measures: MeasureCatalogue,
+    cohort: _Cohort,
+    volume: np.ndarray,
+    procedure: np.ndarray,
+    grade: np.ndarray,
+    los: np.ndarray,
+    catheter: np.ndarray,
+    readmitted: np.ndarray,
+    reoperated: np.ndarray,
+    reoperation_day: np.ndarray,
+    stop: np.ndarray,
+) -> pd.DataFrame:
     """Clinical measures at the first visit, the procedure and the 3/12-month follow-ups."""
     n = cohort.n
     index_day = cohort.index_day
@@ -1101,10 +1137,17 @@ def _measure_value(spec: MeasureSpec, values: np.ndarray) -> np.ndarray:
     return np.clip(np.round(values, digits), low, high)
 
 
-def _bph_costs(rng: np.random.Generator, cohort: _Cohort, procedure: np.ndarray,
-               los: np.ndarray, catheter: np.ndarray, readmitted: np.ndarray,
-               reoperated: np.ndarray, reoperation_day: np.ndarray,
-               stop: np.ndarray) -> pd.DataFrame:
+def _bph_costs(
+    rng: np.random.Generator,
+    cohort: _Cohort,
+    procedure: np.ndarray,
+    los: np.ndarray,
+    catheter: np.ndarray,
+    readmitted: np.ndarray,
+    reoperated: np.ndarray,
+    reoperation_day: np.ndarray,
+    stop: np.ndarray,
+) -> pd.DataFrame:
     """Resource use per patient from the decision to treat to 12 months (product × quantity)."""
     n = cohort.n
     index_day = cohort.index_day
@@ -1228,8 +1271,17 @@ def _simulate_older(spec: PilotSpec, n: int, today: int, rng: np.random.Generato
     stop = np.where(np.isnan(withdrawal_day), today, np.minimum(withdrawal_day, today))
 
     exposures = _older_services(
-        rng, spec, index_day, age, female, lives_alone, outreach, observed_ucla0,
-        observed_safe0, stop, today,
+        rng,
+        spec,
+        index_day,
+        age,
+        female,
+        lives_alone,
+        outreach,
+        observed_ucla0,
+        observed_safe0,
+        stop,
+        today,
     )
     ucla: dict[str, np.ndarray] = {}
     safety: dict[str, np.ndarray] = {}
@@ -1275,8 +1327,9 @@ def _simulate_older(spec: PilotSpec, n: int, today: int, rng: np.random.Generato
     home_care = np.zeros(n, dtype=bool)
     home_care[exposures.loc[exposures["service_type"] == "home_care", "position"]] = True
 
-    def model(instrument: str, tp: TimePointSpec, idx: np.ndarray,
-              rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def model(
+        instrument: str, tp: TimePointSpec, idx: np.ndarray, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
         m = len(idx)
         latent = ucla[tp.id][idx]
         level = (latent - 6.0) / 1.4
@@ -1315,9 +1368,7 @@ def _simulate_older(spec: PilotSpec, n: int, today: int, rng: np.random.Generato
             mood = satisfaction[idx] + 0.2 * services_per_person[idx]
             return {
                 "felt_heard": _bounded_round(4.2 + 0.6 * mood + rng.normal(0.0, 0.6, m), 1, 5),
-                "help_mattered": _bounded_round(
-                    4.0 + 0.6 * mood + rng.normal(0.0, 0.7, m), 1, 5
-                ),
+                "help_mattered": _bounded_round(4.0 + 0.6 * mood + rng.normal(0.0, 0.7, m), 1, 5),
                 "involved": _bounded_round(3.9 + 0.5 * mood + rng.normal(0.0, 0.7, m), 1, 5),
                 "recommend": _bounded_round(8.3 + 1.3 * mood + rng.normal(0.0, 1.0, m), 0, 10),
             }
@@ -1327,23 +1378,36 @@ def _simulate_older(spec: PilotSpec, n: int, today: int, rng: np.random.Generato
     return cohort
 
 
-def _older_services(rng: np.random.Generator, spec: PilotSpec, index_day: np.ndarray,
-                    age: np.ndarray, female: np.ndarray, lives_alone: np.ndarray,
-                    outreach: np.ndarray, ucla0: np.ndarray, safe0: np.ndarray,
-                    stop: np.ndarray, today: int) -> pd.DataFrame:
+def _older_services(
+    rng: np.random.Generator,
+    spec: PilotSpec,
+    index_day: np.ndarray,
+    age: np.ndarray,
+    female: np.ndarray,
+    lives_alone: np.ndarray,
+    outreach: np.ndarray,
+    ucla0: np.ndarray,
+    safe0: np.ndarray,
+    stop: np.ndarray,
+    today: int,
+) -> pd.DataFrame:
     """0–3 services per person, assigned on observed baseline answers and case mix."""
     n = len(index_day)
     services = [s.id for s in spec.service_types]
     if not services:
         return pd.DataFrame(
-            {"position": np.zeros(0, np.int64), "service_type": np.zeros(0, object),
-             "provider_sector": np.zeros(0, object), "provider_name": np.zeros(0, object),
-             "started_day": np.zeros(0, np.int64), "ended_day": np.zeros(0)}
+            {
+                "position": np.zeros(0, np.int64),
+                "service_type": np.zeros(0, object),
+                "provider_sector": np.zeros(0, object),
+                "provider_name": np.zeros(0, object),
+                "started_day": np.zeros(0, np.int64),
+                "ended_day": np.zeros(0),
+            }
         )
     sectors = [s.id for s in spec.provider_sectors]
     covariates = np.column_stack(
-        [np.ones(n), ucla0 - 6.0, lives_alone, (age - 79.0) / 10.0, female, outreach,
-         safe0 - 3.5]
+        [np.ones(n), ucla0 - 6.0, lives_alone, (age - 79.0) / 10.0, female, outreach, safe0 - 3.5]
     )
     coefficients = np.array([_SERVICE_PROPENSITY.get(s, _DEFAULT_PROPENSITY) for s in services])
     probability = 1.0 / (1.0 + np.exp(-(covariates @ coefficients.T)))
@@ -1395,8 +1459,9 @@ def _older_services(rng: np.random.Generator, spec: PilotSpec, index_day: np.nda
     ).reset_index(drop=True)
 
 
-def _older_costs(rng: np.random.Generator, cohort: _Cohort, exposures: pd.DataFrame,
-                 stop: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+def _older_costs(
+    rng: np.random.Generator, cohort: _Cohort, exposures: pd.DataFrame, stop: np.ndarray
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Monthly contact counts per service, plus outreach visits or guidance contacts; and
     each exposure's total contacts (the sum of its months)."""
     position = exposures["position"].to_numpy()
@@ -1436,8 +1501,9 @@ def _older_costs(rng: np.random.Generator, cohort: _Cohort, exposures: pd.DataFr
     )
     follow_up = rng.random(n) < 0.5
     person = np.concatenate([person, np.flatnonzero(follow_up)])
-    day = np.concatenate([day, cohort.index_day[follow_up] + rng.integers(150, 200,
-                                                                           int(follow_up.sum()))])
+    day = np.concatenate(
+        [day, cohort.index_day[follow_up] + rng.integers(150, 200, int(follow_up.sum()))]
+    )
     product = np.where(outreach[person], "OUTREACH_VISIT", "CLIENT_GUIDANCE_CONTACT")
     keep = day < stop[person]
     pieces.append(
@@ -1506,11 +1572,20 @@ class _Answering:
     opted_out_at: np.ndarray  # UTC seconds per cohort position (NaN = not opted out)
 
 
-def _schedule(cohort: _Cohort, instruments: Mapping[str, InstrumentSpec], today: int,
-              enrolment_keys: np.ndarray, invitation_key0: int, response_key0: int,
-              language: np.ndarray, channel: np.ndarray, created: np.ndarray,
-              withdrawn_at: np.ndarray, rng: np.random.Generator,
-              answer_rng: np.random.Generator) -> _Answering:
+def _schedule(
+    cohort: _Cohort,
+    instruments: Mapping[str, InstrumentSpec],
+    today: int,
+    enrolment_keys: np.ndarray,
+    invitation_key0: int,
+    response_key0: int,
+    language: np.ndarray,
+    channel: np.ndarray,
+    created: np.ndarray,
+    withdrawn_at: np.ndarray,
+    rng: np.random.Generator,
+    answer_rng: np.random.Generator,
+) -> _Answering:
     spec = cohort.pilot
     tps = spec.time_points
     n, t_count = cohort.n, len(tps)
@@ -1551,12 +1626,7 @@ def _schedule(cohort: _Cohort, instruments: Mapping[str, InstrumentSpec], today:
     opt_seconds = np.where(opts_out, _local_times(rng, opt_day), np.nan)
     halt = np.minimum(withdrawal, np.where(opts_out, opt_day + 1, np.inf))
 
-    submitted = (
-        willing
-        & (day < today)
-        & (day < withdrawal[:, None])
-        & (tp_index < opt_tp[:, None])
-    )
+    submitted = willing & (day < today) & (day < withdrawal[:, None]) & (tp_index < opt_tp[:, None])
     cancelled = ~submitted & (closes >= withdrawal[:, None]) & (tp_index < opt_tp[:, None])
     opted = ~submitted & (tp_index >= opt_tp[:, None])
     status = np.where(
@@ -1603,9 +1673,7 @@ def _schedule(cohort: _Cohort, instruments: Mapping[str, InstrumentSpec], today:
     updated_seconds = np.where(
         submitted, submit_seconds, started_seconds + rng.integers(60, 601, (n, t_count))
     )
-    opt_seconds = np.where(
-        opts_out, np.maximum(opt_seconds, earliest[rows, opt_k]), np.nan
-    )
+    opt_seconds = np.where(opts_out, np.maximum(opt_seconds, earliest[rows, opt_k]), np.nan)
     reminders = np.zeros((n, t_count), dtype=np.int64)
     last_sent = first_sent.copy()
     for after in spec.reminders.after_days:
@@ -1688,8 +1756,15 @@ def _schedule(cohort: _Cohort, instruments: Mapping[str, InstrumentSpec], today:
             raw = cohort.model(instrument.id, tp, who, answer_rng) if cohort.model else {}
             answer_pieces.append(
                 _block_answers(
-                    instrument, raw, keys, is_submitted, assisted[who, t], done,
-                    language[who], updated_seconds[who, t], answer_rng,
+                    instrument,
+                    raw,
+                    keys,
+                    is_submitted,
+                    assisted[who, t],
+                    done,
+                    language[who],
+                    updated_seconds[who, t],
+                    answer_rng,
                 )
             )
     responses = pd.concat(response_pieces, ignore_index=True)
@@ -1707,10 +1782,17 @@ def _hex_keys(rng: np.random.Generator, count: int) -> np.ndarray:
     return np.frombuffer(text, dtype="S32").astype(str).astype(object)
 
 
-def _block_answers(spec: InstrumentSpec, raw: Mapping[str, np.ndarray], response_keys: np.ndarray,
-                   submitted: np.ndarray, assisted: np.ndarray, sections_done: np.ndarray,
-                   language: np.ndarray, updated: np.ndarray,
-                   rng: np.random.Generator) -> pd.DataFrame:
+def _block_answers(
+    spec: InstrumentSpec,
+    raw: Mapping[str, np.ndarray],
+    response_keys: np.ndarray,
+    submitted: np.ndarray,
+    assisted: np.ndarray,
+    sections_done: np.ndarray,
+    language: np.ndarray,
+    updated: np.ndarray,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
     """Long answers of one instrument's responses from the model's raw values.
 
     Applies, item by item in questionnaire order: unanswered optional items, the rare missing
@@ -1769,8 +1851,9 @@ def _is_present(values: np.ndarray) -> np.ndarray:
     return ~np.isnan(values.astype(float))
 
 
-def _fallback_values(spec: InstrumentSpec, item: Item, n: int, language: np.ndarray,
-                     rng: np.random.Generator) -> np.ndarray:
+def _fallback_values(
+    spec: InstrumentSpec, item: Item, n: int, language: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Values for an item the pilot's model does not cover: free text from the built-in
     lists, or plausible answers drawn at random within the item's options or range."""
     if item.type == "text":
@@ -1796,8 +1879,9 @@ def _fallback_values(spec: InstrumentSpec, item: Item, n: int, language: np.ndar
     return np.full(n, np.nan)  # dates and anything else: left unanswered
 
 
-def _canonical_many(spec: InstrumentSpec, item: Item,
-                    values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _canonical_many(
+    spec: InstrumentSpec, item: Item, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Stored text and number of each value, via :func:`canonical` on the distinct values."""
     codes, uniques = pd.factorize(values)
     texts = np.empty(len(uniques), dtype=object)
@@ -1813,18 +1897,22 @@ def _canonical_many(spec: InstrumentSpec, item: Item,
     return texts[codes], numbers[codes]
 
 
-def _enabled(item: Item, values: Mapping[str, np.ndarray],
-             present: Mapping[str, np.ndarray]) -> np.ndarray:
+def _enabled(
+    item: Item, values: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray]
+) -> np.ndarray:
     """Vectorised :func:`vaikuttavuus.domain.answers.is_enabled` over the shown answers."""
     results = [_condition(condition, values, present) for condition in item.enable_when]
-    combined = np.logical_and.reduce(results) if item.enable_behavior == "all" else (
-        np.logical_or.reduce(results)
+    combined = (
+        np.logical_and.reduce(results)
+        if item.enable_behavior == "all"
+        else (np.logical_or.reduce(results))
     )
     return np.asarray(combined, dtype=bool)
 
 
-def _condition(condition: EnableWhen, values: Mapping[str, np.ndarray],
-               present: Mapping[str, np.ndarray]) -> np.ndarray:
+def _condition(
+    condition: EnableWhen, values: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray]
+) -> np.ndarray:
     shown = present[condition.item]
     if condition.operator == "exists":
         wanted = True if condition.value is None else bool(condition.value)
@@ -1870,8 +1958,9 @@ def _ascii(name: str) -> str:
     return folded.replace(" ", "")
 
 
-def _names(rng: np.random.Generator, female: np.ndarray,
-           language: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _names(
+    rng: np.random.Generator, female: np.ndarray, language: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """First and last names (with their ASCII forms for e-mail addresses)."""
     n = len(female)
     first = np.empty(n, dtype=object)
@@ -1895,8 +1984,9 @@ def _fold(names: np.ndarray) -> np.ndarray:
     return np.array([_ascii(name) for name in uniques], dtype=object)[codes]
 
 
-def _contacts(rng: np.random.Generator, channel: np.ndarray, first_ascii: np.ndarray,
-              last_ascii: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _contacts(
+    rng: np.random.Generator, channel: np.ndarray, first_ascii: np.ndarray, last_ascii: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """E-mail, phone and postal address (each None unless used)."""
     n = len(channel)
     number = pd.Series(rng.integers(100, 1000, n)).astype(str).to_numpy(dtype=object)
@@ -1923,8 +2013,9 @@ def _contacts(rng: np.random.Generator, channel: np.ndarray, first_ascii: np.nda
     return email, phone, address
 
 
-def _identity_hashes(pyrng: random.Random, birth_day: np.ndarray, female: np.ndarray,
-                     key: bytes) -> np.ndarray:
+def _identity_hashes(
+    pyrng: random.Random, birth_day: np.ndarray, female: np.ndarray, key: bytes
+) -> np.ndarray:
     """Keyed hashes of unique synthetic identity codes; the codes themselves are dropped.
 
     Codes use the test-range individual numbers 900–999 (50 per sex and birth date); when two
@@ -2034,9 +2125,18 @@ def generate(
     for cohort, offset in zip(cohorts, offsets, strict=True):
         part = slice(int(offset), int(offset) + cohort.n)
         answering = _schedule(
-            cohort, instruments, day0, np.arange(part.start, part.stop), invitation_key,
-            response_key, language[part], channel[part], created[part], withdrawn_at[part],
-            schedule_rng, answer_rng,
+            cohort,
+            instruments,
+            day0,
+            np.arange(part.start, part.stop),
+            invitation_key,
+            response_key,
+            language[part],
+            channel[part],
+            created[part],
+            withdrawn_at[part],
+            schedule_rng,
+            answer_rng,
         )
         invitation_key += len(answering.invitations)
         response_key += len(answering.responses)
@@ -2053,8 +2153,11 @@ def generate(
             "identity_hash": _identity_hashes(pyrng, joined("birth_day"), female, pseudonym_key),
             "first_name": first,
             "last_name": last,
-            "birth_year": joined("birth_day").astype("datetime64[D]").astype("datetime64[Y]")
-            .astype(np.int64) + 1970,
+            "birth_year": joined("birth_day")
+            .astype("datetime64[D]")
+            .astype("datetime64[Y]")
+            .astype(np.int64)
+            + 1970,
             "sex": np.where(female, "female", "male").astype(object),
             "lives_alone": pd.array(
                 np.where(np.isnan(joined("lives_alone")), None, joined("lives_alone") > 0.5),

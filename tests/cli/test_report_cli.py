@@ -163,3 +163,78 @@ def test_the_group_is_registered_with_the_patient_summary(cohort_app: Flask) -> 
     assert set(report.commands) >= {"management", "table", "mixed-model", "patient"}
     help_text = cohort_app.test_cli_runner().invoke(report, ["management", "--help"]).output
     assert "--period FROM:TO" in help_text and "--lang [fi|sv|en]" in help_text
+
+
+def test_estimates_follow_the_json_contract(cohort_app: Flask) -> None:  # noqa: F811
+    import json
+
+    result = invoke(
+        cohort_app, "estimates", "--pilot", "bph", "--bootstrap", str(N_BOOT),
+        "--imputations", "5", "--seed", "3", "--as-of", "2030-01-01",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["pilot"] == "bph" and data["as_of"] == "2030-01-01"
+    assert data["comparison"] == {"reference": "operating_room", "other": "outpatient_clinic"}
+    assert data["primary"] == {"name": "delta_effect", "outcome": "ipss.total", "time_point": "m12"}
+    estimates = data["estimates"]
+    for name in ("delta_effect", "delta_cost", "delta_qaly"):
+        for kind in ("adjusted", "unadjusted"):
+            est = estimates[name][kind]
+            assert set(est) >= {"estimate", "ci95", "n", "method"}
+            low, high = est["ci95"]
+            assert low <= est["estimate"] <= high
+    assert estimates["delta_effect"]["adjusted"]["method"] == "g_computation_mi"
+    assert estimates["delta_effect"]["unadjusted"]["method"] == "difference_of_means"
+    assert estimates["delta_effect"]["adjusted"]["n"] > estimates["delta_effect"]["unadjusted"]["n"]
+    assert set(estimates["inmb"]) == {"0", "250", "500", "1000", "2000"}
+    effect = estimates["delta_effect"]["adjusted"]["estimate"]
+    cost = estimates["delta_cost"]["adjusted"]["estimate"]
+    assert estimates["inmb"]["500"]["adjusted"]["estimate"] == pytest.approx(500 * effect - cost)
+    for entry in estimates["prob_cost_effective"].values():
+        assert 0 < entry["adjusted"] < 1 and 0 < entry["unadjusted"] < 1
+    assert set(data["missing"]["ipss.total@m12"]) == {"operating_room", "outpatient_clinic"}
+    assert data["services"] == []
+    assert [s["name"] for s in data["sensitivity"]][:1] == ["complete_cases"]
+    assert any("not randomised" in caveat for caveat in data["caveats"])
+    # the same numbers as the analysis the pages show
+    pilot = queries.pilot_by_code(db.session, "bph")
+    assert pilot is not None
+    from datetime import date
+
+    analysis = CohortAnalysis(
+        db.session, pilot, n_boot=N_BOOT, seed=3, as_of=date(2030, 1, 1), imputations=5
+    )
+    assert analysis.primary is not None
+    assert analysis.primary.differences["improvement"].adjusted.estimate == pytest.approx(effect)
+    event = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+    assert event is not None and event.action == "export_estimates"
+    text = invoke(
+        cohort_app, "estimates", "--pilot", "bph", "--bootstrap", str(N_BOOT),
+        "--imputations", "5", "--seed", "3", "--as-of", "2030-01-01", "--format", "text",
+        "--lang", "fi",
+    )  # fmt: skip
+    assert text.exit_code == 0, text.output
+    assert "delta_effect" in text.output and "satunnaistettu" in text.output.lower()
+
+
+def test_estimates_of_a_pilot_without_two_arm_comparison(cohort_app: Flask) -> None:  # noqa: F811
+    import json
+
+    result = invoke(cohort_app, "estimates", "--pilot", "older-adults", "--bootstrap", "100")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["comparison"] is None and data["estimates"] == {}
+    assert data["primary"]["outcome"] == "ucla3.total"
+    assert invoke(cohort_app, "estimates", "--pilot", "nope").exit_code == 2
+    # the services' adjusted differences (issue 13), every service type and outcome at m12
+    services = data["services"]
+    assert len(services) == 6 * 4 and {s["time_point"] for s in services} == {"m12"}
+    primary = [s for s in services if s["primary"]]
+    assert {s["outcome"] for s in primary} == {"ucla3.total"} and len(primary) == 6
+    assert any(s["estimate"] is not None for s in primary)
+    assert {s["analysis"] for s in data["service_sensitivity"]} >= {"outcome_regression", "ipw"}
+    assert "ucla3.total@m12" in data["missing"]
+    assert any("Services were not randomised" in caveat for caveat in data["caveats"])
+    text = invoke(cohort_app, "estimates", "--pilot", "older-adults", "--format", "text")
+    assert text.exit_code == 0 and "friend_service / ucla3.total *" in text.output

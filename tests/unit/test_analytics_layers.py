@@ -19,6 +19,7 @@ ORDER = (
     "outcomes",
     "costs",
     "cost_effectiveness",
+    "primary",
     "funnel",
     "services",
     "__init__",

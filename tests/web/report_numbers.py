@@ -91,6 +91,17 @@ class Formats:
         pattern = Locale.parse(self.language).percent_formats[None].pattern
         return format_percent(float(value), format=pattern, locale=self.language)  # type: ignore[arg-type]
 
+    def probability(self, value: object) -> str:
+        """A probability from bootstrap replicates: never 0 % or 100 %."""
+        if _missing(value):
+            return EN_DASH
+        number = float(value)  # type: ignore[arg-type]
+        if number >= 0.99:
+            return "> " + self.share(0.99)
+        if number <= 0.01:
+            return "< " + self.share(0.01)
+        return self.share(number)
+
     def euro(self, value: object) -> str:
         if _missing(value):
             return EN_DASH
@@ -218,6 +229,8 @@ def _cell(source: Source, row: int, record: dict[str, Any], column: Col, fmt: Fo
         return fmt.signed(value, column.digits)
     if kind == "share":
         return fmt.share(value)
+    if kind == "probability":
+        return fmt.probability(value)
     if kind == "euro":
         return fmt.euro(value)
     if kind == "interval":
@@ -504,6 +517,7 @@ def layouts(labels: Any) -> dict[str, list[Col]]:
         "costs": [
             arm("arm"),
             Col("n", "count"),
+            Col("n_missing", "count"),
             Col("mean_eur", "euro"),
             Col("ci_low_eur", "interval_euro", high="ci_high_eur"),
             Col("median_eur", "euro"),
@@ -530,10 +544,12 @@ def layouts(labels: Any) -> dict[str, list[Col]]:
             label(labels.procedure)("strategy"),
             Col("n", "count"),
             Col("cost", "euro"),
+            Col("cost_low", "interval_euro", high="cost_high"),
             Col("effect", "number", 3),
+            Col("effect_low", "interval", 3, high="effect_high"),
             label(labels.status)("status"),
             Col("icer", "euro"),
-            label(labels.procedure)("compared_with"),
+            Col("p_best", "probability"),
         ],
         "inmb": [
             Col("wtp", "euro"),
@@ -541,12 +557,12 @@ def layouts(labels: Any) -> dict[str, list[Col]]:
             Col("inmb_low", "interval_euro", high="inmb_high"),
             Col("adjusted_inmb", "euro"),
             Col("adjusted_low", "interval_euro", high="adjusted_high"),
-            Col("ceac_bootstrap", "share"),
+            Col("ceac_bootstrap", "probability"),
         ],
         "ceac": [
             Col("wtp", "euro"),
-            Col("ceac_bootstrap", "share"),
-            Col("ceac_parametric", "share"),
+            Col("ceac_bootstrap", "probability"),
+            Col("ceac_parametric", "probability"),
         ],
         "ce_plane": [
             Col("statistic", "text"),
@@ -730,7 +746,7 @@ def cea_summary_rows(
                 ),
                 icer,
                 fieller,
-                fmt.share(row.get("ceac_reference_wtp")),
+                fmt.probability(row.get("ceac_reference_wtp")),
             ]
         )
     return rows
@@ -850,6 +866,277 @@ def text(message: str, **values: Any) -> str:
     return str(gettext(message, **values))
 
 
+def _estimate(fmt: Formats, estimate: Any, digits: int, euro: bool = False) -> str:
+    """An estimate with its interval, as the primary tables show it: "value (low … high)"."""
+    if estimate is None or estimate.estimate is None:
+        return EN_DASH
+    if euro:
+        interval = fmt.interval_euro(estimate.ci_low, estimate.ci_high)
+        return f"{fmt.euro(estimate.estimate)} ({interval})"
+    value = fmt.signed(estimate.estimate, digits)
+    return f"{value} ({fmt.interval(estimate.ci_low, estimate.ci_high, digits)})"
+
+
+def primary_tables(
+    result: CohortAnalysis, labels: Any, fmt: Formats, effect: str
+) -> list[tuple[tuple[str, ...], list[list[Cell]], str]]:
+    """The tables of the declared primary analysis, worked out from ``result.primary`` (the
+    numbers) with the test's own formatting."""
+    primary = result.primary
+    if primary is None or not primary.available:
+        return []
+    out: list[tuple[tuple[str, ...], list[list[Cell]], str]] = []
+    digits = {"improvement": 2, "responder": 3, "qaly": 3}
+    score = labels.score_short(primary.outcome)
+    names = {
+        "improvement": text("Improvement in %(score)s (points)", score=score),
+        "responder": text("Share with a clinically important improvement"),
+        "qaly": text("QALYs"),
+        "cost": text("Care-cycle cost (€)"),
+    }
+    rows: list[list[Cell]] = []
+    for measure in ("improvement", "responder", "qaly", "cost"):
+        pair = primary.differences.get(measure)
+        if pair is None:
+            continue
+        euro = measure == "cost"
+        rows.append(
+            [
+                names[measure],
+                _estimate(fmt, pair.adjusted, digits.get(measure, 0), euro),
+                _estimate(fmt, pair.unadjusted, digits.get(measure, 0), euro),
+                "",
+                f"{pair.adjusted.n} / {pair.unadjusted.n}",
+            ]
+        )
+    for kind, message in (
+        ("improvement", "Net monetary benefit per patient, %(wtp)s per point"),
+        ("qaly", "Net monetary benefit per patient, %(wtp)s per QALY"),
+    ):
+        lam = float(result.spec.willingness_to_pay(kind).reference)
+        pair = primary.inmb.get(kind, {}).get(lam)
+        if pair is None:
+            continue
+        probability = primary.probability[kind][lam][0]
+        rows.append(
+            [
+                text(message, wtp=fmt.euro(lam)),
+                _estimate(fmt, pair.adjusted, 0, True),
+                _estimate(fmt, pair.unadjusted, 0, True),
+                likelihood_text(probability, fmt),
+                f"{pair.adjusted.n} / {pair.unadjusted.n}",
+            ]
+        )
+    out.append((("csv", "primary_estimates"), rows, "primary_estimates"))
+    declared = result.spec.willingness_to_pay(effect)
+    shown = sorted({*declared.shown, declared.reference})
+    out.append(
+        (
+            ("csv", "primary_inmb", f"effect={effect}"),
+            [
+                [
+                    fmt.euro(lam),
+                    _estimate(fmt, primary.inmb[effect][lam].adjusted, 0, True),
+                    fmt.probability(primary.probability[effect][lam][0]),
+                    _estimate(fmt, primary.inmb[effect][lam].unadjusted, 0, True),
+                    fmt.probability(primary.probability[effect][lam][1]),
+                ]
+                for lam in shown
+            ],
+            "primary_inmb",
+        )
+    )
+    plane = primary.differences[effect].adjusted
+    cost = primary.differences["cost"].adjusted
+    d = digits[effect]
+    out.append(
+        (
+            ("csv", "primary_ce_plane", f"effect={effect}"),
+            [
+                [text("Adjusted estimate"), fmt.signed(plane.estimate, d), fmt.euro(cost.estimate)],
+                [text("95% CI, lower limit"), fmt.signed(plane.ci_low, d), fmt.euro(cost.ci_low)],
+                [text("95% CI, upper limit"), fmt.signed(plane.ci_high, d), fmt.euro(cost.ci_high)],
+            ],
+            "primary_ce_plane",
+        )
+    )
+    out.append(
+        (
+            ("csv", "primary_ceac", f"effect={effect}"),
+            [
+                [
+                    fmt.euro(lam),
+                    fmt.probability(primary.probability[effect][lam][0]),
+                    fmt.probability(primary.probability[effect][lam][1]),
+                ]
+                for lam in shown
+            ],
+            "primary_ceac",
+        )
+    )
+    arms = [primary.reference, primary.other]
+    missing_rows: list[list[Cell]] = []
+    for variable, shares in primary.missing.items():
+        if "@" in variable:
+            name, time_point = variable.split("@", 1)
+            label = f"{labels.score(name)}, {labels.time_point(time_point)}"
+        elif variable == "cost":
+            label = text("Care-cycle cost")
+        else:
+            label = labels.variable(variable)
+        cells: list[Cell] = [label]
+        for arm in arms:
+            share = shares.get(arm)
+            count = primary.n_missing[variable][arm]
+            cells.append("x" if share is None else f"{fmt.share(share)} ({count})")
+        missing_rows.append(cells)
+    out.append((("csv", "primary_missing"), missing_rows, "primary_missing"))
+    out.append(
+        (
+            ("csv", "primary_sensitivity"),
+            [
+                [
+                    scenario_name(s.name, labels),
+                    _estimate(fmt, s.delta_effect, 2),
+                    _estimate(fmt, s.delta_cost, 0, True),
+                    _estimate(fmt, s.inmb, 0, True),
+                ]
+                for s in primary.sensitivity
+            ],
+            "primary_sensitivity",
+        )
+    )
+    if primary.subgroups:
+        out.append(
+            (
+                ("csv", "primary_subgroups"),
+                [
+                    [labels.band(primary.outcome, g.band), "x", "x", "x", "x"]
+                    if g.hidden
+                    else [
+                        labels.band(primary.outcome, g.band),
+                        f"{g.n_reference} / {g.n_other}",
+                        _estimate(fmt, g.delta_effect, 2),
+                        _estimate(fmt, g.inmb, 0, True),
+                        fmt.probability(g.probability),
+                    ]
+                    for g in primary.subgroups
+                ],
+                "primary_subgroups",
+            )
+        )
+    bars = result.primary_tornado
+    if bars:
+        out.append(
+            (
+                ("csv", "primary_tornado"),
+                [
+                    [
+                        input_label(bar.kind, bar.key, labels),
+                        f"{fmt.share(bar.low)} … {fmt.share(bar.high)}",
+                        fmt.euro(bar.inmb_low),
+                        fmt.euro(bar.inmb_high),
+                        fmt.euro(abs(bar.inmb_high - bar.inmb_low)),
+                    ]
+                    for bar in bars
+                ],
+                "primary_tornado",
+            )
+        )
+    scenarios = result.primary_scenarios
+    if scenarios:
+        out.append(
+            (
+                ("csv", "primary_scenarios"),
+                [[scenario_row(row, labels, fmt), fmt.euro(row["inmb"])] for row in scenarios],
+                "primary_scenarios",
+            )
+        )
+    if primary.evpi_per_person:
+        population = primary.evpi_population.get(effect, {})
+        out.append(
+            (
+                ("csv", "primary_evpi"),
+                [
+                    [
+                        labels.effect(effect),
+                        fmt.euro(lam),
+                        fmt.euro(value),
+                        fmt.euro(population.get(lam)),
+                    ]
+                    for lam, value in primary.evpi_per_person.get(effect, {}).items()
+                ],
+                "primary_evpi",
+            )
+        )
+    return out
+
+
+def likelihood_text(probability: float | None, fmt: Formats) -> str:
+    if probability is None:
+        return EN_DASH
+    word = next((w for lower, w in LIKELIHOOD if probability > lower), "exceptionally unlikely")
+    return text(
+        "%(word)s (%(probability)s)", word=text(word), probability=fmt.probability(probability)
+    )
+
+
+def scenario_name(name: str, labels: Any) -> str:
+    if name == "complete_cases":
+        return text("Complete cases (no imputation)")
+    _prefix, who, delta = name.split("_", 2)
+    if who == "all":
+        return text("Non-responders %(delta)s points worse (both arms)", delta=delta)
+    arm = labels.arm(labels.analysis.primary_plan.comparison.other)
+    return text("Non-responders %(delta)s points worse (%(arm)s only)", delta=delta, arm=arm)
+
+
+def input_label(kind: str, key: str, labels: Any) -> str:
+    if kind == "capacity_cost":
+        return text("Cost of %(resource)s", resource=labels.resource(key))
+    if kind == "minutes":
+        product, resource = key.split(":", 1)
+        return text(
+            "Minutes of %(resource)s in %(product)s",
+            resource=labels.resource(resource),
+            product=labels.product(product),
+        )
+    return text("Unit cost of %(product)s", product=labels.product(key))
+
+
+def scenario_row(row: dict[str, Any], labels: Any, fmt: Formats) -> str:
+    kind, value = row["scenario"], row["value"]
+    if kind == "base":
+        return text("Primary analysis (%(wtp)s per point)", wtp=fmt.euro(value))
+    if kind == "wtp":
+        return text("Willingness to pay %(wtp)s per point", wtp=fmt.euro(value))
+    if kind == "price_year":
+        return text("Costs at %(year)s prices", year=int(value))
+    return text(
+        "Outcome at %(time_point)s instead (complete cases)",
+        time_point=labels.time_point(value),
+    )
+
+
+def strategy_rows(chosen: Any, labels: Any, fmt: Formats) -> list[list[Cell]]:
+    """The procedure types' acceptability table from the bootstrap replicates' curves."""
+    uncertainty = chosen.strategies
+    names = [c for c in uncertainty.best.columns if c != "wtp"]
+    rows: list[list[Cell]] = []
+    for lam in chosen.scale.shown:
+        at = int(np.argmin(np.abs(uncertainty.wtp - lam)))
+        frontier = uncertainty.frontier.iloc[at]
+        rows.append(
+            [
+                fmt.euro(lam),
+                *[fmt.probability(float(uncertainty.best[n].iloc[at])) for n in names],
+                f"{labels.procedure(frontier['strategy'])} "
+                f"({fmt.probability(float(frontier['probability']))})",
+            ]
+        )
+    return rows
+
+
 def expected_section(
     result: CohortAnalysis,
     section: str,
@@ -901,7 +1188,8 @@ def expected_section(
         published("costs_by_product", result.costs.by_product)
     elif section == "cea":
         ce = result.cost_effectiveness
-        chosen = ce.effects[effect or "qaly"]
+        chosen = ce.effects[effect or "improvement"]
+        tables.extend(primary_tables(result, labels, fmt, chosen.effect))
         summary = cea_summary_rows(
             [r.summary_row() for r in ce.effects.values()],
             labels,
@@ -956,6 +1244,14 @@ def expected_section(
             )
         if not chosen.incremental.empty:
             published("incremental", chosen.incremental, **args)
+        if chosen.strategies is not None:
+            tables.append(
+                (
+                    ("csv", "strategy_ceac", "effect=" + chosen.effect),
+                    strategy_rows(chosen, labels, fmt),
+                    "strategy_ceac",
+                )
+            )
     elif section == "funnel":
         for table in result.funnel.groups.values():
             published(table.name, table, "funnel")
@@ -1080,63 +1376,67 @@ def key_figures_expected(result: CohortAnalysis, language: str) -> list[tuple[st
     return figures
 
 
+LIKELIHOOD = (
+    (0.99, "virtually certain"),
+    (0.90, "very likely"),
+    (0.66, "likely"),
+    (0.33, "about as likely as not"),
+    (0.10, "unlikely"),
+    (0.01, "very unlikely"),
+)
+
+
 def interpretation_expected(result: CohortAnalysis, language: str) -> str | None:
-    """The plain-language sentence by the rules of docs/reports.md: the cost difference of the
-    improvement comparison rounded to €100 (about the same under €50), the symptom relief
-    against the responder threshold (MCID), and the bootstrap probability at the reference λ
-    of QALYs (else responders)."""
-    if not result.has_procedures:
+    """The plain-language answer by the rules of docs/reports.md: the adjusted differences of
+    the declared primary analysis with their intervals, and the probability (from the pooled
+    bootstrap replicates) that the other arm is cost-effective at the declared reference λ per
+    point, in calibrated words with the number beside them."""
+    primary = result.primary
+    if primary is None:
         return None
     fmt, labels = Formats(language), Labels(result, language)
-    ce = result.cost_effectiveness
-    improvement = ce.effects["improvement"]
-    chance = next(
-        (
-            ce.effects[name]
-            for name in ("qaly", "responder", "improvement")
-            if name in ce.effects
-            and ce.effects[name].available
-            and ce.effects[name].bootstrap is not None
-        ),
-        None,
+    if not primary.available:
+        return None
+    lam = float(result.spec.willingness_to_pay("improvement").reference)
+    effect = primary.differences["improvement"].adjusted
+    cost = primary.differences["cost"].adjusted
+    replicates = primary.replicates
+    assert replicates is not None
+    share = float(np.mean(lam * replicates.values["improvement"] - replicates.values["cost"] > 0))
+    bound = 1 / (replicates.n_boot + 1)
+    share = min(max(share, bound), 1 - bound)
+    word = next((w for lower, w in LIKELIHOOD if share > lower), "exceptionally unlikely")
+    score = labels.score_short(primary.outcome)
+    symptom = text(
+        "improves %(score)s by %(points)s points more (95%% CI %(low)s to %(high)s)"
+        if effect.estimate >= 0
+        else "improves %(score)s by %(points)s points less (95%% CI %(low)s to %(high)s)",
+        score=score,
+        points=fmt.number(abs(effect.estimate), 1),
+        low=fmt.signed(effect.ci_low, 1),
+        high=fmt.signed(effect.ci_high, 1),
     )
-    if not improvement.available or improvement.two_arm is None or chance is None:
-        return text("There are too few persons with complete data to compare the arms.")
-    delta_cost = improvement.two_arm.delta_cost
-    amount = fmt.euro(abs(round(delta_cost, -2)))
-    if delta_cost <= -50:
-        cost = text("the cost was on average %(amount)s lower", amount=amount)
-    elif delta_cost >= 50:
-        cost = text("the cost was on average %(amount)s higher", amount=amount)
-    else:
-        cost = text("the cost was about the same")
-    mcid = float(result.spec.primary_outcome.min_improvement)
-    delta = improvement.two_arm.delta_effect
-    if delta >= mcid:
-        effect = text("the symptoms were relieved clearly more")
-    elif delta > mcid / 3:
-        effect = text("the symptoms were relieved somewhat more")
-    elif delta >= -mcid / 3:
-        effect = text("the symptoms were relieved about as much")
-    elif delta > -mcid:
-        effect = text("the symptoms were relieved nearly as much")
-    else:
-        effect = text("the symptoms were relieved clearly less")
-    assert chance.bootstrap is not None
-    lam = chance.scale.reference
-    replicates = chance.bootstrap
-    probability = float(np.mean(lam * replicates.delta_effect - replicates.delta_cost > 0))
+    money = text(
+        "costs %(amount)s less per patient (95%% CI %(low)s to %(high)s)"
+        if cost.estimate < 0
+        else "costs %(amount)s more per patient (95%% CI %(low)s to %(high)s)",
+        amount=fmt.euro(abs(cost.estimate)),
+        low=fmt.euro(cost.ci_low),
+        high=fmt.euro(cost.ci_high),
+    )
     return text(
-        "%(intervention)s compared with %(reference)s: %(cost)s and %(effect)s; the "
-        "probability that %(intervention)s is more cost-effective at a willingness to pay of "
-        "%(wtp)s %(per_unit)s is %(probability)s.",
-        intervention=labels.arm(ce.intervention),
-        reference=labels.arm(ce.reference),
-        cost=cost,
-        effect=effect,
+        "Adjusted for the differences between the patients, %(other)s %(symptom)s and "
+        "%(money)s than %(reference)s. If one point of improvement is worth %(wtp)s, it is "
+        "%(likelihood)s that %(other)s gives more value for the money. The arms were not "
+        "randomised, so unmeasured differences between the patients may remain.",
+        other=labels.arm(primary.other),
+        reference=labels.arm(primary.reference),
+        symptom=symptom,
+        money=money,
         wtp=fmt.euro(lam),
-        per_unit=labels.per_unit(chance.effect),
-        probability=fmt.share(probability),
+        likelihood=text(
+            "%(word)s (%(probability)s)", word=text(word), probability=fmt.probability(share)
+        ),
     )
 
 

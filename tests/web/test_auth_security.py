@@ -130,25 +130,65 @@ def test_failed_logins_are_throttled_and_logged(
     assert event.ip_address == "127.0.0.1"
 
 
-def test_failed_logins_for_one_account_are_throttled_from_any_address(
+def _post_from(client: FlaskClient, address: str, username: str, password: str) -> Any:
+    token = csrf_token(client, "/auth/login")
+    return client.post(
+        "/auth/login",
+        data={"username": username, "password": password, "csrf_token": token},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def test_wrong_passwords_from_one_address_do_not_lock_the_user_out_elsewhere(
     app: Flask, client: FlaskClient, make_user: Any
 ) -> None:
-    app.config["LOGIN_ACCOUNT_RATE_LIMIT"] = "4 per 10 minutes"
+    """ASVS 2.2.1 soft lockout: the audit locked any user out for ten minutes with ten wrong
+    passwords from anywhere. Now the attacker's address is locked out of the account; the
+    user, from another address, logs in with the right password."""
+    app.config["LOGIN_RATE_LIMIT"] = "1000 per minute"  # only the per-account counters here
     make_user("victim", "clinician")
-    statuses = []
-    for n in range(6):
-        address = {"REMOTE_ADDR": f"10.0.0.{n + 1}"}
-        token = csrf_token(client, "/auth/login")
-        statuses.append(
-            client.post(
-                "/auth/login",
-                data={"username": "Victim", "password": "guess", "csrf_token": token},
-                environ_base=address,
-            ).status_code
-        )
-    assert statuses == [200, 200, 200, 200, 429, 429]
-    # Another account from the same addresses is not affected.
-    assert _post_login(client, "someone_else", "guess").status_code == 200
+    attacker = [_post_from(client, "10.0.0.66", "Victim", f"guess-{n}") for n in range(11)]
+    assert [r.status_code for r in attacker] == [200] * 10 + [429]
+    assert _post_from(client, "10.0.0.66", "victim", PASSWORD).status_code == 429
+    user = app.test_client()
+    assert _post_from(user, "10.0.0.7", "victim", PASSWORD).status_code == 302
+    # Another account from the attacker's address is not affected.
+    assert _post_from(client, "10.0.0.66", "someone_else", "guess").status_code == 200
+
+
+def test_an_account_attacked_from_many_addresses_stays_open_to_its_users_browser(
+    app: Flask, client: FlaskClient, make_user: Any
+) -> None:
+    """At most LOGIN_ACCOUNT_TOTAL_LIMIT failures an hour per account from all addresses
+    together (ASVS 2.2.1); over it, only browsers that logged in to the account before get in
+    (the signed device cookie), so a distributed attack still cannot lock the user out."""
+    app.config["LOGIN_ACCOUNT_TOTAL_LIMIT"] = "4 per hour"
+    make_user("target", "clinician")
+    usual = app.test_client()
+    assert _post_from(usual, "10.1.0.1", "target", PASSWORD).status_code == 302
+    cookie = usual.get_cookie("vaikuttavuus_device")
+    assert cookie is not None and "target" not in cookie.value  # a keyed hash, not the name
+    usual.post("/auth/logout", data={"csrf_token": csrf_token(usual, "/auth/password")})
+
+    botnet = [_post_from(client, f"10.2.0.{n}", "target", "guess").status_code for n in range(5)]
+    assert botnet == [200, 200, 200, 200, 429]
+    stranger = app.test_client()
+    assert _post_from(stranger, "10.3.0.1", "target", PASSWORD).status_code == 429
+    assert _post_from(usual, "10.4.0.1", "target", PASSWORD).status_code == 302
+    # A cookie that this instance did not sign counts for nothing.
+    forged = app.test_client()
+    forged.set_cookie("vaikuttavuus_device", cookie.value[:-4] + "AAAA")
+    assert _post_from(forged, "10.5.0.1", "target", PASSWORD).status_code == 429
+    assert _audit_count("login_throttled") == 1
+
+
+def test_throttle_counters_hold_no_username_or_address(app: Flask, client: FlaskClient) -> None:
+    from vaikuttavuus.models import ThrottleCounter
+
+    _post_from(client, "10.9.8.7", "Salasana2026!", "x")
+    keys = db.session.scalars(select(ThrottleCounter.key)).all()
+    assert len(keys) == 3  # address; account and address; account
+    assert not [k for k in keys if "10.9.8.7" in k or "salasana" in k.lower()]
 
 
 def test_successful_logins_do_not_use_up_the_limit(
@@ -351,8 +391,14 @@ def test_production_cookies_are_secure_and_https_is_enforced(
         headers={"Referer": "https://localhost/auth/login"},  # same-origin referrer policy
     )
     assert logged_in.status_code == 302
-    cookie = _set_cookie_header(logged_in, SESSION_COOKIE)
+    # ASVS 3.4.4: the __Host- prefix (Secure, this host only, the whole site).
+    cookie = _set_cookie_header(logged_in, "__Host-" + SESSION_COOKIE)
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Path=/;" in cookie + ";" and "Domain" not in cookie
+    assert not logged_in.headers.get("Set-Cookie", "").startswith(SESSION_COOKIE)
+    device = _set_cookie_header(logged_in, "__Host-vaikuttavuus_device")
+    assert "Secure" in device and "HttpOnly" in device and "Domain" not in device
+    assert client.get("/auth/password", base_url="https://localhost").status_code == 200
 
 
 def test_tls_terminated_at_a_trusted_proxy(production_app: Flask) -> None:

@@ -221,6 +221,8 @@ def check_download(
         published = cohort_table(result, name, request_)
         assert published is not None, what
         assert_csv_equals_published(frame, published, what)
+        if name.startswith("primary_") or name in ("strategy_ceac", "methods"):
+            return  # records of the analysis; the shown cells are checked by expected_section
         source = from_csv(frame, result.min_cell)
         if name == "outcomes":
             rule_scores = {f"{r.instrument}.{r.score}" for r in result.rules}

@@ -153,7 +153,7 @@ def create_demo_users() -> list[tuple[str, str, str]]:
 
     logins = []
     for username, role, name, pilots in DEMO_USERS:
-        password = "Demo-" + secrets.token_urlsafe(9) + "7a"
+        password = "Demo-" + secrets.token_urlsafe(12)  # 96 random bits: passes the policy
         user = db.session.scalar(select(User).where(User.username == username))
         if user is None:
             create_user(
@@ -229,10 +229,18 @@ def serve_command(host: str, port: int, workers: int | None, threads: int | None
     from vaikuttavuus.server import run_gunicorn
 
     app = create_app()  # fail early, in the foreground, on a configuration error
+    processes = workers or int(app.config["SERVE_WORKERS"])
+    store = str(app.config.get("RATELIMIT_STORAGE_URI") or "")
+    if processes > 1 and store.startswith("memory:"):
+        raise click.UsageError(
+            f"RATELIMIT_STORAGE_URI = {store!r} keeps the throttling counters in each worker "
+            f"process, so with {processes} workers every limit would be {processes} times "
+            "what it says. Use the default 'database://' (or a redis:// URI), or --workers 1."
+        )
     run_gunicorn(
         host=host,
         port=port,
-        workers=workers or int(app.config["SERVE_WORKERS"]),
+        workers=processes,
         threads=threads or int(app.config["SERVE_THREADS"]),
     )
 

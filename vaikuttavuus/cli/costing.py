@@ -23,6 +23,7 @@ import pandas as pd
 from vaikuttavuus.definitions import DefinitionError
 from vaikuttavuus.domain.catalogue import CostingCatalogue
 from vaikuttavuus.domain.specs import LANGUAGES
+from vaikuttavuus.domain.spreadsheet import spreadsheet_safe
 from vaikuttavuus.services.costing_overview import (
     CatalogueOverview,
     TdabcOverview,
@@ -104,7 +105,7 @@ def frame_csv(frame: pd.DataFrame, columns: Sequence[tuple[Any, str]]) -> str:
     :data:`CSV_DECIMALS` places, missing values empty."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([header for _column, header in columns])
+    writer.writerow([spreadsheet_safe(header) for _column, header in columns])
     for record in frame.to_dict(orient="records"):
         writer.writerow([_csv_cell(record[column]) for column, _header in columns])
     return buffer.getvalue()
@@ -116,7 +117,7 @@ def _csv_cell(value: Any) -> str:
     if isinstance(value, float):
         rounded = round(value, CSV_DECIMALS)
         return str(int(rounded)) if rounded.is_integer() else repr(rounded)
-    return str(value)
+    return spreadsheet_safe(str(value))
 
 
 # --------------------------------------------------------------------------------------------

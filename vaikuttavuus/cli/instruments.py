@@ -19,6 +19,7 @@ import click
 
 from vaikuttavuus.definitions import DefinitionError, Problem, load_instrument, load_instruments
 from vaikuttavuus.domain.specs import LANGUAGES, InstrumentSpec, ValueSetScore
+from vaikuttavuus.domain.spreadsheet import spreadsheet_safe
 from vaikuttavuus.paths import questionnaires_dir
 
 OUTPUT_DECIMALS = 10
@@ -384,6 +385,10 @@ def score(
         click.echo(json.dumps(records, ensure_ascii=False, indent=2))
     else:
         buffer = io.StringIO()
+        # carried-through columns come from the input file: no cell may start a formula
+        result = result.rename(columns=lambda name: spreadsheet_safe(str(name))).map(
+            lambda value: spreadsheet_safe(value) if isinstance(value, str) else value
+        )
         result.to_csv(
             buffer, index=False, na_rep="", float_format=f"%.{OUTPUT_DECIMALS}g",
             lineterminator="\n",

@@ -9,12 +9,16 @@ patient's summary.
     vaikuttavuus report table --pilot CODE --name NAME [--effect E] [--score S] [--by G]
         [--period FROM:TO] [--arm A] [--unit U] [--time-point T] [--out FILE.csv]
     vaikuttavuus report mixed-model --pilot older-adults [--score S] [--by G] [--period FROM:TO]
+    vaikuttavuus report estimates --pilot CODE [--as-of DATE] [--period FROM:TO]
+        [--bootstrap B] [--imputations M] [--seed S] [--format json|text] [--lang fi|sv|en]
     vaikuttavuus report patient --pilot CODE --pseudonym P [--lang L] --out FILE.pdf
 
 ``report table`` prints exactly the CSV that the pilot page's "Numbers as CSV" link gives for
 the same filters (names: :data:`vaikuttavuus.services.cohort_tables.TABLES`), so every figure
-can be reproduced outside the application. Exit codes: 0 done, 2 a usage problem (unknown
-pilot or table, bad period).
+can be reproduced outside the application. ``report estimates`` prints the declared primary
+analysis (adjusted, with the unadjusted comparison beside it) as the JSON contract of
+``docs/reports.md``. Exit codes: 0 done, 2 a usage problem (unknown pilot or table, bad
+period).
 """
 
 from __future__ import annotations
@@ -286,6 +290,87 @@ def mixed_model_command(
     click.echo(text.removeprefix("\ufeff").replace("\r\n", "\n"), nl=False)
     for note in result.notes:
         click.echo(note, err=True)
+
+
+@report.command("estimates")
+@click.option("--pilot", "pilot_code", required=True, metavar="CODE")
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Data date: follow-ups and care cycles due by then (default: today).",
+)
+@click.option("--period", callback=_period, default=None, metavar="FROM:TO", help=PERIOD_HELP)
+@click.option(
+    "--bootstrap",
+    "n_boot",
+    type=click.IntRange(100, 100_000),
+    default=DEFAULT_BOOTSTRAP,
+    show_default=True,
+    help="Bootstrap replicates (pooled over the imputations).",
+)
+@click.option(
+    "--imputations",
+    type=click.IntRange(2, 200),
+    default=None,
+    help="Imputed data sets (default: the pilot's declared number).",
+)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option(
+    "--format", "output", type=click.Choice(["json", "text"]), default="json", show_default=True
+)
+@click.option("--lang", type=click.Choice(["fi", "sv", "en"]), default="en", show_default=True)
+@with_appcontext
+def estimates_command(
+    pilot_code: str,
+    as_of: object,
+    period: tuple[date | None, date | None],
+    n_boot: int,
+    imputations: int | None,
+    seed: int,
+    output: str,
+    lang: str,
+) -> None:
+    """Print the pilot's estimates: the declared primary analysis (case-mix adjusted, missing
+    data imputed as declared) with the unadjusted comparison beside it, the services' adjusted
+    differences, the share missing per variable and arm, and the caveats."""
+    import json
+
+    from flask_babel import force_locale
+
+    from vaikuttavuus.extensions import db
+    from vaikuttavuus.services import audit
+    from vaikuttavuus.services.analytics import CohortAnalysis, Filters
+    from vaikuttavuus.services.estimates import estimates, estimates_text
+
+    pilot = _pilot(pilot_code)
+    filters = Filters(period=period)
+    analysis = CohortAnalysis(
+        db.session,
+        pilot,  # type: ignore[arg-type]
+        filters,
+        n_boot=n_boot,
+        seed=seed,
+        as_of=as_of.date() if as_of is not None else None,  # type: ignore[attr-defined]
+        imputations=imputations,
+    )
+    with force_locale(lang):
+        data = estimates(analysis)
+        text = (
+            json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+            if output == "json"
+            else estimates_text(data)
+        )
+    audit.record(
+        "export_estimates",
+        object_type="estimates",
+        object_id=pilot_code,
+        pilot_code=pilot_code,
+        actor=f"cli:{getpass.getuser()}",
+        details={"filters": filters.to_dict(), "format": output},
+    )
+    db.session.commit()
+    click.echo(text, nl=False)
 
 
 report.add_command(patient_command)

@@ -2,8 +2,9 @@
 
 Every answer is stored as text (``value``) plus, when numeric, a number (``value_num``):
 choice codes as written in the definition, numbers with a dot, dates in ISO form, the codes
-of a multiple-choice item joined by ``;`` in option order, yes/no as ``1``/``0``. The same
-rules serve the patient forms, assisted entry, imports and FHIR conversion.
+of a multiple-choice item joined by ``;`` in option order, yes/no as ``1``/``0``; free text with
+personal identity codes masked (:func:`free_text`). The same rules serve the patient forms,
+assisted entry, imports and FHIR conversion.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from vaikuttavuus.domain.identity import mask_identity_codes
 from vaikuttavuus.domain.specs import EnableWhen, InstrumentSpec, Item
 
 MULTI_SEPARATOR = ";"
@@ -122,7 +124,15 @@ def canonical(spec: InstrumentSpec, item: Item, raw: object) -> StoredAnswer | N
     limit = item.max_length or DEFAULT_TEXT_LIMIT
     if len(text) > limit:
         raise AnswerError(item.id, "too_long", str(limit))
-    return StoredAnswer(text, None)
+    return StoredAnswer(free_text(text), None)
+
+
+def free_text(text: str) -> str:
+    """Free text as it may be stored: a personal identity code typed into it (any century
+    sign, valid check character or not) is masked (``131052-308T`` → ``******-****``), so it
+    never reaches the database, exports, PDFs or pages. :func:`canonical` applies this to every
+    text answer; any other path that stores typed text calls it too."""
+    return mask_identity_codes(text)
 
 
 def _normalise_code(raw: object) -> str:

@@ -123,13 +123,49 @@ class TdabcActivity(Spec):
     minutes: float = Field(gt=0, allow_inf_nan=False)
 
 
+Range = tuple[float, float]
+
+
+class SensitivityRanges(Spec):
+    """Ranges of the deterministic sensitivity analysis (the tornado diagram of the net
+    benefit), each a pair of factors on the base value (0.8, 1.2 = 20 % lower and higher):
+    ``capacity_cost`` for every resource's cost per year, ``minutes`` for every activity's
+    minutes, ``unit_cost`` for every product's unit cost that no TDABC activity derives; and
+    per resource id (``resources``) or product code (``products``) a range of its own."""
+
+    capacity_cost: Range = (0.85, 1.15)
+    minutes: Range = (0.8, 1.2)
+    unit_cost: Range = (0.8, 1.2)
+    resources: dict[str, Range] = Field(default_factory=dict)
+    products: dict[str, Range] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _factors(self) -> SensitivityRanges:
+        ranges = [self.capacity_cost, self.minutes, self.unit_cost]
+        ranges += [*self.resources.values(), *self.products.values()]
+        for low, high in ranges:
+            if not 0 < low <= 1 <= high:
+                raise ValueError("a range is two factors: 0 < low ≤ 1 ≤ high")
+        return self
+
+
 class Tdabc(Spec):
-    """TDABC inputs: the resources' costs at ``price_year`` prices and the activity times."""
+    """TDABC inputs: the resources' costs at ``price_year`` prices and the activity times, and
+    the ranges of the deterministic sensitivity analysis."""
 
     price_year: int = Field(ge=MIN_YEAR, le=MAX_YEAR)
     description: str | None = None
     resources: tuple[TdabcResource, ...] = Field(min_length=1)
     activities: tuple[TdabcActivity, ...] = ()
+    sensitivity: SensitivityRanges = SensitivityRanges()
+
+    @model_validator(mode="after")
+    def _known_resources(self) -> Tdabc:
+        known = {resource.id for resource in self.resources}
+        unknown = sorted(set(self.sensitivity.resources) - known)
+        if unknown:
+            raise ValueError(f"sensitivity → resources: unknown resource(s) {', '.join(unknown)}")
+        return self
 
     def resource(self, resource_id: str) -> TdabcResource:
         for resource in self.resources:
@@ -306,6 +342,11 @@ def catalogue_issues(
                         f"unknown resource {activity.resource}",
                         activity.resource,
                     )
+                )
+        for code in tdabc.sensitivity.products:
+            if code not in product_codes:
+                issues.append(
+                    CatalogueIssue("tdabc", None, "sensitivity", f"unknown product {code}", code)
                 )
     return issues
 

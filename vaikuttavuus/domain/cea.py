@@ -1048,3 +1048,93 @@ def simulation_incremental_benefit(
         ceac=(ib > 0).mean(axis=0),
         expected_ib=ib.mean(axis=0),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Several strategies: uncertainty of the means and of which one is the most cost-effective
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StrategyUncertainty:
+    """Bootstrap of several independent strategies (resampling persons within each).
+
+    ``means``: per strategy ``n``, ``cost`` and ``effect`` with percentile intervals
+    (``cost_low`` … ``effect_high``). ``best``: per λ of ``wtp`` (rows) and strategy
+    (columns) the share of replicates in which the strategy has the highest net monetary
+    benefit λ·E − C (the cost-effectiveness acceptability curves of several strategies).
+    ``frontier``: per λ the strategy with the highest *expected* net benefit and its
+    probability of being the most cost-effective (the acceptability frontier, CEAF; Barton et
+    al. 2008)."""
+
+    means: pd.DataFrame
+    wtp: FloatArray
+    best: pd.DataFrame
+    frontier: pd.DataFrame
+    n_boot: int
+
+
+def strategy_uncertainty(
+    frame: pd.DataFrame,
+    *,
+    strategy: str,
+    cost: str,
+    effect: str,
+    wtp: npt.ArrayLike,
+    n_boot: int = DEFAULT_BOOTSTRAP,
+    seed: int | None = None,
+    level: float = 0.95,
+) -> StrategyUncertainty:
+    """Means with bootstrap intervals, the probability of each strategy being the most
+    cost-effective at each λ, and the CEAF (see :class:`StrategyUncertainty`). Rows with a
+    missing cost or effect are left out (complete cases)."""
+    _require_columns(frame, [strategy, cost, effect])
+    data = frame[[strategy, cost, effect]].dropna()
+    names = sorted(data[strategy].astype(str).unique())
+    if len(names) < 2:
+        raise CEAError("at least two strategies are needed")
+    rng = np.random.default_rng(seed)
+    grid = _wtp_array(wtp)
+    alpha = (1 - level) / 2
+    rows = []
+    cost_draws = np.empty((n_boot, len(names)))
+    effect_draws = np.empty((n_boot, len(names)))
+    for position, name in enumerate(names):
+        part = data[data[strategy].astype(str) == name]
+        c = part[cost].to_numpy(dtype=np.float64)
+        e = part[effect].to_numpy(dtype=np.float64)
+        draws = rng.integers(0, len(part), size=(n_boot, len(part)))
+        cost_draws[:, position] = c[draws].mean(axis=1)
+        effect_draws[:, position] = e[draws].mean(axis=1)
+        rows.append(
+            {
+                "strategy": name,
+                "n": len(part),
+                "cost": float(c.mean()),
+                "cost_low": float(np.quantile(cost_draws[:, position], alpha)),
+                "cost_high": float(np.quantile(cost_draws[:, position], 1 - alpha)),
+                "effect": float(e.mean()),
+                "effect_low": float(np.quantile(effect_draws[:, position], alpha)),
+                "effect_high": float(np.quantile(effect_draws[:, position], 1 - alpha)),
+            }
+        )
+    means = pd.DataFrame(rows)
+    net = grid[:, None, None] * effect_draws[None] - cost_draws[None]  # λ × replicate × strategy
+    winners = net.argmax(axis=2)
+    best = np.stack([(winners == s).mean(axis=1) for s in range(len(names))], axis=1)
+    expected = grid[:, None] * means["effect"].to_numpy()[None] - means["cost"].to_numpy()[None]
+    optimal = expected.argmax(axis=1)
+    frontier = pd.DataFrame(
+        {
+            "wtp": grid,
+            "strategy": [names[i] for i in optimal],
+            "probability": best[np.arange(len(grid)), optimal],
+        }
+    )
+    return StrategyUncertainty(
+        means=means,
+        wtp=grid,
+        best=pd.DataFrame(best, columns=names).assign(wtp=grid),
+        frontier=frontier,
+        n_boot=n_boot,
+    )

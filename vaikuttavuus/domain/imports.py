@@ -32,6 +32,7 @@ Conventions
 from __future__ import annotations
 
 import codecs
+import csv
 import hashlib
 import io
 import re
@@ -47,6 +48,7 @@ import pandas as pd
 
 from vaikuttavuus.domain import identity
 from vaikuttavuus.domain.specs import LANGUAGES, MeasureCatalogue, MeasureSpec, PilotSpec
+from vaikuttavuus.domain.spreadsheet import spreadsheet_safe
 
 __all__ = [
     "ERROR_CODES",
@@ -95,7 +97,11 @@ SETTINGS: tuple[str, ...] = ("operating_room", "outpatient_clinic")
 """Where a procedure was done (the ``procedures.setting`` check constraint)."""
 
 MAX_REPORTED_ERRORS = 1000
-"""Errors described one by one; :attr:`Validation.error_count` counts them all."""
+"""Errors described one by one (file and header problems included); :attr:`Validation.error_count`
+and :attr:`ImportFileError.count` count them all."""
+MAX_COLUMNS = 100
+"""A file with a wider header is refused before it is parsed (no kind has more than 20
+columns): a header of a million columns costs a moment, not minutes and gigabytes."""
 MAX_VALUE_SHOWN = 100
 """A cell echoed in an error is cut to this many characters."""
 MAX_ALLOWED_SHOWN = 30
@@ -113,6 +119,7 @@ ERROR_CODES: dict[str, str] = {
     "bad_csv": "a CSV row with more values than the header",
     "unreadable_file": "an XLSX file that cannot be read",
     "file_too_large": "an XLSX file that unpacks to more than 1 GiB",
+    "too_many_columns": "a header with more columns than any kind could have (100)",
     "missing_column": "a required column is missing from the header",
     "unknown_column": "a header names a column the kind does not have",
     "duplicate_column": "a column appears twice in the header",
@@ -225,26 +232,19 @@ class RowError:
 
 
 class ImportFileError(ValueError):
-    """The file cannot be checked row by row (unreadable, wrong header …)."""
+    """The file cannot be checked row by row (unreadable, wrong header …).
 
-    def __init__(self, errors: Sequence[RowError]) -> None:
-        self.errors = list(errors)
-        super().__init__("; ".join(f"line {e.line}: {e.code}" for e in self.errors))
+    ``errors`` holds at most :data:`MAX_REPORTED_ERRORS` problems; ``count`` counts them all."""
+
+    def __init__(self, errors: Sequence[RowError], count: int | None = None) -> None:
+        self.errors = list(errors[:MAX_REPORTED_ERRORS])
+        self.count = len(errors) if count is None else count
+        super().__init__("; ".join(f"line {e.line}: {e.code}" for e in self.errors[:20]))
 
 
 # The masking helpers live with the identity codes; kept here for the import code and callers.
 mask_identity_code = identity.mask_identity_code
 mask_identity_codes = identity.mask_identity_codes
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(text: str) -> str:
-    """A cell for a CSV that people open in a spreadsheet: text starting (after spaces) with
-    ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading ``'`` so it is never run
-    as a formula (OWASP, CSV injection)."""
-    return "'" + text if text.lstrip(" ").startswith(_FORMULA_START) else text
 
 
 def _shown(value: str, column: str | None) -> str:
@@ -314,10 +314,12 @@ def read_csv(data: bytes) -> RawTable:
     if not text.strip():
         raise ImportFileError([RowError(0, None, None, "empty_file")])
     first_line = text.lstrip("\r\n").split("\n", 1)[0]
+    separator = _detect_delimiter(first_line)
+    _check_width(first_line, separator)
     try:
         frame = pd.read_csv(
             io.StringIO(text),
-            sep=_detect_delimiter(first_line),
+            sep=separator,
             header=None,
             dtype=object,
             keep_default_na=False,
@@ -339,6 +341,19 @@ def read_csv(data: bytes) -> RawTable:
     frame = frame.fillna("")
     frame.index = pd.RangeIndex(1, len(frame) + 1)
     return _from_grid(frame)
+
+
+def _check_width(first_line: str, separator: str) -> None:
+    """Refuse a header wider than :data:`MAX_COLUMNS` before anything is parsed."""
+    if first_line.count(separator) < MAX_COLUMNS:
+        return
+    width = len(next(csv.reader([first_line], delimiter=separator, quotechar='"')))
+    if width > MAX_COLUMNS:
+        raise ImportFileError([_too_wide(width)])
+
+
+def _too_wide(width: int) -> RowError:
+    return RowError(1, None, None, "too_many_columns", {"found": width, "maximum": MAX_COLUMNS})
 
 
 def _cell_text(value: object) -> str:
@@ -388,6 +403,8 @@ def read_xlsx(data: bytes) -> RawTable:
                 texts.pop()
             if number == 1:
                 width = len(texts)
+                if width > MAX_COLUMNS:
+                    raise ImportFileError([_too_wide(width)])
             elif len(texts) > width:
                 raise ImportFileError(
                     [RowError(number, None, None, "extra_values", {"expected": width})]
@@ -891,10 +908,16 @@ def check_header(schema: Schema, columns: Sequence[str]) -> list[RowError]:
     seen: set[str] = set()
     for name in columns:
         if name in seen:
-            errors.append(RowError(1, name, None, "duplicate_column"))
+            errors.append(RowError(1, _shown(name, None), None, "duplicate_column"))
         elif name not in known:
             errors.append(
-                RowError(1, name or "", None, "unknown_column", {"columns": list(schema.header)})
+                RowError(
+                    1,
+                    _shown(name, None),
+                    None,
+                    "unknown_column",
+                    {"columns": list(schema.header)},
+                )
             )
         seen.add(name)
     errors += [
@@ -1670,7 +1693,7 @@ def validate(
     ]
     problems += check_header(schema, table.columns)
     if problems:
-        raise ImportFileError(problems)
+        raise ImportFileError(problems[:max_errors], count=len(problems))
     if table.rows == 0:
         raise ImportFileError([RowError(0, None, None, "no_rows")])
 

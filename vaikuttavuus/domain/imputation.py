@@ -1,12 +1,12 @@
 """Multiple imputation by chained equations (MICE) for the declared primary analyses.
 
-Pure functions over pandas/numpy; the imputation itself is statsmodels' :class:`MICEData`
-(Gaussian draws of the regression parameters followed by predictive mean matching, so imputed
-values are always values that were observed; van Buuren, *Flexible Imputation of Missing
-Data*, 2nd ed., 2018). Each variable with missing values is imputed from all the other listed
-variables by a main-effects linear model; the design matrices are built with numpy instead of
-patsy formulas (:class:`_NumpyMICEData`, the same models, about 25 times faster), which is
-what makes twenty imputations per analysis affordable in a web request.
+Pure functions over pandas/numpy; the imputation itself is statsmodels' :class:`MICEData`:
+Gaussian draws of the regression parameters followed by predictive mean matching with five
+donors, so imputed values are always values that were observed (van Buuren, *Flexible
+Imputation of Missing Data*, 2nd ed., 2018). Each variable with missing values is imputed
+from all the other listed variables by a main-effects linear model; the design matrices are
+built with numpy instead of patsy formulas (:class:`_NumpyMICEData`: the same models, about 25
+times faster), which makes twenty imputations per analysis affordable.
 
 Imputation is done **separately per group** (``by``, the arm: ISPOR good practice for
 trial-based cost-effectiveness analysis, Ramsey et al. 2015; Faria et al. 2014), so the
@@ -43,8 +43,14 @@ __all__ = [
     "pool_vector",
 ]
 
+FloatArray = npt.NDArray[np.float64]
 DEFAULT_BURN_IN = 10
 """Cycles before the first imputed data set (statsmodels' default burn-in for ``MICE.fit``)."""
+DONORS = 5
+"""Donors of predictive mean matching: the ``mice`` default (van Buuren 2018, section 3.4).
+statsmodels' default of 20 pulls imputations of small groups towards the middle: in the
+simulation of ``tests/unit/test_adjusted_cea.py`` it biased the adjusted difference by 0.4
+standard errors, against 0.2 with five donors."""
 
 
 class ImputationError(ValueError):
@@ -58,16 +64,17 @@ class _NumpyMICEData(MICEData):  # type: ignore[misc]
 
     The data are kept as one float matrix (a constant column first), so each variable's design
     is one column selection of it, built once per update (fitting and predictive mean matching
-    share it); statsmodels' frame ``data`` is refreshed from it after each ``update_all``."""
+    share it); statsmodels' frame ``data`` is refreshed from it after each ``update_all``, and
+    the Gaussian parameter draw comes from the normal equations."""
 
     def __init__(self, data: pd.DataFrame, **kwargs: Any) -> None:
         super().__init__(data, **kwargs)
         values = self.data.to_numpy(dtype=float)
         self._matrix = np.column_stack([np.ones(len(values)), values])
         self._position = {name: i + 1 for i, name in enumerate(self.data.columns)}
-        self._current: tuple[str, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
+        self._current: tuple[str, FloatArray, FloatArray] | None = None
 
-    def _design(self, vname: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    def _design(self, vname: str) -> tuple[FloatArray, FloatArray]:
         if self._current is not None and self._current[0] == vname:
             return self._current[1], self._current[2]
         column = self._position[vname]
@@ -119,7 +126,7 @@ class _LinearPredictor:
     """What predictive mean matching asks of a fitted model: ``predict(params, exog)``."""
 
     @staticmethod
-    def predict(params: npt.NDArray[np.float64], exog: npt.NDArray[np.float64]) -> Any:
+    def predict(params: FloatArray, exog: FloatArray) -> Any:
         return exog @ params
 
 
@@ -212,7 +219,9 @@ def multiple_imputation(
         data.columns = [f"v{i}" for i in range(len(predictors))]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            chain = _NumpyMICEData(data, rng=np.random.default_rng(rng.integers(2**63)))
+            chain = _NumpyMICEData(
+                data, k_pmm=DONORS, rng=np.random.default_rng(rng.integers(2**63))
+            )
             chain.update_all(burn_in)
             for position, copy in enumerate(copies):
                 if position:
@@ -338,7 +347,7 @@ def pool(
 
 def pool_vector(
     estimates: Sequence[npt.ArrayLike], covariances: Sequence[npt.ArrayLike]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Rubin's rules for a vector of estimates: (Q̄, Ū, B) from per-data-set estimates and
     covariance matrices. The total covariance is Ū + (1 + 1/m)·B; a linear combination c of
     the vector is pooled with :func:`pool` on c·Q and c'Uc (which gives the same Q̄ and T)."""
@@ -349,3 +358,60 @@ def pool_vector(
     within = u.mean(axis=0)
     between = np.cov(q, rowvar=False, ddof=1) if m > 1 else np.zeros_like(within)
     return mean, within, np.atleast_2d(between)
+
+
+def pool_columns(
+    estimates: npt.ArrayLike,
+    variances: npt.ArrayLike,
+    *,
+    df_complete: float = math.inf,
+    level: float = 0.95,
+) -> list[Pooled]:
+    """:func:`pool` for many quantities at once: ``estimates`` and ``variances`` are m × k
+    (imputed data sets × quantities, e.g. the INMB at each λ of a grid); vectorised."""
+    q = np.atleast_2d(np.asarray(estimates, dtype=float))
+    u = np.atleast_2d(np.asarray(variances, dtype=float))
+    m = q.shape[0]
+    estimate = q.mean(axis=0)
+    within = u.mean(axis=0)
+    between = q.var(axis=0, ddof=1) if m > 1 else np.zeros_like(estimate)
+    total = within + (1 + 1 / m) * between
+    se = np.sqrt(np.clip(total, 0.0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gamma = np.where(total > 0, (1 + 1 / m) * between / total, 0.0)
+        if math.isfinite(df_complete):
+            dfc = max(float(df_complete), 1.0)
+            observed = (dfc + 1) / (dfc + 3) * dfc * (1 - gamma)
+            old = np.where(gamma > 0, (m - 1) / gamma**2, np.inf) if m > 1 else np.inf
+            df = np.where(np.isinf(old), observed, 1 / (1 / old + 1 / observed))
+        else:
+            ratio = np.where(between > 0, within / ((1 + 1 / m) * between), np.inf)
+            df = np.where(between > 0, (m - 1) * (1 + ratio) ** 2, np.inf) if m > 1 else np.inf
+        df = np.broadcast_to(df, estimate.shape).astype(float)
+        finite = np.isfinite(df)
+        quantile = np.where(
+            finite,
+            sps.t.ppf(0.5 + level / 2, np.where(finite, df, 1.0)),
+            sps.norm.ppf(0.5 + level / 2),
+        )
+        statistic = np.where(se > 0, np.abs(estimate) / se, np.nan)
+        p_value = np.where(
+            finite,
+            2 * sps.t.sf(statistic, np.where(finite, df, 1.0)),
+            2 * sps.norm.sf(statistic),
+        )
+    return [
+        Pooled(
+            estimate=float(estimate[i]),
+            se=float(se[i]),
+            df=float(df[i]),
+            ci_low=float(estimate[i] - quantile[i] * se[i]),
+            ci_high=float(estimate[i] + quantile[i] * se[i]),
+            p_value=float(p_value[i]) if se[i] > 0 else math.nan,
+            within=float(within[i]),
+            between=float(between[i]),
+            fmi=float(gamma[i]),
+            m=m,
+        )
+        for i in range(q.shape[1])
+    ]

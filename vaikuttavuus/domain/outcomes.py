@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import statsmodels.api as sm
 
@@ -68,6 +69,9 @@ __all__ = [
     "auc_qalys",
     "change_scores",
     "classify_responders",
+    "improvement_of",
+    "qaly_auc",
+    "responder_flags",
     "response_rates",
     "share_missing",
     "summarise_outcomes",
@@ -258,6 +262,55 @@ def _band_ranges(
     return {str(label): (float(low), float(high)) for label, (low, high) in bands.items()}
 
 
+def _responder_arrays(
+    baseline: np.ndarray,
+    improvement: np.ndarray,
+    rule: ResponderRule,
+    ranges: Mapping[str, tuple[float, float]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Band, threshold, relative improvement and responder flag per person (arrays)."""
+    band = np.full(len(baseline), None, dtype=object)
+    threshold = np.full(len(baseline), float(rule.min_improvement))
+    for label, (low, high) in ranges.items():
+        inside = (baseline >= low) & (baseline <= high)
+        band[inside] = label
+        if label in rule.by_baseline_band:
+            threshold[inside] = float(rule.by_baseline_band[label])
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        relative = np.where(baseline != 0, improvement / np.abs(baseline), np.nan)
+    responder = improvement >= threshold - _TOLERANCE
+    if rule.min_relative is not None:
+        responder |= np.nan_to_num(relative, nan=-np.inf) >= rule.min_relative - _TOLERANCE
+    return band, threshold, relative, responder
+
+
+def improvement_of(
+    baseline: npt.ArrayLike, follow_up: npt.ArrayLike, direction: Direction
+) -> np.ndarray:
+    """Improvement per person: the change in the good direction (see the module docstring)."""
+    change = np.asarray(follow_up, dtype=float) - np.asarray(baseline, dtype=float)
+    return -change if direction == "lower_is_better" else change
+
+
+def responder_flags(
+    baseline: npt.ArrayLike,
+    improvement: npt.ArrayLike,
+    rule: ResponderRule,
+    *,
+    bands: Mapping[str, tuple[float, float]] | BandScore | None = None,
+) -> np.ndarray:
+    """1.0 for a responder by ``rule``, 0.0 for a non-responder, NaN when the improvement is
+    unknown: the array form of :func:`classify_responders` (e.g. for imputed data sets)."""
+    base = np.asarray(baseline, dtype=float)
+    gain = np.asarray(improvement, dtype=float)
+    ranges = _band_ranges(bands)
+    missing_bands = sorted(set(rule.by_baseline_band) - set(ranges))
+    if missing_bands:
+        raise OutcomeError(f"the band range(s) of {', '.join(missing_bands)} are not given")
+    responder = _responder_arrays(base, gain, rule, ranges)[3]
+    return np.where(np.isnan(gain), np.nan, responder.astype(float))
+
+
 def classify_responders(
     changes: ChangeTable | pd.DataFrame,
     rule: ResponderRule,
@@ -288,18 +341,7 @@ def classify_responders(
     sign = -1.0 if direction == "lower_is_better" else 1.0
     baseline = frame["baseline"].to_numpy(dtype=float)
     improvement = sign * frame["change"].to_numpy(dtype=float)
-    band = np.full(len(frame), None, dtype=object)
-    threshold = np.full(len(frame), float(rule.min_improvement))
-    for label, (low, high) in ranges.items():
-        inside = (baseline >= low) & (baseline <= high)
-        band[inside] = label
-        if label in rule.by_baseline_band:
-            threshold[inside] = float(rule.by_baseline_band[label])
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        relative = np.where(baseline != 0, improvement / np.abs(baseline), np.nan)
-    responder = improvement >= threshold - _TOLERANCE
-    if rule.min_relative is not None:
-        responder |= np.nan_to_num(relative, nan=-np.inf) >= rule.min_relative - _TOLERANCE
+    band, threshold, relative, responder = _responder_arrays(baseline, improvement, rule, ranges)
     known = ~np.isnan(improvement)
     frame["improvement"] = improvement
     frame["band"] = band
@@ -351,6 +393,34 @@ def _discounted_segment(t0: float, t1: float, u0: float, u1: float, rate: float)
     return total
 
 
+def qaly_auc(
+    utilities: npt.ArrayLike,
+    days: npt.ArrayLike,
+    *,
+    discount_rate: float = 0.0,
+    days_per_year: float = DAYS_PER_YEAR,
+) -> np.ndarray:
+    """QALYs per person (rows of ``utilities``, one column per time point at ``days``) by the
+    area under the curve (see the module docstring); NaN when a utility is missing. The array
+    form of :func:`auc_qalys` (e.g. for imputed data sets)."""
+    u = np.atleast_2d(np.asarray(utilities, dtype=float))
+    offsets = np.asarray(days, dtype=float)
+    years = (offsets - offsets[0]) / days_per_year
+    if discount_rate == 0 or years[-1] <= 1:
+        qaly = ((u[:, :-1] + u[:, 1:]) / 2 * np.diff(years)).sum(axis=1)
+    else:
+        qaly = np.array(
+            [
+                sum(
+                    _discounted_segment(years[j], years[j + 1], row[j], row[j + 1], discount_rate)
+                    for j in range(len(years) - 1)
+                )
+                for row in u
+            ]
+        )
+    return np.where(np.isnan(u).any(axis=1), np.nan, qaly)
+
+
 def auc_qalys(
     utilities: pd.DataFrame,
     *,
@@ -389,20 +459,7 @@ def auc_qalys(
     u = wide.to_numpy(dtype=float)
     years = (days - days[0]) / days_per_year
     complete = ~np.isnan(u).any(axis=1)
-    if discount_rate == 0 or years[-1] <= 1:
-        widths = np.diff(years)
-        qaly = ((u[:, :-1] + u[:, 1:]) / 2 * widths).sum(axis=1)
-    else:
-        qaly = np.array(
-            [
-                sum(
-                    _discounted_segment(years[j], years[j + 1], row[j], row[j + 1], discount_rate)
-                    for j in range(len(order) - 1)
-                )
-                for row in u
-            ]
-        )
-    qaly = np.where(complete, qaly, np.nan)
+    qaly = qaly_auc(u, days, discount_rate=discount_rate, days_per_year=days_per_year)
     table = pd.DataFrame(
         {
             "person_id": arms.index,

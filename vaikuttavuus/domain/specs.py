@@ -690,6 +690,14 @@ class AnalysisSpec(Spec):
     min_exposure_days: int = Field(default=30, ge=0, le=365)
     secondary_outcomes: tuple[str, ...] = ()
     multiplicity: Literal["holm", "bh"] = "holm"
+    setting: LocalizedText | None = None
+    """Where the pilot runs (CHEERS 2022 item 6)."""
+    engagement: LocalizedText | None = None
+    """How patients and others affected took part in the design (items 21 and 25)."""
+    funding: LocalizedText | None = None
+    """Who funds the pilot and its evaluation (item 27)."""
+    conflicts_of_interest: LocalizedText | None = None
+    """Item 28."""
 
     @model_validator(mode="after")
     def _unique_effects(self) -> AnalysisSpec:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -376,3 +376,35 @@ def covariate_design(frame: pd.DataFrame, covariates: Sequence[str]) -> pd.DataF
     if not parts:
         return pd.DataFrame(index=frame.index)
     return pd.concat(parts, axis=1)
+
+
+Likelihood = Literal[
+    "virtually_certain",
+    "very_likely",
+    "likely",
+    "about_as_likely_as_not",
+    "unlikely",
+    "very_unlikely",
+    "exceptionally_unlikely",
+]
+LIKELIHOOD_BANDS: tuple[tuple[float, Likelihood], ...] = (
+    (0.99, "virtually_certain"),
+    (0.90, "very_likely"),
+    (0.66, "likely"),
+    (0.33, "about_as_likely_as_not"),
+    (0.10, "unlikely"),
+    (0.01, "very_unlikely"),
+    (0.0, "exceptionally_unlikely"),
+)
+"""Words for a probability (the IPCC's calibrated language, Mastrandrea et al. 2010): above
+99 % virtually certain, 90–99 % very likely, 66–90 % likely, 33–66 % about as likely as not,
+10–33 % unlikely, 1–10 % very unlikely, below 1 % exceptionally unlikely. The reports always
+print the number beside the word."""
+
+
+def likelihood(probability: float) -> Likelihood:
+    """The calibrated word (as a code the reports translate) for ``probability``."""
+    for lower, word in LIKELIHOOD_BANDS:
+        if probability > lower:
+            return word
+    return "exceptionally_unlikely"

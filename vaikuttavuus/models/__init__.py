@@ -16,6 +16,7 @@ from vaikuttavuus.models.people import Enrolment, Person
 from vaikuttavuus.models.pilots import Arm, Pilot, TimePoint, TimePointInstrument
 from vaikuttavuus.models.responses import Answer, Response
 from vaikuttavuus.models.schedule import AccessToken, Invitation, OutboxMessage
+from vaikuttavuus.models.throttle import ThrottleCounter
 from vaikuttavuus.models.users import Role, User, new_session_nonce, user_pilots
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "Response",
     "Role",
     "ServiceExposure",
+    "ThrottleCounter",
     "TimePoint",
     "TimePointInstrument",
     "UnitCost",

@@ -62,6 +62,8 @@ class ImportBatch(Base):
     rows_stored: Mapped[int] = mapped_column(default=0)
     rows_duplicate: Mapped[int] = mapped_column(default=0)
     error_count: Mapped[int] = mapped_column(default=0)
-    errors: Mapped[list[Any]] = mapped_column(default=list)
+    # at most 1000 problems (domain.imports.MAX_REPORTED_ERRORS); loaded only when read, so
+    # listing the import log never reads them
+    errors: Mapped[list[Any]] = mapped_column(default=list, deferred=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]

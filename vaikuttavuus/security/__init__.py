@@ -59,6 +59,7 @@ def init_app(app: Flask) -> None:
     # Access is decided before the CSRF check, so a role without access gets 403 (not 400).
     app.before_request(_expire_sessions)
     app.before_request(enforce_access)
+    app.before_request(_require_password_change)
     app.before_request(_refuse_nul_characters)
     csrf.init_app(app)
     formdata.install()
@@ -122,6 +123,21 @@ def _expire_sessions() -> Response | None:
         flash(_l("Your session has expired. Please log in again."), "info")
         return redirect(url_for("auth.login", next=request.path))
     return None
+
+
+PASSWORD_CHANGE_REQUIRED = "password_change_required"
+"""Session flag: the password used to log in fails the password policy (set at login)."""
+_WHILE_PASSWORD_CHANGE_REQUIRED = frozenset({"auth.change_password", "auth.logout", "static"})
+
+
+def _require_password_change() -> Response | None:
+    """A user who logged in with a password the policy now refuses sees only the password
+    form (and can log out) until they have chosen a new one (OWASP ASVS 2.1.7)."""
+    if not session.get(PASSWORD_CHANGE_REQUIRED) or not current_user.is_authenticated:
+        return None
+    if request.endpoint in _WHILE_PASSWORD_CHANGE_REQUIRED:
+        return None
+    return redirect(url_for("auth.change_password"))
 
 
 def _refuse_nul_characters() -> None:

@@ -13,10 +13,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from vaikuttavuus.domain.spreadsheet import FORMULA_START, spreadsheet_safe
 from vaikuttavuus.models import AuditEvent
 
-# OWASP "CSV injection": a cell starting with one of these is run as a formula by spreadsheets.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+__all__ = ["FORMULA_START", "AuditFilters", "csv_lines", "parse_filters", "spreadsheet_cell"]
+
 MAX_ID = 2**31 - 1
 
 COLUMNS = (
@@ -38,10 +39,7 @@ def spreadsheet_cell(value: object) -> str:
     """The text of a CSV cell that a spreadsheet shows as text, never runs as a formula."""
     if value is None:
         return ""
-    text = value if isinstance(value, str) else str(value)
-    if text.lstrip(" ").startswith(FORMULA_START):
-        return "'" + text
-    return text
+    return spreadsheet_safe(value if isinstance(value, str) else str(value))
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,10 @@ from vaikuttavuus.services.cohort_view import (
     service_view,
     suppression_note,
 )
+from vaikuttavuus.services.methods import methods_table
+from vaikuttavuus.services.primary_view import primary_view
 
-SECTIONS = ("overview", "quality", "outcomes", "costs", "cea", "funnel", "services")
+SECTIONS = ("overview", "quality", "outcomes", "costs", "cea", "funnel", "services", "methods")
 
 
 @dataclass
@@ -45,6 +47,7 @@ def section_labels(analysis: CohortAnalysis) -> list[tuple[str, str]]:
         "cea": _("Cost-effectiveness"),
         "funnel": _("Funnel plots"),
         "services": _("Services"),
+        "methods": _("Methods (CHEERS 2022)"),
     }
     shown = []
     for code in SECTIONS:
@@ -83,11 +86,15 @@ def cohort_page(
         content = cost_view(analysis, labels)
     elif section == "cea":
         available = list(analysis.cost_effectiveness.effects)
-        chosen = effect if effect in available else ("qaly" if "qaly" in available else None)
+        primary = "improvement" if "improvement" in available else None
+        chosen = effect if effect in available else primary
         chosen = chosen or (available[0] if available else EFFECTS[0])
         options["effects"] = [(e, labels.effect(e)) for e in available]
         options["effect"] = chosen
         content = cea_view(analysis, labels, chosen)
+        content["primary"] = primary_view(analysis, labels, chosen)
+    elif section == "methods":
+        content = {"methods": methods_table(analysis, labels)}
     elif section == "funnel":
         content = {"figures": funnel_view(analysis, labels)}
     elif section == "services":

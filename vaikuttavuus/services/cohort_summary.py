@@ -1,5 +1,7 @@
-"""The short cohort summary of a pilot (``/pilot/<code>/summary.pdf``): enrolment, response
-rates and the primary outcome per arm.
+"""The cohort report of a pilot for its pilot leads (``/pilot/<code>/summary.pdf``): enrolment,
+response rates, the primary outcome per arm, costs (with the persons whose costs are missing),
+the declared primary analysis with the unadjusted comparison beside it and its sensitivity
+analyses, and the methods appendix (CHEERS 2022).
 
 Nothing is computed here: every figure is a published table of
 :class:`~vaikuttavuus.services.analytics.CohortAnalysis` (the pilot page's analytics, with its
@@ -23,11 +25,14 @@ from vaikuttavuus.models import Pilot
 from vaikuttavuus.services.analytics import CohortAnalysis, Filters, Published
 from vaikuttavuus.services.cohort_view import (
     Labels,
+    cost_view,
     enrolment_view,
     outcome_view,
     suppression_note,
 )
 from vaikuttavuus.services.demo_data import demo_data_present
+from vaikuttavuus.services.methods import methods_table
+from vaikuttavuus.services.primary_view import primary_view
 
 LANGUAGES = ("fi", "sv", "en")
 
@@ -61,6 +66,9 @@ def summary_context(analysis: CohortAnalysis, language: str) -> dict[str, Any]:
     outcomes = outcome_view(analysis, labels)
     primary_table = outcomes["tables"][0] if outcomes["tables"] else None
     return {
+        "primary": primary_view(analysis, labels) if analysis.primary is not None else None,
+        "costs": cost_view(analysis, labels),
+        "methods": methods_table(analysis, labels),
         "pilot_name": labels.pilot,
         "filters": analysis.filters,
         "arm": labels.arm(analysis.filters.arm) if analysis.filters.arm else None,

@@ -25,6 +25,7 @@ import pandas as pd
 
 from vaikuttavuus.domain.imports import spreadsheet_safe
 from vaikuttavuus.services.analytics import SERVICE_GROUPINGS, CohortAnalysis, Published
+from vaikuttavuus.services.primary_view import PRIMARY_TABLES, primary_records
 
 __all__ = ["TABLES", "TableRequest", "cohort_table", "to_csv"]
 
@@ -96,6 +97,37 @@ def _funnel_limits(analysis: CohortAnalysis, _request: TableRequest) -> object:
     return analysis.funnel_curve(max([*largest, 10]))
 
 
+def _strategy_ceac(analysis: CohortAnalysis, request: TableRequest) -> object:
+    result = _effect(analysis, request)
+    uncertainty = getattr(result, "strategies", None)
+    if uncertainty is None:
+        return None
+    return uncertainty.best.merge(
+        uncertainty.frontier.rename(
+            columns={"strategy": "frontier", "probability": "frontier_probability"}
+        ),
+        on="wtp",
+    )
+
+
+def _methods(analysis: CohortAnalysis, _request: TableRequest) -> object:
+    from flask_babel import get_locale
+
+    from vaikuttavuus.services.cohort_view import Labels
+    from vaikuttavuus.services.methods import cheers_items
+
+    locale = get_locale()
+    labels = Labels(analysis, locale.language if locale is not None else "fi")
+    return [item.to_dict() for item in cheers_items(analysis, labels)]
+
+
+def _primary(name: str) -> Callable[[CohortAnalysis, TableRequest], object]:
+    def read(analysis: CohortAnalysis, request: TableRequest) -> object:
+        return primary_records(analysis, name, request.effect)
+
+    return read
+
+
 TABLES: dict[str, Callable[[CohortAnalysis, TableRequest], object]] = {
     "enrolment": lambda a, r: a.enrolment.table,
     "response_rates": lambda a, r: a.response_rates.table,
@@ -113,6 +145,7 @@ TABLES: dict[str, Callable[[CohortAnalysis, TableRequest], object]] = {
     "ceac": lambda a, r: getattr(_effect(a, r), "ceac_rows", lambda: None)(),
     "ce_plane": lambda a, r: getattr(_effect(a, r), "plane_rows", lambda: None)(),
     "incremental": lambda a, r: getattr(_effect(a, r), "incremental", None),
+    "strategy_ceac": _strategy_ceac,
     "funnel_unit": _funnel("unit"),
     "funnel_professional": _funnel("professional"),
     "funnel_limits": _funnel_limits,
@@ -125,6 +158,8 @@ TABLES: dict[str, Callable[[CohortAnalysis, TableRequest], object]] = {
     "service_dose": lambda a, r: getattr(_service(a, r), "dose", None),
     "service_missing": lambda a, r: getattr(_service(a, r), "missing", None),
     "mixed_model": _mixed,
+    **{name: _primary(name) for name in PRIMARY_TABLES},
+    "methods": _methods,
 }
 """Every downloadable table by name (the names the pages link to)."""
 

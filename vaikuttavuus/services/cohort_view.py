@@ -25,6 +25,8 @@ from flask_babel import gettext as _
 
 from vaikuttavuus import plotting
 from vaikuttavuus.domain.catalogue import DIRECT_COST_PRODUCT, UNALLOCATED_CENTRE
+from vaikuttavuus.domain.specs import BandScore
+from vaikuttavuus.domain.stats import likelihood
 from vaikuttavuus.plotting import Chart
 from vaikuttavuus.services.analytics import (
     ALL,
@@ -109,6 +111,29 @@ class Labels:
             return _("All")
         table = self._services if by == "service_type" else self._sectors
         return table.get(str(code), str(code))
+
+    def resource(self, code: object) -> str:
+        """A TDABC resource (staff group, room, equipment) by its id."""
+        for resource in self._resources:
+            if resource.id == code:
+                return str(resource.name.get(self.language))
+        return str(code)
+
+    @cached_property
+    def _resources(self) -> tuple[Any, ...]:
+        tdabc = self.analysis.costing_tdabc
+        return tdabc.resources if tdabc is not None else ()
+
+    def band(self, score: object, code: object) -> str:
+        """The name of a band (e.g. IPSS "severe") of ``score``'s band score."""
+        instrument, _sep, score_id = str(score).partition(".")
+        spec = self.analysis.instruments.get(instrument)
+        for candidate in spec.scores if spec is not None else ():
+            if isinstance(candidate, BandScore) and candidate.of == score_id:
+                for band in candidate.bands:
+                    if band.label == code:
+                        return band.text.get(self.language) if band.text else str(code)
+        return str(code)
 
     def procedure(self, code: object) -> str:
         return self._procedures.get(str(code), str(code))
@@ -383,6 +408,38 @@ def fmt_signed(value: object, digits: int = 1) -> str:
     return (MINUS + text) if number < 0 and text.strip("0,.\xa0 ") else text
 
 
+def fmt_probability(value: float | None) -> str:
+    """A probability estimated from bootstrap replicates: never "0 %" or "100 %" but "> 99 %"
+    and "< 1 %" (a share of B replicates cannot tell more)."""
+    if value is None:
+        return "–"
+    if value >= 0.99:
+        return "> " + fmt_share(0.99)
+    if value <= 0.01:
+        return "< " + fmt_share(0.01)
+    return fmt_share(value)
+
+
+def likelihood_words(value: float | None) -> str:
+    """The calibrated word for a probability with the number beside it."""
+    if value is None:
+        return "–"
+    words = {
+        "virtually_certain": _("virtually certain"),
+        "very_likely": _("very likely"),
+        "likely": _("likely"),
+        "about_as_likely_as_not": _("about as likely as not"),
+        "unlikely": _("unlikely"),
+        "very_unlikely": _("very unlikely"),
+        "exceptionally_unlikely": _("exceptionally unlikely"),
+    }
+    return _(
+        "%(word)s (%(probability)s)",
+        word=words[likelihood(value)],
+        probability=fmt_probability(value),
+    )
+
+
 def fmt_interval(low: object, high: object, digits: int = 1, kind: str = "number") -> str:
     if _missing(low) or _missing(high):
         return "–"
@@ -433,7 +490,7 @@ class TableView:
 
 
 NUMERIC_KINDS = frozenset(
-    {"count", "number", "percent", "euro", "share", "signed", "interval", "p"}
+    {"count", "number", "percent", "euro", "share", "signed", "interval", "probability", "p"}
 )
 
 
@@ -468,6 +525,8 @@ def _cell_text(
         return fmt_signed(value, column.digits)
     if column.kind == "share":
         return fmt_share(value, column.digits if column.digits != 1 else 0)
+    if column.kind == "probability":
+        return "–" if _missing(value) else fmt_probability(float(value))  # type: ignore[arg-type]
     if column.kind == "euro":
         return fmt_euro(value, column.digits if column.digits != 1 else 0)
     if _missing(value):
@@ -753,12 +812,27 @@ def cost_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
     """Costs by arm, by cost centre and by product (the pilot page's Costs section, the cost
     page and the management PDF show these same tables)."""
     costs = analysis.costs
+    missing = int(analysis.costs_missing.sum())
+    notes = list(costs.notes)
+    if missing:
+        notes.insert(
+            0,
+            _(
+                "No complete cost data were received for %(n)s persons whose care cycle has "
+                "ended: their costs are missing, not 0 €. They are left out of these tables "
+                "(see the column Costs missing) and imputed in the adjusted cost-effectiveness "
+                "analysis.",
+                n=missing if missing >= analysis.min_cell else f"<{analysis.min_cell}",
+            ),
+        )
     return {
+        "missing": missing,
         "by_arm": table_view(
             costs.by_arm,
             [
                 Column("arm", _("Arm"), "arm"),
-                Column("n", _("Persons"), "count"),
+                Column("n", _("Persons with complete costs"), "count"),
+                Column("n_missing", _("Costs missing"), "count"),
                 Column("mean_eur", _("Mean cost"), "euro"),
                 Column("ci_low_eur", _("95% CI"), "interval_euro", high="ci_high_eur"),
                 Column("median_eur", _("Median"), "euro"),
@@ -794,7 +868,7 @@ def cost_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
             _("Cost per person by product"),
             labels,
         ),
-        "notes": list(costs.notes),
+        "notes": notes,
     }
 
 
@@ -851,19 +925,22 @@ def cea_view(analysis: CohortAnalysis, labels: Labels, effect: str) -> dict[str,
             Column("delta_effect", _("Difference in effect (95% CI)"), "text"),
             Column("icer", _("ICER"), "text"),
             Column("fieller", _("Fieller 95% CI"), "text"),
-            Column("probability", _("Probability cost-effective"), "share"),
+            Column("probability", _("Probability cost-effective"), "probability"),
         ],
         _(
-            "Cost-effectiveness of %(intervention)s compared with %(reference)s",
+            "Unadjusted cost-effectiveness of %(intervention)s compared with %(reference)s "
+            "(persons with complete data)",
             intervention=labels.arm(ce.intervention),
             reference=labels.arm(ce.reference),
         ),
         labels,
         name="cea_summary",
         note=_(
-            "Differences are %(intervention)s minus %(reference)s, with bootstrap percentile "
-            "intervals. The probability is read off the bootstrap CEAC at the reference "
-            "willingness to pay (%(values)s).",
+            "Unadjusted: the arms were not randomised, so these differences also reflect who "
+            "was treated in each arm; the adjusted primary analysis is above. Differences are "
+            "%(intervention)s minus %(reference)s, with bootstrap percentile intervals. The "
+            "probability is read off the bootstrap CEAC at the reference willingness to pay "
+            "(%(values)s).",
             intervention=labels.arm(ce.intervention),
             reference=labels.arm(ce.reference),
             values=", ".join(
@@ -898,7 +975,7 @@ def cea_view(analysis: CohortAnalysis, labels: Labels, effect: str) -> dict[str,
             Column("inmb_low", _("95% CI"), "interval_euro", high="inmb_high"),
             Column("adjusted_inmb", _("Adjusted INMB"), "euro"),
             Column("adjusted_low", _("95% CI"), "interval_euro", high="adjusted_high"),
-            Column("ceac_bootstrap", _("Probability cost-effective"), "share"),
+            Column("ceac_bootstrap", _("Probability cost-effective"), "probability"),
         ],
         _(
             "Incremental net monetary benefit %(per_unit)s, unadjusted and adjusted for case mix",
@@ -920,16 +997,31 @@ def cea_view(analysis: CohortAnalysis, labels: Labels, effect: str) -> dict[str,
             Column("strategy", _("Procedure"), "procedure"),
             Column("n", _("Persons"), "count"),
             Column("cost", _("Mean cost"), "euro"),
+            Column("cost_low", _("95% CI"), "interval_euro", high="cost_high"),
             Column("effect", _("Mean effect"), "number", 3),
+            Column("effect_low", _("95% CI"), "interval", 3, high="effect_high"),
             Column("status", _("Status"), "status"),
             Column("icer", _("ICER"), "euro"),
-            Column("compared_with", _("Compared with"), "procedure"),
+            Column("p_best", _("Probability of being the most cost-effective"), "probability"),
         ],
-        _("Procedure types compared (%(effect)s)", effect=labels.effect(result.effect)),
+        _(
+            "Procedure types compared, unadjusted (%(effect)s)",
+            effect=labels.effect(result.effect),
+        ),
         labels,
         name="incremental",
         csv_args=args,
+        note=_(
+            "Unadjusted: the procedure types were not randomised and their patients differ. "
+            "The status and ICER compare the means; the probability of being the most "
+            "cost-effective at %(wtp)s %(per_unit)s comes from %(n)s bootstrap replicates, so "
+            "a type called dominated may still be the best in some replicates.",
+            wtp=fmt_euro(result.scale.reference),
+            per_unit=labels.per_unit(result.effect),
+            n=result.strategies.n_boot if result.strategies is not None else 0,
+        ),
     )
+    view["strategies"] = strategy_figure(result, labels, args)
     if not result.available or result.bootstrap is None or result.two_arm is None:
         return view
     two = result.two_arm
@@ -1018,8 +1110,8 @@ def cea_view(analysis: CohortAnalysis, labels: Labels, effect: str) -> dict[str,
         ceac_rows,
         [
             Column("wtp", _("Willingness to pay"), "euro"),
-            Column("ceac_bootstrap", _("Bootstrap"), "share"),
-            Column("ceac_parametric", _("Parametric"), "share"),
+            Column("ceac_bootstrap", _("Bootstrap"), "probability"),
+            Column("ceac_parametric", _("Parametric"), "probability"),
         ],
         _(
             "Probability that %(intervention)s is cost-effective",
@@ -1053,6 +1145,62 @@ def cea_view(analysis: CohortAnalysis, labels: Labels, effect: str) -> dict[str,
         ceac_table,
     )
     return view
+
+
+def strategy_figure(result: EffectResult, labels: Labels, args: dict[str, str]) -> Figure | None:
+    """The acceptability curves of the procedure types (probability of being the most
+    cost-effective per λ) with the acceptability frontier, and its table."""
+    uncertainty = result.strategies
+    if uncertainty is None:
+        return None
+    names = [c for c in uncertainty.best.columns if c != "wtp"]
+    curves = {labels.procedure(name): uncertainty.best[name].tolist() for name in names}
+    rows = []
+    for lam in result.scale.shown:
+        at = int(np.argmin(np.abs(uncertainty.wtp - lam)))
+        frontier = uncertainty.frontier.iloc[at]
+        rows.append(
+            {
+                "wtp": fmt_euro(lam),
+                **{name: fmt_probability(float(uncertainty.best[name].iloc[at])) for name in names},
+                "frontier": f"{labels.procedure(frontier['strategy'])} "
+                f"({fmt_probability(float(frontier['probability']))})",
+            }
+        )
+    table = plain_table_view(
+        rows,
+        [
+            Column("wtp", _("Willingness to pay"), "text"),
+            *[Column(name, labels.procedure(name), "text") for name in names],
+            Column("frontier", _("Highest expected net benefit (frontier)"), "text"),
+        ],
+        _("Probability that each procedure type is the most cost-effective (unadjusted)"),
+        labels,
+        name="strategy_ceac",
+        csv_args=args,
+    )
+    chart = plotting.ceac_chart(
+        wtp=uncertainty.wtp.tolist(),
+        curves=curves,
+        x_label=_("Willingness to pay (€ %(per_unit)s)", per_unit=labels.per_unit(result.effect)),
+        y_label=_("Probability of being the most cost-effective (%)"),
+        marker=result.scale.reference,
+        alt=_(
+            "Acceptability curves of the procedure types: %(values)s",
+            values="; ".join(
+                f"{row['wtp']}: " + ", ".join(f"{labels.procedure(n)} {row[n]}" for n in names)
+                for row in rows
+            ),
+        ),
+    )
+    return Figure(
+        chart,
+        _(
+            "Which procedure type is the most cost-effective: %(effect)s",
+            effect=labels.effect(result.effect),
+        ),
+        table,
+    )
 
 
 def _with_interval(value: str, interval: str) -> str:

@@ -278,8 +278,9 @@ def _children(table: Table) -> Iterable[tuple[Table, ColumnElement[int]]]:
                 yield child, key.parent
 
 
-def _plan_deletes(table: Table, condition: ColumnElement[bool],
-                  plan: list[tuple[Table, ColumnElement[bool]]]) -> None:
+def _plan_deletes(
+    table: Table, condition: ColumnElement[bool], plan: list[tuple[Table, ColumnElement[bool]]]
+) -> None:
     """Append the deletes of ``table``'s rows matching ``condition``, dependents first."""
     children = list(_children(table))
     if children:

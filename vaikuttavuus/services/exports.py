@@ -57,6 +57,7 @@ from vaikuttavuus.domain.answers import MULTI_SEPARATOR
 from vaikuttavuus.domain.costing import episode_costs
 from vaikuttavuus.domain.scoring import score_metadata
 from vaikuttavuus.domain.specs import InstrumentSpec, PilotSpec
+from vaikuttavuus.domain.spreadsheet import spreadsheet_safe
 from vaikuttavuus.fhir import response_to_fhir
 from vaikuttavuus.models import (
     Answer,
@@ -71,7 +72,6 @@ from vaikuttavuus.models import (
     TimePoint,
 )
 from vaikuttavuus.security.tokens import keyed_hash, pseudonym_key
-from vaikuttavuus.services.audit_export import FORMULA_START
 from vaikuttavuus.services.definitions import (
     instrument_spec,
     load_measure_catalogue,
@@ -239,22 +239,11 @@ class Pseudonyms:
 # -- safe cells ---------------------------------------------------------------------------------
 
 
-_FORMULA_FIRST = frozenset(FORMULA_START)
-
-
 def neutralise(value: Any) -> Any:
-    """Text that a spreadsheet would run as a formula gets a leading ``'``; other values are
-    returned as they are (numbers stay numbers)."""
-    if (
-        type(value) is str
-        and value
-        and (
-            value[0] in _FORMULA_FIRST
-            or (value[0] == " " and value.lstrip(" ")[:1] in _FORMULA_FIRST)
-        )
-    ):
-        return "'" + value
-    return value
+    """Text that a spreadsheet would run as a formula, also after a separator, gets a ``'``
+    (:func:`~vaikuttavuus.domain.spreadsheet.spreadsheet_safe`); other values are returned as
+    they are (numbers stay numbers)."""
+    return spreadsheet_safe(value) if type(value) is str else value
 
 
 def _safe_row(row: Sequence[Any]) -> list[Any]:

@@ -40,6 +40,7 @@ from vaikuttavuus.bulk import bulk_insert
 from vaikuttavuus.domain import identity
 from vaikuttavuus.domain.imports import (
     KINDS,
+    MAX_REPORTED_ERRORS,
     SCHEMAS,
     ImportContext,
     ImportFileError,
@@ -361,11 +362,12 @@ def run_import(
     if kind not in KINDS:
         raise ImportRefusedError("unknown_kind", f"unknown kind '{kind}'")
     file_errors: list[RowError] = []
+    file_error_count = 0
     table: RawTable | None = None
     try:
         table = read_table(data)
     except ImportFileError as error:
-        file_errors = error.errors
+        file_errors, file_error_count = error.errors, error.count
     pilot = _pilot_for(session, kind, pilot_code, table)
     shown_name = mask_identity_codes(filename or "upload")[-MAX_FILENAME:]
     batch = ImportBatch(
@@ -395,9 +397,9 @@ def run_import(
                 kind, table, import_context(session, pilot, kind, today), progress=checked
             )
         except ImportFileError as error:
-            file_errors = error.errors
+            file_errors, file_error_count = error.errors, error.count
     if validation is None:
-        _finish(batch, REJECTED, errors=file_errors, error_count=len(file_errors))
+        _finish(batch, REJECTED, errors=file_errors, error_count=file_error_count)
         batch.rows_total = table.rows if table is not None else 0
     elif not validation.ok:
         _finish(
@@ -430,7 +432,8 @@ def run_import(
         actor=batch.actor,
         details={
             "kind": kind,
-            "file": batch.filename,
+            # the file is named by its hash and its batch (object_id): a file name often names
+            # a person, and the audit trail is kept for years; the pilot's import log has it
             "sha256": batch.file_sha256,
             "status": batch.status,
             "rows_total": batch.rows_total,
@@ -446,7 +449,8 @@ def _finish(
     batch: ImportBatch, status: str, *, errors: Sequence[RowError] = (), error_count: int = 0
 ) -> None:
     batch.status = status
-    batch.errors = [error.to_dict() for error in errors]
+    # at most MAX_REPORTED_ERRORS are kept (the checks report no more); error_count counts all
+    batch.errors = [error.to_dict() for error in errors[:MAX_REPORTED_ERRORS]]
     batch.error_count = error_count
     batch.finished_at = utcnow()
 
@@ -638,6 +642,10 @@ MESSAGES: dict[str, Any] = {
     ),
     "unreadable_file": _l("The file cannot be read as an XLSX workbook."),
     "file_too_large": _l("The workbook is too large once unpacked."),
+    "too_many_columns": _l(
+        "The header has %(found)s columns; a file can have at most %(maximum)s. Remove the "
+        "extra columns (see the template)."
+    ),
     "missing_column": _l("This required column is missing from the header."),
     "unknown_column": _l("Unknown column. The columns are: %(columns)s."),
     "duplicate_column": _l("This column appears twice in the header."),

@@ -22,7 +22,6 @@ from vaikuttavuus.services.analytics import (
     ALL,
     DEFAULT_SEED,
     CohortAnalysis,
-    EffectResult,
     Filters,
     Published,
 )
@@ -44,12 +43,9 @@ from vaikuttavuus.services.cohort_view import (
     suppression_note,
 )
 from vaikuttavuus.services.demo_data import demo_data_present
+from vaikuttavuus.services.primary_view import primary_sentence
 
 LANGUAGES = ("fi", "sv", "en")
-COST_ROUNDING = -2
-"""Amounts in the interpretation sentence are rounded to the nearest hundred euros."""
-COST_SAME = 50.0
-"""A cost difference below this (in euros) reads as "about the same"."""
 
 
 @dataclass(frozen=True)
@@ -135,74 +131,14 @@ def _shown_count(table: Published, position: int, column: str) -> str:
     return fmt_count(table.table[column].iloc[position])
 
 
-def _probability_effect(analysis: CohortAnalysis) -> EffectResult | None:
-    """The effect whose CEAC the sentence quotes: QALYs when measured, else responders."""
-    effects = analysis.cost_effectiveness.effects
-    for name in ("qaly", "responder", "improvement"):
-        result = effects.get(name)
-        if result is not None and result.available and result.bootstrap is not None:
-            return result
-    return None
-
-
 def interpretation(analysis: CohortAnalysis, labels: Labels) -> str | None:
-    """One plain-language sentence: how the intervention arm's cost and symptom relief compare
-    with the reference arm, and the probability that it is cost-effective at the reference
-    willingness to pay (from the bootstrap CEAC). ``None`` when the pilot compares no
-    procedures; a sentence saying so when the groups are too small to compare.
-
-    Cost: "less"/"more" when |ΔC| ≥ 50 €, amount rounded to 100 €. Effect (improvement of the
-    primary score at the follow-up, MCID = the responder threshold): ≥ MCID "clearly more",
-    > MCID/3 "somewhat more", within ±MCID/3 "about as much", > −MCID "nearly as much",
-    otherwise "clearly less".
-    """
-    if not analysis.has_procedures:
+    """The answer to the pilot's decision question in plain words, from the declared primary
+    analysis (case-mix adjusted, missing data imputed; see
+    :func:`vaikuttavuus.services.primary_view.primary_sentence`). ``None`` when the pilot's
+    primary analysis is not a two-arm comparison."""
+    if analysis.primary is None:
         return None
-    ce = analysis.cost_effectiveness
-    improvement = ce.effects.get("improvement")
-    probability = _probability_effect(analysis)
-    if (
-        improvement is None
-        or not improvement.available
-        or improvement.two_arm is None
-        or probability is None
-        or ce.intervention is None
-    ):
-        return _("There are too few persons with complete data to compare the arms.")
-    two = improvement.two_arm
-    delta_cost = two.delta_cost
-    amount = fmt_euro(abs(round(delta_cost, COST_ROUNDING)))
-    if delta_cost <= -COST_SAME:
-        cost = _("the cost was on average %(amount)s lower", amount=amount)
-    elif delta_cost >= COST_SAME:
-        cost = _("the cost was on average %(amount)s higher", amount=amount)
-    else:
-        cost = _("the cost was about the same")
-    mcid = float(analysis.spec.primary_outcome.min_improvement)
-    delta = two.delta_effect
-    if delta >= mcid:
-        effect = _("the symptoms were relieved clearly more")
-    elif delta > mcid / 3:
-        effect = _("the symptoms were relieved somewhat more")
-    elif delta >= -mcid / 3:
-        effect = _("the symptoms were relieved about as much")
-    elif delta > -mcid:
-        effect = _("the symptoms were relieved nearly as much")
-    else:
-        effect = _("the symptoms were relieved clearly less")
-    lam = probability.scale.reference
-    return _(
-        "%(intervention)s compared with %(reference)s: %(cost)s and %(effect)s; the "
-        "probability that %(intervention)s is more cost-effective at a willingness to pay of "
-        "%(wtp)s %(per_unit)s is %(probability)s.",
-        intervention=labels.arm(ce.intervention),
-        reference=labels.arm(ce.reference),
-        cost=cost,
-        effect=effect,
-        wtp=fmt_euro(lam),
-        per_unit=labels.per_unit(probability.effect),
-        probability=fmt_share(probability.ceac_at(lam)),
-    )
+    return primary_sentence(analysis, labels)
 
 
 def service_highlight(analysis: CohortAnalysis, labels: Labels) -> str | None:

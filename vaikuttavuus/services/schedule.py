@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Date, case, exists, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from vaikuttavuus.database import insert_for
+from vaikuttavuus.database import LIKE_ESCAPE, contains_pattern, insert_for
 from vaikuttavuus.models import (
     AccessToken,
     Arm,
@@ -484,11 +484,11 @@ def list_invitations(
             )
         )
     if filters.query:
-        pattern = f"%{filters.query.lower()}%"
+        pattern = contains_pattern(filters.query.lower())
         statement = statement.where(
             or_(
-                func.lower(Person.pseudonym).like(pattern),
-                func.lower(Person.last_name).like(pattern),
+                func.lower(Person.pseudonym).like(pattern, escape=LIKE_ESCAPE),
+                func.lower(Person.last_name).like(pattern, escape=LIKE_ESCAPE),
             )
         )
     total = int(session.scalar(select(func.count()).select_from(statement.subquery())) or 0)

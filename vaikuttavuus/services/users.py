@@ -23,6 +23,19 @@ ROLES = tuple(role.value for role in Role)
 _DUMMY_HASH: dict[str, str] = {}
 
 
+PROBLEMS = {
+    "too_short": "the password is too short: use at least 12 characters",
+    "too_long": "the password is too long: use at most 200 characters",
+    "too_common": (
+        "the password is too easy to guess (a common password, or a word or name with a few "
+        "digits, a keyboard row or repeated characters): use a passphrase of a few unrelated "
+        "words"
+    ),
+}
+"""The password policy's problems as the command line shows them (the web has translations:
+:func:`vaikuttavuus.security.passwords.password_message`)."""
+
+
 class UserError(ValueError):
     """A user could not be created or changed; ``code`` names the reason."""
 
@@ -56,8 +69,10 @@ def create_user(
         raise UserError("username", "the username is empty")
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise UserError("exists", f"user '{username}' already exists")
-    if check_strength and (problem := password_problem(password)) is not None:
-        raise UserError(problem, f"the password is too weak ({problem})")
+    if check_strength and (
+        problem := password_problem(password, (username, display_name, email))
+    ) is not None:
+        raise UserError(problem, PROBLEMS[problem])
     pilots = _pilots(session, pilot_codes)
     user = User(
         username=username,
@@ -82,9 +97,18 @@ def _pilots(session: Session, codes: tuple[str, ...]) -> list[Pilot]:
     return pilots
 
 
-def set_password(user: User, password: str, *, check_strength: bool = True) -> None:
-    if check_strength and (problem := password_problem(password)) is not None:
-        raise UserError(problem, f"the password is too weak ({problem})")
+def set_password(
+    user: User,
+    password: str,
+    *,
+    check_strength: bool = True,
+    context: tuple[str | None, ...] = (),
+) -> None:
+    """A new password (checked against the policy unless told not to: the demo's random
+    passwords); logs the user out everywhere."""
+    context = (user.username, user.display_name, user.email, *context)
+    if check_strength and (problem := password_problem(password, context)) is not None:
+        raise UserError(problem, PROBLEMS[problem])
     user.password_hash = hash_password(password)
     user.password_changed_at = datetime.now(UTC)
     user.session_nonce = new_session_nonce()  # log out every other session

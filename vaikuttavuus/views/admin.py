@@ -28,6 +28,7 @@ from vaikuttavuus.extensions import db
 from vaikuttavuus.forms.auth import ConfirmForm
 from vaikuttavuus.models import AuditEvent, Pilot, Role, User, new_session_nonce
 from vaikuttavuus.security.access import allow
+from vaikuttavuus.security.passwords import password_message
 from vaikuttavuus.services import audit, audit_export
 from vaikuttavuus.services.users import UserError, create_user
 from vaikuttavuus.views.paging import page_number
@@ -86,10 +87,7 @@ def users() -> Response | str:
                 "exists": _("That username is taken."),
                 "role": _("Unknown role."),
                 "pilot": _("Unknown pilot."),
-            }.get(
-                error.code,
-                _("Use at least 12 characters with upper- and lower-case letters and a digit."),
-            )
+            }.get(error.code) or password_message(error.code)
             field = form.username if error.code == "exists" else form.password
             field.errors = [*field.errors, message]
         else:

@@ -4,51 +4,39 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
-from flask_limiter import RequestLimit
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from vaikuttavuus.extensions import db, limiter
 from vaikuttavuus.forms.auth import ConfirmForm, LoginForm, PasswordChangeForm
 from vaikuttavuus.models import Role, new_session_nonce
-from vaikuttavuus.security import start_session
+from vaikuttavuus.security import PASSWORD_CHANGE_REQUIRED, start_session
 from vaikuttavuus.security.access import allow, public
-from vaikuttavuus.security.passwords import verify_password
-from vaikuttavuus.security.throttle import note_breach
+from vaikuttavuus.security.passwords import password_message, password_problem, verify_password
+from vaikuttavuus.security.throttle import (
+    LoginAttempt,
+    login_actor,
+    note_breach,
+    remember_device,
+    too_many_attempts,
+)
 from vaikuttavuus.services import audit
 from vaikuttavuus.services.users import UserError, authenticate, set_password
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 ALL_ROLES = tuple(role.value for role in Role)
-
-
-def _login_limit() -> str:
-    return str(current_app.config["LOGIN_RATE_LIMIT"])
-
-
-def _account_limit() -> str:
-    return str(current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"])
-
-
-def _attempted_username() -> str:
-    return (request.form.get("username") or "").strip().lower()[:80]
-
-
-def _account_key() -> str:
-    """Failed logins are also counted per username, against attacks from many addresses."""
-    return f"account:{_attempted_username()}"
-
-
-def _login_failed(_response: Response) -> bool:
-    """Only failed attempts count (a busy ward behind one address logs in many times)."""
-    return bool(g.get("login_failed"))
-
-
-def _login_throttled(request_limit: RequestLimit) -> None:
-    note_breach(request_limit, "login_throttled", actor=f"login:{_attempted_username()}")
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -63,26 +51,41 @@ def _safe_next(target: str | None) -> str | None:
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
-@limiter.limit(_login_limit, methods=["POST"], deduct_when=_login_failed,
-               on_breach=_login_throttled)
-@limiter.limit(_account_limit, key_func=_account_key, methods=["POST"],
-               deduct_when=_login_failed, on_breach=_login_throttled)
 def login() -> Response | str:
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        result = authenticate(db.session, form.username.data or "", form.password.data or "")
+        username = form.username.data or ""
+        attempt = LoginAttempt.from_request(username)
+        refused = attempt.refusal()
+        if refused is not None:
+            return refused
+        result = authenticate(db.session, username, form.password.data or "")
         if result.user is not None:
-            start_session(result.user)
-            login_user(result.user)
-            audit.record("login", object_type="user", object_id=result.user.id)
-            return redirect(_safe_next(request.args.get("next")) or url_for("main.index"))
-        g.login_failed = True
+            user = result.user
+            start_session(user)
+            login_user(user)
+            audit.record("login", object_type="user", object_id=user.id)
+            target = _safe_next(request.args.get("next")) or url_for("main.index")
+            # ASVS 2.1.7: a password the policy refuses (set before it, or by an administrator
+            # from an older list) must be replaced before anything else is done.
+            problem = password_problem(
+                form.password.data or "", (user.username, user.display_name, user.email)
+            )
+            if problem is not None:
+                session[PASSWORD_CHANGE_REQUIRED] = True
+                flash(_("Your password no longer meets the password rules. Choose a new one."),
+                      "info")  # fmt: skip
+                target = url_for("auth.change_password")
+            response = redirect(target)
+            remember_device(response, user.username)
+            return response
+        attempt.failed()
         audit.record(
             "login_failed",
             object_type="user",
-            actor=f"login:{(form.username.data or '')[:80]}",
+            actor=login_actor(username),
             details={"reason": result.reason},
         )
         flash(_("Wrong username or password."), "error")
@@ -110,15 +113,20 @@ def change_password() -> Response | str:
     # would then resolve to itself for the rest of the request (endless recursion).
     user = current_user._get_current_object()
     if form.validate_on_submit():
+        limit = str(current_app.config["PASSWORD_CHANGE_RATE_LIMIT"])
+        who = ("password-change", str(user.id))
+        if not limiter.allowed(limit, *who):
+            note_breach(limit, who, "password_change_throttled")
+            return too_many_attempts(limiter.retry_after(limit, *who))
         if not verify_password(user.password_hash, form.current_password.data or ""):
+            limiter.hit(limit, *who)
+            audit.record("password_change_failed", object_type="user", object_id=user.id)
             form.current_password.errors.append(_("The current password is wrong."))
         else:
             try:
                 set_password(user, form.new_password.data or "")
-            except UserError:
-                form.new_password.errors.append(
-                    _("Use at least 12 characters with upper- and lower-case letters and a digit.")
-                )
+            except UserError as error:
+                form.new_password.errors.append(password_message(error.code))
             else:
                 audit.record("password_changed", object_type="user", object_id=user.id)
                 start_session(user)

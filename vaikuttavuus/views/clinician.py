@@ -19,6 +19,7 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 from werkzeug.wrappers import Response
 
+from vaikuttavuus.database import LIKE_ESCAPE, contains_pattern
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import Arm, Enrolment, Invitation, Person, Pilot, Role, TimePoint
@@ -68,12 +69,12 @@ def patients(pilot_code: str) -> str:
         .where(Enrolment.pilot_id == pilot.id, Person.erased_at.is_(None))
     )
     if query:
-        pattern = f"%{query.lower()}%"
+        pattern = contains_pattern(query.lower())
         statement = statement.where(
             or_(
-                func.lower(Person.pseudonym).like(pattern),
-                func.lower(Person.last_name).like(pattern),
-                func.lower(Person.first_name).like(pattern),
+                func.lower(Person.pseudonym).like(pattern, escape=LIKE_ESCAPE),
+                func.lower(Person.last_name).like(pattern, escape=LIKE_ESCAPE),
+                func.lower(Person.first_name).like(pattern, escape=LIKE_ESCAPE),
             )
         )
     total = db.session.scalar(select(func.count()).select_from(statement.subquery())) or 0

@@ -2,7 +2,12 @@
 
 No account and no session are needed: the link's token identifies the invitation, and form
 posts carry an anti-forgery value bound to the token, so answers survive a long pause.
-Unknown, expired and cancelled links get the same page; guessing is throttled (HTTP 429).
+Unknown, expired and cancelled links get the same page. Guessing is throttled: misses are
+counted per address and answered 429 over the limit, while a valid link is always served
+(:mod:`vaikuttavuus.security.throttle`). A link is served only at its plain address
+(``/r/<token>…``); the same path with percent-encoded characters (``/r%2F<token>``,
+``/%72/<token>``) is a miss, so links travel in one form only and the access log's masking
+(:mod:`vaikuttavuus.server`) always recognises them.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import refresh
-from flask_limiter import RequestLimit
 from werkzeug.wrappers import Response
 
 from vaikuttavuus.domain.answers import (
@@ -35,7 +39,7 @@ from vaikuttavuus.extensions import csrf, db, limiter
 from vaikuttavuus.forms.questionnaire import build_section_form, collect_answers, describe_field
 from vaikuttavuus.models import Invitation
 from vaikuttavuus.security.access import public
-from vaikuttavuus.security.throttle import note_breach
+from vaikuttavuus.security.throttle import note_breach, too_many_attempts
 from vaikuttavuus.security.tokens import form_token, form_token_valid
 from vaikuttavuus.services import audit, patient_flow
 from vaikuttavuus.services.patient_flow import LinkState, Step
@@ -49,23 +53,33 @@ def _miss_limit() -> str:
     return str(current_app.config["PATIENT_LINK_MISS_LIMIT"])
 
 
-def _counts_as_miss(response: Any) -> bool:
-    if response.status_code == 404:
-        current_app.logger.warning("invalid patient link from %s", request.remote_addr)
-        return True
-    return False
+@bp.before_request
+def _plain_path_only() -> Response | None:
+    """A link is served only at its plain address: a path that reached this blueprint with
+    percent-encoded characters gets the invalid-link page (and counts as a miss)."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if raw is None:
+        return None
+    path = raw.split("?", 1)[0]
+    if "://" in path:  # an absolute request target: look at its path only
+        path = "/" + path.split("://", 1)[1].partition("/")[2]
+    if path.startswith("/r/") and "%" not in path:
+        return None
+    return _problem_page(LinkState("invalid"), "")
 
 
-def _guessing_throttled(request_limit: RequestLimit) -> None:
-    note_breach(request_limit, "patient_link_throttled", actor="patient-link")
-
-
-patient_limit = limiter.shared_limit(
-    _miss_limit,
-    scope="patient-link",
-    deduct_when=_counts_as_miss,
-    on_breach=_guessing_throttled,
-)
+@bp.after_request
+def _count_misses(response: Response) -> Response:
+    """Misses (the invalid-link page, 404) are counted per address; over the limit a miss is
+    answered 429. Valid links are never counted nor refused."""
+    if response.status_code != 404:
+        return response
+    current_app.logger.warning("invalid patient link from %s", request.remote_addr)
+    limit, who = _miss_limit(), ("patient-link", request.remote_addr or "-")
+    if limiter.hit(limit, *who):
+        return response
+    note_breach(limit, who, "patient_link_throttled", actor="patient-link")
+    return too_many_attempts(limiter.retry_after(limit, *who))
 
 
 @bp.before_request
@@ -186,7 +200,6 @@ def _steps(state: LinkState, language: str) -> tuple[list[Any], list[Step]]:
 
 @bp.get("/<token>")
 @public
-@patient_limit
 def start(token: str) -> Response:
     state, problem = _load(token)
     if problem is not None:
@@ -217,7 +230,6 @@ def _first_incomplete(steps: list[Step], answers: dict[int, dict[str, str]]) -> 
 
 @bp.route("/<token>/<int:number>", methods=["GET", "POST"])
 @public
-@patient_limit
 def step(token: str, number: int) -> Response:
     state, problem = _load(token)
     if problem is not None:
@@ -322,7 +334,6 @@ def _enable_rules(current: Step) -> dict[str, list[dict[str, Any]]]:
 
 @bp.get("/<token>/review")
 @public
-@patient_limit
 def review(token: str) -> Response:
     state, problem = _load(token)
     if problem is not None:
@@ -355,7 +366,6 @@ def review(token: str) -> Response:
 
 @bp.post("/<token>/submit")
 @public
-@patient_limit
 def submit(token: str) -> Response:
     state, problem = _load(token)
     if state.problem == "completed":
@@ -391,7 +401,6 @@ def submit(token: str) -> Response:
 
 @bp.get("/<token>/thanks")
 @public
-@patient_limit
 def thanks(token: str) -> Response:
     state = patient_flow.resolve(db.session, token)
     if state.problem != "completed":
@@ -402,7 +411,6 @@ def thanks(token: str) -> Response:
 
 @bp.route("/<token>/opt-out", methods=["GET", "POST"])
 @public
-@patient_limit
 def opt_out(token: str) -> Response:
     state = patient_flow.resolve(db.session, token)
     if state.invitation is None:

@@ -98,6 +98,8 @@ def person(pseudonym: str) -> str:
         scope=scope,
         person=scope.person,
         may_export=current_user.role in ACCESS_EXPORT_ROLES,
+        # administrators see no clinical data: not even the arm or the index date
+        show_clinical=current_user.role != Role.ADMIN,
     )
 
 

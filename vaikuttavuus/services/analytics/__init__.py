@@ -15,7 +15,8 @@ the ones above it):
 * :mod:`.data` — :class:`CohortData`: definitions, the frames read once from the database and
   the per-person tables every section shares (data assembly);
 * :mod:`.participation`, :mod:`.outcomes`, :mod:`.costs`, :mod:`.cost_effectiveness`,
-  :mod:`.funnel`, :mod:`.services` — one section each, as a subclass of :class:`CohortData`;
+  :mod:`.primary` (the declared primary analysis), :mod:`.funnel`, :mod:`.services` — one
+  section each, as a subclass of :class:`CohortData`;
 * this module — :class:`CohortAnalysis`, all sections together.
 
 Results are small frozen dataclasses with ``to_dict()`` (JSON-ready; hidden values are
@@ -31,8 +32,10 @@ Conventions (see ``docs/reports.md`` for the full method notes)
   ``window_close_days`` before the data date) or the person has answered it; persons not due
   are left out of that follow-up's denominators.
 * Costs: episode costs (:func:`vaikuttavuus.domain.costing.episode_costs`) over the pilot's care
-  cycle at its ``currency_year`` prices. The cost and cost-effectiveness figures use the persons
-  whose care cycle has ended before the data date, so every cost is complete.
+  cycle at its ``currency_year`` prices, of the persons whose care cycle has ended before the
+  data date and whose cost data are complete by the pilot's declared rule
+  (``analysis.costs``). A person whose care cycle has ended without complete cost data has
+  *missing* costs — counted and shown, imputed in the primary analysis — never 0 €.
 * Covariates named in the pilot definition: ``age`` (index-date year − birth year), ``sex``,
   ``lives_alone``, ``unit`` and ``arm`` (categories), ``baseline_<instrument>_<score>`` (the
   baseline score) and any clinical measure code (the latest current value on or before the
@@ -49,13 +52,13 @@ from typing import Any
 
 from vaikuttavuus.domain.stats import plain
 from vaikuttavuus.services.analytics.cost_effectiveness import (
-    EFFECT_SCALES,
     EFFECTS,
     CostEffectiveness,
     CostEffectivenessSections,
     EffectName,
     EffectResult,
     EffectScale,
+    effect_scale,
 )
 from vaikuttavuus.services.analytics.costs import CostSection, CostSections
 from vaikuttavuus.services.analytics.data import (
@@ -73,6 +76,13 @@ from vaikuttavuus.services.analytics.participation import (
     ParticipationSections,
     ResponseRates,
 )
+from vaikuttavuus.services.analytics.primary import (
+    EstimatePair,
+    PrimaryResult,
+    PrimarySection,
+    Scenario,
+    Subgroup,
+)
 from vaikuttavuus.services.analytics.publication import ALL, Published, publish
 from vaikuttavuus.services.analytics.services import (
     SERVICE_GROUPINGS,
@@ -87,7 +97,6 @@ __all__ = [
     "ALL",
     "DEFAULT_SEED",
     "EFFECTS",
-    "EFFECT_SCALES",
     "FUNNEL_Z",
     "SERVICE_GROUPINGS",
     "SERVICE_SCORES",
@@ -101,12 +110,17 @@ __all__ = [
     "EffectResult",
     "EffectScale",
     "Enrolment",
+    "EstimatePair",
     "Filters",
     "Funnel",
     "OutcomeSection",
+    "PrimaryResult",
     "Published",
     "ResponseRates",
+    "Scenario",
     "ServiceSection",
+    "Subgroup",
+    "effect_scale",
     "mixed_model",
     "mixed_model_table",
     "publish",
@@ -119,6 +133,7 @@ class CohortAnalysis(
     OutcomeSections,
     CostSections,
     CostEffectivenessSections,
+    PrimarySection,
     FunnelSection,
     ServiceSections,
 ):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from vaikuttavuus.domain import cea
+from vaikuttavuus.domain.adjusted_cea import bounded_probability as cea_bounded
+from vaikuttavuus.domain.specs import PilotSpec
 from vaikuttavuus.domain.stats import plain
 from vaikuttavuus.services.analytics.data import (
     CohortData,
@@ -32,23 +34,11 @@ class EffectScale:
     reference: float
 
 
-EFFECT_SCALES: Mapping[EffectName, EffectScale] = {
-    "improvement": EffectScale(
-        tuple(np.linspace(0.0, 2_000.0, 201)), (0.0, 250.0, 500.0, 1_000.0, 2_000.0), 500.0
-    ),
-    "responder": EffectScale(
-        tuple(np.linspace(0.0, 20_000.0, 201)),
-        (0.0, 2_500.0, 5_000.0, 10_000.0, 20_000.0),
-        10_000.0,
-    ),
-    "qaly": EffectScale(
-        tuple(float(x) for x in cea.DEFAULT_WTP),
-        (0.0, 10_000.0, 20_000.0, 30_000.0, 50_000.0),
-        20_000.0,
-    ),
-}
-"""Per effect: € per IPSS point (0–2 000), per responder (0–20 000), per QALY (0–50 000, BCEA's
-default grid); the reference λ is the one of the plain-language interpretation."""
+def effect_scale(spec: PilotSpec, effect: EffectName) -> EffectScale:
+    """The willingness-to-pay grid, shown values and reference value of ``effect``, as the
+    pilot declares them (``analysis → willingness_to_pay``; built-in defaults otherwise)."""
+    declared = spec.willingness_to_pay(effect)
+    return EffectScale(declared.grid, tuple(declared.shown), float(declared.reference))
 
 
 @dataclass(frozen=True)
@@ -65,6 +55,9 @@ class EffectResult:
     scale: EffectScale
     hidden: bool
     notes: tuple[str, ...]
+    strategies: cea.StrategyUncertainty | None = None
+    """Bootstrap of the procedure types shown (unadjusted): intervals of the means and the
+    probability of each being the most cost-effective."""
 
     @property
     def available(self) -> bool:
@@ -272,7 +265,7 @@ class CostEffectivenessSections(CohortData):
         )
 
     def _effect(self, effect: EffectName, intervention: str | None) -> EffectResult:
-        scale = EFFECT_SCALES[effect]
+        scale = effect_scale(self.spec, effect)
         frame = self.cea_frame
         data = frame[frame["cost"].notna() & frame[effect].notna()]
         notes: list[str] = []
@@ -296,7 +289,7 @@ class CostEffectivenessSections(CohortData):
             suppress_zeros=False,
         )
         hidden = any(row["n"] < self.min_cell for row in arm_rows) if arm_rows else True
-        incremental = self._incremental(data, effect)
+        incremental, strategies = self._procedure_types(data, effect)
         follow_up = None if effect == "qaly" else self.follow_up
         two = boot = regression = None
         if intervention is None or self.filters.arm is not None:
@@ -325,7 +318,17 @@ class CostEffectivenessSections(CohortData):
             )
         regression = self._regression(data, effect, scale, notes)
         return EffectResult(
-            effect, follow_up, arms, two, boot, regression, incremental, scale, hidden, tuple(notes)
+            effect,
+            follow_up,
+            arms,
+            two,
+            boot,
+            regression,
+            incremental,
+            scale,
+            hidden,
+            tuple(notes),
+            strategies,
         )
 
     def _regression(
@@ -361,21 +364,43 @@ class CostEffectivenessSections(CohortData):
             notes.append(f"net-benefit regression: {error}")
             return None
 
-    def _incremental(self, data: pd.DataFrame, effect: EffectName) -> Published:
-        columns = ["strategy", "n", "cost", "effect", "status", "icer", "compared_with"]
+    def _procedure_types(
+        self, data: pd.DataFrame, effect: EffectName
+    ) -> tuple[Published, cea.StrategyUncertainty | None]:
+        """The procedure types compared (unadjusted: persons with complete data): mean cost
+        and effect with bootstrap intervals, the dominance status and sequential ICERs of the
+        point estimates, and the probability of being the most cost-effective at the
+        reference λ. Types with fewer persons than the minimum cell are hidden and left out
+        of the comparison."""
+        columns = [
+            "strategy",
+            "n",
+            "cost",
+            "cost_low",
+            "cost_high",
+            "effect",
+            "effect_low",
+            "effect_high",
+            "status",
+            "icer",
+            "compared_with",
+            "p_best",
+        ]
         if not self.has_procedures or data["procedure_type"].isna().all():
-            return self._publish(
+            empty = self._publish(
                 f"incremental_{effect}", pd.DataFrame(columns=columns), counts=["n"]
             )
+            return empty, None
+        typed = data.dropna(subset=["procedure_type"])
         grouped = (
-            data.dropna(subset=["procedure_type"])
-            .groupby("procedure_type", sort=True)
+            typed.groupby("procedure_type", sort=True)
             .agg(n=("cost", "size"), cost=("cost", "mean"), effect=(effect, "mean"))
             .reset_index()
             .rename(columns={"procedure_type": "strategy"})
         )
         shown = grouped[grouped["n"] >= self.min_cell]
         table = grouped.assign(status=None, icer=np.nan, compared_with=None)
+        uncertainty = None
         if len(shown) >= 2:
             analysis = cea.incremental_analysis(shown[["strategy", "cost", "effect"]])
             result = pd.DataFrame([row.to_dict() for row in analysis.strategies])
@@ -386,11 +411,37 @@ class CostEffectivenessSections(CohortData):
             table = table.sort_values(
                 "strategy", key=lambda s: s.map(order).fillna(len(order))
             ).reset_index(drop=True)
-        return self._publish(
+            scale = effect_scale(self.spec, effect)
+            uncertainty = cea.strategy_uncertainty(
+                typed[typed["procedure_type"].isin(shown["strategy"])],
+                strategy="procedure_type",
+                cost="cost",
+                effect=effect,
+                wtp=scale.wtp,
+                n_boot=self.n_boot,
+                seed=self.seed,
+            )
+            intervals = uncertainty.means.set_index("strategy")
+            for column in ("cost_low", "cost_high", "effect_low", "effect_high"):
+                table[column] = table["strategy"].map(intervals[column])
+            at = int(np.argmin(np.abs(uncertainty.wtp - scale.reference)))
+            best = uncertainty.best.drop(columns="wtp").iloc[at]
+            table["p_best"] = table["strategy"].map(
+                lambda name: (
+                    cea_bounded(float(best[name]), uncertainty.n_boot)
+                    if name in best.index
+                    else np.nan
+                )
+            )
+        for column in columns:
+            if column not in table.columns:
+                table[column] = np.nan
+        published = self._publish(
             f"incremental_{effect}",
             table[columns],
             counts=["n"],
-            derived={"n": ["cost", "effect", "status", "icer", "compared_with"]},
+            derived={"n": columns[2:]},
             margins=False,
             suppress_zeros=False,
         )
+        return published, uncertainty

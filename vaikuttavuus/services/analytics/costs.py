@@ -20,8 +20,10 @@ from vaikuttavuus.services.analytics.publication import ALL, Published
 
 @dataclass(frozen=True)
 class CostSection:
-    """Episode costs per arm (persons whose care cycle has ended), and the cost structure per
-    arm by cost centre and by product (mean euros per person of the arm, total, share)."""
+    """Episode costs per arm (persons whose care cycle has ended with complete cost data; the
+    column ``n_missing`` counts those whose costs are missing: not received, never 0 €), and
+    the cost structure per arm by cost centre and by product (mean euros per person of the
+    arm, total, share)."""
 
     target_year: int
     window: tuple[int, int]
@@ -85,6 +87,7 @@ class CostSections(CohortData):
         arm_columns = [
             "arm",
             "n",
+            "n_missing",
             "mean_eur",
             "ci_low_eur",
             "ci_high_eur",
@@ -102,6 +105,11 @@ class CostSections(CohortData):
             product = pd.DataFrame(columns=product_columns)
         else:
             arms = self.roster.set_index("enrolment_id")["arm"].reindex(costs.totals.index)
+            missing_arms = self.roster.loc[self.costs_missing, "arm"]
+
+            def missing_by_arm(arm: str) -> int:
+                return int(len(missing_arms) if arm == ALL else (missing_arms == arm).sum())
+
             arm_rows = []
             for arm in [*self.arms, ALL]:
                 values = costs.totals if arm == ALL else costs.totals[arms == arm]
@@ -110,6 +118,7 @@ class CostSections(CohortData):
                     {
                         "arm": arm,
                         "n": stats.n,
+                        "n_missing": missing_by_arm(arm),
                         "mean_eur": stats.mean,
                         "ci_low_eur": stats.ci_low,
                         "ci_high_eur": stats.ci_high,
@@ -123,8 +132,8 @@ class CostSections(CohortData):
         by_arm = self._publish(
             "costs",
             pd.DataFrame(arm_rows, columns=arm_columns),
-            counts=["n"],
-            derived={"n": arm_columns[2:]},
+            counts=["n", "n_missing"],
+            derived={"n": arm_columns[3:]},
             groups=["arm"],
             total_label=ALL,
             suppress_zeros=False,

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from vaikuttavuus import queries
-from vaikuttavuus.domain import cea, outcomes
+from vaikuttavuus import queries, report_settings
+from vaikuttavuus.domain import outcomes
 from vaikuttavuus.domain.catalogue import CostingCatalogue
 from vaikuttavuus.domain.costing import CostingError, EpisodeCosts, episode_costs
 from vaikuttavuus.domain.specs import BandScore, InstrumentSpec, PilotSpec, ResponderRule
@@ -91,17 +91,21 @@ class CohortData:
         pilot: Pilot,
         filters: Filters | None = None,
         *,
-        n_boot: int = cea.DEFAULT_BOOTSTRAP,
+        n_boot: int | None = None,
         seed: int = DEFAULT_SEED,
         as_of: date | None = None,
+        imputations: int | None = None,
     ) -> None:
+        settings = report_settings.current()
         self.session = session
         self.pilot = pilot
         self.spec: PilotSpec = pilot_spec(pilot)
         self.filters = filters or Filters()
-        self.n_boot = n_boot
+        self.n_boot = n_boot if n_boot is not None else settings.n_boot
         self.seed = seed
         self.as_of = as_of or date.today()
+        self.imputations = imputations if imputations is not None else settings.imputations
+        """Imputed data sets of the primary analysis (None: the pilot's declared number)."""
         self.min_cell = self.spec.min_cell_size
         self._lock = threading.Lock()
 
@@ -453,9 +457,35 @@ class CohortData:
         return self.roster["index_date"] + end < pd.Timestamp(self.as_of)
 
     @cached_property
+    def costs_complete(self) -> pd.Series:
+        """Per roster row: the person's costs are complete for the care cycle — it ended
+        before the data date and the pilot's declared rule holds (``analysis.costs``: at least
+        one cost row inside the care cycle, or one of the named products). The others whose
+        care cycle has ended have *missing* costs, never 0 €."""
+        rows = self.cost_items
+        if rows.empty:
+            return self.cycle_complete & False
+        index_date = self.roster.set_index("enrolment_id")["index_date"]
+        start = index_date.reindex(rows["enrolment_id"]).to_numpy()
+        offset = (pd.to_datetime(rows["service_date"]).to_numpy() - start) / np.timedelta64(1, "D")
+        cycle = self.spec.care_cycle
+        inside = (offset >= cycle.start_days) & (offset <= cycle.end_days)
+        rule = self.spec.analysis.costs
+        if rule.rule == "any_of_products":
+            inside &= rows["product_code"].isin(rule.products).to_numpy()
+        with_rows = rows.loc[inside, "enrolment_id"].unique()
+        return self.cycle_complete & self.roster["enrolment_id"].isin(with_rows)
+
+    @cached_property
+    def costs_missing(self) -> pd.Series:
+        """Per roster row: the care cycle has ended but no complete cost data were received."""
+        return self.cycle_complete & ~self.costs_complete
+
+    @cached_property
     def episode_costs(self) -> EpisodeCosts | str:
-        """Episode costs of the persons whose care cycle has ended, or the reason why not."""
-        enrolments = self.roster.loc[self.cycle_complete, ["enrolment_id", "index_date"]]
+        """Episode costs of the persons whose costs are complete (:attr:`costs_complete`), or
+        the reason why they cannot be computed."""
+        enrolments = self.roster.loc[self.costs_complete, ["enrolment_id", "index_date"]]
         rows = self.cost_items
         rows = rows[rows["enrolment_id"].isin(enrolments["enrolment_id"])]
         try:
@@ -475,7 +505,8 @@ class CohortData:
     def cost_persons(self) -> pd.DataFrame:
         """The persons of the cost figures (care cycle ended before the data date, within the
         filters): ``enrolment_id``, ``arm``, ``index_date`` and their episode cost
-        ``total_eur`` (0 € without cost rows; NaN when the costs cannot be computed)."""
+        ``total_eur`` (NaN when no complete cost data were received or the costs cannot be
+        computed: missing, never 0 €)."""
         roster = self.roster.loc[self.cycle_complete]
         people = roster[["enrolment_id", "arm", "index_date"]].reset_index(drop=True)
         costs = self.episode_costs

@@ -240,7 +240,7 @@ class ServiceSections(CohortData):
             primary_score=self.primary_service_score,
             primary_time_point=self.primary_time_point,
             missing_data=analysis.missing_data.method,
-            imputations=analysis.missing_data.imputations,
+            imputations=self.imputations or analysis.missing_data.imputations,
             mnar_deltas=tuple(analysis.missing_data.mnar_deltas),
             multiplicity=analysis.multiplicity,
             min_cell=self.min_cell,
@@ -622,6 +622,23 @@ class ServiceSections(CohortData):
             }
             for r in section.sensitivity.records()
         ]
+
+    def service_missing(self) -> dict[str, dict[str, float | None]]:
+        """The share missing before it was handled, per ``<score>@<time point>`` (the
+        analysed scores at each follow-up, among the persons due) and per baseline confounder
+        (``<name>@baseline``), by arm; ``None`` for an arm smaller than the minimum cell."""
+        found = self.service_attribution("service_type") if self.has_services else "none"
+        if isinstance(found, str):
+            return {}
+        sizes = self.roster["arm"].value_counts()
+        out: dict[str, dict[str, float | None]] = {}
+        for record in found.missing.to_dict("records"):
+            small = int(sizes.get(record["group"], 0)) < self.min_cell
+            key = f"{record['variable']}@{record['time_point']}"
+            out.setdefault(key, {})[str(record["group"])] = (
+                None if small else float(record["share_missing"])
+            )
+        return out
 
     def service_caveats(
         self,
