@@ -247,7 +247,7 @@ def simulate(n: int, seed: int, *, potential: bool = False) -> Simulated:
                 "insecurity.safe_daily": _round(safety + safe + ns, 1, 5),
             }
 
-        values = scores(effect_u, effect_s)
+        observed_scores = scores(effect_u, effect_s)
         if potential:
             for s, service in enumerate(SERVICES):
                 without = active.copy()
@@ -270,7 +270,9 @@ def simulate(n: int, seed: int, *, potential: bool = False) -> Simulated:
                                     + 0.25 * services_by_answer)))  # fmt: skip
         answered = rng.random(n) < respond
         for score in SCORES:
-            records_outcomes.append((tp, score, np.where(answered, values[score], np.nan)))
+            records_outcomes.append(
+                (tp, score, np.where(answered, observed_scores[score], np.nan))
+            )
         who = np.flatnonzero(answered)
         answer_rows.append(
             pd.DataFrame(
@@ -357,14 +359,13 @@ def attribution_input(simulated: Simulated) -> attribution.AttributionData:
         name = "baseline_" + score.replace(".", "_")
         confounders[name] = wide[score].to_numpy() if score in wide else np.nan
         names[score] = name
+    safe = confounders["baseline_insecurity_safe_daily"].to_numpy(dtype=float)
+    insecure = np.full(len(safe), None, dtype=object)
+    insecure[np.isfinite(safe)] = np.where(safe[np.isfinite(safe)] <= 3, "yes", "no")
     profile = pd.DataFrame(
         {
             "band": attribution.score_band(confounders["baseline_ucla3_total"], 3, 9, 6),
-            "insecure": np.where(
-                confounders["baseline_insecurity_safe_daily"].isna(),
-                None,
-                np.where(confounders["baseline_insecurity_safe_daily"] <= 3, "yes", "no"),
-            ),
+            "insecure": insecure,
             "lives_alone": np.where(persons["lives_alone"] > 0, "yes", "no"),
             "age_band": attribution.age_band(persons["age"]),
         }
@@ -450,9 +451,21 @@ def true_zero(table: pd.DataFrame, tolerance: float = 1e-9) -> pd.Series:
     return table["truth"].abs() <= tolerance
 
 
-def run(seeds: Sequence[int], **options: object) -> pd.DataFrame:
+def run(
+    seeds: Sequence[int],
+    *,
+    people: int = 1500,
+    imputations: int = 5,
+    missing_data: str = "aipw_response",
+) -> pd.DataFrame:
     """Replicates for ``seeds`` (one data frame of rows)."""
-    return pd.concat([replicate(seed, **options) for seed in seeds], ignore_index=True)  # type: ignore[arg-type]
+    return pd.concat(
+        [
+            replicate(seed, people=people, imputations=imputations, missing_data=missing_data)
+            for seed in seeds
+        ],
+        ignore_index=True,
+    )
 
 
 def markdown(table: pd.DataFrame) -> str:

@@ -179,9 +179,9 @@ def exposure_at(
     person's answer day of the follow-up (or its nominal day) and ``care_start`` the care
     cycle's first day, aligned with ``person_ids``.
     """
-    for column in ("person_id", by, "started_on", "ended_on", "contacts", "cost"):
-        if column not in episodes.columns:
-            raise AttributionError(f"the exposure frame lacks column '{column}'")
+    for name in ("person_id", by, "started_on", "ended_on", "contacts", "cost"):
+        if name not in episodes.columns:
+            raise AttributionError(f"the exposure frame lacks column '{name}'")
     people = pd.Index(np.asarray(person_ids))
     n, k = len(people), len(categories)
     exposed = np.zeros((n, k))
@@ -189,15 +189,15 @@ def exposure_at(
     cost = np.zeros(n)
     if n == 0 or episodes.empty:
         return Exposure(exposed, contacts, cost)
-    row = people.get_indexer(episodes["person_id"].to_numpy())
-    column = pd.Index(list(categories)).get_indexer(episodes[by].astype(str).to_numpy())
+    row = people.get_indexer(pd.Index(episodes["person_id"].to_numpy()))
+    column = pd.Index(list(categories)).get_indexer(pd.Index(episodes[by].astype(str)))
     inside = row >= 0
     row, column = row[inside], column[inside]
     part = episodes[inside]
     anchor_day = _days(anchor)[row]
     start_day = _days(care_start)[row]
     started = _days(part["started_on"])
-    as_of_day = float(_days([as_of])[0])
+    as_of_day = float(_days(pd.Series([as_of]))[0])
     ended = _days(part["ended_on"])
     ended = np.where(np.isnan(ended), np.maximum(as_of_day, started), ended)
     length = np.maximum(ended - started + 1, 1.0)
@@ -374,8 +374,8 @@ def attribution_data(
     baselines: dict[str, str] = {}
     data = outcomes[outcomes["score"].isin(list(scores))]
     values = pd.to_numeric(data["value"], errors="coerce").to_numpy(dtype=float)
-    row = index.get_indexer(data["person_id"].to_numpy())
-    score_codes = pd.Index(list(scores)).get_indexer(data["score"].to_numpy())
+    row = index.get_indexer(pd.Index(data["person_id"].to_numpy()))
+    score_codes = pd.Index(list(scores)).get_indexer(pd.Index(data["score"]))
     time_points = data["time_point"].to_numpy()
 
     def wide(time_point: str) -> FloatArray:

@@ -329,9 +329,9 @@ def fit_linear(
     ``gram`` is X'X when it is at hand."""
     cross = exog.T @ exog if gram is None else gram
     try:
-        inverse = np.linalg.inv(cross)
+        inverse = np.asarray(np.linalg.inv(cross), dtype=np.float64)
     except np.linalg.LinAlgError:
-        inverse = np.linalg.pinv(cross)
+        inverse = np.asarray(np.linalg.pinv(cross), dtype=np.float64)
     return inverse @ (exog.T @ outcome), inverse
 
 

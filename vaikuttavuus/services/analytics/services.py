@@ -360,7 +360,7 @@ class ServiceSections(CohortData):
 
     def _cache_key(self, by: str) -> Hashable:
         version = queries.cohort_data_version(self.session, self.pilot.id)
-        database = self.session.get_bind().url.render_as_string(hide_password=True)
+        database = self.session.get_bind().engine.url.render_as_string(hide_password=True)
         plan = self.attribution_plan()
         return (
             database,
@@ -689,7 +689,7 @@ class ServiceSections(CohortData):
         primary_balance = found.balance[found.balance["time_point"] == plan.time_point]
         imbalanced = primary_balance[primary_balance["imbalanced_after"]]
         if len(imbalanced):
-            worst = imbalanced.loc[imbalanced["smd_after"].abs().idxmax()]
+            worst = imbalanced.iloc[int(np.argmax(imbalanced["smd_after"].abs().to_numpy()))]
             caveats.append(
                 translate_text(
                     CAVEAT_IMBALANCE,
@@ -927,7 +927,7 @@ def mixed_model(
     cache). Cached in the process per pilot, filters, score, grouping and
     :func:`vaikuttavuus.queries.cohort_data_version`, so new data give a new fit."""
     version = queries.cohort_data_version(analysis.session, analysis.pilot.id)
-    database = analysis.session.get_bind().url.render_as_string(hide_password=True)
+    database = analysis.session.get_bind().engine.url.render_as_string(hide_password=True)
     key = (
         database,
         analysis.pilot.code,
