@@ -37,6 +37,7 @@ RESPONSE_COLUMNS = [
     "instrument_version_id",
     "submitted_at",
     "mode",
+    "proxy",
     "language",
 ]
 
@@ -63,6 +64,7 @@ def _responses_select(
             Response.instrument_version_id,
             Response.submitted_at,
             Response.mode,
+            Response.proxy,
             Response.language,
         )
         .join(Enrolment, Response.enrolment_id == Enrolment.id)
@@ -452,7 +454,8 @@ def cohort_scores(
     """The submitted responses of several instruments in one read, scored.
 
     Returns, per instrument code, one row per response: ``response_id``, ``enrolment_id``,
-    ``time_point``, ``mode``, ``submitted_on`` (the answer's date, datetime64),
+    ``time_point``, ``mode`` (web, phone, paper or imported), ``proxy`` (bool: someone else
+    answered for the person), ``submitted_on`` (the answer's local day, datetime64),
     ``items_missing`` (required scorable items without a numeric answer, among those always
     shown) and one column per score. Answers are read once for all
     instruments, in partitions straight into numpy arrays (item ids as small integer codes),
@@ -475,17 +478,19 @@ def cohort_scores(
             TimePoint.code,
             Response.instrument_version_id,
             Response.mode,
+            Response.proxy,
             Response.submitted_at,
         )
         .join(Enrolment, Response.enrolment_id == Enrolment.id)
         .join(TimePoint, Response.time_point_id == TimePoint.id)
         .where(*conditions)
         .order_by(Response.id),
-        ["response_id", "enrolment_id", "instrument", "time_point", "version_id", "mode",
+        ["response_id", "enrolment_id", "instrument", "time_point", "version_id", "mode", "proxy",
          "submitted_on"],
     )  # fmt: skip
     for column in ("response_id", "enrolment_id", "version_id"):
         meta[column] = meta[column].astype("int64")
+    meta["proxy"] = meta["proxy"].astype(bool)
     meta["submitted_on"] = _local_days(meta["submitted_on"])
     versions = {
         int(version_id): instrument_spec(version)
@@ -517,7 +522,7 @@ def cohort_scores(
     row_of_answer = np.searchsorted(response_ids, answer_response)
     version_of_row = meta["version_id"].to_numpy(dtype=np.int64)
     version_of_answer = version_of_row[np.minimum(row_of_answer, max(len(meta) - 1, 0))]
-    base_columns = ["response_id", "enrolment_id", "time_point", "mode", "submitted_on"]
+    base_columns = ["response_id", "enrolment_id", "time_point", "mode", "proxy", "submitted_on"]
     out: dict[str, pd.DataFrame] = {}
     for code in codes:
         pieces = []

@@ -43,6 +43,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["num"] = number
     app.jinja_env.filters["day"] = day
     app.jinja_env.filters["moment"] = moment
+    app.jinja_env.filters["how_label"] = how_label
     app.jinja_env.globals["text_size"] = text_size
 
     app.register_error_handler(CSRFError, _csrf_error)
@@ -73,6 +74,20 @@ def day(value: date | datetime | None) -> str:
     if value is None:
         return "–"
     return format_date(value, format="d.M.yyyy")
+
+
+ANSWERED_HOW = {
+    "web": _l("on the web"),
+    "phone": _l("by phone"),
+    "paper": _l("on paper"),
+    "imported": _l("imported"),
+    "proxy": _l("by proxy"),
+}
+"""How a response was given (its mode, and ``proxy``), as the pages mark it."""
+
+
+def how_label(mark: str) -> str:
+    return str(ANSWERED_HOW.get(mark, mark))
 
 
 def moment(value: datetime | None) -> str:

@@ -24,6 +24,7 @@ from vaikuttavuus.domain.costing import episode_costs
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import (
     Answer,
+    Arm,
     ClinicalMeasurement,
     Enrolment,
     ImportBatch,
@@ -42,6 +43,7 @@ from vaikuttavuus.services.analytics import (
     publish,
 )
 from vaikuttavuus.services.catalogue import costing_catalogue
+from vaikuttavuus.services.cohort_tables import TABLES
 from vaikuttavuus.services.definitions import pilot_spec
 
 N_BOOT = 300
@@ -650,6 +652,46 @@ def test_data_quality_counts_missing_items_late_answers_and_unmatched_imports(
     imports = {r["kind"]: r for r in after.imports.records()}
     assert imports["measurements"]["unmatched_rows"] == 7
     assert imports["measurements"]["rows_rejected"] == 40
+
+
+def test_answers_by_mode_per_arm_count_the_responses_and_hide_small_cells(
+    cohort_app: Flask,  # noqa: F811
+) -> None:
+    code = "older-adults"
+    result = analysis(code)
+    table = result.data_quality.modes
+    raw = table.table
+    assert set(raw["mode"]) == {"web", "phone", "paper", "imported", ALL}
+    stored = pd.DataFrame(
+        db.session.execute(
+            select(Arm.code, Response.mode, Response.proxy)
+            .join(Enrolment, Response.enrolment_id == Enrolment.id)
+            .join(Arm, Enrolment.arm_id == Arm.id)
+            .where(Enrolment.pilot_id == pilot(code).id, Response.status == "submitted")
+        ).all(),
+        columns=["arm", "mode", "proxy"],
+    )
+    for record in table.records():
+        part = stored if record["arm"] == ALL else stored[stored["arm"] == record["arm"]]
+        if record["mode"] != ALL:
+            part = part[part["mode"] == record["mode"]]
+        if record["responses"] is not None and not pd.isna(record["responses"]):
+            assert record["responses"] == len(part)
+        if record["proxy"] is not None and not pd.isna(record["proxy"]):
+            assert record["proxy"] == int(part["proxy"].sum())
+    # older adults answer by phone or paper and by proxy more often than on the web alone
+    totals = {r["mode"]: r for r in table.records() if r["arm"] == ALL}
+    assert 0 < totals["phone"]["responses"] < totals["web"]["responses"]
+    assert totals[ALL]["proxy"] > 0
+    # no import yet: the imported cells are zeros, shown (a process count)
+    assert totals["imported"]["responses"] == 0
+    # every small count is hidden
+    for record in table.records():
+        for column in ("responses", "proxy"):
+            value = record[column]
+            if value is not None and not pd.isna(value):
+                assert value == 0 or value >= result.min_cell, (record, column)
+    assert "answer_modes" in TABLES  # the CSV of the page and `report table --name`
 
 
 # -- shape, size and reads ------------------------------------------------------------------------

@@ -239,3 +239,22 @@ def test_input_checks(data: attribution.AttributionData) -> None:
     plan = attribution.AttributionPlan(primary_score="ucla3.total", primary_time_point="m24")
     with pytest.raises(attribution.AttributionError, match="primary time point"):
         attribution.attribute(data, plan)
+
+
+def test_a_score_nobody_answered_is_left_out(data: attribution.AttributionData) -> None:
+    follow_ups = tuple(
+        dataclasses.replace(
+            f,
+            outcomes={**f.outcomes, "djg6.total": np.full(len(data.person_ids), np.nan)},
+        )
+        for f in data.follow_ups
+    )
+    plan = attribution.AttributionPlan(
+        primary_score="ucla3.total", primary_time_point="m12", missing_data="aipw_response",
+        imputations=1,
+    )  # fmt: skip
+    found = attribution.attribute(dataclasses.replace(data, follow_ups=follow_ups), plan)
+    aipw = found.aipw()
+    assert aipw[aipw["score"] == "djg6.total"]["estimate"].isna().all()
+    assert aipw[aipw["score"] == "ucla3.total"]["estimate"].notna().all()
+    assert any("too few answers" in note for note in found.notes)

@@ -507,6 +507,14 @@ def layouts(labels: Any) -> dict[str, list[Col]]:
             Col("rows_rejected", "count"),
             Col("unmatched_rows", "count"),
         ],
+        "answer_modes": [
+            arm("arm"),
+            label(labels.answer_mode)("mode"),
+            Col("responses", "count"),
+            Col("share", "share"),
+            Col("proxy", "count"),
+            Col("share_proxy", "share"),
+        ],
         "qalys": [
             arm("arm"),
             Col("n_persons", "count"),
@@ -1162,6 +1170,7 @@ def expected_section(
         published("data_quality", result.data_quality.items)
         published("late_answers", result.data_quality.late)
         published("imports", result.data_quality.imports)
+        published("answer_modes", result.data_quality.modes)
     elif section == "outcomes":
         rules = {f"{r.instrument}.{r.score}": r for r in result.rules}
         for name in result.outcomes.scores:

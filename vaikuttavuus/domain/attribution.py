@@ -1155,6 +1155,9 @@ class _Run:
             y = np.asarray(outcomes[score], dtype=float)[rows.keep]
             baseline = rows.column(self.data.baselines.get(score))
             observed = np.isfinite(y)
+            if observed.sum() < 2 * plan.min_cell:
+                self.notes.append(f"{score} at {tp}: too few answers to analyse")
+                continue
             response = None
             if responding:
                 signature = observed.tobytes()

@@ -134,6 +134,7 @@ TABLES: dict[str, Callable[[CohortAnalysis, TableRequest], object]] = {
     "data_quality": lambda a, r: a.data_quality.items,
     "late_answers": lambda a, r: a.data_quality.late,
     "imports": lambda a, r: a.data_quality.imports,
+    "answer_modes": lambda a, r: a.data_quality.modes,
     "outcomes": lambda a, r: a.outcomes.summary,
     "qalys": lambda a, r: a.outcomes.qalys,
     "costs": lambda a, r: a.costs.by_arm,

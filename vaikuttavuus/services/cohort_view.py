@@ -39,9 +39,9 @@ from vaikuttavuus.services.analytics import (
 Kind = str
 """How a column is shown: ``count``, ``number``, ``percent``, ``euro``, ``share`` (0–1 as %),
 ``text``, or a label kind (``arm``, ``time_point``, ``score``, ``instrument``, ``category``,
-``procedure``, ``status``, ``position``, ``cost_centre``, ``product``, ``import_kind``, ``method``,
-``variable``, ``effect``, ``flag``, ``reason``, ``analysis``, ``cost_status``,
-``exposure_group``; ``p`` is a p-value)."""
+``procedure``, ``status``, ``position``, ``cost_centre``, ``product``, ``import_kind``,
+``answer_mode``, ``method``, ``variable``, ``effect``, ``flag``, ``reason``, ``analysis``,
+``cost_status``, ``exposure_group``; ``p`` is a p-value)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,6 +262,17 @@ class Labels:
             "resource_use": _("Resource use"),
             "direct_costs": _("Direct costs"),
             "exposures": _("Service exposures"),
+            "responses": _("Questionnaire answers"),
+        }.get(str(code), str(code))
+
+    def answer_mode(self, code: object) -> str:
+        if code == ALL:
+            return self.arm(ALL)
+        return {
+            "web": _("On the web"),
+            "phone": _("By phone (staff)"),
+            "paper": _("On paper (staff)"),
+            "imported": _("Imported"),
         }.get(str(code), str(code))
 
     def grouping(self, code: object) -> str:
@@ -329,6 +340,7 @@ class Labels:
             "cost_centre": self.cost_centre,
             "product": self.product,
             "import_kind": self.import_kind,
+            "answer_mode": self.answer_mode,
             "method": self.method,
             "variable": self.variable,
             "effect": self.effect,
@@ -667,7 +679,7 @@ def quality_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, TableVie
                 Column("responses", _("Answers"), "count"),
                 Column("with_missing_items", _("With missing items"), "count"),
                 Column("score_not_computable", _("Score not computable"), "count"),
-                Column("assisted", _("Entered with help"), "count"),
+                Column("assisted", _("Entered by staff (phone or paper)"), "count"),
             ],
             _("Missing items per questionnaire and time point"),
             labels,
@@ -697,7 +709,25 @@ def quality_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, TableVie
             _("Imports (all index dates)"),
             labels,
         ),
+        "modes": modes_view(analysis, labels),
     }
+
+
+def modes_view(analysis: CohortAnalysis, labels: Labels) -> TableView:
+    """How the answers were given per arm: the data-quality table ``answer_modes``."""
+    return table_view(
+        analysis.data_quality.modes,
+        [
+            Column("arm", _("Arm"), "arm"),
+            Column("mode", _("How answered"), "answer_mode"),
+            Column("responses", _("Answers"), "count"),
+            Column("share", _("Share of the arm's answers"), "share"),
+            Column("proxy", _("By someone else (proxy)"), "count"),
+            Column("share_proxy", _("Share by proxy"), "share"),
+        ],
+        _("Answers by mode per arm"),
+        labels,
+    )
 
 
 OUTCOME_COLUMNS = (

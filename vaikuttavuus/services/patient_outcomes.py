@@ -88,6 +88,22 @@ class ScoreRow:
     median: float | None
     q1: float | None
     q3: float | None
+    mode: str | None = None
+    """How the patient's answers were given (web, phone, paper, imported)."""
+    proxy: bool = False
+    """Someone else answered for the patient."""
+
+    @property
+    def answered_how(self) -> tuple[str, ...]:
+        """What the page marks: the mode unless it is ``web``, and ``proxy``."""
+        return answered_how(self.mode, self.proxy)
+
+
+def answered_how(mode: str | None, proxy: bool) -> tuple[str, ...]:
+    """The marks of a response given other than by the patient on the web: its mode
+    (phone, paper, imported) and ``proxy``."""
+    marks = (mode,) if mode and mode != "web" else ()
+    return (*marks, "proxy") if proxy else marks
 
 
 @dataclass
@@ -258,6 +274,12 @@ class PremResponse:
     time_point_label: str
     submitted_at: datetime | None
     answers: tuple[PremAnswer, ...]
+    mode: str | None = None
+    proxy: bool = False
+
+    @property
+    def answered_how(self) -> tuple[str, ...]:
+        return answered_how(self.mode, self.proxy)
 
 
 @dataclass(frozen=True)
@@ -415,6 +437,8 @@ def _instrument_series(
                     median=_none(by_tp.at[code, "median"]) if has_ref else None,
                     q1=_none(by_tp.at[code, "q1"]) if has_ref else None,
                     q3=_none(by_tp.at[code, "q3"]) if has_ref else None,
+                    mode=own(code, "mode"),
+                    proxy=bool(own(code, "proxy")),
                 )
             )
         bands = (
@@ -671,6 +695,8 @@ def _prems(
             Response.instrument_code,
             Response.instrument_version_id,
             Response.submitted_at,
+            Response.mode,
+            Response.proxy,
             TimePoint.code.label("time_point"),
             TimePoint.ordinal,
             Answer.item_id,
@@ -723,6 +749,8 @@ def _prems(
                 time_point_label=labels.get(first.time_point, first.time_point),
                 submitted_at=first.submitted_at,
                 answers=answers,
+                mode=first.mode,
+                proxy=bool(first.proxy),
             )
         )
     return result
