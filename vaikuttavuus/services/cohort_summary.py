@@ -30,6 +30,8 @@ from vaikuttavuus.services.cohort_view import (
     enrolment_view,
     modes_view,
     outcome_view,
+    service_caveats,
+    service_view,
     suppression_note,
 )
 from vaikuttavuus.services.demo_data import demo_data_present
@@ -82,6 +84,12 @@ def summary_context(analysis: CohortAnalysis, language: str) -> dict[str, Any]:
         "modes": modes_view(analysis, labels),
         "outcome_figure": outcomes["figure"],
         "outcome_table": primary_table,
+        "services": (
+            service_view(analysis, labels, analysis.primary_service_score, "service_type")
+            if analysis.has_services and analysis.service_scores
+            else None
+        ),
+        "service_caveats": service_caveats(analysis, labels) if analysis.has_services else [],
         "note": suppression_note(analysis.min_cell),
     }
 
