@@ -1092,6 +1092,10 @@ def likelihood_text(probability: float | None, fmt: Formats) -> str:
 def scenario_name(name: str, labels: Any) -> str:
     if name == "complete_cases":
         return text("Complete cases (no imputation)")
+    if name == "without_proxy":
+        return text("Without answers given by a proxy")
+    if name == "web_only":
+        return text("Web answers only")
     _prefix, who, delta = name.split("_", 2)
     if who == "all":
         return text("Non-responders %(delta)s points worse (both arms)", delta=delta)
