@@ -381,6 +381,14 @@ def _timestamps(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values.where(values.notna(), None), format="ISO8601")
 
 
+def _local_days(values: pd.Series, zone: str = "Europe/Helsinki") -> pd.Series:
+    """UTC timestamps (stored naive or aware) as the local calendar day (datetime64)."""
+    stamps = pd.to_datetime(values, utc=True) if len(values) else values.astype("datetime64[ns]")
+    if not len(values):
+        return stamps
+    return stamps.dt.tz_convert(zone).dt.tz_localize(None).dt.normalize()
+
+
 def _floats(values: pd.Series) -> pd.Series:
     return pd.Series(np.asarray(values.to_numpy(), dtype=np.float64), index=values.index)
 
@@ -460,8 +468,9 @@ def cohort_scores(
 
     Returns, per instrument code, one row per response: ``response_id``, ``enrolment_id``,
     ``time_point``, ``mode`` (web, phone, paper or imported), ``proxy`` (bool: someone else
-    answered for the person), ``items_missing`` (required scorable items without a numeric
-    answer, among those always shown) and one column per score. Answers are read once for all
+    answered for the person), ``submitted_on`` (the answer's local day, datetime64),
+    ``items_missing`` (required scorable items without a numeric answer, among those always
+    shown) and one column per score. Answers are read once for all
     instruments, in partitions straight into numpy arrays (item ids as small integer codes),
     and each response is scored with the version it was answered in. ``recorded`` adds
     ``recorded_at`` (when the response was submitted, naive UTC).
@@ -490,16 +499,15 @@ def cohort_scores(
         .join(TimePoint, Response.time_point_id == TimePoint.id)
         .where(*conditions)
         .order_by(Response.id),
-        [
-            "response_id", "enrolment_id", "instrument", "time_point", "version_id", "mode",
-            "proxy", "recorded_at",
-        ],
+        ["response_id", "enrolment_id", "instrument", "time_point", "version_id", "mode", "proxy",
+         "submitted_on"],
     )  # fmt: skip
     if recorded:
-        meta["recorded_at"] = _timestamps(meta["recorded_at"])
+        meta["recorded_at"] = _timestamps(meta["submitted_on"])
     for column in ("response_id", "enrolment_id", "version_id"):
         meta[column] = meta[column].astype("int64")
     meta["proxy"] = meta["proxy"].astype(bool)
+    meta["submitted_on"] = _local_days(meta["submitted_on"])
     versions = {
         int(version_id): instrument_spec(version)
         for version_id in pd.unique(meta["version_id"])
@@ -530,7 +538,7 @@ def cohort_scores(
     row_of_answer = np.searchsorted(response_ids, answer_response)
     version_of_row = meta["version_id"].to_numpy(dtype=np.int64)
     version_of_answer = version_of_row[np.minimum(row_of_answer, max(len(meta) - 1, 0))]
-    base_columns = ["response_id", "enrolment_id", "time_point", "mode", "proxy"]
+    base_columns = ["response_id", "enrolment_id", "time_point", "mode", "proxy", "submitted_on"]
     if recorded:
         base_columns.append("recorded_at")
     out: dict[str, pd.DataFrame] = {}
@@ -786,11 +794,14 @@ def cohort_exposures(
     recorded: bool = False,
 ) -> pd.DataFrame:
     """Service exposures: ``enrolment_id``, ``service_type``, ``provider_sector``,
-    ``started_on`` (datetime64), ``contacts``, ``cost`` (euros or NaN); ``recorded`` adds
-    ``recorded_at``."""
+    ``started_on`` and ``ended_on`` (datetime64; no end date = still running), ``contacts``,
+    ``cost`` (euros or NaN); ``recorded`` adds ``recorded_at``."""
     from vaikuttavuus.models import ServiceExposure
 
-    columns = ["enrolment_id", "service_type", "provider_sector", "started_on", "contacts", "cost"]
+    columns = [
+        "enrolment_id", "service_type", "provider_sector", "started_on", "contacts", "cost",
+        "ended_on",
+    ]  # fmt: skip
     rows = _read(
         session,
         select(
@@ -800,6 +811,7 @@ def cohort_exposures(
             ServiceExposure.started_on,
             ServiceExposure.contacts,
             ServiceExposure.cost_eur,
+            ServiceExposure.ended_on,
             *([ServiceExposure.created_at] if recorded else []),
         )
         .join(Enrolment, ServiceExposure.enrolment_id == Enrolment.id)
@@ -810,6 +822,7 @@ def cohort_exposures(
     if recorded:
         rows["recorded_at"] = _timestamps(rows["recorded_at"])
     rows["started_on"] = _dates(rows["started_on"])
+    rows["ended_on"] = pd.to_datetime(rows["ended_on"])
     rows["contacts"] = _floats(rows["contacts"].where(rows["contacts"].notna(), np.nan))
     rows["cost"] = _floats(rows["cost"].where(rows["cost"].notna(), np.nan))
     return rows

@@ -35,6 +35,7 @@ from vaikuttavuus.services.cohort_view import (
     modes_view,
     outcome_view,
     quality_view,
+    service_caveats,
     service_view,
     suppression_note,
 )
@@ -43,8 +44,6 @@ from vaikuttavuus.services.methods import methods_table
 from vaikuttavuus.services.primary_view import primary_view
 
 LANGUAGES = ("fi", "sv", "en")
-SERVICE_SCORES = ("ucla3.total", "insecurity.safe_daily")
-"""The older adults' service tables of the report: loneliness and insecurity."""
 
 
 @dataclass(frozen=True)
@@ -75,12 +74,7 @@ def summary_context(analysis: CohortAnalysis, language: str) -> dict[str, Any]:
     enrolment = enrolment_view(analysis, labels)
     outcomes = outcome_view(analysis, labels)
     primary_table = outcomes["tables"][0] if outcomes["tables"] else None
-    services = [
-        service_view(analysis, labels, score, by)
-        for score in SERVICE_SCORES
-        if analysis.has_services and score in analysis.service_scores
-        for by in ("service_type", "provider_sector")
-    ]
+    with_services = analysis.has_services and bool(analysis.service_scores)
     return {
         "primary": primary_view(analysis, labels) if analysis.primary is not None else None,
         "outcome_tables": outcomes["tables"][1:],
@@ -89,7 +83,11 @@ def summary_context(analysis: CohortAnalysis, language: str) -> dict[str, Any]:
         "cea": cea_view(analysis, labels, "qaly" if analysis.has_utility else "improvement")
         if analysis.has_procedures and analysis.filters.arm is None
         else None,
-        "services": services,
+        "services_by_sector": service_view(
+            analysis, labels, analysis.primary_service_score, "provider_sector"
+        )
+        if with_services
+        else None,
         "costs": cost_view(analysis, labels),
         "methods": methods_table(analysis, labels),
         "pilot_name": labels.pilot,
@@ -103,6 +101,12 @@ def summary_context(analysis: CohortAnalysis, language: str) -> dict[str, Any]:
         "modes": modes_view(analysis, labels),
         "outcome_figure": outcomes["figure"],
         "outcome_table": primary_table,
+        "services": (
+            service_view(analysis, labels, analysis.primary_service_score, "service_type")
+            if analysis.has_services and analysis.service_scores
+            else None
+        ),
+        "service_caveats": service_caveats(analysis, labels) if analysis.has_services else [],
         "note": suppression_note(analysis.min_cell),
     }
 

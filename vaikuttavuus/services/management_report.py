@@ -55,6 +55,7 @@ from vaikuttavuus.services.cohort_view import (
     fmt_euro,
     fmt_interval,
     fmt_number,
+    fmt_p,
     fmt_probability,
     fmt_signed,
     likelihood_words,
@@ -594,112 +595,155 @@ class ServiceRow:
     estimate: float | None
     ci_low: float | None
     ci_high: float | None
+    p_adjusted: float | None
     n_exposed: str
     hidden: bool
 
 
+def _service_section(analysis: CohortAnalysis) -> Any:
+    return analysis.services(analysis.primary_service_score, "service_type")
+
+
 def service_rows(cohort: ReleasedCohort) -> tuple[list[ServiceRow], int, str | None]:
-    """The adjusted differences associated with each service type in the primary score at the
-    primary time point (the declared primary question), grid-checked: (rows, the number of
-    secondary comparisons, an error). Built on the services section's adjusted estimates."""
+    """The declared primary question of the services: the adjusted (doubly robust) difference
+    associated with each service type in the primary score at the primary time point, with
+    its interval and multiplicity-adjusted p, grid-checked (a service whose exposed or
+    unexposed clients in some quarter of the period are neither none nor at least the minimum
+    cell is hidden): (rows, the number of secondary comparisons, an error)."""
     analysis = cohort.analysis
-    score = _primary_score(analysis)
-    tp = _primary_time_point(analysis)
-    section = analysis.services(score, "service_type")
-    secondary = len(analysis.service_scores) * len(analysis.spec.service_types) - len(
-        analysis.spec.service_types
-    )
+    section = _service_section(analysis)
     if section.error is not None:
-        return [], secondary, section.error
-    blocked = _service_grid_blocks(cohort, score, tp)
+        return [], section.n_secondary, section.error
+    blocked = _service_grid_blocks(cohort)
     rows = []
-    records = section.effects.records()
-    for position, record in enumerate(records):
-        if record["method"] != "adjusted" or record["time_point"] != tp:
+    estimates = section.estimates
+    for position, record in enumerate(estimates.records()):
+        if record["method"] != "aipw" or record["time_point"] != section.primary_time_point:
             continue
-        hidden = section.effects.is_hidden(position, "estimate") or record["category"] in blocked
-        exposed = (
-            f"<{section.effects.min_count}"
-            if section.effects.is_primary(position, "n_exposed")
-            else (
-                "x"
-                if section.effects.is_hidden(position, "n_exposed") or record["category"] in blocked
-                else fmt_count(record["n_exposed"])
-            )
+        hidden = (
+            estimates.is_hidden(position, "estimate")
+            or record["estimate"] is None
+            or record["category"] in blocked
         )
+        if estimates.is_primary(position, "n_exposed"):
+            exposed = f"<{estimates.min_count}"
+        elif estimates.is_hidden(position, "n_exposed") or record["category"] in blocked:
+            exposed = "x"
+        else:
+            exposed = fmt_count(record["n_exposed"])
         rows.append(
             ServiceRow(
                 record["category"],
                 None if hidden else record["estimate"],
                 None if hidden else record["ci_low"],
                 None if hidden else record["ci_high"],
+                None if hidden else record.get("p_adjusted"),
                 exposed,
                 hidden,
             )
         )
-    return rows, secondary, None
+    return rows, section.n_secondary, None
 
 
-def _service_grid_blocks(cohort: ReleasedCohort, score: str, tp: str) -> set[str]:
-    """Service types whose exposed or unexposed persons in some quarter of the period are
-    neither none nor at least the minimum cell."""
+def _service_grid_blocks(cohort: ReleasedCohort) -> set[str]:
+    """Service types whose exposed or unexposed clients in some quarter of the period are
+    neither none nor at least the minimum cell (their estimate is then not shown)."""
     blocked: set[str] = set()
     if cohort.period.kind == "Q":
         return blocked
-    min_cell = cohort.analysis.min_cell
+    analysis = cohort.analysis
+    everything = {c.id for c in analysis.spec.service_types}
+    min_cell = analysis.min_cell
     for part in cohort.parts:
-        section = part.services(score, "service_type")
+        section = _service_section(part)
         if section.error is not None:
-            if not part.changes(score, [tp])["change"].notna().any():
-                continue  # no one in this quarter: adds nothing
-            return {c.id for c in cohort.analysis.spec.service_types}
-        for record in section.effects.records():
-            if record["method"] != "adjusted" or record["time_point"] != tp:
-                continue
-            counts = [record.get("n_exposed"), record.get("n_unexposed")]
-            if any(c is None or 0 < c < min_cell for c in counts):
-                blocked.add(record["category"])
+            score = part.primary_service_score
+            tp = part.primary_time_point
+            if part.score_long(score)["time_point"].eq(tp).any():
+                return everything  # persons in the quarter, counts unknown: hide all
+            continue  # no one answered in this quarter: adds nothing
+        counts = {
+            r["category"]: (r.get("n_exposed"), r.get("n_unexposed"))
+            for r in section.estimates.records()
+            if r["method"] == "aipw" and r["time_point"] == section.primary_time_point
+        }
+        for category in everything:
+            exposed, unexposed = counts.get(category, (None, None))
+            for count in (exposed, unexposed):
+                if count is None or 0 < count < min_cell:
+                    blocked.add(category)
     return blocked
 
 
 def _service_answer(cohort: ReleasedCohort, labels: Labels, question: str) -> dict[str, Any]:
+    """The primary question of the services in plain words (the service with the largest
+    adjusted difference in the good direction among those clearly different from 0 after the
+    multiplicity adjustment), how sure, and the caveats."""
+    from vaikuttavuus.services.cohort_view import service_caveats
+
     analysis = cohort.analysis
     view: dict[str, Any] = {"question": question, "sentence": None, "sure": None, "caveat": None}
-    if not analysis.has_services:
+    if not analysis.has_services or not analysis.service_scores:
         return view
-    score = _primary_score(analysis)
-    tp = _primary_time_point(analysis)
+    section = _service_section(analysis)
     rows, secondary, error = service_rows(cohort)
+    score = labels.score(analysis.primary_service_score)
+    time_point = labels.time_point(analysis.primary_time_point)
     shown = [r for r in rows if r.estimate is not None]
+    more = _(
+        "%(n)s secondary comparisons (other outcomes and follow-ups) are on the pilot page.",
+        n=secondary,
+    )
     if error is not None or not shown:
         view["sentence"] = _(
-            "Too few clients used each service in this period to estimate the differences "
-            "associated with the services."
+            "Primary question (%(score)s at %(time_point)s by service): too few clients "
+            "received each service to estimate it.",
+            score=score,
+            time_point=time_point,
         )
         return view
-    lower = analysis.direction(score) == "lower_is_better"
-    best = min(shown, key=lambda r: (1 if lower else -1) * float(r.estimate or 0.0))
+    sign = 1.0 if section.direction == "lower_is_better" else -1.0
     clear = [
         r
         for r in shown
-        if r.ci_high is not None
-        and r.ci_low is not None
-        and ((r.ci_high < 0) if lower else (r.ci_low > 0))
+        if r.p_adjusted is not None and r.p_adjusted < 0.05 and sign * float(r.estimate or 0) < 0
     ]
-    view["sentence"] = _(
-        "Adjusted for the differences between the clients at the start, the largest reduction "
-        "in %(score)s by %(time_point)s was associated with %(service)s: %(estimate)s points "
-        "(95%% CI %(interval)s) compared with clients without it. For %(clear)s of the "
-        "%(total)s services shown, the whole interval lies on the side of a reduction.",
-        score=labels.score_short(score),
-        time_point=labels.time_point(tp),
-        service=labels.category(best.category),
-        estimate=fmt_signed(best.estimate, 2),
-        interval=fmt_interval(best.ci_low, best.ci_high, 2),
-        clear=fmt_count(len(clear)),
-        total=fmt_count(len(shown)),
-    )
-    probability = _probability_of_reduction(best, lower)
+    if clear:
+        best = min(clear, key=lambda r: sign * float(r.estimate or 0.0))
+        view["sentence"] = (
+            _(
+                "Primary question (%(score)s at %(time_point)s by service): the largest "
+                "adjusted difference associated with a service was %(estimate)s points for "
+                "%(service)s (95%% CI %(interval)s; adjusted p %(p)s) compared with comparable "
+                "clients without it; %(n)s of %(total)s services differed clearly from 0. "
+                "Services were not randomised, so the differences may reflect who receives "
+                "them.",
+                score=score,
+                time_point=time_point,
+                service=labels.category(best.category, "service_type"),
+                estimate=fmt_signed(best.estimate, 2),
+                interval=fmt_interval(best.ci_low, best.ci_high, 2),
+                p=fmt_p(best.p_adjusted),
+                n=len(clear),
+                total=len(shown),
+            )
+            + " "
+            + more
+        )
+    else:
+        best = min(shown, key=lambda r: sign * float(r.estimate or 0.0))
+        view["sentence"] = (
+            _(
+                "Primary question (%(score)s at %(time_point)s by service): no service's "
+                "adjusted difference was clearly different from 0 after adjusting for "
+                "multiple comparisons.",
+                score=score,
+                time_point=time_point,
+            )
+            + " "
+            + more
+        )
+    probability = _probability_of_reduction(best, section.direction == "lower_is_better")
     if probability is not None:
         view["sure"] = _(
             "How sure: it is %(likelihood)s that clients with %(service)s had a larger "
@@ -710,11 +754,8 @@ def _service_answer(cohort: ReleasedCohort, labels: Labels, question: str) -> di
             service=labels.category(best.category),
             secondary=fmt_count(secondary),
         )
-    view["caveat"] = _(
-        "The services were not randomised: the differences are associations adjusted for "
-        "%(covariates)s, not proof that a service caused them.",
-        covariates=", ".join(labels.variable(c) for c in analysis.spec.covariates) or "–",
-    )
+    caveats = service_caveats(analysis, labels)
+    view["caveat"] = caveats[0] if caveats else None
     return view
 
 
@@ -752,8 +793,8 @@ def main_figure(cohort: ReleasedCohort, labels: Labels) -> Figure | None:
     rows, _secondary, error = service_rows(cohort)
     if error is not None or not rows:
         return None
-    score = _primary_score(analysis)
-    tp = _primary_time_point(analysis)
+    score = analysis.primary_service_score
+    tp = analysis.primary_time_point
     shown = [r for r in rows if r.estimate is not None]
     table = plain_table_view(
         [
@@ -762,14 +803,22 @@ def main_figure(cohort: ReleasedCohort, labels: Labels) -> Figure | None:
                 "n": r.n_exposed,
                 "difference": "x" if r.estimate is None else fmt_signed(r.estimate, 2),
                 "interval": "x" if r.estimate is None else fmt_interval(r.ci_low, r.ci_high, 2),
+                "p": "x" if r.estimate is None else fmt_p(r.p_adjusted),
             }
             for r in rows
         ],
         [
             Column("service", _("Service"), "text"),
-            Column("n", _("Clients with the service"), "text"),
-            Column("difference", _("Adjusted difference (points)"), "text"),
-            Column("interval", _("95% CI"), "text"),
+            Column("n", _("Clients with the service"), "figure"),
+            Column("difference", _("Adjusted difference (points)"), "figure"),
+            Column("interval", _("95% CI"), "figure"),
+            Column(
+                "p",
+                _("Holm-adjusted p")
+                if _service_section(analysis).multiplicity == "holm"
+                else _("BH q-value (FDR)"),
+                "figure",
+            ),
         ],
         _(
             "Adjusted difference associated with the service: %(score)s by %(time_point)s",
