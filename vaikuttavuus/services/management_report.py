@@ -601,7 +601,13 @@ class ServiceRow:
 
 
 def _service_section(analysis: CohortAnalysis) -> Any:
-    return analysis.services(analysis.primary_service_score, "service_type")
+    """The primary question's services section, or None when the services analysis fails on
+    the period's data (a small period can leave a model without the degrees of freedom it
+    needs; the summary then says the services cannot be estimated instead of failing)."""
+    try:
+        return analysis.services(analysis.primary_service_score, "service_type")
+    except (ZeroDivisionError, FloatingPointError, np.linalg.LinAlgError):
+        return None
 
 
 def service_rows(cohort: ReleasedCohort) -> tuple[list[ServiceRow], int, str | None]:
@@ -612,6 +618,8 @@ def service_rows(cohort: ReleasedCohort) -> tuple[list[ServiceRow], int, str | N
     cell is hidden): (rows, the number of secondary comparisons, an error)."""
     analysis = cohort.analysis
     section = _service_section(analysis)
+    if section is None:
+        return [], 0, "not_estimable"
     if section.error is not None:
         return [], section.n_secondary, section.error
     blocked = _service_grid_blocks(cohort)
@@ -646,32 +654,35 @@ def service_rows(cohort: ReleasedCohort) -> tuple[list[ServiceRow], int, str | N
 
 
 def _service_grid_blocks(cohort: ReleasedCohort) -> set[str]:
-    """Service types whose exposed or unexposed clients in some quarter of the period are
-    neither none nor at least the minimum cell (their estimate is then not shown)."""
-    blocked: set[str] = set()
-    if cohort.period.kind == "Q":
-        return blocked
+    """Service types whose clients in some quarter of the period — exposed or unexposed among
+    those due at the primary time point, and among those who answered — are neither none nor
+    at least the minimum cell (their estimate is then not shown). Counted from the analysis'
+    own input (who is due, who answered, who was exposed), so no model is fitted per quarter."""
     analysis = cohort.analysis
-    everything = {c.id for c in analysis.spec.service_types}
-    min_cell = analysis.min_cell
-    for part in cohort.parts:
-        section = _service_section(part)
-        if section.error is not None:
-            score = part.primary_service_score
-            tp = part.primary_time_point
-            if part.score_long(score)["time_point"].eq(tp).any():
-                return everything  # persons in the quarter, counts unknown: hide all
-            continue  # no one answered in this quarter: adds nothing
-        counts = {
-            r["category"]: (r.get("n_exposed"), r.get("n_unexposed"))
-            for r in section.estimates.records()
-            if r["method"] == "aipw" and r["time_point"] == section.primary_time_point
-        }
-        for category in everything:
-            exposed, unexposed = counts.get(category, (None, None))
-            for count in (exposed, unexposed):
-                if count is None or 0 < count < min_cell:
-                    blocked.add(category)
+    data = analysis.attribution_input("service_type")
+    follow_up = next(
+        (f for f in data.follow_ups if f.time_point == analysis.primary_time_point), None
+    )
+    if follow_up is None:
+        return set()
+    index = analysis.roster.set_index("enrolment_id")["index_date"]
+    quarter = index.reindex(data.person_ids).dt.to_period("Q").astype(str).to_numpy()
+    answers = follow_up.outcomes.get(analysis.primary_service_score)
+    answered = (
+        ~np.isnan(np.asarray(answers, dtype=float))
+        if answers is not None
+        else np.zeros(len(data.person_ids), dtype=bool)
+    )
+    exposed = np.asarray(follow_up.exposure.exposed, dtype=float) == 1
+    blocked: set[str] = set()
+    for column, category in enumerate(data.categories):
+        groups = {}
+        for name, rows in (("due", follow_up.due), ("answered", follow_up.due & answered)):
+            groups[f"{name}_exposed"] = rows & exposed[:, column]
+            groups[f"{name}_unexposed"] = rows & ~exposed[:, column]
+        counts = pd.DataFrame({k: v.astype(int) for k, v in groups.items()}).groupby(quarter).sum()
+        if not grid_allows(counts, analysis.min_cell):
+            blocked.add(category)
     return blocked
 
 
@@ -694,7 +705,7 @@ def _service_answer(cohort: ReleasedCohort, labels: Labels, question: str) -> di
         "%(n)s secondary comparisons (other outcomes and follow-ups) are on the pilot page.",
         n=secondary,
     )
-    if error is not None or not shown:
+    if section is None or error is not None or not shown:
         view["sentence"] = _(
             "Primary question (%(score)s at %(time_point)s by service): too few clients "
             "received each service to estimate it.",
@@ -814,9 +825,9 @@ def main_figure(cohort: ReleasedCohort, labels: Labels) -> Figure | None:
             Column("interval", _("95% CI"), "figure"),
             Column(
                 "p",
-                _("Holm-adjusted p")
-                if _service_section(analysis).multiplicity == "holm"
-                else _("BH q-value (FDR)"),
+                _("BH q-value (FDR)")
+                if analysis.spec.analysis.multiplicity == "bh"
+                else _("Holm-adjusted p"),
                 "figure",
             ),
         ],
