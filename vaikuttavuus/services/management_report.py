@@ -22,6 +22,7 @@ inside ``force_locale``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -605,7 +606,10 @@ def _service_section(analysis: CohortAnalysis) -> Any:
     the period's data (a small period can leave a model without the degrees of freedom it
     needs; the summary then says the services cannot be estimated instead of failing)."""
     try:
-        return analysis.services(analysis.primary_service_score, "service_type")
+        with warnings.catch_warnings():
+            # a quarter with no comparable clients gives empty means (NaN, then hidden)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return analysis.services(analysis.primary_service_score, "service_type")
     except (ZeroDivisionError, FloatingPointError, np.linalg.LinAlgError):
         return None
 
