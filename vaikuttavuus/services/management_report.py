@@ -762,12 +762,10 @@ def _service_answer(cohort: ReleasedCohort, labels: Labels, question: str) -> di
     if probability is not None:
         view["sure"] = _(
             "How sure: it is %(likelihood)s that clients with %(service)s had a larger "
-            "reduction than comparable clients without it (from the estimate and its interval). "
-            "This is the primary question; %(secondary)s other comparisons (other outcomes) "
-            "are secondary and in the cohort report.",
+            "reduction than comparable clients without it (from the estimate and its "
+            "interval, before the adjustment for multiple comparisons).",
             likelihood=likelihood_words(probability),
             service=labels.category(best.category),
-            secondary=fmt_count(secondary),
         )
     caveats = service_caveats(analysis, labels)
     view["caveat"] = caveats[0] if caveats else None
@@ -985,9 +983,9 @@ def _service_explanations(cohort: ReleasedCohort, labels: Labels) -> list[tuple[
         (
             _("Adjusted difference associated with the service"),
             _(
-                "How much more (negative: less) the score changed in clients who used the "
-                "service than in comparable clients who did not, after taking into account "
-                "their age, sex, living alone and loneliness at the start."
+                "How much higher (negative: lower) the score was in clients who used the "
+                "service than in comparable clients who did not, after taking into account how "
+                "the clients differed at the start (the confounders declared for the pilot)."
             ),
         ),
         (
