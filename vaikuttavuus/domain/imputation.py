@@ -284,6 +284,8 @@ def _barnard_rubin(m: int, within: float, between: float, df_complete: float) ->
     if m < 2 or gamma <= 0:
         return df_observed
     df_old = (m - 1) / gamma**2
+    if df_observed <= 0:  # no within-imputation variance: only the imputations vary
+        return df_old
     return 1 / (1 / df_old + 1 / df_observed)
 
 
@@ -381,7 +383,7 @@ def pool_columns(
         gamma = np.where(total > 0, (1 + 1 / m) * between / total, 0.0)
         if math.isfinite(df_complete):
             dfc = max(float(df_complete), 1.0)
-            observed = (dfc + 1) / (dfc + 3) * dfc * (1 - gamma)
+            observed = np.maximum((dfc + 1) / (dfc + 3) * dfc * (1 - gamma), 1e-12)
             old = np.where(gamma > 0, (m - 1) / gamma**2, np.inf) if m > 1 else np.inf
             df = np.where(np.isinf(old), observed, 1 / (1 / old + 1 / observed))
         else:
