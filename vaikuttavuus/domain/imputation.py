@@ -383,9 +383,13 @@ def pool_columns(
         gamma = np.where(total > 0, (1 + 1 / m) * between / total, 0.0)
         if math.isfinite(df_complete):
             dfc = max(float(df_complete), 1.0)
-            observed = np.maximum((dfc + 1) / (dfc + 3) * dfc * (1 - gamma), 1e-12)
+            observed = (dfc + 1) / (dfc + 3) * dfc * (1 - gamma)
             old = np.where(gamma > 0, (m - 1) / gamma**2, np.inf) if m > 1 else np.inf
-            df = np.where(np.isinf(old), observed, 1 / (1 / old + 1 / observed))
+            df = np.where(
+                np.isinf(old),
+                observed,
+                np.where(observed <= 0, old, 1 / (1 / old + 1 / observed)),
+            )
         else:
             ratio = np.where(between > 0, within / ((1 + 1 / m) * between), np.inf)
             df = np.where(between > 0, (m - 1) * (1 + ratio) ** 2, np.inf) if m > 1 else np.inf
