@@ -2,12 +2,12 @@
 
 The language is chosen by, in order: ``?lang=`` on the request (remembered in the session),
 the session, the logged-in user's preference, the patient's preferred language (set by the
-patient views), and Finnish.
+patient views), and Finnish (also outside a request, e.g. the CLI without ``force_locale``).
 """
 
 from __future__ import annotations
 
-from flask import Flask, g, request, session
+from flask import Flask, g, has_request_context, request, session
 from flask_login import current_user
 
 from vaikuttavuus.extensions import babel
@@ -28,6 +28,8 @@ def supported() -> tuple[str, ...]:
 
 
 def select_locale() -> str:
+    if not has_request_context():  # the CLI or a background job outside ``force_locale``
+        return "fi"
     requested = request.args.get("lang")
     if requested in supported():
         session["lang"] = requested

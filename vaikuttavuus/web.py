@@ -27,6 +27,7 @@ def init_app(app: Flask) -> None:
         clinician,
         costs,
         exports,
+        guidance,
         imports,
         invitations,
         main,
@@ -38,7 +39,7 @@ def init_app(app: Flask) -> None:
     )
 
     modules = (main, auth, patient, clinician, pilot, management, admin, invitations, assisted)
-    for module in (*modules, privacy, imports, measurements, costs, exports, catalogue):
+    for module in (*modules, privacy, imports, measurements, costs, exports, catalogue, guidance):
         app.register_blueprint(module.bp)
 
     app.jinja_env.filters["num"] = number

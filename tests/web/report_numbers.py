@@ -37,7 +37,7 @@ from sqlalchemy import select, update
 from tests.support.import_files import csv_bytes
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import Enrolment, Person, Pilot, ServiceExposure
-from vaikuttavuus.services.analytics import ALL, SERVICE_GROUPINGS, CohortAnalysis
+from vaikuttavuus.services.analytics import ALL, CohortAnalysis
 from vaikuttavuus.services.cohort_view import Labels
 from vaikuttavuus.services.imports import run_import
 
@@ -46,7 +46,6 @@ NBSP = "\xa0"
 Cell = str | tuple[str, ...]
 """An expected cell: the text, or the texts any of which is right."""
 EN_DASH = "–"
-POOLED = "pooled"
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,6 +219,10 @@ def _cell(source: Source, row: int, record: dict[str, Any], column: Col, fmt: Fo
     kind = column.kind
     if kind == "count":
         return fmt.count(value)
+    if kind == "p":
+        if _missing(value):
+            return EN_DASH
+        return "<" + fmt.number(0.001, 3) if float(value) < 0.001 else fmt.number(value, 3)  # type: ignore[arg-type]
     if kind == "number":
         return hyphen_too(fmt.number(value, column.digits))
     if kind == "signed":
@@ -607,15 +610,36 @@ def outcome_columns(labels: Any, score: str, with_responders: bool) -> list[Col]
 
 
 def service_columns(labels: Any, by: str) -> dict[str, list[Col]]:
+    """The columns of the services section's tables (``cohort_view.service_view``)."""
     category = Col("category", "label", labeller=lambda c: labels.category(c, by))
+    differences = [
+        category,
+        Col("n_exposed", "count"),
+        Col("n_unexposed", "count"),
+        Col("estimate", "signed", 2),
+        Col("ci_low", "interval", 2, high="ci_high"),
+        Col("p_value", "p"),
+        Col("p_adjusted", "p"),
+        Col("e_value", "number", 2),
+        Col("e_value_ci", "number", 2),
+        Col("unadjusted", "signed", 2),
+        Col("unadjusted_ci_low", "interval", 2, high="unadjusted_ci_high"),
+        Col("reason", "label", labeller=labels.reason),
+    ]
     return {
-        "service_descriptives": [
-            category,
+        "service_differences primary": differences,
+        "service_differences other": [
             Col("time_point", "label", labeller=labels.time_point),
-            Col("n", "count"),
-            Col("baseline_mean", "number", 2),
-            Col("change_mean", "signed", 2),
-            Col("change_ci_low", "interval", 2, high="change_ci_high"),
+            *differences,
+        ],
+        "service_sensitivity": [
+            category,
+            Col("analysis", "label", labeller=labels.analysis_name),
+            Col("delta", "number", 1),
+            Col("n_exposed", "count"),
+            Col("n_unexposed", "count"),
+            Col("estimate", "signed", 2),
+            Col("ci_low", "interval", 2, high="ci_high"),
         ],
         "service_balance": [
             category,
@@ -624,61 +648,55 @@ def service_columns(labels: Any, by: str) -> dict[str, list[Col]]:
             Col("smd_after", "signed", 2),
             Col("imbalanced_after", "label", labeller=labels.flag),
         ],
+        "service_overlap": [
+            category,
+            Col("group", "label", labeller=labels.exposure_group),
+            Col("n", "count"),
+            *[Col(f"p{q}", "number", 2) for q in (0, 5, 25, 50, 75, 95, 100)],
+        ],
         "service_cost_per_point": [
             category,
             Col("n_with_cost", "count"),
-            Col("mean_cost", "euro"),
-            Col("reduction", "number", 2),
+            Col("delta_cost", "euro"),
+            Col("delta_cost_ci_low", "interval_euro", high="delta_cost_ci_high"),
+            Col("improvement", "signed", 2),
+            Col("improvement_ci_low", "interval", 2, high="improvement_ci_high"),
             Col("cost_per_point", "euro"),
             Col("ci_low", "interval_euro", high="ci_high"),
+            Col("status", "label", labeller=labels.cost_status),
+        ],
+        "service_dose": [
+            category,
+            Col("time_point", "label", labeller=labels.time_point),
+            Col("n_exposed", "count"),
+            Col("estimate", "signed", 2),
+            Col("ci_low", "interval", 2, high="ci_high"),
+        ],
+        "service_missing": [
+            Col("variable", "label", labeller=labels.variable),
+            Col("time_point", "label", labeller=labels.time_point),
+            Col("group", "label", labeller=labels.arm),
+            Col("share_missing", "share"),
         ],
     }
 
 
-def service_effect_rows(
-    source: Source, follow_ups: Sequence[str], labels: Any, by: str, fmt: Formats
-) -> list[list[Cell]]:
-    """The wide service-effect table: per category, the exposed count and the estimate with
-    its interval, adjusted at each follow-up and pooled, unadjusted and IPW pooled."""
-    records = source.records
-    columns = [("adjusted", tp) for tp in (*follow_ups, POOLED)] + [
-        ("naive", POOLED),
-        ("ipw", POOLED),
-    ]
-    rows: list[list[Cell]] = []
-    for category in dict.fromkeys(r["category"] for r in records):
-        cells: list[Cell] = [labels.category(category, by), EN_DASH]
-        for method, tp in columns:
-            position = next(
-                (
-                    i
-                    for i, r in enumerate(records)
-                    if r["category"] == category and r["method"] == method and r["time_point"] == tp
-                ),
-                None,
-            )
-            if position is None:
-                cells.append(EN_DASH)
-                continue
-            record = records[position]
-            if source.hidden(position, "estimate"):
-                cells.append("x")
-            elif _missing(record["estimate"]):
-                cells.append(EN_DASH)
-            else:
-                cells.append(
-                    f"{fmt.signed(record['estimate'], 2)} "
-                    f"({fmt.interval(record['ci_low'], record['ci_high'], 2)})"
-                )
-            if method == "adjusted" and tp == POOLED:
-                reason = source.hidden(position, "n_exposed")
-                cells[1] = (
-                    f"<{source.min_count}"
-                    if reason == "primary"
-                    else ("x" if reason else fmt.count(record["n_exposed"]))
-                )
-        rows.append(cells)
-    return rows
+def service_keep(name: str, args: Mapping[str, str], primary_time_point: str) -> Any:
+    """Which rows of a services table (or CSV) a page table shows: the primary follow-up's,
+    except the other follow-ups' table of the differences, the dose and the missing answers."""
+    if name == "service_differences" and args.get("follow_up") == "other":
+        return lambda record: record["time_point"] != primary_time_point
+    if name in ("service_differences", "service_balance", "service_overlap"):
+        return lambda record: record["time_point"] == primary_time_point
+    return None
+
+
+def service_layout(columns: Mapping[str, list[Col]], name: str, args: Mapping[str, str]) -> (
+    list[Col]
+):
+    if name == "service_differences":
+        return columns[f"service_differences {args.get('follow_up', 'primary')}"]
+    return columns[name]
 
 
 def cea_summary_rows(
@@ -1074,6 +1092,10 @@ def likelihood_text(probability: float | None, fmt: Formats) -> str:
 def scenario_name(name: str, labels: Any) -> str:
     if name == "complete_cases":
         return text("Complete cases (no imputation)")
+    if name == "without_proxy":
+        return text("Without answers given by a proxy")
+    if name == "web_only":
+        return text("Web answers only")
     _prefix, who, delta = name.split("_", 2)
     if who == "all":
         return text("Non-responders %(delta)s points worse (both arms)", delta=delta)
@@ -1248,35 +1270,31 @@ def expected_section(
             published(table.name, table, "funnel")
     elif section == "services":
         chosen_score = score or result.service_scores[0]
-        for by in SERVICE_GROUPINGS:
-            part = result.services(chosen_score, by)
-            if part.error is not None:
-                continue
-            args = {"score": chosen_score, "by": by}
-            rows = service_effect_rows(
-                from_published(part.effects), part.follow_ups, labels, by, fmt
-            )
-            tables.append(
-                (
-                    ("csv", "service_effects", *[f"{k}={v}" for k, v in args.items()]),
-                    rows,
-                    f"service_effects {by}",
-                )
-            )
+        by = "service_type"  # the sectors' comparison is on request
+        part = result.services(chosen_score, by)
+        if part.error is None:
             columns = service_columns(labels, by)
-            for name, table in (
-                ("service_descriptives", part.descriptives),
-                ("service_balance", part.balance),
-                ("service_cost_per_point", part.cost_per_point),
-            ):
-                rows = expected_rows(from_published(table), columns[name], fmt)
-                tables.append(
-                    (
-                        ("csv", name, *[f"{k}={v}" for k, v in args.items()]),
-                        rows,
-                        f"{name} {by}",
-                    )
+            names: list[tuple[str, Any, dict[str, str]]] = [
+                ("service_differences", part.differences, {"follow_up": "primary"}),
+                ("service_differences", part.differences, {"follow_up": "other"}),
+                ("service_balance", part.balance, {}),
+                ("service_overlap", part.overlap, {}),
+                ("service_cost_per_point", part.cost, {}),
+                ("service_dose", part.dose, {}),
+                ("service_missing", part.missing, {}),
+            ]
+            if part.primary:
+                names.insert(2, ("service_sensitivity", part.sensitivity, {}))
+            for name, table, extra in names:
+                args = {"score": chosen_score, "by": by, **extra}
+                rows = expected_rows(
+                    from_published(table),
+                    service_layout(columns, name, args),
+                    fmt,
+                    keep=service_keep(name, args, part.primary_time_point),
                 )
+                what = " ".join([name, by, *extra.values()])
+                tables.append((("csv", name, *[f"{k}={v}" for k, v in args.items()]), rows, what))
     return Expected(result, labels, fmt, text, tables)
 
 
@@ -1291,84 +1309,277 @@ def _published_count(published: Any, position: int, column: str, fmt: Formats) -
     return fmt.count(published.table[column].iloc[position])
 
 
-def key_figures_expected(result: CohortAnalysis, language: str) -> list[tuple[str, str, str]]:
-    """(label, value, detail) of each key figure (docs/reports.md, *The management summary*):
-    enrolled in all and per arm, the response rate at the follow-up, the primary score's change
-    per arm with its interval and the responders, the mean care-cycle cost per arm with its
-    interval and the persons (call inside :func:`in_language`)."""
-    fmt, labels = Formats(language), Labels(result, language)
-    enrolment = result.enrolment.table
-    shown = {
-        record["arm"]: _published_count(enrolment, position, "enrolled", fmt)
-        for position, record in enumerate(enrolment.records())
-    }
-    figures = [
-        (
-            text("Enrolled"),
-            shown[ALL],
-            ", ".join(f"{labels.arm(arm)} {shown[arm]}" for arm in result.arms),
+def _shown(
+    published: Any,
+    position: int | None,
+    columns: Sequence[str],
+    show: Callable[..., str],
+    count: bool = False,
+) -> str:
+    """A value as the summary shows it: ``<5`` a small count, ``x`` hidden, ``–`` nothing."""
+    if position is None:
+        return EN_DASH
+    if any(published.is_hidden(position, c) for c in columns):
+        return (
+            f"<{published.min_count}"
+            if count and published.is_primary(position, columns[0])
+            else "x"
         )
+    values = [published.table[c].iloc[position] for c in columns]
+    if any(_missing(v) for v in values):
+        return EN_DASH
+    return show(*values)
+
+
+def _row_of(published: Any, **match: object) -> int | None:
+    return next(
+        (
+            i
+            for i, r in enumerate(published.records())
+            if all(r.get(k) == v for k, v in match.items())
+        ),
+        None,
+    )
+
+
+def management_key_figures_expected(cohort: Any, language: str) -> list[list[Cell]]:
+    """The rows of the summary's key-figure table (docs/reports.md, *The management summary*):
+    per arm and all, the persons, the response rate at the primary time point with its Wilson
+    interval, the primary score's change with its interval, the responders, the care-cycle
+    cost with its interval and the shares missing of the outcome and the costs — from the
+    period's tables with every value hidden that a quarter hides (call inside
+    :func:`in_language`)."""
+    fmt = Formats(language)
+    analysis = cohort.analysis
+    labels = Labels(analysis, language)
+    arms = [*analysis.arms, ALL]
+    score = analysis.primary_plan.outcome
+    tp = analysis.primary_plan.time_point
+    enrolment = cohort.masked(lambda a: a.enrolment.table, ["arm"], ["enrolled"])
+    rates = cohort.masked(
+        lambda a: a.response_rates.table, ["arm", "time_point"], ["invited", "open"]
+    )
+    outcomes = cohort.masked(
+        lambda a: a.outcomes.summary, ["arm", "score", "time_point"], ["n_persons"]
+    )
+    costs = cohort.masked(lambda a: a.costs.by_arm, ["arm"], ["n", "n_missing"])
+
+    def percent(value: object) -> str:
+        return fmt.number(float(value) * 100, 0)  # type: ignore[arg-type]
+
+    def with_interval(value: str, low: object, high: object, digits: int) -> str:
+        interval = fmt.interval(low, high, digits)
+        return value if interval == EN_DASH else f"{value} ({interval})"
+
+    rows: list[list[Cell]] = [
+        [text("Persons (index date in the period)")]
+        + [
+            _shown(enrolment, _row_of(enrolment, arm=a), ["enrolled"], fmt.count, True)
+            for a in arms
+        ],
+        [text("Response rate at %(time_point)s, %% (95%% CI)", time_point=labels.time_point(tp))]
+        + [
+            _shown(
+                rates,
+                _row_of(rates, arm=a, time_point=tp),
+                ["rate", "ci_low", "ci_high"],
+                lambda r, lo, hi: with_interval(percent(r), lo * 100, hi * 100, 0),
+            )
+            for a in arms
+        ],
+        [
+            text(
+                "%(score)s: change by %(time_point)s, points (95%% CI)",
+                score=labels.score_short(score),
+                time_point=labels.time_point(tp),
+            )
+        ]
+        + [
+            _shown(
+                outcomes,
+                _row_of(outcomes, arm=a, score=score, time_point=tp),
+                ["change_mean", "change_ci_low", "change_ci_high"],
+                lambda m, lo, hi: with_interval(fmt.signed(m), lo, hi, 1),
+            )
+            for a in arms
+        ],
+        [text("Clinically important improvement, %")]
+        + [
+            _shown(
+                outcomes,
+                _row_of(outcomes, arm=a, score=score, time_point=tp),
+                ["share_responders"],
+                percent,
+            )
+            for a in arms
+        ],
     ]
-    follow_up = result.follow_up
-    assert follow_up is not None
-    rate = next(
-        r
-        for r in result.response_rates.table.records()
-        if r["arm"] == ALL and r["time_point"] == follow_up
+    if any(r.get("n") not in (None, 0) for r in costs.records()):
+        rows.append(
+            [text("Care-cycle cost per person, € (95% CI)")]
+            + [
+                _shown(
+                    costs,
+                    _row_of(costs, arm=a),
+                    ["mean_eur", "ci_low_eur", "ci_high_eur"],
+                    lambda m, lo, hi: with_interval(fmt.number(m, 0), lo, hi, 0),
+                )
+                for a in arms
+            ]
+        )
+    rows.append(
+        [
+            text(
+                "Missing: %(score)s at %(time_point)s, %%",
+                score=labels.score_short(score),
+                time_point=labels.time_point(tp),
+            )
+        ]
+        + [
+            _shown(
+                outcomes,
+                _row_of(outcomes, arm=a, score=score, time_point=tp),
+                ["share_missing"],
+                percent,
+            )
+            for a in arms
+        ]
     )
-    figures.append(
+    if any(r.get("n") not in (None, 0) for r in costs.records()):
+        rows.append(
+            [text("Missing: care-cycle costs, %")]
+            + [
+                _shown(
+                    costs,
+                    _row_of(costs, arm=a),
+                    ["n", "n_missing"],
+                    lambda n, m: percent(m / (n + m)) if n + m else EN_DASH,
+                )
+                for a in arms
+            ]
+        )
+    return rows
+
+
+def management_trend_expected(cohort: Any, language: str) -> list[list[Cell]]:
+    """The rows of the quarterly trend: each quarter's own published tables (not yet due
+    blocks as ``·``) and the change from the previous quarter."""
+    from vaikuttavuus.domain.periods import block_release
+
+    fmt = Formats(language)
+    analysis = cohort.analysis
+    labels = Labels(analysis, language)
+    score = analysis.primary_plan.outcome
+    close = {t.id: t.window_close_days for t in analysis.spec.time_points}
+    first, primary_tp = analysis.follow_ups[0], analysis.primary_plan.time_point
+
+    def percent(value: object) -> str:
+        return fmt.number(float(value) * 100, 0)  # type: ignore[arg-type]
+
+    specs: list[tuple[str, str, int | None, Callable[[Any], tuple[str, float | None]]]] = []
+
+    def cell(
+        table_of: Callable[[Any], Any],
+        match: dict[str, Any],
+        column: str,
+        show: Callable[..., str],
+        count: bool = False,
+    ) -> Callable[[Any], tuple[str, float | None]]:
+        def get(part: Any) -> tuple[str, float | None]:
+            table = table_of(part)
+            position = _row_of(table, **match)
+            shown = _shown(table, position, [column], show, count)
+            value = (
+                None
+                if position is None or table.is_hidden(position, column)
+                else table.table[column].iloc[position]
+            )
+            return shown, None if _missing(value) else float(value)
+
+        return get
+
+    for arm in analysis.arms:
+        specs.append(
+            (
+                text("Persons: %(arm)s", arm=labels.arm(arm)),
+                "count",
+                None,
+                cell(lambda a: a.enrolment.table, {"arm": arm}, "enrolled", fmt.count, True),
+            )
+        )
+    specs.append(
         (
-            text("Response rate at %(time_point)s", time_point=labels.time_point(follow_up)),
-            fmt.share(rate["rate"]),
-            text("%(answered)s answered", answered=fmt.count(rate["responded"]))
-            if rate["responded"] is not None
-            else "",
+            text("Response rate at %(time_point)s, %%", time_point=labels.time_point(first)),
+            "share",
+            close[first],
+            cell(
+                lambda a: a.response_rates.table, {"arm": ALL, "time_point": first}, "rate", percent
+            ),
         )
     )
-    for arm in result.arms:
-        row = next(
-            (
-                r
-                for r in result.outcomes.summary.records()
-                if r["arm"] == arm
-                and r["score"] == result.primary_score
-                and r["time_point"] == follow_up
-            ),
-            None,
-        )
-        if row is None:
-            continue
-        figures.append(
-            (
-                text(
-                    "%(score)s, change by %(time_point)s: %(arm)s",
-                    score=labels.score_short(result.primary_score),
-                    time_point=labels.time_point(follow_up),
-                    arm=labels.arm(arm),
-                ),
-                fmt.signed(row["change_mean"]),
-                text(
-                    "95%% CI %(interval)s; responders %(share)s",
-                    interval=fmt.interval(row["change_ci_low"], row["change_ci_high"]),
-                    share=fmt.share(row.get("share_responders")),
-                ),
+    for tp in dict.fromkeys((first, primary_tp)):
+        for arm in analysis.arms:
+            specs.append(
+                (
+                    text(
+                        "%(score)s, change by %(time_point)s: %(arm)s",
+                        score=labels.score_short(score),
+                        time_point=labels.time_point(tp),
+                        arm=labels.arm(arm),
+                    ),
+                    "signed",
+                    close[tp],
+                    cell(
+                        lambda a: a.outcomes.summary,
+                        {"arm": arm, "score": score, "time_point": tp},
+                        "change_mean",
+                        fmt.signed,
+                    ),
+                )
             )
-        )
-    for row in result.costs.by_arm.records():
-        if row["arm"] == ALL or row["n"] is None:
-            continue
-        figures.append(
-            (
-                text("Mean care-cycle cost: %(arm)s", arm=labels.arm(row["arm"])),
-                fmt.euro(row["mean_eur"]),
-                text(
-                    "95%% CI %(interval)s; %(n)s persons",
-                    interval=fmt.interval_euro(row["ci_low_eur"], row["ci_high_eur"]),
-                    n=fmt.count(row["n"]),
-                ),
+    if analysis.has_procedures:
+        for arm in analysis.arms:
+            specs.append(
+                (
+                    text("Care-cycle cost, €: %(arm)s", arm=labels.arm(arm)),
+                    "euro",
+                    analysis.spec.care_cycle.end_days,
+                    cell(
+                        lambda a: a.costs.by_arm,
+                        {"arm": arm},
+                        "mean_eur",
+                        lambda v: fmt.number(v, 0),
+                    ),
+                )
             )
-        )
-    return figures
+    rows: list[list[Cell]] = []
+    for label, kind, offset, get in specs:
+        row: list[Cell] = [label]
+        numbers: list[float | None] = []
+        for quarter in cohort.trend:
+            if offset is not None and block_release(quarter.end, offset) > cohort.release:
+                row.append("·")
+                numbers.append(None)
+                continue
+            shown, number = get(cohort.quarters[quarter])
+            row.append(shown)
+            numbers.append(number)
+        latest, previous = numbers[-1], numbers[-2]
+        if latest is None or previous is None:
+            row.append(EN_DASH)
+        else:
+            difference = latest - previous
+            plus = "+" if difference > 0 else ""
+            if kind == "share":
+                row.append(
+                    text("%(points)s %%-points", points=plus + fmt.number(difference * 100, 0))
+                )
+            elif kind in ("count", "euro"):
+                row.append(plus + fmt.number(difference, 0))
+            else:
+                row.append(plus + fmt.number(difference, 1))
+        rows.append(row)
+    return rows
 
 
 LIKELIHOOD = (
@@ -1432,36 +1643,6 @@ def interpretation_expected(result: CohortAnalysis, language: str) -> str | None
         likelihood=text(
             "%(word)s (%(probability)s)", word=text(word), probability=fmt.probability(share)
         ),
-    )
-
-
-def service_highlight_expected(result: CohortAnalysis, language: str) -> str | None:
-    """The service type with the largest adjusted pooled reduction of the first service score,
-    with its interval."""
-    if not result.has_services:
-        return None
-    fmt, labels = Formats(language), Labels(result, language)
-    score = result.service_scores[0]
-    part = result.services(score, "service_type")
-    shown = [
-        r
-        for position, r in enumerate(part.effects.records())
-        if r["method"] == "adjusted"
-        and r["time_point"] == POOLED
-        and not part.effects.is_hidden(position, "estimate")
-        and r["estimate"] is not None
-    ]
-    if not shown:
-        return text("Too few persons used each service to estimate its effect.")
-    sign = 1.0 if part.direction == "lower_is_better" else -1.0
-    best = min(shown, key=lambda r: sign * float(r["estimate"]))
-    return text(
-        "Largest adjusted reduction in %(score)s: %(service)s, %(estimate)s points "
-        "(95%% CI %(interval)s) compared with those without it.",
-        score=labels.score(score),
-        service=labels.category(best["category"], "service_type"),
-        estimate=fmt.signed(best["estimate"], 2),
-        interval=fmt.interval(best["ci_low"], best["ci_high"], 2),
     )
 
 
