@@ -337,3 +337,17 @@ def view(error, name):
     assert any("Plain English text" in f for f in html), html
     assert any('alt="A chart"' in f for f in html), html
     assert len(html) == 2, html
+
+
+def test_no_guessed_translation_is_shown() -> None:
+    """``scripts/test`` and ``scripts/demo`` compile the catalogues with ``-f``: a fuzzy entry
+    (Babel's guess from a similar message) would be shown. English is the source language, so
+    its catalogue must have none; Finnish and Swedish are checked by
+    test_translations_complete.py."""
+    from babel.messages.pofile import read_po
+
+    path = PACKAGE / "translations" / "en" / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as handle:
+        catalog = read_po(handle, locale="en")
+    fuzzy = [m.id for m in catalog if m.id and m.fuzzy]
+    assert not fuzzy, f"fuzzy English entries (clear them): {fuzzy}"
