@@ -27,6 +27,7 @@ TASK_MODULES = (
     "bench.scenarios.http",
     "bench.scenarios.imports",
     "bench.scenarios.invitations",
+    "bench.scenarios.services",
 )
 """Modules whose tasks are registered when a child starts."""
 

@@ -275,8 +275,11 @@ def _with_defaults(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
             added[column.name] = default.arg  # type: ignore[attr-defined]
     if not added:
         return frame
+    # arrays without an index: a frame whose index does not start at 0 (a chunk) must not
+    # align the defaults away
     extra = pd.DataFrame(
-        {name: _repeat(value, len(frame)) for name, value in added.items()}, index=frame.index
+        {name: _unindexed(_repeat(value, len(frame))) for name, value in added.items()},
+        index=frame.index,
     )
     return pd.concat([frame, extra], axis=1)
 
@@ -287,6 +290,10 @@ def _repeat(value: Any, count: int) -> Any:
         array[:] = [value] * count
         return array
     return pd.Series([value] * count) if count else pd.Series([], dtype=object)
+
+
+def _unindexed(values: Any) -> Any:
+    return values.array if isinstance(values, pd.Series) else values
 
 
 def _kind(column: Column[Any]) -> str:

@@ -7,6 +7,15 @@
   is the canonical ``url|version`` and whose items are nested by section as in the Questionnaire.
 * :func:`questionnaire_from_fhir` — a FHIR ``Questionnaire`` back into our YAML-able definition,
   validated by building an ``InstrumentSpec``.
+* :func:`read_response_bundle` — a ``Bundle`` of ``QuestionnaireResponse``\\ s (as the export
+  writes it, or from another system) as the rows of the ``responses`` import.
+
+A response's time point, mode of answering and whether someone else answered for the person
+travel in the extensions ``…/StructureDefinition/time-point`` (``valueCode``),
+``…/response-mode`` (``valueCode``: web, phone, paper, imported) and ``…/response-proxy``
+(``valueBoolean``) of the ``QuestionnaireResponse``. Its subject is ``Patient/<key>`` (the
+export's person key) or an ``identifier``: the personal identity code (system
+:data:`IDENTITY_CODE_SYSTEM`) or our pseudonym (system ``…/pseudonym``).
 
 Validation: ``fhir.resources`` 8 models FHIR R5 by default and ships R4B and STU3 but not plain
 R4, so every resource is validated with ``fhir.resources.R4B``. The converters only use elements
@@ -44,17 +53,20 @@ rules are not part of a Questionnaire.
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+import pandas as pd
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
 from vaikuttavuus.definitions import validate
+from vaikuttavuus.domain.imports import ImportFileError, RawTable, RowError, mask_identity_codes
 from vaikuttavuus.domain.specs import (
     DEFAULT_LANGUAGE,
     IDENTIFIER,
@@ -80,6 +92,10 @@ SLIDER_STEP = "http://hl7.org/fhir/StructureDefinition/questionnaire-sliderStepV
 UNIT = "http://hl7.org/fhir/StructureDefinition/questionnaire-unit"
 
 QUESTIONNAIRE_STATUSES = frozenset({"draft", "active", "retired", "unknown"})
+IDENTITY_CODE_SYSTEM = "urn:oid:1.2.246.21"
+"""The Finnish personal identity code (henkilötunnus) as a FHIR identifier system."""
+IMPORTED_STATUSES = frozenset({"completed", "amended"})
+"""QuestionnaireResponse statuses that an import takes."""
 RESPONSE_STATUSES = frozenset(
     {"in-progress", "completed", "amended", "entered-in-error", "stopped"}
 )
@@ -336,8 +352,14 @@ def response_to_fhir(
     language: str,
     answers: Mapping[str, object],
     base: str = CANONICAL_BASE,
+    time_point: str | None = None,
+    mode: str | None = None,
+    proxy: bool | None = None,
 ) -> dict[str, Any]:
     """One response as a validated FHIR R4 ``QuestionnaireResponse`` (a JSON-ready dict).
+
+    ``time_point``, ``mode`` and ``proxy``, when given, go into our extensions (see the
+    module docstring).
 
     ``answers`` maps item ids to answers: a choice code (or, for a multiple-choice item, a list
     of codes), a number, a bool for yes/no, a ``date`` or ISO date text, or text. ``None`` and
@@ -375,6 +397,19 @@ def response_to_fhir(
         "resourceType": "QuestionnaireResponse",
         "id": identifier,
         "language": language,
+    }
+    extensions: list[dict[str, Any]] = []
+    if time_point is not None:
+        extensions.append({"url": extension_url("time-point", base), "valueCode": time_point})
+    if mode is not None:
+        extensions.append({"url": extension_url("response-mode", base), "valueCode": mode})
+    if proxy is not None:
+        extensions.append(
+            {"url": extension_url("response-proxy", base), "valueBoolean": bool(proxy)}
+        )
+    if extensions:
+        resource["extension"] = extensions
+    resource |= {
         "questionnaire": canonical(spec, base),
         "status": status,
         "subject": {"reference": subject_reference},
@@ -442,6 +477,221 @@ def _answers(
     if item.max_length is not None and len(text) > item.max_length:
         raise FhirError(f"item '{item.id}': the text is longer than {item.max_length} characters")
     return [{"valueString": text}]
+
+
+# --------------------------------------------------------------------------------------------
+# FHIR Bundle of QuestionnaireResponses → rows of the responses import
+# --------------------------------------------------------------------------------------------
+
+_BUNDLE_COLUMNS = (
+    "identity_code",
+    "pseudonym",
+    "time_point",
+    "instrument",
+    "instrument_version",
+    "completed_on",
+    "mode",
+    "proxy",
+    "language",
+)
+
+
+def is_json(data: bytes) -> bool:
+    """Whether ``data`` looks like JSON (an object), not like CSV or XLSX."""
+    return data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+
+
+def read_response_bundle(
+    data: bytes,
+    *,
+    item_ids: Collection[str],
+    resolve_subject: Callable[[str], str | None] = lambda _key: None,
+    base: str = CANONICAL_BASE,
+) -> RawTable:
+    r"""A FHIR R4 ``Bundle`` (JSON) of ``QuestionnaireResponse``\ s as the rows of the
+    ``responses`` import: one row per entry, the "line" being the entry's position (1 = the
+    first entry), with the fixed columns and one column per ``linkId`` in ``item_ids``.
+
+    ``resolve_subject(key)`` gives the pseudonym of a ``Patient/<key>`` subject (the export's
+    person key), or ``None``. Raises :class:`~vaikuttavuus.domain.imports.ImportFileError`
+    (``not_fhir``) for a file that is not a Bundle and (``no_rows``) for one without entries.
+    An entry that is not a completed ``QuestionnaireResponse``, a subject that cannot be
+    found and an unknown ``linkId`` are row errors (``fhir_entry``, ``unknown_person``) in
+    :attr:`RawTable.problems`. The resources are read as they are, not validated one by one
+    (a million answers would take minutes); every value is checked by the import.
+    """
+    try:
+        bundle = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ImportFileError([RowError(0, None, None, "not_fhir")]) from error
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise ImportFileError([RowError(0, None, None, "not_fhir")])
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list) or not entries:
+        raise ImportFileError([RowError(0, None, None, "no_rows")])
+    known = set(item_ids)
+    rows: dict[int, dict[str, str]] = {}
+    problems: list[RowError] = []
+    for number, entry in enumerate(entries, start=1):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        if not isinstance(resource, dict) or kind != "QuestionnaireResponse":
+            problems.append(
+                RowError(
+                    number, "resourceType", _shown_text(kind), "fhir_entry", {"reason": "resource"}
+                )
+            )
+            continue
+        status = resource.get("status")
+        if status not in IMPORTED_STATUSES:
+            problems.append(
+                RowError(number, "status", _shown_text(status), "fhir_entry", {"reason": "status"})
+            )
+            continue
+        row = dict.fromkeys(_BUNDLE_COLUMNS, "")
+        _subject(resource.get("subject"), row, number, problems, resolve_subject)
+        reference = str(resource.get("questionnaire") or "")
+        url, _bar, version = reference.partition("|")
+        row["instrument"] = url.rstrip("/").rsplit("/", 1)[-1] if url else ""
+        row["instrument_version"] = version
+        row["completed_on"] = _authored_day(resource.get("authored"))
+        language = str(resource.get("language") or "")
+        row["language"] = language.split("-", 1)[0].lower()
+        for extension in resource.get("extension") or []:
+            if not isinstance(extension, dict):
+                continue
+            name = str(extension.get("url", ""))
+            if name == extension_url("time-point", base):
+                row["time_point"] = str(extension.get("valueCode") or "")
+            elif name == extension_url("response-mode", base):
+                row["mode"] = str(extension.get("valueCode") or "")
+            elif name == extension_url("response-proxy", base):
+                value = extension.get("valueBoolean")
+                row["proxy"] = "" if value is None else ("yes" if value else "no")
+        for link_id, values in _answered_items(resource.get("item")):
+            if link_id not in known:
+                problems.append(
+                    RowError(
+                        number, "item", _shown_text(link_id), "fhir_entry", {"reason": "link_id"}
+                    )
+                )
+                continue
+            row[link_id] = (
+                ";".join(values)
+                if link_id not in row or not row[link_id]
+                else (row[link_id] + ";" + ";".join(values))
+            )
+        rows[number] = row
+    if not rows:
+        raise ImportFileError(problems)
+    columns = list(_BUNDLE_COLUMNS)
+    for row in rows.values():
+        columns += [name for name in row if name not in columns]
+    frame = pd.DataFrame(
+        [[row.get(name, "") for name in columns] for row in rows.values()],
+        index=pd.Index(list(rows), dtype="int64"),
+        columns=pd.Index(columns, dtype=object),
+        dtype=object,
+    )
+    return RawTable(frame, problems=tuple(problems))
+
+
+def _shown_text(value: object) -> str | None:
+    if value is None:
+        return None
+    text = mask_identity_codes(str(value))
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
+def _subject(
+    subject: object,
+    row: dict[str, str],
+    number: int,
+    problems: list[RowError],
+    resolve_subject: Callable[[str], str | None],
+) -> None:
+    """The person: an identity code or pseudonym identifier, or ``Patient/<key>``."""
+    if not isinstance(subject, dict):
+        problems.append(RowError(number, "subject", None, "unknown_person", {"reason": "subject"}))
+        return
+    identifier = subject.get("identifier")
+    if isinstance(identifier, dict) and identifier.get("value"):
+        system = str(identifier.get("system") or "")
+        value = str(identifier["value"])
+        if system == IDENTITY_CODE_SYSTEM:
+            row["identity_code"] = value
+        else:
+            row["pseudonym"] = value
+        return
+    reference = str(subject.get("reference") or "")
+    key = reference.removeprefix("Patient/")
+    pseudonym = resolve_subject(key) if key and key != reference else None
+    if pseudonym is None:
+        problems.append(
+            RowError(
+                number,
+                "subject",
+                _shown_text(reference or None),
+                "unknown_person",
+                {"reason": "subject"},
+            )
+        )
+        return
+    row["pseudonym"] = pseudonym
+
+
+def _authored_day(value: object) -> str:
+    """``authored`` as the day (UTC) the answers were given; the text itself when it is not a
+    date or a time (the import then says it is not a date)."""
+    text = str(value or "").strip()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if len(text) <= 10:
+        return moment.date().isoformat()
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.date().isoformat()
+
+
+def _answer_text(answer: Mapping[str, Any]) -> str | None:
+    if "valueCoding" in answer:
+        coding = answer["valueCoding"]
+        return str(coding.get("code")) if isinstance(coding, dict) else None
+    if "valueBoolean" in answer:
+        return "1" if answer["valueBoolean"] else "0"
+    for key in ("valueInteger", "valueDecimal", "valueDate", "valueString"):
+        if key in answer and answer[key] is not None:
+            value = answer[key]
+            if isinstance(value, float) and value.is_integer() and key == "valueDecimal":
+                return str(int(value))
+            return str(value)
+    if "valueDateTime" in answer:
+        return str(answer["valueDateTime"])[:10]
+    return None
+
+
+def _answered_items(items: object) -> Iterator[tuple[str, list[str]]]:
+    """(linkId, answers as text) of every answered item, groups and nested items walked."""
+    if not isinstance(items, list):
+        return
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        answers = item.get("answer")
+        if isinstance(answers, list) and answers:
+            texts = [
+                text
+                for answer in answers
+                if isinstance(answer, dict) and (text := _answer_text(answer)) is not None
+            ]
+            if texts:
+                yield str(item.get("linkId", "")), texts
+            for answer in answers:
+                if isinstance(answer, dict):
+                    yield from _answered_items(answer.get("item"))
+        yield from _answered_items(item.get("item"))
 
 
 # --------------------------------------------------------------------------------------------

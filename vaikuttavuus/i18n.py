@@ -3,12 +3,13 @@
 The language is chosen by, in order: the patient pages' own choice (``g.patient_language``,
 set by :mod:`vaikuttavuus.views.patient` from ``?lang=``, the browser's earlier choice and the
 person's registered language), ``?lang=`` on the request (remembered in the session), the
-session, the logged-in user's preference, and Finnish.
+session, the logged-in user's preference, and Finnish (also outside a request, e.g. the CLI
+without ``force_locale``).
 """
 
 from __future__ import annotations
 
-from flask import Flask, g, request, session
+from flask import Flask, g, has_request_context, request, session
 from flask_login import current_user
 
 from vaikuttavuus.extensions import babel
@@ -29,6 +30,8 @@ def supported() -> tuple[str, ...]:
 
 
 def select_locale() -> str:
+    if not has_request_context():  # the CLI or a background job outside ``force_locale``
+        return "fi"
     patient_language = g.get("patient_language")
     if patient_language in supported():
         return str(patient_language)

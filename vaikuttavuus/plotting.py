@@ -649,3 +649,181 @@ def matplotlib_patch(color: str, label: str) -> object:
     from matplotlib.patches import Patch
 
     return Patch(color=color, label=label)
+
+
+# -- services of the older adults: balance, overlap, the client's services over time ---------
+
+
+@dataclass(frozen=True)
+class BalancePanel:
+    """One service of a love plot: the variables and their SMDs before and after weighting."""
+
+    title: str
+    variables: tuple[str, ...]
+    before: tuple[float | None, ...]
+    after: tuple[float | None, ...]
+
+
+def love_plot(
+    *,
+    panels: Sequence[BalancePanel],
+    labels: dict[str, str],
+    alt: str,
+    threshold: float = 0.1,
+) -> Chart:
+    """A love plot as small multiples (one panel per service, three to a row, sharing the
+    variables' axis): each variable's standardised mean difference before (open circle) and
+    after weighting (filled), with the ±``threshold`` band. A variable a panel lacks (the
+    service itself) is left empty there. ``labels``: ``before``, ``after``, ``x``."""
+    variables = list(dict.fromkeys(v for p in panels for v in p.variables))
+    count = max(len(panels), 1)
+    columns = min(count, 3)
+    rows = math.ceil(count / columns)
+    height = 0.9 + rows * (0.45 + 0.16 * max(len(variables), 1))
+    figure = new_figure(width_in=7.5, height_in=height)
+    values = [abs(v) for p in panels for v in _clean(list(p.before) + list(p.after))]
+    limit = max([threshold * 2] + [v for v in values if math.isfinite(v)])
+    y = {name: len(variables) - 1 - i for i, name in enumerate(variables)}
+    first_axes = None
+    for index, panel in enumerate(panels):
+        ax = figure.add_subplot(rows, columns, index + 1, sharey=first_axes)
+        first_axes = first_axes or ax
+        style_axes(ax)
+        ax.grid(axis="y", color="#f0f0f0", linewidth=0.5)
+        ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+        ax.axvspan(-threshold, threshold, color="#eeeeee", linewidth=0)
+        ax.axvline(0.0, color="#444444", linewidth=0.8)
+        positions = [y[v] for v in panel.variables]
+        ax.scatter(
+            _clean(list(panel.before)), positions, facecolors="none",
+            edgecolors=OKABE_ITO["orange"], s=18, linewidths=1.1,
+            label=labels["before"] if index == 0 else None,
+        )  # fmt: skip
+        ax.scatter(
+            _clean(list(panel.after)), positions, color=OKABE_ITO["blue"], s=14,
+            label=labels["after"] if index == 0 else None,
+        )  # fmt: skip
+        ax.set_yticks(list(y.values()), list(y.keys()), fontsize=FONT_SIZE - 2)
+        if index % columns:
+            ax.tick_params(axis="y", labelleft=False)
+        ax.set_ylim(-0.7, len(variables) - 0.3)
+        ax.set_xlim(-limit * 1.1, limit * 1.1)
+        ax.set_title(panel.title, fontsize=FONT_SIZE - 2)
+        ax.tick_params(axis="x", labelsize=FONT_SIZE - 2)
+    figure.supxlabel(labels["x"], fontsize=FONT_SIZE - 1)
+    figure.legend(fontsize=FONT_SIZE - 1, loc="outside lower center", ncol=2, frameon=False)
+    return Chart(_svg_with_text(figure), alt)
+
+
+@dataclass(frozen=True)
+class OverlapPanel:
+    """One service of an overlap chart: histogram bins and the share of the exposed and of
+    the unexposed in each."""
+
+    title: str
+    lows: tuple[float, ...]
+    highs: tuple[float, ...]
+    exposed: tuple[float, ...]
+    unexposed: tuple[float, ...]
+
+
+def overlap_chart(*, panels: Sequence[OverlapPanel], labels: dict[str, str], alt: str) -> Chart:
+    """Mirrored histograms of the propensity score, one panel per service: the exposed above
+    the axis, the unexposed below. ``labels``: ``exposed``, ``unexposed``, ``x``, ``y``."""
+    count = max(len(panels), 1)
+    columns = 3 if count > 2 else count
+    rows = math.ceil(count / columns)
+    figure = new_figure(width_in=7.0, height_in=0.8 + 1.8 * rows)
+    for index, panel in enumerate(panels):
+        ax = figure.add_subplot(rows, columns, index + 1)
+        style_axes(ax)
+        widths = [h - lo for lo, h in zip(panel.lows, panel.highs, strict=True)]
+        first = index == 0
+        ax.bar(list(panel.lows), list(panel.exposed), width=widths, align="edge",
+               color=OKABE_ITO["blue"], label=labels["exposed"] if first else None)  # fmt: skip
+        ax.bar(list(panel.lows), [-v for v in panel.unexposed], width=widths, align="edge",
+               color=OKABE_ITO["orange"], label=labels["unexposed"] if first else None)  # fmt: skip
+        ax.axhline(0.0, color="#444444", linewidth=0.8)
+        ax.set_xlim(0, 1)
+        ax.set_title(panel.title, fontsize=FONT_SIZE - 1)
+        ax.tick_params(labelsize=FONT_SIZE - 2)
+        ticks = ax.get_yticks()
+        ax.set_yticks(ticks, [f"{abs(t):.0%}" for t in ticks])
+        if index >= count - columns:
+            ax.set_xlabel(labels["x"], fontsize=FONT_SIZE - 1)
+        if index % columns == 0:
+            ax.set_ylabel(labels["y"], fontsize=FONT_SIZE - 1)
+    figure.legend(fontsize=FONT_SIZE - 1, loc="outside lower center", ncol=2, frameon=False)
+    return Chart(_svg_with_text(figure), alt)
+
+
+@dataclass(frozen=True)
+class ScoreLine:
+    """A score over time: days since the index date and the values (one series)."""
+
+    label: str
+    days: tuple[float, ...]
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ServiceBar:
+    """A service episode on a timeline: label, first and last day since the index date
+    (``end`` None: still running up to ``open_end``)."""
+
+    label: str
+    start: float
+    end: float | None
+
+
+def services_timeline(
+    *,
+    scores: Sequence[ScoreLine],
+    services: Sequence[ServiceBar],
+    open_end: float,
+    y_label: str,
+    y_range: tuple[float, float] | None,
+    labels: dict[str, str],
+    alt: str,
+) -> Chart:
+    """A client's scores (top) and services (bottom) on one time axis in months since the
+    index date. ``labels``: ``x`` (the axis), ``running`` (legend of a running service)."""
+    rows = max(len(services), 1)
+    figure = new_figure(width_in=7.0, height_in=2.6 + 0.28 * rows)
+    grid = figure.add_gridspec(2, 1, height_ratios=[2.2, 0.5 + 0.28 * rows])
+    top = figure.add_subplot(grid[0])
+    bottom = figure.add_subplot(grid[1], sharex=top)
+    style_axes(top)
+    style_axes(bottom)
+    month = 30.4375
+    for index, line in enumerate(scores):
+        top.plot(
+            [d / month for d in line.days], _clean(list(line.values)),
+            marker="o", markersize=5, linewidth=1.8,
+            color=SERIES_COLOURS[index % len(SERIES_COLOURS)], label=line.label,
+        )  # fmt: skip
+    if y_range is not None:
+        pad = (y_range[1] - y_range[0]) * 0.06 or 0.5
+        top.set_ylim(y_range[0] - pad, y_range[1] + pad)
+    top.set_ylabel(y_label, fontsize=FONT_SIZE - 1)
+    if scores:
+        top.legend(fontsize=FONT_SIZE - 2, frameon=False, loc="upper right")
+    bottom.grid(axis="y", visible=False)
+    bottom.grid(axis="x", color="#dddddd", linewidth=0.6)
+    for position, bar in enumerate(services):
+        y = rows - 1 - position
+        end = open_end if bar.end is None else bar.end
+        bottom.barh(
+            y, max(end - bar.start, 1.0) / month, left=bar.start / month, height=0.6,
+            color=OKABE_ITO["green"], hatch="//" if bar.end is None else None,
+            edgecolor="#ffffff" if bar.end is not None else OKABE_ITO["green"],
+        )  # fmt: skip
+    bottom.set_yticks(
+        [rows - 1 - i for i in range(len(services))], [b.label for b in services],
+        fontsize=FONT_SIZE - 2,
+    )  # fmt: skip
+    bottom.set_ylim(-0.6, rows - 0.4)
+    bottom.set_xlabel(labels["x"], fontsize=FONT_SIZE - 1)
+    bottom.tick_params(axis="x", labelsize=FONT_SIZE - 2)
+    top.tick_params(axis="x", labelbottom=False)
+    return Chart(_svg_with_text(figure), alt)

@@ -37,6 +37,7 @@ RESPONSE_COLUMNS = [
     "instrument_version_id",
     "submitted_at",
     "mode",
+    "proxy",
     "language",
 ]
 
@@ -63,6 +64,7 @@ def _responses_select(
             Response.instrument_version_id,
             Response.submitted_at,
             Response.mode,
+            Response.proxy,
             Response.language,
         )
         .join(Enrolment, Response.enrolment_id == Enrolment.id)
@@ -374,6 +376,14 @@ def _dates(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values) if len(values) else values.astype("datetime64[ns]")
 
 
+def _local_days(values: pd.Series, zone: str = "Europe/Helsinki") -> pd.Series:
+    """UTC timestamps (stored naive or aware) as the local calendar day (datetime64)."""
+    stamps = pd.to_datetime(values, utc=True) if len(values) else values.astype("datetime64[ns]")
+    if not len(values):
+        return stamps
+    return stamps.dt.tz_convert(zone).dt.tz_localize(None).dt.normalize()
+
+
 def _floats(values: pd.Series) -> pd.Series:
     return pd.Series(np.asarray(values.to_numpy(), dtype=np.float64), index=values.index)
 
@@ -444,8 +454,10 @@ def cohort_scores(
     """The submitted responses of several instruments in one read, scored.
 
     Returns, per instrument code, one row per response: ``response_id``, ``enrolment_id``,
-    ``time_point``, ``mode``, ``items_missing`` (required scorable items without a numeric
-    answer, among those always shown) and one column per score. Answers are read once for all
+    ``time_point``, ``mode`` (web, phone, paper or imported), ``proxy`` (bool: someone else
+    answered for the person), ``submitted_on`` (the answer's local day, datetime64),
+    ``items_missing`` (required scorable items without a numeric answer, among those always
+    shown) and one column per score. Answers are read once for all
     instruments, in partitions straight into numpy arrays (item ids as small integer codes),
     and each response is scored with the version it was answered in.
     """
@@ -466,15 +478,20 @@ def cohort_scores(
             TimePoint.code,
             Response.instrument_version_id,
             Response.mode,
+            Response.proxy,
+            Response.submitted_at,
         )
         .join(Enrolment, Response.enrolment_id == Enrolment.id)
         .join(TimePoint, Response.time_point_id == TimePoint.id)
         .where(*conditions)
         .order_by(Response.id),
-        ["response_id", "enrolment_id", "instrument", "time_point", "version_id", "mode"],
-    )
+        ["response_id", "enrolment_id", "instrument", "time_point", "version_id", "mode", "proxy",
+         "submitted_on"],
+    )  # fmt: skip
     for column in ("response_id", "enrolment_id", "version_id"):
         meta[column] = meta[column].astype("int64")
+    meta["proxy"] = meta["proxy"].astype(bool)
+    meta["submitted_on"] = _local_days(meta["submitted_on"])
     versions = {
         int(version_id): instrument_spec(version)
         for version_id in pd.unique(meta["version_id"])
@@ -505,7 +522,7 @@ def cohort_scores(
     row_of_answer = np.searchsorted(response_ids, answer_response)
     version_of_row = meta["version_id"].to_numpy(dtype=np.int64)
     version_of_answer = version_of_row[np.minimum(row_of_answer, max(len(meta) - 1, 0))]
-    base_columns = ["response_id", "enrolment_id", "time_point", "mode"]
+    base_columns = ["response_id", "enrolment_id", "time_point", "mode", "proxy", "submitted_on"]
     out: dict[str, pd.DataFrame] = {}
     for code in codes:
         pieces = []
@@ -687,7 +704,8 @@ def cohort_exposures(
     unit: str | None = None,
 ) -> pd.DataFrame:
     """Service exposures: ``enrolment_id``, ``service_type``, ``provider_sector``,
-    ``started_on`` (datetime64), ``contacts``, ``cost`` (euros or NaN)."""
+    ``started_on`` and ``ended_on`` (datetime64; no end date = still running), ``contacts``,
+    ``cost`` (euros or NaN)."""
     from vaikuttavuus.models import ServiceExposure
 
     rows = _read(
@@ -699,13 +717,16 @@ def cohort_exposures(
             ServiceExposure.started_on,
             ServiceExposure.contacts,
             ServiceExposure.cost_eur,
+            ServiceExposure.ended_on,
         )
         .join(Enrolment, ServiceExposure.enrolment_id == Enrolment.id)
         .where(*_cohort_conditions(pilot_id, period, arm, unit)),
-        ["enrolment_id", "service_type", "provider_sector", "started_on", "contacts", "cost"],
-    )
+        ["enrolment_id", "service_type", "provider_sector", "started_on", "contacts", "cost",
+         "ended_on"],
+    )  # fmt: skip
     rows["enrolment_id"] = rows["enrolment_id"].astype("int64")
     rows["started_on"] = _dates(rows["started_on"])
+    rows["ended_on"] = pd.to_datetime(rows["ended_on"])
     rows["contacts"] = _floats(rows["contacts"].where(rows["contacts"].notna(), np.nan))
     rows["cost"] = _floats(rows["cost"].where(rows["cost"].notna(), np.nan))
     return rows

@@ -198,12 +198,15 @@ Invitations, responses and answers
   started already: in-progress responses with the first 0…all pages saved.
 * Language = the person's preferred language: Finnish 93 %, Swedish 5 % (the
   Swedish-speaking minority), English 2 %; names from small built-in Finnish,
-  Finland-Swedish and English lists. Mode ``assisted`` (staff entering a paper or phone
-  answer) 3 % (BPH) and 8 % + 15 % at age ≥ 85 (older adults, ≈ 11 % overall).
+  Finland-Swedish and English lists. Staff-entered answers (mode ``phone`` or ``paper``) 3 %
+  (BPH; 60 % of them paper) and 8 % + 15 % at age ≥ 85 (older adults, ≈ 11 % overall; 40 %
+  paper); the rest ``web``. Proxy answers (a relative or staff member answered for the
+  person): BPH 1 % of web and 5 % of staff-entered answers; older adults 3 % and 15 %, plus
+  10 and 25 points at age ≥ 85.
 * Answers (long form): ``value`` is the canonical text of
   :func:`vaikuttavuus.domain.answers.canonical` and ``value_num`` its number (NaN for
   text). Optional items are left empty by 8 % (PROM) / 3 % (PREM) of respondents; items whose
-  ``enable_when`` is not met are never answered; 4 % of submitted *assisted* responses (paper
+  ``enable_when`` is not met are never answered; 4 % of submitted staff-entered responses (paper
   forms keyed in by staff) miss one required item (< 0.5 % of all submitted responses); an
   item of an instrument version the models do not know is answered uniformly within its
   options or range (free text: left empty).
@@ -504,6 +507,11 @@ _WITHDRAWAL_REASONS = {
 _OPT_OUT_SHARE = 0.025
 _LANGUAGES = (("fi", 0.93), ("sv", 0.05), ("en", 0.02))
 _ASSISTED = {BPH_PILOT: 0.03, OLDER_ADULTS_PILOT: 0.08}  # plus 0.15 for ages ≥ 85 (older)
+_PAPER_SHARE = {BPH_PILOT: 0.6, OLDER_ADULTS_PILOT: 0.4}  # of the staff-entered answers
+# a relative or staff member answered for the person: (web, phone or paper) probabilities,
+# plus (0.10, 0.25) at age ≥ 85 in the older adults pilot
+_PROXY = {BPH_PILOT: (0.01, 0.05), OLDER_ADULTS_PILOT: (0.03, 0.15)}
+_PROXY_85 = (0.10, 0.25)
 _REQUIRED_MISSING_ASSISTED = 0.04  # submitted assisted responses missing one required item
 _OPTIONAL_MISSING = {"prom": 0.08, "prem": 0.03}
 _IN_PROGRESS_SHARE = 0.40
@@ -1585,6 +1593,7 @@ def _schedule(
     withdrawn_at: np.ndarray,
     rng: np.random.Generator,
     answer_rng: np.random.Generator,
+    mode_rng: np.random.Generator,
 ) -> _Answering:
     spec = cohort.pilot
     tps = spec.time_points
@@ -1660,6 +1669,7 @@ def _schedule(
     first_sent = np.where(sent, first_sent, np.nan)
     earliest = np.nan_to_num(first_sent, nan=-np.inf) + 120
     assisted = rng.random((n, t_count)) < cohort.assisted[:, None]
+    mode, proxy = _modes(cohort, assisted, mode_rng)
     duration = np.where(
         assisted, rng.integers(600, 1801, (n, t_count)), rng.integers(240, 1501, (n, t_count))
     )
@@ -1746,7 +1756,8 @@ def _schedule(
                         "instrument": instrument.id,
                         "status": np.where(is_submitted, "submitted", "in_progress").astype(object),
                         "language": language[who],
-                        "mode": np.where(assisted[who, t], "assisted", "self").astype(object),
+                        "mode": mode[who, t],
+                        "proxy": proxy[who, t],
                         "started_at": started_seconds[who, t],
                         "updated_at": updated_seconds[who, t],
                         "submitted_at": np.where(is_submitted, submit_seconds[who, t], np.nan),
@@ -1780,6 +1791,24 @@ def _hex_keys(rng: np.random.Generator, count: int) -> np.ndarray:
     """``count`` random 128-bit keys as 32 hexadecimal characters."""
     text = rng.bytes(16 * count).hex().encode("ascii")
     return np.frombuffer(text, dtype="S32").astype(str).astype(object)
+
+
+def _modes(
+    cohort: _Cohort, assisted: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per person and time point: the mode (``web``; staff-entered answers ``phone`` or
+    ``paper``) and whether someone else answered for the person (more often at age ≥ 85 in the
+    older adults pilot). Drawn from their own stream, so the rest of the data set does not
+    depend on them."""
+    pilot = cohort.pilot.id
+    shape = assisted.shape
+    paper = rng.random(shape) < _PAPER_SHARE[pilot]
+    mode = np.where(assisted, np.where(paper, "paper", "phone"), "web").astype(object)
+    web, entered = _PROXY[pilot]
+    oldest = (cohort.age >= 85)[:, None] if pilot == OLDER_ADULTS_PILOT else np.zeros((shape[0], 1))
+    chance = np.where(assisted, entered + _PROXY_85[1] * oldest, web + _PROXY_85[0] * oldest)
+    proxy = rng.random(shape) < chance
+    return mode, proxy
 
 
 def _block_answers(
@@ -2084,8 +2113,10 @@ def generate(
             if unknown:
                 raise ValueError(f"pilot '{code}', time point '{tp.id}': no instrument {unknown}")
 
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(8)]
+    # spawn(9)'s first eight children are spawn(8)'s: the ninth (modes) was added later
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(9)]
     cohort_rng, people_rng, schedule_rng, answer_rng, record_rng, benefit_rng = streams[:6]
+    mode_rng = streams[8]
     pyrng = random.Random(seed)
     day0 = _day(today)
     n_bph = round(people * BPH_SHARE)
@@ -2137,6 +2168,7 @@ def generate(
             withdrawn_at[part],
             schedule_rng,
             answer_rng,
+            mode_rng,
         )
         invitation_key += len(answering.invitations)
         response_key += len(answering.responses)

@@ -25,6 +25,7 @@ def init_app(app: Flask) -> None:
         clinician,
         costs,
         exports,
+        guidance,
         imports,
         invitations,
         main,
@@ -36,7 +37,7 @@ def init_app(app: Flask) -> None:
     )
 
     modules = (main, auth, patient, clinician, pilot, management, admin, invitations, assisted)
-    for module in (*modules, privacy, imports, measurements, costs, exports, catalogue):
+    for module in (*modules, privacy, imports, measurements, costs, exports, catalogue, guidance):
         app.register_blueprint(module.bp)
 
     app.jinja_env.filters["num"] = number
@@ -44,6 +45,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["unit_amount"] = unit_amount
     app.jinja_env.filters["day"] = day
     app.jinja_env.filters["moment"] = moment
+    app.jinja_env.filters["how_label"] = how_label
     app.jinja_env.globals["text_size"] = text_size
 
     app.register_error_handler(CSRFError, _csrf_error)
@@ -123,6 +125,20 @@ def day(value: date | datetime | None) -> str:
     if value is None:
         return "–"
     return format_date(value, format="d.M.yyyy")
+
+
+ANSWERED_HOW = {
+    "web": _l("on the web"),
+    "phone": _l("by phone"),
+    "paper": _l("on paper"),
+    "imported": _l("imported"),
+    "proxy": _l("by proxy"),
+}
+"""How a response was given (its mode, and ``proxy``), as the pages mark it."""
+
+
+def how_label(mark: str) -> str:
+    return str(ANSWERED_HOW.get(mark, mark))
 
 
 def moment(value: datetime | None) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from bench.results import Figures
 from bench.workspace import Sizes, Workspace
 
-MODULES = ("compute", "analytics", "imports", "http", "invitations")
+MODULES = ("compute", "analytics", "services", "imports", "http", "invitations")
 """Scenario modules, in the order their scenarios run."""
 
 

@@ -109,7 +109,7 @@ def test_whole_flow_in_finnish_on_a_phone(
     stored = live_server.responses(enrolment_id)
     assert [r.instrument for r in stored] == BPH_BASELINE_INSTRUMENTS
     assert {(r.status, r.mode, r.language, r.time_point) for r in stored} == {
-        ("submitted", "self", "fi", "baseline")
+        ("submitted", "web", "fi", "baseline")
     }
     assert _answers(live_server, enrolment_id) == expected
 

@@ -227,3 +227,14 @@ def test_estimates_of_a_pilot_without_two_arm_comparison(cohort_app: Flask) -> N
     assert data["comparison"] is None and data["estimates"] == {}
     assert data["primary"]["outcome"] == "ucla3.total"
     assert invoke(cohort_app, "estimates", "--pilot", "nope").exit_code == 2
+    # the services' adjusted differences (issue 13), every service type and outcome at m12
+    services = data["services"]
+    assert len(services) == 6 * 4 and {s["time_point"] for s in services} == {"m12"}
+    primary = [s for s in services if s["primary"]]
+    assert {s["outcome"] for s in primary} == {"ucla3.total"} and len(primary) == 6
+    assert any(s["estimate"] is not None for s in primary)
+    assert {s["analysis"] for s in data["service_sensitivity"]} >= {"outcome_regression", "ipw"}
+    assert "ucla3.total@m12" in data["missing"]
+    assert any("Services were not randomised" in caveat for caveat in data["caveats"])
+    text = invoke(cohort_app, "estimates", "--pilot", "older-adults", "--format", "text")
+    assert text.exit_code == 0 and "friend_service / ucla3.total *" in text.output

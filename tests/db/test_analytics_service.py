@@ -19,11 +19,12 @@ from sqlalchemy import event, select
 
 from tests.support.cohort_data import TODAY, cohort_app, cohort_template  # noqa: F401
 from vaikuttavuus import queries
-from vaikuttavuus.domain import cea, disclosure, loneliness, outcomes
+from vaikuttavuus.domain import attribution, cea, disclosure, outcomes
 from vaikuttavuus.domain.costing import episode_costs
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import (
     Answer,
+    Arm,
     ClinicalMeasurement,
     Enrolment,
     ImportBatch,
@@ -42,6 +43,7 @@ from vaikuttavuus.services.analytics import (
     publish,
 )
 from vaikuttavuus.services.catalogue import costing_catalogue
+from vaikuttavuus.services.cohort_tables import TABLES
 from vaikuttavuus.services.definitions import pilot_spec
 
 N_BOOT = 300
@@ -433,76 +435,124 @@ def test_funnel_limits_follow_the_cohort_share(cohort_app: Flask) -> None:  # no
 # -- older adults ------------------------------------------------------------------------------
 
 
-def test_service_effects_equal_the_domain_on_the_same_frames(cohort_app: Flask) -> None:  # noqa: F811
+def _answer_days(code: str) -> pd.DataFrame:
+    """Per enrolment and follow-up, the first submitted answer's local day (ORM read)."""
+    rows = db.session.execute(
+        select(Response.enrolment_id, TimePoint.code, Response.submitted_at)
+        .join(Enrolment, Response.enrolment_id == Enrolment.id)
+        .join(TimePoint, Response.time_point_id == TimePoint.id)
+        .where(Enrolment.pilot_id == pilot(code).id, Response.status == "submitted")
+    ).all()
+    frame = pd.DataFrame(rows, columns=["person_id", "time_point", "submitted_at"])
+    stamps = pd.to_datetime(frame["submitted_at"], utc=True).dt.tz_convert("Europe/Helsinki")
+    frame["answered_on"] = stamps.dt.tz_localize(None).dt.normalize()
+    first = frame.groupby(["person_id", "time_point"], as_index=False)["answered_on"].min()
+    return first[first["time_point"] != "baseline"]
+
+
+def test_the_services_analysis_equals_the_domain_on_independently_read_frames(
+    cohort_app: Flask,  # noqa: F811
+) -> None:
+    """The section's reads, joins, exposure windows, due sets and confounders against frames
+    read here through the ORM and the walking skeleton's scoring query, analysed by the domain
+    with the declared plan: the same adjusted differences."""
     code = "older-adults"
     result = analysis(code)
-    section = result.services("ucla3.total", "service_type")
-    assert section.error is None
+    spec = pilot_spec(pilot(code))
     people = roster(code)
-    birth = dict(db.session.execute(select(Person.id, Person.birth_year)).all())
-    lives = dict(db.session.execute(select(Person.id, Person.lives_alone)).all())
-    sex = dict(db.session.execute(select(Person.id, Person.sex)).all())
-    persons = pd.DataFrame(
+    ids = people["enrolment_id"].to_numpy()
+    persons = db.session.execute(
+        select(Person.id, Person.birth_year, Person.sex, Person.lives_alone)
+    ).all()
+    by_person = {row[0]: row for row in persons}
+    units = dict(
+        db.session.execute(
+            select(Enrolment.id, Enrolment.unit).where(Enrolment.pilot_id == pilot(code).id)
+        ).all()
+    )
+    confounders = pd.DataFrame(
         {
-            "person_id": people["enrolment_id"],
-            "age": people["index_date"].dt.year - people["person_id"].map(birth).astype(float),
-            "sex": people["person_id"].map(sex).astype(object),
+            "age": people["index_date"].dt.year
+            - people["person_id"].map(lambda p: by_person[p][1]).astype(float),
+            "sex": people["person_id"].map(lambda p: by_person[p][2]).astype(object),
             "lives_alone": people["person_id"]
-            .map(lives)
+            .map(lambda p: by_person[p][3])
             .map({True: 1.0, False: 0.0})
             .astype(float),
+            "unit": people["enrolment_id"].map(units).astype(object),
+            "arm": people["arm"].astype(object),
         }
     )
-    long = score_long(code, "ucla3", "total")
-    base = long[long["time_point"] == "baseline"].set_index("person_id")["value"]
-    persons["baseline_ucla3_total"] = persons["person_id"].map(base)
-    index_date = people.set_index("enrolment_id")["index_date"]
-    exposures = pd.DataFrame(
+    scores = result.service_scores
+    assert scores == ["ucla3.total", "djg6.total", "lonely1.frequency", "insecurity.safe_daily"]
+    frames = [score_long(code, *score.split(".")) for score in scores]
+    long = pd.concat(frames, ignore_index=True)
+    baselines = {}
+    for score in ("ucla3.total", "djg6.total", "insecurity.safe_daily"):
+        name = "baseline_" + score.replace(".", "_")
+        values = long[(long["score"] == score) & (long["time_point"] == "baseline")]
+        confounders[name] = people["enrolment_id"].map(values.set_index("person_id")["value"])
+        baselines[score] = name
+    answers = _answer_days(code)
+    due_sets = {}
+    withdrawn = (people["status"] == "withdrawn").to_numpy()
+    for tp in ("m6", "m12"):
+        answered = set(answers.loc[answers["time_point"] == tp, "person_id"])
+        in_due = due(code, people, tp, answered_at(code, tp)).to_numpy()
+        due_sets[tp] = in_due & (people["enrolment_id"].isin(answered).to_numpy() | ~withdrawn)
+    episodes = pd.DataFrame(
         [
             {
                 "person_id": e.enrolment_id,
                 "service_type": e.service_type,
-                "provider_sector": e.provider_sector,
+                "started_on": pd.Timestamp(e.started_on),
+                "ended_on": pd.Timestamp(e.ended_on) if e.ended_on else pd.NaT,
                 "contacts": e.contacts,
                 "cost": e.cost_eur,
-                "started_on": pd.Timestamp(e.started_on),
             }
             for e in db.session.scalars(select(ServiceExposure))
-            if e.enrolment_id in index_date.index
+            if e.enrolment_id in set(ids)
         ]
     )
-    offset = (exposures["started_on"] - exposures["person_id"].map(index_date)).dt.days
-    exposures = exposures[(offset >= 0) & (offset <= 182)]
-    expected = loneliness.service_effects(
-        persons,
-        long,
-        exposures,
-        score="ucla3.total",
-        follow_ups=("m6", "m12"),
-        covariates=["age", "sex", "lives_alone", "baseline_ucla3_total"],
-        min_exposed=5,
+    data = attribution.attribution_data(
+        person_ids=ids,
+        groups=people["arm"].to_numpy(),
+        index_dates=people["index_date"],
+        confounders=confounders,
+        covariates=list(spec.covariates),
+        baseline_columns=baselines,
+        outcomes=long,
+        answers=answers,
+        episodes=episodes,
+        scores=scores,
+        baseline="baseline",
+        follow_ups={"m6": 182, "m12": 365},
+        due=due_sets,
+        categories=[c.id for c in spec.service_types],
+        directions={s: result.direction(s) for s in scores},
+        care_start_days=0,
+        min_exposure_days=30,
+        as_of=TODAY,
     )
-    shown = section.effects.table
-    merged = shown.merge(
-        expected.estimates, on=["category", "time_point", "method"], suffixes=("", "_expected")
-    )
-    assert len(merged) == len(expected.estimates) > 0
-    visible = merged[merged["estimate"].notna()]
-    assert len(visible) > len(merged) / 2
-    np.testing.assert_allclose(visible["estimate"], visible["estimate_expected"])
-    np.testing.assert_allclose(visible["ci_low"], visible["ci_low_expected"])
-    hidden = merged[merged["estimate"].isna()]
-    unexposed = hidden["n_persons_expected"] - hidden["n_exposed_expected"]
-    assert ((hidden["n_exposed_expected"] < 5) | (unexposed < 5)).all()
-    assert set(section.balance.table["category"]) == set(expected.balance["category"])
-    # the strongest true effect of the synthetic data (friend service, −1 point) shows up
-    friend = section.effects.table
-    friend = friend[
-        (friend["category"] == "friend_service")
-        & (friend["method"] == "adjusted")
-        & (friend["time_point"] == loneliness.POOLED)
-    ]
-    assert len(friend) == 1 and float(friend["estimate"].iloc[0]) < 0
+    expected = attribution.attribute(data, result.attribution_plan())
+    found = result.service_attribution("service_type")
+    assert not isinstance(found, str)
+    key = ["category", "score", "time_point", "method"]
+    merged = found.estimates.merge(expected.estimates, on=key, suffixes=("", "_expected"))
+    assert len(merged) == len(expected.estimates) == 6 * 4 * 2 * 4
+    np.testing.assert_array_equal(merged["n_exposed"], merged["n_exposed_expected"])
+    estimated = merged[merged["estimate_expected"].notna()]
+    assert len(estimated) > len(merged) / 2
+    np.testing.assert_allclose(estimated["estimate"], estimated["estimate_expected"], atol=1e-9)
+    np.testing.assert_allclose(estimated["ci_low"], estimated["ci_low_expected"], atol=1e-9)
+    # the published section hides what small cells would reveal, and only that
+    section = result.services("ucla3.total", "service_type")
+    shown = section.estimates.table
+    hidden = shown[shown["estimate"].isna() & shown["reason"].isna()]
+    assert hidden.empty or (hidden["n_exposed"].isna() | hidden["n_unexposed"].isna()).all()
+    # the strongest true difference of the demo data (friend service, −1 point) shows up
+    friend = [r for r in section.forest_rows() if r["category"] == "friend_service"]
+    assert len(friend) == 1 and friend[0]["estimate"] < 0
 
 
 def test_mixed_model_is_cached_until_the_data_change(cohort_app: Flask) -> None:  # noqa: F811
@@ -602,6 +652,46 @@ def test_data_quality_counts_missing_items_late_answers_and_unmatched_imports(
     imports = {r["kind"]: r for r in after.imports.records()}
     assert imports["measurements"]["unmatched_rows"] == 7
     assert imports["measurements"]["rows_rejected"] == 40
+
+
+def test_answers_by_mode_per_arm_count_the_responses_and_hide_small_cells(
+    cohort_app: Flask,  # noqa: F811
+) -> None:
+    code = "older-adults"
+    result = analysis(code)
+    table = result.data_quality.modes
+    raw = table.table
+    assert set(raw["mode"]) == {"web", "phone", "paper", "imported", ALL}
+    stored = pd.DataFrame(
+        db.session.execute(
+            select(Arm.code, Response.mode, Response.proxy)
+            .join(Enrolment, Response.enrolment_id == Enrolment.id)
+            .join(Arm, Enrolment.arm_id == Arm.id)
+            .where(Enrolment.pilot_id == pilot(code).id, Response.status == "submitted")
+        ).all(),
+        columns=["arm", "mode", "proxy"],
+    )
+    for record in table.records():
+        part = stored if record["arm"] == ALL else stored[stored["arm"] == record["arm"]]
+        if record["mode"] != ALL:
+            part = part[part["mode"] == record["mode"]]
+        if record["responses"] is not None and not pd.isna(record["responses"]):
+            assert record["responses"] == len(part)
+        if record["proxy"] is not None and not pd.isna(record["proxy"]):
+            assert record["proxy"] == int(part["proxy"].sum())
+    # older adults answer by phone or paper and by proxy more often than on the web alone
+    totals = {r["mode"]: r for r in table.records() if r["arm"] == ALL}
+    assert 0 < totals["phone"]["responses"] < totals["web"]["responses"]
+    assert totals[ALL]["proxy"] > 0
+    # no import yet: the imported cells are zeros, shown (a process count)
+    assert totals["imported"]["responses"] == 0
+    # every small count is hidden
+    for record in table.records():
+        for column in ("responses", "proxy"):
+            value = record[column]
+            if value is not None and not pd.isna(value):
+                assert value == 0 or value >= result.min_cell, (record, column)
+    assert "answer_modes" in TABLES  # the CSV of the page and `report table --name`
 
 
 # -- shape, size and reads ------------------------------------------------------------------------

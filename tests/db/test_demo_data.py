@@ -269,6 +269,16 @@ def test_bulk_insert_converts_values_by_column_type(app: Flask) -> None:
     assert one.source == "form" and one.preferred_language == "fi"
 
 
+def test_bulk_insert_defaults_fill_a_chunk_whose_index_does_not_start_at_0(app: Flask) -> None:
+    frame = people_frame()
+    frame.index = pd.RangeIndex(5, 5 + len(frame))  # e.g. the second chunk of a large frame
+    assert bulk_insert(db.session, Person.__table__, frame.drop(columns=["created_at"])) == 3
+    db.session.commit()
+    stored = db.session.scalars(select(Person)).all()
+    assert len(stored) == 3
+    assert all(p.source == "form" and p.created_at is not None for p in stored)
+
+
 def test_bulk_insert_dates_floats_and_explicit_ids(app: Flask) -> None:
     person_id = next_id(db.session, Person.__table__)
     bulk_insert(db.session, Person.__table__, people_frame().assign(id=np.arange(3) + person_id))

@@ -54,12 +54,16 @@ def test_a_patient_who_got_worse_gets_the_alert(cohort_app: Flask) -> None:  # n
     assert any(kind == "worse" for kind, _label in kinds), kinds
 
 
-def test_the_cost_per_one_point_reduction_is_shown(cohort_app: Flask) -> None:  # noqa: F811
+def test_the_incremental_cost_per_point_is_shown_only_for_a_clear_improvement(
+    cohort_app: Flask,  # noqa: F811
+) -> None:
     result = analysis("older-adults")
-    table = result.services("ucla3.total", "service_type").cost_per_point.table
+    table = result.services("ucla3.total", "service_type").cost.table
     assert len(table)
     with_cost = pd.to_numeric(table["n_with_cost"], errors="coerce")
     assert (with_cost >= 5).any(), table
-    shown = pd.to_numeric(table["cost_per_point"], errors="coerce")
-    assert np.isfinite(shown).any(), table
-    assert (pd.to_numeric(table["mean_cost"], errors="coerce").dropna() > 0).all()
+    ratio = pd.to_numeric(table["cost_per_point"], errors="coerce")
+    shown = table["status"] == "shown"
+    assert np.isfinite(ratio[shown]).all() and ratio[~shown].isna().all(), table
+    low = pd.to_numeric(table["improvement_ci_low"], errors="coerce")
+    assert (low[shown] > 0).all()  # never for an interval that includes 0

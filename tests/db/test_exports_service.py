@@ -64,7 +64,8 @@ def store_response(
     *,
     submitted_at: datetime | None = None,
     language: str = "fi",
-    mode: str = "self",
+    mode: str = "web",
+    proxy: bool = False,
 ) -> Response:
     """A submitted response with its answers in canonical form (as the patient flow stores)."""
     version = current_instrument(db.session, instrument)
@@ -83,6 +84,7 @@ def store_response(
         status="submitted",
         language=language,
         mode=mode,
+        proxy=proxy,
         idempotency_key=uuid.uuid4().hex,
         submitted_at=submitted_at or NOW,
     )
@@ -154,7 +156,7 @@ def bulk_cohort(count: int, *, pilot_code: str = "bph", seed: int = 0, start: in
                     "instrument_code": "ipss",
                     "status": "submitted",
                     "language": "fi",
-                    "mode": "self",
+                    "mode": "web",
                     "idempotency_key": uuid.uuid4().hex,
                     "started_at": NOW,
                     "updated_at": NOW,
@@ -242,7 +244,8 @@ def cohort(app: Flask, enrol_patient: Any) -> dict[str, Any]:
                 "ipss",
                 dict(IPSS, ipss1=0, ipss2=n),
                 submitted_at=NOW - timedelta(300),
-                mode="assisted",
+                mode="phone",
+                proxy=True,
                 language="sv",
             )
     store_response(
@@ -491,6 +494,9 @@ def _rescored_from_long(rows: list[dict[str, str]]) -> dict[str, float | str | N
                 result[column] = value
             else:
                 result[column] = float(value)
+        first = group.iloc[0]
+        result[f"{key}|{instrument}_mode_{time_point}"] = first["mode"]
+        result[f"{key}|{instrument}_proxy_{time_point}"] = float(first["proxy"])
     return result
 
 
@@ -517,7 +523,7 @@ def test_wide_scores_equal_scores_recomputed_from_long_answers(cohort: dict[str,
             compared += 1
             if isinstance(want, str):
                 assert cell == want
-            elif column.kind == "flag":
+            elif column.kind in {"flag", "proxy"}:
                 assert float(cell) == want
             else:
                 assert float(cell) == pytest.approx(want, abs=1e-12), column.name
@@ -588,7 +594,9 @@ def test_long_rows_follow_the_schedule_and_questionnaire_order(cohort: dict[str,
         (tp for tp, _, _ in mine), key=["baseline", "m3", "m12"].index
     )
     m3 = next(r for r in rows if r["person_key"] == key and r["time_point"] == "m3")
-    assert (m3["mode"], m3["language"], m3["version"]) == ("assisted", "sv", "1")
+    assert (m3["mode"], m3["proxy"], m3["language"], m3["version"]) == ("phone", "1", "sv", "1")
+    baseline = next(r for r in rows if r["person_key"] == key and r["time_point"] == "baseline")
+    assert (baseline["mode"], baseline["proxy"]) == ("web", "0")
 
 
 # -- FHIR -----------------------------------------------------------------------------------------
@@ -619,6 +627,10 @@ def test_fhir_bundle_validates_and_is_pseudonymised(cohort: dict[str, Any]) -> N
         item["linkId"]: item["answer"][0] for group in prem["item"] for item in group["item"]
     }
     assert answers["improve"] == {"valueString": FORMULA}  # JSON is not a spreadsheet
+    extensions = {e["url"].rsplit("/", 1)[-1]: e for e in prem["extension"]}
+    assert extensions["time-point"]["valueCode"] == "m3"
+    assert extensions["response-mode"]["valueCode"] == "web"
+    assert extensions["response-proxy"]["valueBoolean"] is False
     person = cohort["people"][0]
     authored = datetime.fromisoformat(prem["authored"])
     shift = exports.date_offset(person.person_id, 10)

@@ -37,7 +37,7 @@ from sqlalchemy import select, update
 from tests.support.import_files import csv_bytes
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import Enrolment, Person, Pilot, ServiceExposure
-from vaikuttavuus.services.analytics import ALL, SERVICE_GROUPINGS, CohortAnalysis
+from vaikuttavuus.services.analytics import ALL, CohortAnalysis
 from vaikuttavuus.services.cohort_view import Labels
 from vaikuttavuus.services.imports import run_import
 
@@ -46,7 +46,6 @@ NBSP = "\xa0"
 Cell = str | tuple[str, ...]
 """An expected cell: the text, or the texts any of which is right."""
 EN_DASH = "–"
-POOLED = "pooled"
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,6 +219,10 @@ def _cell(source: Source, row: int, record: dict[str, Any], column: Col, fmt: Fo
     kind = column.kind
     if kind == "count":
         return fmt.count(value)
+    if kind == "p":
+        if _missing(value):
+            return EN_DASH
+        return "<" + fmt.number(0.001, 3) if float(value) < 0.001 else fmt.number(value, 3)  # type: ignore[arg-type]
     if kind == "number":
         return hyphen_too(fmt.number(value, column.digits))
     if kind == "signed":
@@ -504,6 +507,14 @@ def layouts(labels: Any) -> dict[str, list[Col]]:
             Col("rows_rejected", "count"),
             Col("unmatched_rows", "count"),
         ],
+        "answer_modes": [
+            arm("arm"),
+            label(labels.answer_mode)("mode"),
+            Col("responses", "count"),
+            Col("share", "share"),
+            Col("proxy", "count"),
+            Col("share_proxy", "share"),
+        ],
         "qalys": [
             arm("arm"),
             Col("n_persons", "count"),
@@ -599,15 +610,36 @@ def outcome_columns(labels: Any, score: str, with_responders: bool) -> list[Col]
 
 
 def service_columns(labels: Any, by: str) -> dict[str, list[Col]]:
+    """The columns of the services section's tables (``cohort_view.service_view``)."""
     category = Col("category", "label", labeller=lambda c: labels.category(c, by))
+    differences = [
+        category,
+        Col("n_exposed", "count"),
+        Col("n_unexposed", "count"),
+        Col("estimate", "signed", 2),
+        Col("ci_low", "interval", 2, high="ci_high"),
+        Col("p_value", "p"),
+        Col("p_adjusted", "p"),
+        Col("e_value", "number", 2),
+        Col("e_value_ci", "number", 2),
+        Col("unadjusted", "signed", 2),
+        Col("unadjusted_ci_low", "interval", 2, high="unadjusted_ci_high"),
+        Col("reason", "label", labeller=labels.reason),
+    ]
     return {
-        "service_descriptives": [
-            category,
+        "service_differences primary": differences,
+        "service_differences other": [
             Col("time_point", "label", labeller=labels.time_point),
-            Col("n", "count"),
-            Col("baseline_mean", "number", 2),
-            Col("change_mean", "signed", 2),
-            Col("change_ci_low", "interval", 2, high="change_ci_high"),
+            *differences,
+        ],
+        "service_sensitivity": [
+            category,
+            Col("analysis", "label", labeller=labels.analysis_name),
+            Col("delta", "number", 1),
+            Col("n_exposed", "count"),
+            Col("n_unexposed", "count"),
+            Col("estimate", "signed", 2),
+            Col("ci_low", "interval", 2, high="ci_high"),
         ],
         "service_balance": [
             category,
@@ -616,61 +648,55 @@ def service_columns(labels: Any, by: str) -> dict[str, list[Col]]:
             Col("smd_after", "signed", 2),
             Col("imbalanced_after", "label", labeller=labels.flag),
         ],
+        "service_overlap": [
+            category,
+            Col("group", "label", labeller=labels.exposure_group),
+            Col("n", "count"),
+            *[Col(f"p{q}", "number", 2) for q in (0, 5, 25, 50, 75, 95, 100)],
+        ],
         "service_cost_per_point": [
             category,
             Col("n_with_cost", "count"),
-            Col("mean_cost", "euro"),
-            Col("reduction", "number", 2),
+            Col("delta_cost", "euro"),
+            Col("delta_cost_ci_low", "interval_euro", high="delta_cost_ci_high"),
+            Col("improvement", "signed", 2),
+            Col("improvement_ci_low", "interval", 2, high="improvement_ci_high"),
             Col("cost_per_point", "euro"),
             Col("ci_low", "interval_euro", high="ci_high"),
+            Col("status", "label", labeller=labels.cost_status),
+        ],
+        "service_dose": [
+            category,
+            Col("time_point", "label", labeller=labels.time_point),
+            Col("n_exposed", "count"),
+            Col("estimate", "signed", 2),
+            Col("ci_low", "interval", 2, high="ci_high"),
+        ],
+        "service_missing": [
+            Col("variable", "label", labeller=labels.variable),
+            Col("time_point", "label", labeller=labels.time_point),
+            Col("group", "label", labeller=labels.arm),
+            Col("share_missing", "share"),
         ],
     }
 
 
-def service_effect_rows(
-    source: Source, follow_ups: Sequence[str], labels: Any, by: str, fmt: Formats
-) -> list[list[Cell]]:
-    """The wide service-effect table: per category, the exposed count and the estimate with
-    its interval, adjusted at each follow-up and pooled, unadjusted and IPW pooled."""
-    records = source.records
-    columns = [("adjusted", tp) for tp in (*follow_ups, POOLED)] + [
-        ("naive", POOLED),
-        ("ipw", POOLED),
-    ]
-    rows: list[list[Cell]] = []
-    for category in dict.fromkeys(r["category"] for r in records):
-        cells: list[Cell] = [labels.category(category, by), EN_DASH]
-        for method, tp in columns:
-            position = next(
-                (
-                    i
-                    for i, r in enumerate(records)
-                    if r["category"] == category and r["method"] == method and r["time_point"] == tp
-                ),
-                None,
-            )
-            if position is None:
-                cells.append(EN_DASH)
-                continue
-            record = records[position]
-            if source.hidden(position, "estimate"):
-                cells.append("x")
-            elif _missing(record["estimate"]):
-                cells.append(EN_DASH)
-            else:
-                cells.append(
-                    f"{fmt.signed(record['estimate'], 2)} "
-                    f"({fmt.interval(record['ci_low'], record['ci_high'], 2)})"
-                )
-            if method == "adjusted" and tp == POOLED:
-                reason = source.hidden(position, "n_exposed")
-                cells[1] = (
-                    f"<{source.min_count}"
-                    if reason == "primary"
-                    else ("x" if reason else fmt.count(record["n_exposed"]))
-                )
-        rows.append(cells)
-    return rows
+def service_keep(name: str, args: Mapping[str, str], primary_time_point: str) -> Any:
+    """Which rows of a services table (or CSV) a page table shows: the primary follow-up's,
+    except the other follow-ups' table of the differences, the dose and the missing answers."""
+    if name == "service_differences" and args.get("follow_up") == "other":
+        return lambda record: record["time_point"] != primary_time_point
+    if name in ("service_differences", "service_balance", "service_overlap"):
+        return lambda record: record["time_point"] == primary_time_point
+    return None
+
+
+def service_layout(columns: Mapping[str, list[Col]], name: str, args: Mapping[str, str]) -> (
+    list[Col]
+):
+    if name == "service_differences":
+        return columns[f"service_differences {args.get('follow_up', 'primary')}"]
+    return columns[name]
 
 
 def cea_summary_rows(
@@ -1066,6 +1092,10 @@ def likelihood_text(probability: float | None, fmt: Formats) -> str:
 def scenario_name(name: str, labels: Any) -> str:
     if name == "complete_cases":
         return text("Complete cases (no imputation)")
+    if name == "without_proxy":
+        return text("Without answers given by a proxy")
+    if name == "web_only":
+        return text("Web answers only")
     _prefix, who, delta = name.split("_", 2)
     if who == "all":
         return text("Non-responders %(delta)s points worse (both arms)", delta=delta)
@@ -1144,6 +1174,7 @@ def expected_section(
         published("data_quality", result.data_quality.items)
         published("late_answers", result.data_quality.late)
         published("imports", result.data_quality.imports)
+        published("answer_modes", result.data_quality.modes)
     elif section == "outcomes":
         rules = {f"{r.instrument}.{r.score}": r for r in result.rules}
         for name in result.outcomes.scores:
@@ -1239,35 +1270,31 @@ def expected_section(
             published(table.name, table, "funnel")
     elif section == "services":
         chosen_score = score or result.service_scores[0]
-        for by in SERVICE_GROUPINGS:
-            part = result.services(chosen_score, by)
-            if part.error is not None:
-                continue
-            args = {"score": chosen_score, "by": by}
-            rows = service_effect_rows(
-                from_published(part.effects), part.follow_ups, labels, by, fmt
-            )
-            tables.append(
-                (
-                    ("csv", "service_effects", *[f"{k}={v}" for k, v in args.items()]),
-                    rows,
-                    f"service_effects {by}",
-                )
-            )
+        by = "service_type"  # the sectors' comparison is on request
+        part = result.services(chosen_score, by)
+        if part.error is None:
             columns = service_columns(labels, by)
-            for name, table in (
-                ("service_descriptives", part.descriptives),
-                ("service_balance", part.balance),
-                ("service_cost_per_point", part.cost_per_point),
-            ):
-                rows = expected_rows(from_published(table), columns[name], fmt)
-                tables.append(
-                    (
-                        ("csv", name, *[f"{k}={v}" for k, v in args.items()]),
-                        rows,
-                        f"{name} {by}",
-                    )
+            names: list[tuple[str, Any, dict[str, str]]] = [
+                ("service_differences", part.differences, {"follow_up": "primary"}),
+                ("service_differences", part.differences, {"follow_up": "other"}),
+                ("service_balance", part.balance, {}),
+                ("service_overlap", part.overlap, {}),
+                ("service_cost_per_point", part.cost, {}),
+                ("service_dose", part.dose, {}),
+                ("service_missing", part.missing, {}),
+            ]
+            if part.primary:
+                names.insert(2, ("service_sensitivity", part.sensitivity, {}))
+            for name, table, extra in names:
+                args = {"score": chosen_score, "by": by, **extra}
+                rows = expected_rows(
+                    from_published(table),
+                    service_layout(columns, name, args),
+                    fmt,
+                    keep=service_keep(name, args, part.primary_time_point),
                 )
+                what = " ".join([name, by, *extra.values()])
+                tables.append((("csv", name, *[f"{k}={v}" for k, v in args.items()]), rows, what))
     return Expected(result, labels, fmt, text, tables)
 
 
@@ -1427,32 +1454,71 @@ def interpretation_expected(result: CohortAnalysis, language: str) -> str | None
 
 
 def service_highlight_expected(result: CohortAnalysis, language: str) -> str | None:
-    """The service type with the largest adjusted pooled reduction of the first service score,
-    with its interval."""
+    """The primary question of the services in one sentence: the service with the largest
+    adjusted difference in the good direction among those clearly different from 0 after the
+    multiplicity adjustment, and the number of secondary comparisons."""
     if not result.has_services:
         return None
     fmt, labels = Formats(language), Labels(result, language)
-    score = result.service_scores[0]
-    part = result.services(score, "service_type")
-    shown = [
+    part = result.services(result.primary_service_score, "service_type")
+    score = labels.score(part.score)
+    time_point = labels.time_point(part.primary_time_point)
+    rows = [
         r
-        for position, r in enumerate(part.effects.records())
-        if r["method"] == "adjusted"
-        and r["time_point"] == POOLED
-        and not part.effects.is_hidden(position, "estimate")
+        for r in part.estimates.records()
+        if r["method"] == "aipw"
+        and r["time_point"] == part.primary_time_point
         and r["estimate"] is not None
     ]
-    if not shown:
-        return text("Too few persons used each service to estimate its effect.")
+    if not rows:
+        return text(
+            "Primary question (%(score)s at %(time_point)s by service): too few clients "
+            "received each service to estimate it.",
+            score=score,
+            time_point=time_point,
+        )
     sign = 1.0 if part.direction == "lower_is_better" else -1.0
-    best = min(shown, key=lambda r: sign * float(r["estimate"]))
-    return text(
-        "Largest adjusted reduction in %(score)s: %(service)s, %(estimate)s points "
-        "(95%% CI %(interval)s) compared with those without it.",
-        score=labels.score(score),
-        service=labels.category(best["category"], "service_type"),
-        estimate=fmt.signed(best["estimate"], 2),
-        interval=fmt.interval(best["ci_low"], best["ci_high"], 2),
+    clear = [
+        r
+        for r in rows
+        if r["p_adjusted"] is not None and r["p_adjusted"] < 0.05 and sign * r["estimate"] < 0
+    ]
+    secondary = text(
+        "%(n)s secondary comparisons (other outcomes and follow-ups) are on the pilot page.",
+        n=part.n_secondary,
+    )
+    if not clear:
+        return (
+            text(
+                "Primary question (%(score)s at %(time_point)s by service): no service's "
+                "adjusted difference was clearly different from 0 after adjusting for "
+                "multiple comparisons.",
+                score=score,
+                time_point=time_point,
+            )
+            + " "
+            + secondary
+        )
+    best = min(clear, key=lambda r: sign * float(r["estimate"]))
+    p = best["p_adjusted"]
+    return (
+        text(
+            "Primary question (%(score)s at %(time_point)s by service): the largest adjusted "
+            "difference associated with a service was %(estimate)s points for %(service)s "
+            "(95%% CI %(interval)s; adjusted p %(p)s) compared with comparable clients "
+            "without it; %(n)s of %(total)s services differed clearly from 0. Services were "
+            "not randomised, so the differences may reflect who receives them.",
+            score=score,
+            time_point=time_point,
+            service=labels.category(best["category"], "service_type"),
+            estimate=fmt.signed(best["estimate"], 2),
+            interval=fmt.interval(best["ci_low"], best["ci_high"], 2),
+            p="<" + fmt.number(0.001, 3) if p < 0.001 else fmt.number(p, 3),
+            n=len(clear),
+            total=len(rows),
+        )
+        + " "
+        + secondary
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -61,10 +62,11 @@ def fill(html: str, answers: dict[str, str]) -> dict[str, str]:
     return data
 
 
-def walk(client: FlaskClient, base: str, answers: dict[str, str]) -> str:
-    """Answer every page of an assisted entry; returns the review page."""
+def walk(client: FlaskClient, base: str, answers: dict[str, str], query: str = "") -> str:
+    """Answer every page of an assisted entry (``query``: the start page's choices, e.g.
+    ``?how=paper``); returns the review page."""
     number = 1
-    page = client.get(f"{base}{number}")
+    page = client.get(f"{base}{number}{query}")
     while True:
         assert page.status_code == 200, page.get_data(as_text=True)[:500]
         html = page.get_data(as_text=True)
@@ -73,7 +75,7 @@ def walk(client: FlaskClient, base: str, answers: dict[str, str]) -> str:
         data = fill(html, answers)
         last = 'value="review"' in html
         data.update(csrf_token=token.group(1), direction="review" if last else "next")
-        sent = client.post(f"{base}{number}", data=data)
+        sent = client.post(page.request.full_path if query else f"{base}{number}", data=data)
         assert sent.status_code == 302, sent.get_data(as_text=True)[:2000]
         if last:
             assert "/review" in sent.headers["Location"]
@@ -93,7 +95,7 @@ def clinician(client: FlaskClient, make_user: Any) -> Any:
     return user
 
 
-def test_a_clinician_enters_answers_recorded_as_assisted(
+def test_a_clinician_enters_answers_recorded_with_mode_and_proxy(
     client: FlaskClient, clinician: Any, enrol_patient: Any
 ) -> None:
     enrolment = enrol_patient(index_offset_days=10)
@@ -103,17 +105,21 @@ def test_a_clinician_enters_answers_recorded_as_assisted(
     assert f'href="{base}"' in patient_page.get_data(as_text=True)
     start = client.get(base)
     assert start.status_code == 200
+    page = start.get_data(as_text=True)
+    assert 'name="how" value="phone" checked' in page and 'name="how" value="paper"' in page
+    assert 'name="proxy" value="1"' in page
     assert "Eturauhas" in client.get(f"{base}1?qlang=fi").get_data(as_text=True)
 
-    review = walk(client, base, IPSS)
+    review = walk(client, base, IPSS, query="?qlang=fi&how=paper&proxy=1")
+    assert "Vastattu paperilomakkeella." in review or "Answered on a paper form." in review
     form = re.search(
         r'<form method="post" action="([^"]+)"[^>]*class="submit-form".*?</form>', review, re.DOTALL
     )
     assert form, review[:3000]
-    assert form.group(1).startswith(f"{base}submit")
+    assert form.group(1).startswith(f"{base}submit"), form.group(1)
     token = CSRF_FIELD.search(form.group(0))
     assert token
-    sent = client.post(form.group(1), data={"csrf_token": token.group(1)})
+    sent = client.post(html.unescape(form.group(1)), data={"csrf_token": token.group(1)})
     assert sent.status_code == 302
     assert sent.headers["Location"].endswith(f"/clinician/bph/{enrolment.person.pseudonym}")
 
@@ -123,7 +129,7 @@ def test_a_clinician_enters_answers_recorded_as_assisted(
     assert responses
     for response in responses:
         assert response.status == "submitted"
-        assert response.mode == "assisted"
+        assert (response.mode, response.proxy) == ("paper", True)
         assert response.entered_by_user_id == clinician.id
         assert response.language == "fi"
     ipss = next(r for r in responses if r.instrument_code == "ipss")
@@ -197,7 +203,7 @@ def test_answered_cancelled_and_opted_out_invitations_are_refused(
     assert db.session.scalar(select(Response.id)) is None
 
 
-def test_a_response_the_patient_started_becomes_assisted(
+def test_a_response_the_patient_started_takes_the_staff_entrys_mode(
     client: FlaskClient, clinician: Any, enrol_patient: Any, patient_link: Any
 ) -> None:
     enrolment = enrol_patient(index_offset_days=10)
@@ -210,7 +216,7 @@ def test_a_response_the_patient_started_becomes_assisted(
     data = dict(fill(page, IPSS), form_token=form_token.group(1), direction="next")
     assert patient.post(f"/r/{token}/1", data=data).status_code == 302
     started = db.session.scalar(select(Response).where(Response.instrument_code == "ipss"))
-    assert started is not None and started.mode == "self"
+    assert started is not None and started.mode == "web"
 
     forget_request_globals()
     base = f"/assisted/bph/{baseline(enrolment).id}/"
@@ -219,7 +225,7 @@ def test_a_response_the_patient_started_becomes_assisted(
     data = dict(fill(html, {}), csrf_token=csrf_token(client, f"{base}1"), direction="next")
     assert client.post(f"{base}1", data=data).status_code == 302
     db.session.refresh(started)
-    assert started.mode == "assisted"
+    assert (started.mode, started.proxy) == ("phone", False)
     assert started.entered_by_user_id == clinician.id
 
 

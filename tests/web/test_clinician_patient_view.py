@@ -255,6 +255,24 @@ def test_free_text_renders_inert(clinician: FlaskClient, enrol_patient: Any) -> 
     assert "Huono" in html  # the option text of code 4, not the code
 
 
+def test_answers_not_given_on_the_web_by_the_patient_are_marked(
+    clinician: FlaskClient, enrol_patient: Any
+) -> None:
+    enrolment = enrol_patient(index_offset_days=-100)
+    store_response(enrolment, "baseline", "ipss", ipss((1, 1, 1, 1, 1, 1, 1)), mode="paper")
+    store_response(enrolment, "m3", "ipss", ipss((0, 0, 0, 0, 0, 0, 0)), proxy=True)
+    store_response(enrolment, "m3", "prem_bph", {"overall": 4}, mode="imported")
+    url = f"/clinician/bph/{enrolment.person.pseudonym}?lang=en"
+    html = clinician.get(url).get_data(as_text=True)
+    table = score_table(html, "ipss.total")
+    baseline, m3 = table["Before the procedure"][0], table["3 months"][0]
+    assert 'data-answered="paper"' in baseline and "(on paper)" in baseline
+    assert 'data-answered="proxy"' in m3 and "(by proxy)" in m3
+    assert "data-answered" not in table["12 months"][0]
+    assert 'data-answered="imported"' in html  # the experience answers' heading
+    assert "Marked values were not answered by the patient on the web" in html
+
+
 def test_clinical_measures_procedures_and_links(
     clinician: FlaskClient, enrol_patient: Any, client: FlaskClient
 ) -> None:

@@ -49,7 +49,8 @@ from tests.web.report_numbers import (
     read_csv,
     read_page,
     service_columns,
-    service_effect_rows,
+    service_keep,
+    service_layout,
     text,
 )
 from vaikuttavuus import queries
@@ -232,11 +233,13 @@ def check_download(
                 fmt,
                 keep=lambda record: record["score"] == score,
             )
-        elif name == "service_effects":
-            follow_ups = tuple(result.follow_ups)
-            rows = service_effect_rows(source, follow_ups, labels, args["by"], fmt)
         elif name.startswith("service_"):
-            rows = expected_rows(source, service_columns(labels, args["by"])[name], fmt)
+            rows = expected_rows(
+                source,
+                service_layout(service_columns(labels, args["by"]), name, args),
+                fmt,
+                keep=service_keep(name, args, result.primary_time_point),
+            )
         elif name.startswith("funnel_"):
             rows = expected_rows(source, layout["funnel"], fmt)
         else:
@@ -330,10 +333,7 @@ def test_every_table_of_every_section_shows_the_analytics_figures(
             section,
             result,
             downloads=downloads,  # the services' tables by provider sector are alike: one checked
-            download=lambda table: (
-                table.csv_args.get("by") in (None, "service_type")
-                or table.csv_name == "service_effects"
-            ),
+            download=lambda table: table.csv_args.get("by") in (None, "service_type"),
         )
         if section == "outcomes" and result.outcomes.qaly_difference is not None:
             difference = result.outcomes.qaly_difference

@@ -167,7 +167,7 @@ def test_a_count_that_is_really_zero_is_shown_as_zero(
     db.session.commit()
     analysis = CohortAnalysis(db.session, pilot("older-adults"))
     section = analysis.services("ucla3.total", "service_type")
-    table = section.cost_per_point
+    table = section.cost
     assert len(table.table) and (table.table["n_with_cost"] == 0).all()
     with in_language(cohort_app, "fi"):
         labels = Labels(analysis, "fi")
@@ -179,7 +179,7 @@ def test_a_count_that_is_really_zero_is_shown_as_zero(
     shown = [[cell.text for cell in row] for row in view["cost"].rows]
     assert_rows(shown, wanted, "cost per point without costs")
     for row in shown:
-        assert row[1] == "0" and row[2] == "–" and row[4] == "–", row
+        assert row[1] == "0" and row[2] == "–" and row[6] == "–", row
     assert "<5" not in {cell for row in shown for cell in row}
 
 

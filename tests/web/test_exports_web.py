@@ -150,6 +150,7 @@ def test_csv_downloads_are_pseudonymised_neutralised_and_audited(
         "submitted_date",
         "language",
         "mode",
+        "proxy",
     ]
     text = response.get_data(as_text=True)
     for value in _identifying():

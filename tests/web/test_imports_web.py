@@ -222,3 +222,59 @@ def test_a_lead_of_another_pilot_gets_403(lead: FlaskClient, make_user: Any) -> 
 def test_navigation_links_to_imports_for_pilot_leads(lead: FlaskClient) -> None:
     html = lead.get("/imports/bph/").get_data(as_text=True)
     assert re.search(r'href="/imports/"', html)
+
+
+# -- questionnaire answers ----------------------------------------------------------------------
+
+
+def test_questionnaire_answers_upload_with_progress_template_and_notes(
+    client: FlaskClient, make_user: Any, enrol_patient: Any
+) -> None:
+    from datetime import timedelta
+
+    from vaikuttavuus.models import Response
+
+    enrol_patient("bph", "operating_room", -100, identity_code=CODES[0])
+    make_user("lead", "pilot_lead", pilots=("bph",))
+    assert login(client, "lead").status_code == 302
+    page = client.get("/imports/bph/?lang=en").get_data(as_text=True)
+    # the kind, its item columns with their codes, the window option and the progress bar
+    assert '<option value="responses">Questionnaire answers</option>' in page
+    assert "<code>ipss_qol</code>" in page and "0 = Delighted" in page
+    assert 'name="allow_outside_window"' in page
+    assert 'class="import-progress" hidden' in page and "js/imports.js" in page
+    template = client.get("/imports/bph/templates/responses.csv?example=1")
+    header, example = template.get_data(as_text=True).lstrip("\ufeff").splitlines()
+    assert header.split(",")[:4] == ["identity_code", "pseudonym", "time_point", "instrument"]
+    assert "ucla1" not in header and "ipss1" in header
+    assert example.split(",")[2:4] == ["baseline", "ipss"]
+
+    day = TODAY - timedelta(days=110)
+    items = ["ipss1", "ipss2", "ipss3", "ipss4", "ipss5", "ipss6", "ipss7", "ipss_qol"]
+    data = csv_bytes(
+        ["identity_code", "time_point", "instrument", "completed_on", "proxy", *items],
+        [[CODES[0], "baseline", "ipss", day, "yes", 1, 1, "", 1, 1, 1, 1, 2]],
+    )
+    # the page's script asks for JSON and goes where it says
+    token = csrf_token(client, "/imports/bph/")
+    sent = client.post(
+        "/imports/bph/",
+        data={"kind": "responses", "file": (io.BytesIO(data), "vastaukset.csv"),
+              "csrf_token": token},
+        content_type="multipart/form-data",
+        headers={"Accept": "application/json"},
+    )  # fmt: skip
+    assert sent.status_code == 200 and sent.is_json
+    target = sent.get_json()["redirect"]
+    report = client.get(target + "?lang=en").get_data(as_text=True)
+    assert "1 rows stored; 0 were stored already." in report
+    assert '<h2 id="notes-title">1 note</h2>' in report and "ipss3" in report
+    stored = db.session.scalar(select(Response))
+    assert stored is not None and (stored.mode, stored.proxy) == ("imported", True)
+    # a form without a file: JSON 400, the script then sends the form the usual way
+    missing = client.post(
+        "/imports/bph/",
+        data={"kind": "responses", "csrf_token": csrf_token(client, "/imports/bph/")},
+        headers={"Accept": "application/json"},
+    )
+    assert missing.status_code == 400 and "file" in missing.get_json()["errors"]

@@ -167,22 +167,30 @@ def test_the_summary_pdf_in_each_language(
     assert events[0].details["language"] == language
 
 
-def test_the_older_adults_summary_shows_loneliness_and_insecurity_by_service(
+def test_the_older_adults_summary_shows_the_primary_question_of_the_services(
     boss: FlaskClient,
     cohort_app: Flask,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    response = boss.get("/management/older-adults/summary.pdf?lang_pdf=fi")
+    """The primary question's adjusted differences by service with the caveat that services
+    were not randomised and the number of secondary comparisons; no provider sectors and no
+    "effect" anywhere."""
+    response = boss.get("/management/older-adults/summary.pdf?lang_pdf=en")
     assert response.status_code == 200
     text, _pages = pdf_text(response.data, tmp_path)
-    wanted = expected(cohort_app, "older-adults", "fi")
+    wanted = expected(cohort_app, "older-adults", "en")
     analysis = wanted["analysis"]
-    with cohort_app.test_request_context(), force_locale("fi"):
-        labels = Labels(analysis, "fi")
-        names = [labels.score("ucla3.total"), labels.score("insecurity.safe_daily")]
+    section = analysis.services(analysis.primary_service_score, "service_type")
+    with cohort_app.test_request_context(), force_locale("en"):
+        labels = Labels(analysis, "en")
+        names = [labels.score("ucla3.total")]
         services = [labels.category("friend_service"), labels.category("home_care")]
-    for name in [*names, *services]:
-        assert normalise(name) in text
+        caveat = "Services were not randomised."
+        secondary = f"{section.n_secondary} secondary comparisons"
+    for name in [*names, *services, caveat, secondary]:
+        assert normalise(name) in text, name
+    assert "Provider sector" not in text
+    assert not re.search(r"\beffects?\b", text, flags=re.IGNORECASE)
     assert wanted["sentence"] is None
     for figure in wanted["figures"]:
         assert normalise(figure.value) in text
@@ -342,11 +350,11 @@ def _pdf_tables(result: CohortAnalysis, language: str) -> list[tuple[str, list[A
         cea = section("cea", effect="qaly" if result.has_utility else "improvement")
         names = ("cea_summary", "ce_plane", "ceac", "inmb", "incremental")
         tables += [(name, cea[name]) for name in names if name in cea]
-    if result.has_services:
-        for score in ("ucla3.total", "insecurity.safe_daily"):
-            services = section("services", score=score)
-            for name in ("service_effects", "service_cost_per_point"):
-                tables.append((f"{name} {score}", services[f"{name} service_type"]))
+    if result.has_services:  # the primary question only
+        services = section("services", score=result.primary_service_score)
+        for name in ("service_differences service_type primary", "service_cost_per_point"):
+            key = name if name in services else f"{name} service_type"
+            tables.append((name, services[key]))
     overview, quality = section("overview"), section("quality")
     tables += [(name, overview[name]) for name in ("enrolment", "response_rates")]
     tables += [(name, quality[name]) for name in ("data_quality", "late_answers", "imports")]

@@ -93,7 +93,7 @@ def test_patient_answers_ipss_and_sees_thanks(
     assert response is not None
     assert response.status == "submitted"
     assert response.language == "fi"
-    assert response.mode == "self"
+    assert response.mode == "web"
     assert response.submitted_at is not None
     assert response.instrument_version.code == "ipss"
     assert response.instrument_version.version == "1"

@@ -51,17 +51,21 @@ class ImportGroup(click.Group):
         formatter.write_usage(
             ctx.command_path, "KIND FILE [--dry-run] [--pilot CODE] [--report CSV]"
         )
-        formatter.write_usage(ctx.command_path, "template KIND [--with-example]")
+        formatter.write_usage(
+            ctx.command_path, "responses FILE [--allow-outside-window] [options as above]"
+        )
+        formatter.write_usage(ctx.command_path, "template KIND [--with-example] [--pilot CODE]")
 
 
 @click.group("import", cls=ImportGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def import_group() -> None:
-    """Import people, procedures, measurements, costs or service exposures from CSV or XLSX.
+    """Import people, procedures, measurements, costs, service exposures or questionnaire
+    answers from CSV or XLSX (answers also from a FHIR R4 Bundle in JSON).
 
-    KIND is one of: people, procedures, measurements, resource_use, direct_costs, exposures.
-    Every row is checked first; one bad row rejects the whole file and nothing is stored.
-    Rows stored by an earlier import of the same data are skipped. `vaikuttavuus import
-    template KIND` prints the columns of a kind.
+    KIND is one of: people, procedures, measurements, resource_use, direct_costs, exposures,
+    responses. Every row is checked first; one bad row rejects the whole file and nothing is
+    stored. Rows stored by an earlier import of the same data are skipped. `vaikuttavuus
+    import template KIND` prints the columns of a kind.
     """
 
 
@@ -85,6 +89,12 @@ def import_group() -> None:
     show_default=True,
     help="Language of the messages and the report.",
 )
+@click.option(
+    "--allow-outside-window",
+    is_flag=True,
+    help="responses: accept answers dated outside their time point's window (recorded in "
+    "the import log and the audit trail).",
+)
 @with_appcontext
 def import_file(
     kind: str,
@@ -93,6 +103,7 @@ def import_file(
     pilot_code: str | None,
     report_path: Path | None,
     lang: str,
+    allow_outside_window: bool,
 ) -> None:
     """Check FILE as KIND and store its rows, all or nothing."""
     from flask_babel import force_locale
@@ -119,6 +130,7 @@ def import_file(
             dry_run=dry_run,
             progress=bars.follow(STORING_LABEL),
             check_progress=bars.follow(CHECKING_LABEL),
+            allow_outside_window=allow_outside_window,
         )
     except ImportRefusedError as error:
         db.session.rollback()
@@ -134,7 +146,8 @@ def import_file(
 
     with force_locale(lang):
         if report_path is not None:
-            report_path.write_text(report_csv(outcome.errors), encoding="utf-8")
+            report = report_csv([*outcome.errors, *outcome.notes])
+            report_path.write_text(report, encoding="utf-8")
         if outcome.status == "rejected":
             click.secho(
                 f"{path.name}: {outcome.error_count} error(s) in {outcome.rows_total} row(s); "
@@ -156,6 +169,17 @@ def import_file(
         if outcome.status == "failed":
             click.secho(f"{path.name}: {describe(outcome.errors[0])}", fg="red", err=True)
             sys.exit(1)
+        if outcome.note_count:
+            click.echo(
+                f"{path.name}: {outcome.note_count} note(s) on rows stored as given:", err=True
+            )
+            for note in outcome.notes[:SHOWN_ERRORS]:
+                where = (
+                    "the file"
+                    if note.line == 0
+                    else f"line {note.line}" + (f", column {note.column}" if note.column else "")
+                )
+                click.echo(f"  {where}: {describe(note)}", err=True)
     new = outcome.rows_total - outcome.rows_duplicate
     if outcome.dry_run:
         click.echo(
@@ -202,11 +226,33 @@ class _ProgressBars:
 @import_group.command("template")
 @click.argument("kind", metavar="KIND", type=click.Choice(KINDS))
 @click.option("--with-example", is_flag=True, help="Add an example row.")
-def template(kind: str, with_example: bool) -> None:
-    """Print the documented header of KIND (CSV, one line)."""
+@click.option(
+    "--pilot",
+    "pilot_code",
+    metavar="CODE",
+    help="responses: only the item columns of this pilot's instruments (default: every "
+    "pilot's); the example is for its baseline.",
+)
+def template(kind: str, with_example: bool, pilot_code: str | None) -> None:
+    """Print the documented header of KIND (CSV, one line). For responses the item columns
+    come from the definition folders (questionnaires/, cohorts/)."""
     from vaikuttavuus.services.imports import template_csv
 
-    click.echo(template_csv(kind, with_example=with_example), nl=False)
+    pilots: list[Any] = []
+    instruments = None
+    if kind == "responses":
+        from vaikuttavuus.services.definitions import latest_versions, load_all_definitions
+
+        specs, pilots, _measures = load_all_definitions()
+        instruments = latest_versions(specs)
+        if pilot_code is not None:
+            pilots = [pilot for pilot in pilots if pilot.id == pilot_code]
+            if not pilots:
+                raise click.BadParameter(f"unknown pilot '{pilot_code}'", param_hint="--pilot")
+    click.echo(
+        template_csv(kind, with_example=with_example, pilots=pilots, instruments=instruments),
+        nl=False,
+    )
 
 
 COMMANDS: list[click.Command] = [import_group]

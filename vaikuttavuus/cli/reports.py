@@ -264,8 +264,9 @@ def table_command(
 def mixed_model_command(
     pilot_code: str, score: str, by: str, period: tuple[date | None, date | None]
 ) -> None:
-    """Fit the mixed model over all time points (slow on a large cohort) and print its
-    effects as CSV (small cells hidden)."""
+    """Fit the exploratory mixed model over all time points (slow on a large cohort) and
+    print the difference in yearly change associated with each service as CSV (small cells
+    hidden)."""
     from vaikuttavuus.extensions import db
     from vaikuttavuus.services.analytics import (
         CohortAnalysis,

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from statistics import NormalDist
 from typing import Any
 
@@ -782,3 +783,30 @@ def tdabc_unit_costs(catalogue: CostingCatalogue) -> pd.DataFrame:
     frame["ratio"] = frame["tdabc_unit_cost_eur"] / frame["catalogue_unit_cost_eur"]
     frame.index.name = "product_code"
     return frame[columns]
+
+
+def costs_complete(
+    enrolments: pd.DataFrame,
+    cost_rows: pd.DataFrame,
+    *,
+    start_days: int,
+    end_days: int,
+    as_of: date,
+    products: Sequence[str] | None = None,
+    id_col: str = "enrolment_id",
+) -> pd.Series:
+    """Per enrolment (index ``id_col``): its costs are complete for the care cycle — the cycle
+    (``start_days`` … ``end_days`` from ``index_date``) ended before ``as_of`` and at least one
+    cost row lies inside it (of one of ``products`` when given: the pilot's declared rule).
+    A person whose cycle ended without such a row has *missing* costs, never 0 €."""
+    index = pd.to_datetime(enrolments.set_index(id_col)["index_date"])
+    ended = index + pd.to_timedelta(end_days, unit="D") < pd.Timestamp(as_of)
+    if cost_rows.empty:
+        return ended & False
+    start = index.reindex(cost_rows[id_col]).to_numpy()
+    offset = (pd.to_datetime(cost_rows["service_date"]).to_numpy() - start) / np.timedelta64(1, "D")
+    inside = (offset >= start_days) & (offset <= end_days)
+    if products is not None:
+        inside &= cost_rows["product_code"].isin(list(products)).to_numpy()
+    with_rows = pd.Index(cost_rows.loc[inside, id_col].unique())
+    return ended & index.index.isin(with_rows)

@@ -23,6 +23,10 @@ Conventions
   the enrolment id in place of the person columns. The same hash twice in one file is an error
   (``duplicate``); a hash that is already stored is skipped and counted in ``rows_duplicate``,
   so importing a file again stores nothing twice. People rows are matched by the person instead.
+* **Questionnaire answers** (kind ``responses``: one row per person, time point and
+  instrument, one column per item, or a FHIR ``Bundle``) have their own checks in
+  :mod:`vaikuttavuus.domain.response_imports`; they share the reading, the people and the
+  error report with the other kinds.
 * **Vectorised.** Columns are parsed with pandas string, numeric and date operations; identity
   codes, pseudonyms and codes are looked at once per distinct value. The only per-row Python
   step is SHA-256 itself (about 1 µs a row). Error objects are built only for failing rows, at
@@ -47,7 +51,13 @@ import numpy as np
 import pandas as pd
 
 from vaikuttavuus.domain import identity
-from vaikuttavuus.domain.specs import LANGUAGES, MeasureCatalogue, MeasureSpec, PilotSpec
+from vaikuttavuus.domain.specs import (
+    LANGUAGES,
+    InstrumentSpec,
+    MeasureCatalogue,
+    MeasureSpec,
+    PilotSpec,
+)
 from vaikuttavuus.domain.spreadsheet import spreadsheet_safe
 
 __all__ = [
@@ -83,7 +93,9 @@ def N_(text: str) -> str:  # noqa: N802 - Babel's marker for texts translated wh
     return text
 
 
-Kind = Literal["people", "procedures", "measurements", "resource_use", "direct_costs", "exposures"]
+Kind = Literal[
+    "people", "procedures", "measurements", "resource_use", "direct_costs", "exposures", "responses"
+]
 KINDS: tuple[Kind, ...] = (
     "people",
     "procedures",
@@ -91,17 +103,22 @@ KINDS: tuple[Kind, ...] = (
     "resource_use",
     "direct_costs",
     "exposures",
+    "responses",
 )
 
 SETTINGS: tuple[str, ...] = ("operating_room", "outpatient_clinic")
 """Where a procedure was done (the ``procedures.setting`` check constraint)."""
+RESPONSE_MODES: tuple[str, ...] = ("web", "phone", "paper", "imported")
+"""How answers were given (the ``responses.mode`` check constraint)."""
 
 MAX_REPORTED_ERRORS = 1000
 """Errors described one by one (file and header problems included); :attr:`Validation.error_count`
 and :attr:`ImportFileError.count` count them all."""
-MAX_COLUMNS = 100
-"""A file with a wider header is refused before it is parsed (no kind has more than 20
-columns): a header of a million columns costs a moment, not minutes and gigabytes."""
+MAX_COLUMNS = 500
+"""A file with a wider header is refused before it is parsed (the fixed kinds have at most 20
+columns; a questionnaire-answers file has one per item of the pilot's instruments, 49 for both
+shipped pilots together): a header of a million columns costs a moment, not minutes and
+gigabytes."""
 MAX_VALUE_SHOWN = 100
 """A cell echoed in an error is cut to this many characters."""
 MAX_ALLOWED_SHOWN = 30
@@ -119,7 +136,7 @@ ERROR_CODES: dict[str, str] = {
     "bad_csv": "a CSV row with more values than the header",
     "unreadable_file": "an XLSX file that cannot be read",
     "file_too_large": "an XLSX file that unpacks to more than 1 GiB",
-    "too_many_columns": "a header with more columns than any kind could have (100)",
+    "too_many_columns": "a header with more columns than any kind could have (500)",
     "missing_column": "a required column is missing from the header",
     "unknown_column": "a header names a column the kind does not have",
     "duplicate_column": "a column appears twice in the header",
@@ -127,6 +144,7 @@ ERROR_CODES: dict[str, str] = {
     "no_rows": "the file has a header but no data rows",
     "kind_not_in_pilot": "the pilot defines nothing this kind refers to",
     "extra_values": "an XLSX row has values to the right of the last named column",
+    "not_fhir": "a JSON file that is not a FHIR Bundle",
     # one cell or row
     "missing": "a required value is empty",
     "not_a_number": "not a number",
@@ -146,6 +164,12 @@ ERROR_CODES: dict[str, str] = {
     "unknown_person": "a person who is not found or not enrolled in the pilot",
     "wrong_pilot": "a people row for another pilot",
     "conflict": "a value that contradicts stored data or another column",
+    "not_scheduled": "an instrument that the time point does not schedule",
+    "not_in_instrument": "an answer to an item of another instrument than the row's",
+    "incomplete": "a note, not an error: a required item is unanswered (stored as incomplete)",
+    "costs_missing": "a note on the whole file: persons whose care cycle has ended lack cost data",
+    "no_answers": "a questionnaire row without a single answer",
+    "fhir_entry": "a FHIR Bundle entry that is not a QuestionnaireResponse that can be read",
     # storing
     "import_failed": "the rows could not be stored (nothing was stored)",
 }
@@ -262,9 +286,12 @@ def _shown(value: str, column: str | None) -> str:
 @dataclass(frozen=True)
 class RawTable:
     """A file's cells as text: ``frame`` has one column of Python strings per header cell
-    (normalised names, in file order; ``""`` for an empty cell), indexed by line number."""
+    (normalised names, in file order; ``""`` for an empty cell), indexed by line number.
+    ``problems`` are row errors found while reading (a FHIR entry that cannot be read); the
+    check reports them with the others."""
 
     frame: pd.DataFrame
+    problems: tuple[RowError, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -898,26 +925,96 @@ SCHEMAS: dict[str, Schema] = {
         date_order=(("start_date", "end_date"),),
         requires=("service_types", "provider_sectors"),
     ),
+    "responses": Schema(
+        "responses",
+        N_("Questionnaire answers"),
+        N_(
+            "Answers given on paper, by phone or in another system: one row per person, time "
+            "point and instrument, then one column per item id holding the answer code. A row "
+            "leaves the items of other instruments empty. A FHIR R4 Bundle of "
+            "QuestionnaireResponses (JSON) is read as well."
+        ),
+        (
+            *_PERSON,
+            Column(
+                "time_point",
+                "code",
+                N_("The time point of the pilot (e.g. baseline)."),
+                "baseline",
+                required=True,
+                vocabulary="time_points",
+            ),
+            Column(
+                "instrument",
+                "code",
+                N_("The instrument (questionnaire) id; the time point must schedule it."),
+                "ipss",
+                required=True,
+                vocabulary="instruments",
+            ),
+            Column(
+                "completed_on",
+                "date",
+                N_(
+                    "The day the answers were given; it must fall within the time point's "
+                    "answering window."
+                ),
+                "2025-03-01",
+                required=True,
+                not_future=True,
+            ),
+            Column(
+                "instrument_version",
+                "text",
+                N_("The instrument version the answers were given in (default: the current one)."),
+                "1",
+                max_length=20,
+            ),
+            Column(
+                "mode",
+                "code",
+                N_("How the answers were given: web, phone, paper or imported (default imported)."),
+                "paper",
+                vocabulary="modes",
+            ),
+            Column(
+                "proxy",
+                "boolean",
+                N_(
+                    "yes when someone else (a relative or a staff member) answered for the "
+                    "person (default no)."
+                ),
+                "no",
+            ),
+            Column(
+                "language",
+                "code",
+                N_("The language of the questionnaire: fi, sv or en (default fi)."),
+                "fi",
+                vocabulary="languages",
+            ),
+        ),
+    ),
 }
+"""The kinds. ``responses`` names only its fixed columns: the item columns come from the
+pilot's instruments (:func:`vaikuttavuus.domain.response_imports.item_columns`)."""
 
 
-def check_header(schema: Schema, columns: Sequence[str]) -> list[RowError]:
-    """Missing, unknown and repeated columns (line 1), or no column that names the person."""
+def check_header(
+    schema: Schema, columns: Sequence[str], extra: Collection[str] = ()
+) -> list[RowError]:
+    """Missing, unknown and repeated columns (line 1), or no column that names the person.
+    ``extra`` are further known columns (the item ids of a responses file)."""
     errors: list[RowError] = []
-    known = set(schema.header)
+    known = set(schema.header) | set(extra)
     seen: set[str] = set()
     for name in columns:
         if name in seen:
             errors.append(RowError(1, _shown(name, None), None, "duplicate_column"))
         elif name not in known:
+            shown = list(schema.header) + sorted(set(extra) - set(schema.header))
             errors.append(
-                RowError(
-                    1,
-                    _shown(name, None),
-                    None,
-                    "unknown_column",
-                    {"columns": list(schema.header)},
-                )
+                RowError(1, _shown(name, None), None, "unknown_column", {"columns": shown})
             )
         seen.add(name)
     errors += [
@@ -949,8 +1046,29 @@ class PeopleFound:
     by_pseudonym: Mapping[str, PersonMatch] = field(default_factory=dict)
 
 
+ResponseKey = tuple[int, str, str]
+"""A response's natural key: (enrolment id, time point, instrument)."""
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """A stored response that an imported row may repeat, complete or contradict."""
+
+    status: str
+    version: str
+    completed_on: date | None
+    mode: str
+    proxy: bool
+    answers: Mapping[str, str] = field(default_factory=dict)
+    """Item id → stored value (canonical text)."""
+
+
 def _no_people(_hashes: Sequence[str], _pseudonyms: Sequence[str]) -> PeopleFound:
     return PeopleFound()
+
+
+def _no_responses(_keys: Sequence[ResponseKey]) -> Mapping[ResponseKey, StoredResponse]:
+    return {}
 
 
 def _no_hashes(_hashes: Sequence[str]) -> Collection[str]:
@@ -964,6 +1082,12 @@ class ImportContext:
     ``hash_identity_code`` turns a valid, normalised identity code into its keyed hash;
     ``find_people(identity_hashes, pseudonyms)`` returns the stored people among them;
     ``stored_row_hashes(hashes)`` returns those already stored for this kind.
+
+    Questionnaire answers (``responses``) also need ``instruments`` (code → version → spec:
+    every version a response may be given in), ``current_versions`` (code → the current
+    version), ``stored_responses(keys)`` (the stored responses among (enrolment id, time
+    point, instrument) keys) and ``allow_outside_window`` (dates outside the time point's
+    window are accepted).
     """
 
     pilot: PilotSpec
@@ -976,6 +1100,12 @@ class ImportContext:
     find_people: Callable[[Sequence[str], Sequence[str]], PeopleFound] = _no_people
     stored_row_hashes: Callable[[Sequence[str]], Collection[str]] = _no_hashes
     languages: tuple[str, ...] = LANGUAGES
+    instruments: Mapping[str, Mapping[str, InstrumentSpec]] = field(default_factory=dict)
+    current_versions: Mapping[str, str] = field(default_factory=dict)
+    stored_responses: Callable[[Sequence[ResponseKey]], Mapping[ResponseKey, StoredResponse]] = (
+        _no_responses
+    )
+    allow_outside_window: bool = False
 
     def pilot_measures(self) -> tuple[MeasureSpec, ...]:
         return tuple(m for m in self.measures.measures if not m.pilots or self.pilot.id in m.pilots)
@@ -997,6 +1127,8 @@ class ImportContext:
             "languages": lambda: self.languages,
             "sexes": lambda: ("male", "female", "other"),
             "pilot": lambda: (pilot.id,),
+            "instruments": lambda: pilot.instrument_ids,
+            "modes": lambda: RESPONSE_MODES,
         }
         return tuple(str(value) for value in values[vocabulary]())
 
@@ -1026,7 +1158,9 @@ class Validation:
     ``enrolment_id`` and ``row_hash`` (people: ``person_id`` for a stored person, else NaN,
     ``identity_code`` normalised and ``identity_hash``); rows already stored are left out and
     counted in ``rows_duplicate``. ``errors`` lists at most ``max_errors`` problems in line
-    order; ``error_count`` counts them all.
+    order; ``error_count`` counts them all. Questionnaire answers (``responses``): ``frame``
+    has one row per response and ``answers`` one row per answer (see
+    :func:`vaikuttavuus.domain.response_imports.finish`).
     """
 
     kind: str
@@ -1035,6 +1169,12 @@ class Validation:
     error_count: int
     rows_total: int
     rows_duplicate: int
+    answers: pd.DataFrame | None = None
+    notes: tuple[RowError, ...] = ()
+    """Things worth knowing about rows that are stored all the same (``responses``: a
+    required item left unanswered); at most ``max_errors`` of them, ``note_count`` counts
+    all."""
+    note_count: int = 0
 
     @property
     def ok(self) -> bool:
@@ -1060,6 +1200,23 @@ class _Errors:
         self.bad = np.zeros(table.rows, dtype=bool)
         self.bad_in: dict[str, np.ndarray] = {}
         self.entries: list[tuple[np.ndarray, str | None, str, ParamSource]] = []
+        self.given: list[RowError] = []
+
+    def add_given(self, errors: Sequence[RowError]) -> None:
+        """Errors found while reading the file, already built (their lines are rows)."""
+        if not errors:
+            return
+        position = {int(line): p for p, line in enumerate(self.lines)}
+        for error in errors:
+            where = position.get(error.line)
+            if where is not None:
+                self.bad[where] = True
+                if error.column is not None:
+                    column_bad = self.bad_in.setdefault(
+                        error.column, np.zeros(len(self.bad), dtype=bool)
+                    )
+                    column_bad[where] = True
+            self.given.append(error)
 
     def add(
         self,
@@ -1087,10 +1244,17 @@ class _Errors:
 
     @property
     def count(self) -> int:
-        return sum(len(entry[0]) for entry in self.entries)
+        return sum(len(entry[0]) for entry in self.entries) + len(self.given)
 
     def report(self, limit: int) -> tuple[RowError, ...]:
         """The first ``limit`` errors in line order (then in the order they were found)."""
+        built = self._built(limit)
+        if not self.given:
+            return built
+        merged = sorted([*self.given, *built], key=lambda error: error.line)
+        return tuple(merged[:limit])
+
+    def _built(self, limit: int) -> tuple[RowError, ...]:
         if not self.entries:
             return ()
         positions = np.concatenate([entry[0] for entry in self.entries])
@@ -1555,7 +1719,10 @@ def _resolve_people(check: _Check) -> _People:
     pseudonym_blank = check.blank["pseudonym"]
     present = [c for c in PERSON_COLUMNS if c in check.raw.columns]
     check.errors.add(
-        code_blank & pseudonym_blank, present[0], "missing", {"either": list(PERSON_COLUMNS)}
+        code_blank & pseudonym_blank & ~check.errors.failed("subject"),
+        present[0],
+        "missing",
+        {"either": list(PERSON_COLUMNS)},
     )
     hashes = _per_value(codes, context.hash_identity_code, None)
     found = context.find_people(
@@ -1691,7 +1858,12 @@ def validate(
         RowError(0, None, None, "kind_not_in_pilot", {"pilot": context.pilot.id, "what": name})
         for name in missing
     ]
-    problems += check_header(schema, table.columns)
+    items: Collection[str] = ()
+    if kind == "responses":
+        from vaikuttavuus.domain import response_imports
+
+        items = response_imports.item_columns(context)
+    problems += check_header(schema, table.columns, items)
     if problems:
         raise ImportFileError(problems[:max_errors], count=len(problems))
     if table.rows == 0:
@@ -1707,6 +1879,7 @@ def validate(
             progress(done, steps)
 
     check = _Check(schema, table, context)
+    check.errors.add_given(table.problems)
     for column in schema.columns:
         check.parse(column)
         step()
@@ -1732,6 +1905,13 @@ def validate(
         check.errors.add(not_enrolled & mask, name, "unknown_person", {"reason": "not_enrolled"})
     if kind == "measurements":
         check.check_measurements(people.index_day)
+    if kind == "responses":
+        from vaikuttavuus.domain import response_imports
+
+        validation = response_imports.finish(check, people, max_errors)
+        step()
+        step()
+        return validation
     step()
 
     rows = np.flatnonzero(~check.errors.bad)

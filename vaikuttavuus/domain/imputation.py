@@ -59,25 +59,41 @@ class ImputationError(ValueError):
 
 class _NumpyMICEData(MICEData):  # type: ignore[misc]
     """:class:`MICEData` whose conditional models are main-effects linear models of every other
-    column, with the design built by numpy once per update (statsmodels' default formula for
-    each variable is the same model written with patsy, which dominates the run time on small
-    data)."""
+    column, with the design built by numpy (statsmodels' default formula for each variable is
+    the same model written with patsy, which dominates the run time on small data).
 
-    _current: tuple[str, FloatArray, FloatArray] | None = None
+    The data are kept as one float matrix (a constant column first), so each variable's design
+    is one column selection of it, built once per update (fitting and predictive mean matching
+    share it); statsmodels' frame ``data`` is refreshed from it after each ``update_all``, and
+    the Gaussian parameter draw comes from the normal equations."""
 
-    def update(self, vname: str) -> None:
-        self._current = None
-        super().update(vname)
-        self._current = None
+    def __init__(self, data: pd.DataFrame, **kwargs: Any) -> None:
+        super().__init__(data, **kwargs)
+        values = self.data.to_numpy(dtype=float)
+        self._matrix = np.column_stack([np.ones(len(values)), values])
+        self._position = {name: i + 1 for i, name in enumerate(self.data.columns)}
+        self._current: tuple[str, FloatArray, FloatArray] | None = None
 
     def _design(self, vname: str) -> tuple[FloatArray, FloatArray]:
-        if self._current is None or self._current[0] != vname:
-            values = self.data.to_numpy(dtype=float)
-            position = self.data.columns.get_loc(vname)
-            others = np.delete(values, position, axis=1)
-            exog = np.column_stack([np.ones(len(values)), others])
-            self._current = (vname, values[:, position], exog)
-        return self._current[1], self._current[2]
+        if self._current is not None and self._current[0] == vname:
+            return self._current[1], self._current[2]
+        column = self._position[vname]
+        others = [i for i in range(self._matrix.shape[1]) if i != column]
+        endog, exog = self._matrix[:, column].copy(), self._matrix[:, others]
+        self._current = (vname, endog, exog)
+        return endog, exog
+
+    def _store_changes(self, col: str, vals: Any) -> None:
+        # the matrix is the chain's state; statsmodels' frame is brought up to date once per
+        # update_all (writing into a DataFrame cell by cell costs more than the models)
+        missing = self.ix_miss[col]
+        if len(missing) > 0:
+            self._matrix[missing, self._position[col]] = np.atleast_1d(vals)
+        self._current = None
+
+    def update_all(self, n_iter: int = 1) -> None:
+        super().update_all(n_iter)
+        self.data = pd.DataFrame(self._matrix[:, 1:], columns=self.data.columns)
 
     def get_split_data(self, vname: str) -> tuple[Any, ...]:
         endog, exog = self._design(vname)
@@ -88,6 +104,30 @@ class _NumpyMICEData(MICEData):  # type: ignore[misc]
         endog, exog = self._design(vname)
         observed = self.ix_obs[vname]
         return endog[observed], exog[observed], {}, {}
+
+    def _perturb_gaussian(self, vname: str) -> None:
+        """statsmodels' Gaussian draw of the OLS parameters, N(β̂, σ̂²(X'X)⁻¹), from the normal
+        equations instead of an OLS fit (whose pseudo-inverse is an SVD of the whole design:
+        slow, and much slower still when OpenBLAS threads compete on a busy machine)."""
+        endog, exog, _init, _fit = self.get_fitting_data(vname)
+        cross = exog.T @ exog
+        try:
+            inverse = np.linalg.inv(cross)
+        except np.linalg.LinAlgError:
+            inverse = np.linalg.pinv(cross)
+        params = inverse @ (exog.T @ endog)
+        residual = endog - exog @ params
+        scale = float(residual @ residual) / max(len(endog) - exog.shape[1], 1)
+        self.models[vname] = _LinearPredictor()
+        self.params[vname] = self.rng.multivariate_normal(mean=params, cov=scale * inverse)
+
+
+class _LinearPredictor:
+    """What predictive mean matching asks of a fitted model: ``predict(params, exog)``."""
+
+    @staticmethod
+    def predict(params: FloatArray, exog: FloatArray) -> Any:
+        return exog @ params
 
 
 @dataclass(frozen=True)
@@ -307,7 +347,7 @@ def pool(
 
 def pool_vector(
     estimates: Sequence[npt.ArrayLike], covariances: Sequence[npt.ArrayLike]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Rubin's rules for a vector of estimates: (Q̄, Ū, B) from per-data-set estimates and
     covariance matrices. The total covariance is Ū + (1 + 1/m)·B; a linear combination c of
     the vector is pooled with :func:`pool` on c·Q and c'Uc (which gives the same Q̄ and T)."""

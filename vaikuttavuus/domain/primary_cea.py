@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -44,11 +44,13 @@ __all__ = [
     "COST",
     "EstimatePair",
     "PrimaryConfig",
+    "PrimaryIdentity",
     "PrimaryResult",
     "Scenario",
     "Subgroup",
     "analyse_two_arms",
     "column",
+    "scenario_of_frame",
     "wtp_key",
 ]
 
@@ -105,6 +107,17 @@ class PrimaryConfig:
     @property
     def time_point(self) -> str:
         return self.time_points[-1]
+
+
+class PrimaryIdentity(TypedDict):
+    """What a :class:`PrimaryResult` is about: the outcome, the time point and the arms."""
+
+    outcome: str
+    time_point: str
+    reference: str
+    other: str
+    n_reference: int
+    n_other: int
 
 
 @dataclass(frozen=True)
@@ -307,7 +320,7 @@ def impute(frame: pd.DataFrame, config: PrimaryConfig) -> Imputations | None:
 
 
 def analyse_two_arms(
-    frame: pd.DataFrame, config: PrimaryConfig, base: dict[str, Any]
+    frame: pd.DataFrame, config: PrimaryConfig, base: PrimaryIdentity
 ) -> PrimaryResult:
     """The declared primary analysis of ``frame`` (see the module docstring). ``base`` holds
     the result's identity (outcome, time point, arms and their sizes)."""
@@ -567,6 +580,22 @@ def _scenarios(
                     _scenario(name, shifted, covariates, cluster, "g_computation_mi", config)
                 )
     return tuple(s for s in scenarios if s is not None)
+
+
+def scenario_of_frame(name: str, frame: pd.DataFrame, config: PrimaryConfig) -> Scenario | None:
+    """A sensitivity analysis on another version of the frame (e.g. with the answers given by
+    a proxy set missing): the declared missing-data method and the adjusted model, without the
+    bootstrap."""
+    covariates = [c for c in config.covariates if frame[c].notna().any()]
+    cluster = "cluster" if frame["cluster"].notna().any() else None
+    imputations = impute(frame, config)
+    if imputations is not None:
+        datasets = [derive(d, config) for d in imputations.datasets]
+        method = "g_computation_mi"
+    else:
+        datasets = [derive(frame, config).dropna(subset=[*covariates, "improvement", COST])]
+        method = "g_computation_cc"
+    return _scenario(name, datasets, covariates, cluster, method, config)
 
 
 def _subgroups(

@@ -620,9 +620,16 @@ class MissingDataSpec(Spec):
     """How missing outcomes and costs are handled in the primary analysis: multiple imputation
     by chained equations, separately per arm (``imputations`` data sets), with delta-adjusted
     missing-not-at-random scenarios (non-responders ``mnar_deltas`` points worse on the primary
-    score) and complete cases as sensitivity analyses; or complete cases only."""
+    score) and complete cases as sensitivity analyses; or complete cases only.
 
-    method: Literal["multiple_imputation", "complete_cases"] = "multiple_imputation"
+    ``aipw_response`` (pilots with service types): missing follow-up scores are handled inside
+    the doubly robust estimator by a response model (missing at random given the confounders
+    and the exposures), missing confounders by multiple imputation; see
+    :mod:`vaikuttavuus.domain.attribution` and ``docs/reports.md`` for why."""
+
+    method: Literal["multiple_imputation", "aipw_response", "complete_cases"] = (
+        "multiple_imputation"
+    )
     imputations: int = Field(default=20, ge=2, le=200)
     mnar_deltas: tuple[float, ...] = (3.0,)
 
@@ -822,6 +829,11 @@ class PilotSpec(Spec):
                 raise ValueError("analysis → primary → comparison: the two arms are the same")
         if primary.by == "service_type" and not self.service_types:
             raise ValueError("analysis → primary → by: the pilot has no service_types")
+        if self.analysis.missing_data.method == "aipw_response" and not self.service_types:
+            raise ValueError(
+                "analysis → missing_data → method: 'aipw_response' is for pilots with "
+                "service_types"
+            )
         if self.analysis.cluster == "surgeon" and self.index_event != "procedure":
             raise ValueError("analysis → cluster: 'surgeon' needs index_event 'procedure'")
 

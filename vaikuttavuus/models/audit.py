@@ -57,6 +57,9 @@ class ImportBatch(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     actor: Mapped[str] = mapped_column(String(120))
     dry_run: Mapped[bool] = mapped_column(default=False)
+    allow_outside_window: Mapped[bool] = mapped_column(default=False)
+    """``import responses --allow-outside-window``: answers dated outside their time point's
+    window were accepted."""
     status: Mapped[str] = mapped_column(String(12))
     rows_total: Mapped[int] = mapped_column(default=0)
     rows_stored: Mapped[int] = mapped_column(default=0)
@@ -65,5 +68,8 @@ class ImportBatch(Base):
     # at most 1000 problems (domain.imports.MAX_REPORTED_ERRORS); loaded only when read, so
     # listing the import log never reads them
     errors: Mapped[list[Any]] = mapped_column(default=list, deferred=True)
+    notes: Mapped[list[Any]] = mapped_column(default=list, deferred=True)
+    """Notes on rows that were stored all the same (e.g. an unanswered required item)."""
+    note_count: Mapped[int] = mapped_column(default=0)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]

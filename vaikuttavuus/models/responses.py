@@ -10,6 +10,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from vaikuttavuus.models.base import Base, utcnow
 
+RESPONSE_MODES = ("web", "phone", "paper", "imported")
+"""How a response was given: ``web`` (the patient's link), ``phone`` and ``paper`` (entered by
+staff from a call or a paper form), ``imported`` (brought in from another system)."""
+
 if TYPE_CHECKING:
     from vaikuttavuus.models.instruments import InstrumentVersion
     from vaikuttavuus.models.people import Enrolment
@@ -22,13 +26,17 @@ class Response(Base):
 
     The unique constraint on (enrolment, time point, instrument) is what makes a double submit,
     a retry or a second device land on the same response instead of a new one.
+
+    ``mode`` is how the answers were given (:data:`RESPONSE_MODES`) and ``proxy`` whether
+    someone else (a relative or a staff member) answered for the person. ``import_batch_id``
+    names the import that brought the response in.
     """
 
     __tablename__ = "responses"
     __table_args__ = (
         UniqueConstraint("enrolment_id", "time_point_id", "instrument_code"),
         CheckConstraint("status IN ('in_progress', 'submitted')", name="status_known"),
-        CheckConstraint("mode IN ('self', 'assisted')", name="mode_known"),
+        CheckConstraint("mode IN ('web', 'phone', 'paper', 'imported')", name="mode_known"),
         Index("ix_responses_instrument_status", "instrument_version_id", "status"),
     )
 
@@ -42,12 +50,14 @@ class Response(Base):
     instrument_code: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(12), default="in_progress")
     language: Mapped[str] = mapped_column(String(5), default="fi")
-    mode: Mapped[str] = mapped_column(String(10), default="self")
+    mode: Mapped[str] = mapped_column(String(10), default="web")
+    proxy: Mapped[bool] = mapped_column(default=False)
     entered_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]
+    import_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id"))
 
     enrolment: Mapped[Enrolment] = relationship()
     time_point: Mapped[TimePoint] = relationship()

@@ -1,8 +1,9 @@
 """Assisted entry: staff enter a patient's answers (phone interview, paper form).
 
 The answers go through :mod:`vaikuttavuus.services.patient_flow` exactly like the patient's
-own, with the responses recorded as mode ``assisted`` and the user who entered them. A response
-the patient had started on their own becomes ``assisted`` as soon as staff save a page of it.
+own, with the responses recorded with the mode staff chose (``phone`` or ``paper``), whether
+someone else answered for the patient (``proxy``) and the user who entered them. A response the
+patient had started on their own takes the staff entry's mode as soon as staff save a page of it.
 """
 
 from __future__ import annotations
@@ -27,17 +28,40 @@ def problem(invitation: Invitation) -> str | None:
     return None
 
 
+ASSISTED_MODES = ("phone", "paper")
+"""How staff got the answers they enter."""
+
+
 def responses_for(
-    session: Session, invitation: Invitation, language: str, user_id: int
+    session: Session,
+    invitation: Invitation,
+    language: str,
+    user_id: int,
+    *,
+    mode: str = "phone",
+    proxy: bool = False,
 ) -> list[Response]:
-    """The invitation's responses, created as assisted entries by ``user_id`` if new."""
+    """The invitation's responses, created as entries by ``user_id`` (``mode`` phone or
+    paper) if new."""
+    if mode not in ASSISTED_MODES:
+        raise ValueError(f"unknown assisted-entry mode '{mode}'")
     return patient_flow.ensure_responses(
-        session, invitation, language, mode="assisted", entered_by_user_id=user_id
+        session, invitation, language, mode=mode, proxy=proxy, entered_by_user_id=user_id
     )
 
 
-def mark_assisted(session: Session, responses: list[Response], user_id: int) -> None:
-    """Record that ``user_id`` entered answers of these (unsubmitted) responses."""
+def mark_assisted(
+    session: Session,
+    responses: list[Response],
+    user_id: int,
+    *,
+    mode: str = "phone",
+    proxy: bool = False,
+) -> None:
+    """Record that ``user_id`` entered answers of these (unsubmitted) responses, given by
+    ``mode`` (phone or paper), by someone else for the patient when ``proxy``."""
+    if mode not in ASSISTED_MODES:
+        raise ValueError(f"unknown assisted-entry mode '{mode}'")
     ids = [r.id for r in responses if r.status == "in_progress"]
     if not ids:
         return
@@ -47,12 +71,13 @@ def mark_assisted(session: Session, responses: list[Response], user_id: int) -> 
             Response.id.in_(ids),
             Response.status == "in_progress",
             or_(
-                Response.mode != "assisted",
+                Response.mode != mode,
+                Response.proxy != proxy,
                 Response.entered_by_user_id.is_(None),
                 Response.entered_by_user_id != user_id,
             ),
         )
-        .values(mode="assisted", entered_by_user_id=user_id)
+        .values(mode=mode, proxy=proxy, entered_by_user_id=user_id)
         .execution_options(synchronize_session="fetch")
     )
     session.flush()

@@ -17,6 +17,7 @@ from vaikuttavuus.services.cohort_view import (
     mixed_view,
     outcome_view,
     quality_view,
+    service_caveats,
     service_view,
     suppression_note,
 )
@@ -66,6 +67,7 @@ def cohort_page(
     effect: str | None = None,
     score: str | None = None,
     mixed: bool = False,
+    sectors: bool = False,
 ) -> CohortPage:
     """The content of one section of the cohort page (unknown sections show the first)."""
     labels = Labels(analysis, language)
@@ -100,10 +102,13 @@ def cohort_page(
         chosen = score if score in scores else (scores[0] if scores else None)
         options["scores"] = [(s, labels.score(s)) for s in scores]
         options["score"] = chosen
+        groupings = SERVICE_GROUPINGS if sectors else SERVICE_GROUPINGS[:1]
+        options["sectors"] = sectors
         content = {
-            "groupings": [service_view(analysis, labels, chosen, by) for by in SERVICE_GROUPINGS]
+            "groupings": [service_view(analysis, labels, chosen, by) for by in groupings]
             if chosen
             else [],
+            "caveats": service_caveats(analysis) if chosen else [],
             "mixed": None,
             "mixed_error": None,
             "mixed_cached": False,

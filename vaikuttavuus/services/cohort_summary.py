@@ -1,7 +1,8 @@
 """The cohort report of a pilot for its pilot leads (``/pilot/<code>/summary.pdf``): enrolment,
-response rates, the primary outcome per arm, costs (with the persons whose costs are missing),
-the declared primary analysis with the unadjusted comparison beside it and its sensitivity
-analyses, and the methods appendix (CHEERS 2022).
+response rates, how the answers were given (mode and proxy per arm), the primary outcome per
+arm, costs (with the persons whose costs are missing), the declared primary analysis with the
+unadjusted comparison beside it and its sensitivity analyses, and the methods appendix
+(CHEERS 2022).
 
 Nothing is computed here: every figure is a published table of
 :class:`~vaikuttavuus.services.analytics.CohortAnalysis` (the pilot page's analytics, with its
@@ -27,7 +28,10 @@ from vaikuttavuus.services.cohort_view import (
     Labels,
     cost_view,
     enrolment_view,
+    modes_view,
     outcome_view,
+    service_caveats,
+    service_view,
     suppression_note,
 )
 from vaikuttavuus.services.demo_data import demo_data_present
@@ -77,8 +81,15 @@ def summary_context(analysis: CohortAnalysis, language: str) -> dict[str, Any]:
         "generated_at": datetime.now(UTC),
         "enrolment": enrolment["enrolment"],
         "rates": enrolment["rates"],
+        "modes": modes_view(analysis, labels),
         "outcome_figure": outcomes["figure"],
         "outcome_table": primary_table,
+        "services": (
+            service_view(analysis, labels, analysis.primary_service_score, "service_type")
+            if analysis.has_services and analysis.service_scores
+            else None
+        ),
+        "service_caveats": service_caveats(analysis, labels) if analysis.has_services else [],
         "note": suppression_note(analysis.min_cell),
     }
 

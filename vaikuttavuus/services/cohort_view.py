@@ -25,7 +25,6 @@ from flask_babel import gettext as _
 
 from vaikuttavuus import plotting
 from vaikuttavuus.domain.catalogue import DIRECT_COST_PRODUCT, UNALLOCATED_CENTRE
-from vaikuttavuus.domain.loneliness import POOLED
 from vaikuttavuus.domain.specs import BandScore
 from vaikuttavuus.domain.stats import likelihood
 from vaikuttavuus.plotting import Chart
@@ -40,8 +39,9 @@ from vaikuttavuus.services.analytics import (
 Kind = str
 """How a column is shown: ``count``, ``number``, ``percent``, ``euro``, ``share`` (0–1 as %),
 ``text``, or a label kind (``arm``, ``time_point``, ``score``, ``instrument``, ``category``,
-``procedure``, ``status``, ``position``, ``cost_centre``, ``product``, ``import_kind``, ``method``,
-``variable``, ``effect``, ``flag``)."""
+``procedure``, ``status``, ``position``, ``cost_centre``, ``product``, ``import_kind``,
+``answer_mode``, ``method``, ``variable``, ``effect``, ``flag``, ``reason``, ``analysis``,
+``cost_status``, ``exposure_group``; ``p`` is a p-value)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,12 +72,8 @@ class Labels:
         return self._arms.get(str(code), str(code))
 
     def time_point(self, code: object) -> str:
-        if code == POOLED:
-            return (
-                _("6 and 12 months together")
-                if len(self.analysis.follow_ups) == 2
-                else _("Follow-ups together")
-            )
+        if code == "baseline" and "baseline" not in self._time_points:
+            return _("Baseline")
         return self._time_points.get(str(code), str(code))
 
     def instrument(self, code: object) -> str:
@@ -205,9 +201,10 @@ class Labels:
 
     def method(self, code: object) -> str:
         return {
-            "naive": _("unadjusted"),
-            "adjusted": _("adjusted"),
+            "aipw": _("adjusted (doubly robust)"),
+            "outcome_regression": _("outcome regression"),
             "ipw": _("weighted (IPW)"),
+            "unadjusted": _("unadjusted"),
         }.get(str(code), str(code))
 
     def variable(self, code: object) -> str:
@@ -221,6 +218,12 @@ class Labels:
             return _("Age")
         if text == "lives_alone":
             return _("Lives alone")
+        if text == "sex":
+            return _("Sex")
+        if text == "unit":
+            return _("Unit")
+        if text == "arm":
+            return _("Arm")
         if text.startswith("sex="):
             value = text.removeprefix("sex=")
             sexes = {"male": _("man"), "female": _("woman"), "other": _("other")}
@@ -229,6 +232,19 @@ class Labels:
             score = self.analysis.baseline_score_name(text.removeprefix("baseline_"))
             if score is not None:
                 return _("Baseline: %(name)s", name=self.score(score))
+        if text.startswith("baseline:"):
+            return _("Baseline: %(name)s", name=self.score(text.removeprefix("baseline:")))
+        if text.startswith("adjusted: "):
+            return _("Service: %(name)s", name=self.category(text.removeprefix("adjusted: ")))
+        if text in self._services:
+            return _("Service: %(name)s", name=self._services[text])
+        if text.startswith(("unit=", "arm=")):
+            name, value = text.split("=", 1)
+            if name == "arm":
+                return _("Arm: %(value)s", value=self.arm(value))
+            return _("Unit: %(value)s", value=value)
+        if "." in text and text.split(".", 1)[0] in self.analysis.instruments:
+            return self.score(text)
         measure = self._measures.get(text)
         return measure if measure is not None else text
 
@@ -246,6 +262,17 @@ class Labels:
             "resource_use": _("Resource use"),
             "direct_costs": _("Direct costs"),
             "exposures": _("Service exposures"),
+            "responses": _("Questionnaire answers"),
+        }.get(str(code), str(code))
+
+    def answer_mode(self, code: object) -> str:
+        if code == ALL:
+            return self.arm(ALL)
+        return {
+            "web": _("On the web"),
+            "phone": _("By phone (staff)"),
+            "paper": _("On paper (staff)"),
+            "imported": _("Imported"),
         }.get(str(code), str(code))
 
     def grouping(self, code: object) -> str:
@@ -258,6 +285,43 @@ class Labels:
         if code == "provider_sector":
             return _("Provider sector")
         return str(code)
+
+    def reason(self, code: object) -> str:
+        """Why an estimate is missing."""
+        return {
+            "small_cell": _(
+                "fewer than %(n)s clients with or without the service", n=self.analysis.min_cell
+            ),
+            "no_overlap": _("the clients with and without the service do not overlap"),
+            "not_estimable": _("cannot be estimated from these data"),
+        }.get(str(code), str(code))
+
+    def analysis_name(self, code: object) -> str:
+        """A sensitivity analysis of the services' primary question."""
+        return {
+            "outcome_regression": _("Outcome regression only"),
+            "ipw": _("Inverse probability weighting only"),
+            "complete_cases": _("Complete cases (no missing answers handled)"),
+            "without_proxy": _("Without answers given by a proxy"),
+            "web_only": _("Web answers only"),
+            "mnar_all": _("Non-responders δ points worse"),
+            "mnar_exposed": _("Non-responders with the service δ points worse"),
+        }.get(str(code), str(code))
+
+    def cost_status(self, code: object) -> str:
+        """Whether the cost per point is shown, and why not."""
+        return {
+            "shown": _("shown"),
+            "interval_includes_zero": _("not shown: the interval of the difference includes 0"),
+            "no_improvement": _("not shown: no improvement"),
+            "lower_cost": _("lower cost and better outcome"),
+            "not_estimated": _("not estimated"),
+        }.get(str(code), str(code))
+
+    def exposure_group(self, code: object) -> str:
+        return {"exposed": _("with the service"), "unexposed": _("without")}.get(
+            str(code), str(code)
+        )
 
     def flag(self, value: object) -> str:
         if value is None:
@@ -276,10 +340,15 @@ class Labels:
             "cost_centre": self.cost_centre,
             "product": self.product,
             "import_kind": self.import_kind,
+            "answer_mode": self.answer_mode,
             "method": self.method,
             "variable": self.variable,
             "effect": self.effect,
             "flag": self.flag,
+            "reason": self.reason,
+            "analysis": self.analysis_name,
+            "cost_status": self.cost_status,
+            "exposure_group": self.exposure_group,
             "service_type": lambda c: self.category(c, "service_type"),
             "provider_sector": lambda c: self.category(c, "provider_sector"),
         }.get(kind)
@@ -433,7 +502,7 @@ class TableView:
 
 
 NUMERIC_KINDS = frozenset(
-    {"count", "number", "percent", "euro", "share", "signed", "interval", "probability"}
+    {"count", "number", "percent", "euro", "share", "signed", "interval", "probability", "p"}
 )
 
 
@@ -460,6 +529,8 @@ def _cell_text(
         return fmt_interval(value, high, 0, "share")
     if column.kind == "count":
         return fmt_count(value)
+    if column.kind == "p":
+        return fmt_p(value)
     if column.kind == "number":
         return fmt_number(value, column.digits)
     if column.kind == "signed":
@@ -608,7 +679,7 @@ def quality_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, TableVie
                 Column("responses", _("Answers"), "count"),
                 Column("with_missing_items", _("With missing items"), "count"),
                 Column("score_not_computable", _("Score not computable"), "count"),
-                Column("assisted", _("Entered with help"), "count"),
+                Column("assisted", _("Entered by staff (phone or paper)"), "count"),
             ],
             _("Missing items per questionnaire and time point"),
             labels,
@@ -638,7 +709,25 @@ def quality_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, TableVie
             _("Imports (all index dates)"),
             labels,
         ),
+        "modes": modes_view(analysis, labels),
     }
+
+
+def modes_view(analysis: CohortAnalysis, labels: Labels) -> TableView:
+    """How the answers were given per arm: the data-quality table ``answer_modes``."""
+    return table_view(
+        analysis.data_quality.modes,
+        [
+            Column("arm", _("Arm"), "arm"),
+            Column("mode", _("How answered"), "answer_mode"),
+            Column("responses", _("Answers"), "count"),
+            Column("share", _("Share of the arm's answers"), "share"),
+            Column("proxy", _("By someone else (proxy)"), "count"),
+            Column("share_proxy", _("Share by proxy"), "share"),
+        ],
+        _("Answers by mode per arm"),
+        labels,
+    )
 
 
 OUTCOME_COLUMNS = (
@@ -1252,84 +1341,126 @@ def funnel_view(analysis: CohortAnalysis, labels: Labels) -> list[tuple[str, Fig
     return figures
 
 
-def service_view(analysis: CohortAnalysis, labels: Labels, score: str, by: str) -> dict[str, Any]:
+def fmt_p(value: object) -> str:
+    """A p-value: three decimals, ``<0.001`` below that."""
+    if _missing(value):
+        return "–"
+    number = float(value)  # type: ignore[arg-type]
+    if number < 0.001:
+        return "<" + fmt_number(0.001, 3)
+    return fmt_number(number, 3)
+
+
+def service_caveats(analysis: CohortAnalysis, labels: Labels | None = None) -> list[str]:
+    """The services analysis' caveats in the current language (not randomised, E-values,
+    multiplicity, missing data, remaining imbalance), with codes as words."""
+    shown = labels or Labels(analysis, str(get_locale() or "fi"))
+
+    def name(code: str) -> str:
+        if code in shown.analysis.time_points:
+            return shown.time_point(code)
+        if code in {c.id for c in shown.analysis.spec.service_types}:
+            return shown.category(code)
+        if "." in code:
+            return shown.score(code)
+        return shown.variable(code)
+
+    return analysis.service_caveats(name=name)
+
+
+def service_view(
+    analysis: CohortAnalysis, labels: Labels, score: str, by: str = "service_type"
+) -> dict[str, Any]:
+    """The services section of one score: the adjusted differences associated with each
+    service (table and forest chart), the sensitivity analyses, balance (love plot), overlap,
+    cost per point, dose and missing answers."""
     section: ServiceSection = analysis.services(score, by)  # type: ignore[arg-type]
     args = {"score": score, "by": by}
     view: dict[str, Any] = {"section": section, "by": by, "figure": None}
     if section.error is not None:
         return view
     kind = by
+    lower = section.direction == "lower_is_better"
     direction_note = (
-        _("Negative values mean a larger reduction than without the service.")
-        if section.direction == "lower_is_better"
-        else _("Positive values mean a larger improvement than without the service.")
-    )
-    effects = section.effects
-    wide = []
-    records = effects.records()
-    categories = list(dict.fromkeys(r["category"] for r in records))
-    columns = [("adjusted", tp) for tp in (*section.follow_ups, POOLED)] + [
-        ("naive", POOLED),
-        ("ipw", POOLED),
-    ]
-    for category in categories:
-        row: dict[str, Any] = {"category": category}
-        for method, tp in columns:
-            match = next(
-                (
-                    (position, r)
-                    for position, r in enumerate(records)
-                    if r["category"] == category and r["method"] == method and r["time_point"] == tp
-                ),
-                None,
-            )
-            key = f"{method}_{tp}"
-            if match is None:
-                row[key] = None
-                continue
-            position, record = match
-            if effects.is_hidden(position, "estimate"):
-                row[key] = "x"
-            elif record["estimate"] is None:
-                row[key] = "–"
-            else:
-                row[key] = (
-                    f"{fmt_signed(record['estimate'], 2)} "
-                    f"({fmt_interval(record['ci_low'], record['ci_high'], 2)})"
-                )
-            if method == "adjusted" and tp == POOLED:
-                exposed = record["n_exposed"]
-                row["n_exposed"] = (
-                    f"<{effects.min_count}"
-                    if effects.is_primary(position, "n_exposed")
-                    else ("x" if effects.is_hidden(position, "n_exposed") else fmt_count(exposed))
-                )
-        wide.append(row)
-    headers = [
-        Column("category", labels.grouping(by), kind),
-        Column("n_exposed", _("Exposed"), "text"),
-    ]
-    headers += [
-        Column(
-            f"{method}_{tp}",
-            f"{labels.method(method)}, {labels.time_point(tp)}",
-            "text",
-        )
-        for method, tp in columns
-    ]
-    table = plain_table_view(
-        wide,
-        headers,
         _(
-            "Effect of the service on the change in %(score)s (points, 95%% CI)",
-            score=labels.score(score),
-        ),
-        labels,
-        name="service_effects",
-        csv_args=args,
-        note=direction_note,
+            "Negative values: a lower (better) score among clients who received the service "
+            "than among comparable clients who did not."
+        )
+        if lower
+        else _(
+            "Positive values: a higher (better) score among clients who received the service "
+            "than among comparable clients who did not."
+        )
     )
-    forest = section.forest_rows(POOLED)
+    adjusted = (
+        _("Holm-adjusted p") if section.multiplicity == "holm" else _("BH q-value (FDR)")
+    )
+    columns = [
+        Column("category", labels.grouping(by), kind),
+        Column("n_exposed", _("With the service"), "count"),
+        Column("n_unexposed", _("Without"), "count"),
+        Column("estimate", _("Adjusted difference"), "signed", 2),
+        Column("ci_low", _("95% CI"), "interval", 2, high="ci_high"),
+        Column("p_value", _("p"), "p"),
+        Column("p_adjusted", adjusted, "p"),
+        Column("e_value", _("E-value"), "number", 2),
+        Column("e_value_ci", _("E-value of the CI"), "number", 2),
+        Column("unadjusted", _("Unadjusted difference"), "signed", 2),
+        Column("unadjusted_ci_low", _("95% CI"), "interval", 2, high="unadjusted_ci_high"),
+        Column("reason", _("Not estimated because"), "reason"),
+    ]
+    primary_tp = section.primary_time_point
+    caption_primary = (
+        _(
+            "Primary question: adjusted difference in %(score)s at %(time_point)s associated "
+            "with each service (points)",
+            score=labels.score(score),
+            time_point=labels.time_point(primary_tp),
+        )
+        if section.primary
+        else _(
+            "Secondary: adjusted difference in %(score)s at %(time_point)s associated with each "
+            "service (points)",
+            score=labels.score(score),
+            time_point=labels.time_point(primary_tp),
+        )
+    )
+    family_note = _(
+        "Doubly robust estimate (AIPW) adjusted for the declared confounders and the other "
+        "services; the unadjusted difference only for comparison. %(direction)s p-values "
+        "adjusted over %(n)s comparisons.",
+        direction=direction_note,
+        n=section.n_primary if section.primary else section.n_secondary,
+    )
+    table = table_view(
+        section.differences,
+        columns,
+        caption_primary,
+        labels,
+        name="service_differences",
+        csv_args={**args, "follow_up": "primary"},
+        note=family_note,
+        keep=lambda r: r["time_point"] == primary_tp,
+    )
+    others = [tp for tp in section.time_points if tp != primary_tp]
+    view["other_follow_ups"] = (
+        table_view(
+            section.differences,
+            [Column("time_point", _("Follow-up"), "time_point"), *columns],
+            _(
+                "Secondary: adjusted difference in %(score)s at the other follow-ups (points)",
+                score=labels.score(score),
+            ),
+            labels,
+            name="service_differences",
+            csv_args={**args, "follow_up": "other"},
+            note=direction_note,
+            keep=lambda r: r["time_point"] != primary_tp,
+        )
+        if others
+        else None
+    )
+    forest = section.forest_rows(primary_tp)
     if forest:
         names = [labels.category(r["category"], by) for r in forest]
         chart = plotting.forest_chart(
@@ -1338,11 +1469,12 @@ def service_view(analysis: CohortAnalysis, labels: Labels, score: str, by: str) 
             lows=[r["ci_low"] for r in forest],
             highs=[r["ci_high"] for r in forest],
             x_label=_(
-                "Adjusted difference in change, %(score)s (points)",
+                "Adjusted difference associated with the service, %(score)s (points)",
                 score=labels.score_short(score),
             ),
             alt=_(
-                "Adjusted effects of each %(grouping)s on %(score)s: %(values)s",
+                "Adjusted differences in %(score)s associated with each %(grouping)s: "
+                "%(values)s",
                 grouping=labels.grouping(by).lower(),
                 score=labels.score(score),
                 values="; ".join(
@@ -1354,59 +1486,235 @@ def service_view(analysis: CohortAnalysis, labels: Labels, score: str, by: str) 
         )
         view["figure"] = Figure(
             chart,
-            _("Adjusted effects by %(grouping)s", grouping=labels.grouping(by).lower()),
+            _(
+                "Adjusted differences associated with each %(grouping)s",
+                grouping=labels.grouping(by).lower(),
+            ),
             table,
         )
-    view["effects"] = table
-    view["descriptives"] = table_view(
-        section.descriptives,
+    view["differences"] = table
+    view["sensitivity"] = (
+        table_view(
+            section.sensitivity,
+            [
+                Column("category", labels.grouping(by), kind),
+                Column("analysis", _("Analysis"), "analysis"),
+                Column("delta", _("δ (points)"), "number", 1),
+                Column("n_exposed", _("With the service"), "count"),
+                Column("n_unexposed", _("Without"), "count"),
+                Column("estimate", _("Difference"), "signed", 2),
+                Column("ci_low", _("95% CI"), "interval", 2, high="ci_high"),
+            ],
+            _("Sensitivity analyses of the primary question"),
+            labels,
+            name="service_sensitivity",
+            csv_args=args,
+            note=_(
+                "The primary estimate rests on assumptions: the other estimators, complete "
+                "cases, other ways of answering and worse outcomes among non-responders (δ "
+                "points) show how much it depends on them."
+            ),
+        )
+        if section.primary
+        else None
+    )
+    view.update(_balance_views(section, labels, args, by))
+    view["cost"] = table_view(
+        section.cost,
         [
             Column("category", labels.grouping(by), kind),
-            Column("time_point", _("Follow-up"), "time_point"),
-            Column("n", _("Persons"), "count"),
-            Column("baseline_mean", _("Baseline mean"), "number", 2),
-            Column("change_mean", _("Mean change"), "signed", 2),
-            Column("change_ci_low", _("95% CI"), "interval", 2, high="change_ci_high"),
+            Column("n_with_cost", _("Persons with costs"), "count"),
+            Column("delta_cost", _("Incremental cost in the follow-up window"), "euro"),
+            Column("delta_cost_ci_low", _("95% CI"), "interval_euro", high="delta_cost_ci_high"),
+            Column("improvement", _("Adjusted improvement (points)"), "signed", 2),
+            Column(
+                "improvement_ci_low", _("95% CI"), "interval", 2, high="improvement_ci_high"
+            ),
+            Column("cost_per_point", _("Incremental cost per point"), "euro"),
+            Column("ci_low", _("95% CI"), "interval_euro", high="ci_high"),
+            Column("status", _("Cost per point"), "cost_status"),
         ],
         _(
-            "Change in %(score)s by %(grouping)s (unadjusted)",
+            "Incremental cost per point of improvement in %(score)s at %(time_point)s",
             score=labels.score(score),
-            grouping=labels.grouping(by).lower(),
+            time_point=labels.time_point(primary_tp),
         ),
-        labels,
-        name="service_descriptives",
-        csv_args=args,
-    )
-    view["balance"] = table_view(
-        section.balance,
-        [
-            Column("category", labels.grouping(by), kind),
-            Column("variable", _("Variable"), "variable"),
-            Column("smd_before", _("SMD before weighting"), "signed", 2),
-            Column("smd_after", _("SMD after weighting"), "signed", 2),
-            Column("imbalanced_after", _("Imbalanced after (|SMD| ≥ 0.1)"), "flag"),
-        ],
-        _("Balance of the weighted comparison"),
-        labels,
-        name="service_balance",
-        csv_args=args,
-    )
-    view["cost"] = table_view(
-        section.cost_per_point,
-        [
-            Column("category", labels.grouping(by), kind),
-            Column("n_with_cost", _("Persons with a cost"), "count"),
-            Column("mean_cost", _("Mean cost"), "euro"),
-            Column("reduction", _("Adjusted reduction (points)"), "number", 2),
-            Column("cost_per_point", _("Cost per one-point reduction"), "euro"),
-            Column("ci_low", _("95% CI"), "interval_euro", high="ci_high"),
-        ],
-        _("Cost per one-point reduction in %(score)s", score=labels.score(score)),
         labels,
         name="service_cost_per_point",
         csv_args=args,
+        note=_(
+            "Cost of the services from the start of the care cycle to the follow-up answer, "
+            "clients with the service minus comparable clients without it (adjusted like the "
+            "outcome). Not shown when the interval of the difference in the outcome includes 0."
+        ),
+    )
+    view["dose"] = table_view(
+        section.dose,
+        [
+            Column("category", labels.grouping(by), kind),
+            Column("time_point", _("Follow-up"), "time_point"),
+            Column("n_exposed", _("With the service"), "count"),
+            Column("estimate", _("Difference per 10 contacts"), "signed", 2),
+            Column("ci_low", _("95% CI"), "interval", 2, high="ci_high"),
+        ],
+        _(
+            "Secondary: dose — adjusted difference in %(score)s associated with 10 more "
+            "contacts of the service, among those who received it",
+            score=labels.score(score),
+        ),
+        labels,
+        name="service_dose",
+        csv_args=args,
+    )
+    view["missing"] = table_view(
+        section.missing,
+        [
+            Column("variable", _("Variable"), "variable"),
+            Column("time_point", _("Time point"), "time_point"),
+            Column("group", _("Arm"), "arm"),
+            Column("share_missing", _("Share missing"), "share"),
+        ],
+        _("Missing answers and baseline scores before they were handled"),
+        labels,
+        name="service_missing",
+        csv_args=args,
     )
     return view
+
+
+def _balance_views(
+    section: ServiceSection, labels: Labels, args: dict[str, str], by: str
+) -> dict[str, Any]:
+    """Balance table, love plot and warning; overlap table and chart (primary follow-up)."""
+    tp = section.primary_time_point
+    balance = table_view(
+        section.balance,
+        [
+            Column("category", labels.grouping(by), by),
+            Column("variable", _("Variable"), "variable"),
+            Column("smd_before", _("SMD before weighting"), "signed", 2),
+            Column("smd_after", _("SMD after weighting"), "signed", 2),
+            Column("imbalanced_after", _("Imbalanced after (|SMD| > 0.1)"), "flag"),
+        ],
+        _(
+            "Balance of the confounders at %(time_point)s before and after weighting",
+            time_point=labels.time_point(tp),
+        ),
+        labels,
+        name="service_balance",
+        csv_args=args,
+        keep=lambda r: r["time_point"] == tp,
+    )
+    records = [r for r in section.balance.records() if r["time_point"] == tp]
+    imbalanced = [r for r in records if r["imbalanced_after"]]
+    warning = None
+    if imbalanced:
+        warning = _(
+            "Warning: after weighting, %(n)s characteristics still differ by more than 0.1 "
+            "standard deviations between clients with and without a service (%(list)s). The "
+            "outcome model adjusts for them, but those comparisons rest more on the model.",
+            n=len(imbalanced),
+            list="; ".join(
+                f"{labels.category(r['category'], by)}: {labels.variable(r['variable'])} "
+                f"{fmt_signed(r['smd_after'], 2)}"
+                for r in imbalanced[:6]
+            ),
+        )
+    panels = []
+    for category in dict.fromkeys(r["category"] for r in records):
+        rows = [r for r in records if r["category"] == category and r["smd_before"] is not None]
+        if rows:
+            panels.append(
+                plotting.BalancePanel(
+                    title=labels.category(category, by),
+                    variables=tuple(labels.variable(r["variable"]) for r in rows),
+                    before=tuple(r["smd_before"] for r in rows),
+                    after=tuple(r["smd_after"] for r in rows),
+                )
+            )
+    love = None
+    if panels:
+        chart = plotting.love_plot(
+            panels=panels,
+            labels={
+                "before": _("before weighting"),
+                "after": _("after weighting"),
+                "x": _("Standardised mean difference"),
+            },
+            alt=_(
+                "Standardised mean differences of the confounders between clients with and "
+                "without each service, before and after weighting; %(n)s remain above 0.1 "
+                "after weighting.",
+                n=len(imbalanced),
+            ),
+        )
+        love = Figure(chart, _("Balance before and after weighting (love plot)"), balance)
+    overlap = table_view(
+        section.overlap,
+        [
+            Column("category", labels.grouping(by), by),
+            Column("group", _("Clients"), "exposure_group"),
+            Column("n", _("Persons"), "count"),
+            Column("p0", _("Min"), "number", 2),
+            Column("p5", _("5%"), "number", 2),
+            Column("p25", _("25%"), "number", 2),
+            Column("p50", _("Median"), "number", 2),
+            Column("p75", _("75%"), "number", 2),
+            Column("p95", _("95%"), "number", 2),
+            Column("p100", _("Max"), "number", 2),
+        ],
+        _(
+            "Overlap at %(time_point)s: the propensity score (probability of receiving the "
+            "service) of the clients with and without it",
+            time_point=labels.time_point(tp),
+        ),
+        labels,
+        name="service_overlap",
+        csv_args=args,
+        keep=lambda r: r["time_point"] == tp,
+    )
+    shown = {
+        r["category"]
+        for r in section.overlap.records()
+        if r["time_point"] == tp and r["n"] is not None
+    }
+    bins = section.overlap_bins
+    chart_panels = []
+    if len(bins):
+        for category, part in bins[bins["time_point"] == tp].groupby("category", sort=False):
+            if category in shown:
+                chart_panels.append(
+                    plotting.OverlapPanel(
+                        title=labels.category(category, by),
+                        lows=tuple(part["low"]),
+                        highs=tuple(part["high"]),
+                        exposed=tuple(part["share_exposed"]),
+                        unexposed=tuple(part["share_unexposed"]),
+                    )
+                )
+    overlap_figure = None
+    if chart_panels:
+        chart = plotting.overlap_chart(
+            panels=chart_panels,
+            labels={
+                "exposed": _("with the service"),
+                "unexposed": _("without"),
+                "x": _("Propensity score"),
+                "y": _("Share of clients"),
+            },
+            alt=_(
+                "Distribution of the propensity score among clients with (above the axis) and "
+                "without (below) each service."
+            ),
+        )
+        overlap_figure = Figure(chart, _("Overlap of the propensity scores"), overlap)
+    return {
+        "balance": balance,
+        "love_plot": love,
+        "balance_warning": warning,
+        "overlap": overlap,
+        "overlap_figure": overlap_figure,
+    }
 
 
 def mixed_view(
@@ -1419,20 +1727,24 @@ def mixed_view(
         published,
         [
             Column("category", labels.grouping(by), by),
-            Column("n_exposed", _("Exposed"), "count"),
+            Column("n_exposed", _("With the service"), "count"),
             Column("slope_difference", _("Difference in yearly change"), "signed", 2),
             Column("ci_low", _("95% CI"), "interval", 2, high="ci_high"),
             *[
                 Column(
-                    f"effect_{tp}",
-                    _("Implied effect at %(time_point)s", time_point=labels.time_point(tp)),
+                    f"difference_{tp}",
+                    _("Implied difference at %(time_point)s", time_point=labels.time_point(tp)),
                     "signed",
                     2,
                 )
                 for tp in analysis.follow_ups
             ],
         ],
-        _("Mixed model over all time points: %(score)s", score=labels.score(score)),
+        _(
+            "Mixed model over all time points (exploratory): %(score)s, difference in the "
+            "yearly change associated with each service",
+            score=labels.score(score),
+        ),
         labels,
         name="mixed_model",
         csv_args={"score": score, "by": by},

@@ -87,7 +87,7 @@ def load_all_definitions() -> tuple[list[InstrumentSpec], list[PilotSpec], Measu
 
 
 def _check_outcome_scores(instruments: list[InstrumentSpec], pilots: list[PilotSpec]) -> None:
-    latest = {spec.id: spec for spec in sorted(instruments, key=lambda s: _version_key(s.version))}
+    latest = latest_versions(instruments)
     problems = []
     for pilot in pilots:
         for rule in (pilot.primary_outcome, *pilot.secondary_outcomes):
@@ -207,6 +207,12 @@ def _check_analyses(
 
 def _version_key(version: str) -> tuple[Any, ...]:
     return tuple(int(part) if part.isdigit() else part for part in version.split("."))
+
+
+def latest_versions(instruments: list[InstrumentSpec]) -> dict[str, InstrumentSpec]:
+    """Instrument id → its latest version among ``instruments`` (the one ``init`` makes
+    current)."""
+    return {spec.id: spec for spec in sorted(instruments, key=lambda s: _version_key(s.version))}
 
 
 def sync_definitions(session: Session) -> SyncReport:

@@ -93,6 +93,14 @@ def estimates(analysis: CohortAnalysis) -> dict[str, Any]:
         result["settings"] = primary.settings
         result["status"] = primary.reason or ("hidden" if primary.hidden else "ok")
         result["caveats"] = primary_caveats(analysis, primary)
+    if analysis.has_services:  # the older adults' services (services/analytics/services.py)
+        result["services"] = analysis.service_estimates()
+        result["service_sensitivity"] = analysis.service_sensitivity()
+        result["caveats"] = [*result["caveats"], *analysis.service_caveats()]
+        if plan.comparison is None:
+            result["missing"] = analysis.service_missing()
+            estimated = any(s["estimate"] is not None for s in result["services"])
+            result["status"] = "ok" if estimated else "too_few"
     return plain(result)  # type: ignore[no-any-return]
 
 

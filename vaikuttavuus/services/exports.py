@@ -2,12 +2,12 @@
 
 Shapes
     * **long** — one row per person × time point × item: the answers as stored (``value``, and
-      ``value_num`` when numeric) with the instrument version, submission date, language and
-      mode.
+      ``value_num`` when numeric) with the instrument version, submission date, language,
+      mode (web, phone, paper, imported) and proxy (1 when someone else answered).
     * **wide** — one row per person: arm, status, index date, the pilot's baseline covariates,
       every score of every instrument at every time point (scored with the instrument version
-      that was answered, exactly as the analytics score it) and the episode cost when the
-      pilot has cost data.
+      that was answered, exactly as the analytics score it), the mode and proxy of each
+      response and the episode cost when the pilot has cost data.
     * **FHIR** — a ``Bundle`` of type ``collection`` holding one validated R4
       ``QuestionnaireResponse`` per submitted response (:func:`vaikuttavuus.fhir.response_to_fhir`).
 
@@ -41,7 +41,7 @@ import json
 import math
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -105,6 +105,7 @@ LONG_COLUMNS = (
     "submitted_date",
     "language",
     "mode",
+    "proxy",
 )
 DICTIONARY_COLUMNS = ("column", "type", "description", "codes")
 
@@ -363,6 +364,7 @@ def _answer_rows(
                 Response.submitted_at,
                 Response.language,
                 Response.mode,
+                Response.proxy,
                 Answer.item_id,
                 Answer.value,
                 Answer.value_num,
@@ -439,6 +441,7 @@ def long_rows(session: Session, pilot: Pilot, options: ExportOptions) -> Iterato
             submitted_at,
             language,
             mode,
+            proxy,
             item_id,
             value,
             value_num,
@@ -465,6 +468,7 @@ def long_rows(session: Session, pilot: Pilot, options: ExportOptions) -> Iterato
                 day,
                 language,
                 mode,
+                1 if proxy else 0,
             ]
 
 
@@ -477,7 +481,7 @@ class ScoreColumn:
     instrument: str
     score: str
     time_point: str
-    kind: str  # number, band or flag
+    kind: str  # number, band or flag; mode and proxy for how the response was given
 
 
 @dataclass(frozen=True)
@@ -517,6 +521,9 @@ def wide_layout(session: Session, pilot: Pilot) -> WideLayout:
         for info in score_metadata(instrument):
             for tp in time_points:
                 scores.append(ScoreColumn(f"{code}_{info.id}_{tp}", code, info.id, tp, info.kind))
+        for what in ("mode", "proxy"):
+            for tp in time_points:
+                scores.append(ScoreColumn(f"{code}_{what}_{tp}", code, what, tp, what))
     has_costs = (
         session.scalar(
             select(CostItem.id)
@@ -552,6 +559,7 @@ def _chunk_scores(
         if frame.empty:
             continue
         names = [c for c in frame.columns if c not in queries.RESPONSE_COLUMNS]
+        names += ["mode", "proxy"]
         for record in frame[["enrolment_id", "time_point", *names]].itertuples(index=False):
             values = dict(zip(names, record[2:], strict=True))
             found[(int(record[0]), code, str(record[1]))] = values
@@ -622,7 +630,9 @@ def _chunk_costs(session: Session, pilot: Pilot, catalogue: Any, chunk: Chunk) -
 def _score_value(value: Any, kind: str) -> Any:
     if value is None or value is pd.NA:
         return None
-    if kind == "flag":
+    if kind == "mode":
+        return str(value)
+    if kind in {"flag", "proxy"}:
         return 1 if bool(value) else 0
     if kind == "band":
         return str(value)
@@ -731,6 +741,27 @@ def _person_key_entry() -> DictionaryEntry:
     )
 
 
+def _mode_entry(column: str) -> DictionaryEntry:
+    return DictionaryEntry(
+        column,
+        "text",
+        _(
+            "How the answers were given: web (the person's own link), phone or paper (entered "
+            "by staff), imported (brought in from another system)."
+        ),
+        "web; phone; paper; imported",
+    )
+
+
+def _proxy_entry(column: str) -> DictionaryEntry:
+    return DictionaryEntry(
+        column,
+        "flag",
+        _("Someone else (a relative or a staff member) answered for the person: 1 yes, 0 no."),
+        "1 = yes; 0 = no",
+    )
+
+
 def _arm_entry() -> DictionaryEntry:
     return DictionaryEntry("arm", "text", _("Arm (comparison group) of the pilot."))
 
@@ -785,11 +816,8 @@ def _dictionary_entries(
                 "submitted_date", "date", _("Date the answers were submitted.") + shifted
             ),
             DictionaryEntry("language", "text", _("Language of the answers: fi, sv or en.")),
-            DictionaryEntry(
-                "mode",
-                "text",
-                _("self: answered by the patient; assisted: entered by staff."),
-            ),
+            _mode_entry("mode"),
+            _proxy_entry("proxy"),
         ]
         versions = session.scalars(
             select(InstrumentVersion)
@@ -845,6 +873,11 @@ def _dictionary_entries(
     labels = {tp.id: tp.label.get(language) for tp in spec.time_points}
     for column in layout.scores:
         instrument = specs[column.instrument]
+        if column.kind in {"mode", "proxy"}:
+            entry = (_mode_entry if column.kind == "mode" else _proxy_entry)(column.name)
+            where = f"{instrument.title.get(language)}, {labels[column.time_point]}: "
+            entries.append(replace(entry, description=where + entry.description))
+            continue
         info = next(i for i in score_metadata(instrument) if i.id == column.score)
         if info.kind == "band":
             codes = "; ".join(info.bands)
@@ -1024,6 +1057,9 @@ def fhir_bundle(session: Session, pilot: Pilot, options: ExportOptions) -> Itera
                 status="completed",
                 language=head.language if head.language in spec.languages else spec.languages[0],
                 answers=_fhir_answers(spec, stored),
+                time_point=head.time_point,
+                mode=head.mode,
+                proxy=bool(head.proxy),
             )
             entry = {"fullUrl": f"urn:uuid:{uuid.UUID(hex=key[:32])}", "resource": resource}
             yield (', "entry": [' if first else ", ") + json.dumps(entry, ensure_ascii=False)

@@ -13,6 +13,9 @@ in one transaction — or nothing — and keep a log of each attempt (:class:`Im
 * People imports create the enrolments and their invitations
   (:func:`~vaikuttavuus.services.schedule.ensure_invitations`, through
   :func:`~vaikuttavuus.services.enrolment.enrol`).
+* Questionnaire answers (``responses``, CSV/XLSX or a FHIR Bundle) are matched to stored
+  responses by person, time point and instrument instead of row hashes and stored by
+  :mod:`vaikuttavuus.services.response_imports`.
 
 Like every service this only flushes; the request (or the CLI command) commits.
 """
@@ -23,7 +26,7 @@ import csv
 import hashlib
 import io
 import logging
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -54,7 +57,7 @@ from vaikuttavuus.domain.imports import (
     spreadsheet_safe,
     validate,
 )
-from vaikuttavuus.domain.specs import PilotSpec
+from vaikuttavuus.domain.specs import InstrumentSpec, PilotSpec
 from vaikuttavuus.models import (
     Arm,
     ClinicalMeasurement,
@@ -115,6 +118,9 @@ class ImportOutcome:
     rows_duplicate: int = 0
     error_count: int = 0
     errors: list[RowError] = field(default_factory=list)
+    note_count: int = 0
+    notes: list[RowError] = field(default_factory=list)
+    """Notes on rows that are stored all the same (``responses``: ``incomplete``)."""
 
     @property
     def ok(self) -> bool:
@@ -203,10 +209,27 @@ TABLES: dict[str, Table] = {
 
 
 def import_context(
-    session: Session, pilot: Pilot, kind: str, today: date | None = None
+    session: Session,
+    pilot: Pilot,
+    kind: str,
+    today: date | None = None,
+    *,
+    allow_outside_window: bool = False,
 ) -> ImportContext:
     """The checks' view of the pilot, the catalogues and the stored data."""
     table = TABLES.get(kind)
+    extra: dict[str, Any] = {}
+    if kind == "responses":
+        from vaikuttavuus.services import response_imports
+
+        extra = {
+            "instruments": response_imports.instrument_versions(session),
+            "current_versions": response_imports.current_versions(session),
+            "stored_responses": lambda keys: response_imports.stored_responses(
+                session, pilot, keys
+            ),
+            "allow_outside_window": allow_outside_window,
+        }
     return ImportContext(
         pilot=pilot_spec(pilot),
         measures=load_measure_catalogue(),
@@ -221,6 +244,7 @@ def import_context(
         stored_row_hashes=(
             (lambda hashes: _stored_hashes(session, table, hashes)) if table is not None else _none
         ),
+        **extra,
     )
 
 
@@ -351,21 +375,29 @@ def run_import(
     today: date | None = None,
     progress: Progress | None = None,
     check_progress: Progress | None = None,
+    allow_outside_window: bool = False,
 ) -> ImportOutcome:
-    """Check ``data`` (CSV or XLSX) as ``kind`` and store its rows in ``pilot_code``, all or
-    nothing. Always logs an :class:`ImportBatch` and an audit event (both flushed, committed by
-    the caller). Raises :class:`ImportRefusedError` before logging when the pilot is unknown or
-    cannot be told (without ``pilot_code``, see :func:`_pilot_for`).
+    """Check ``data`` (CSV or XLSX; for ``responses`` also a FHIR Bundle in JSON) as ``kind``
+    and store its rows in ``pilot_code``, all or nothing. Always logs an :class:`ImportBatch`
+    and an audit event (both flushed, committed by the caller). Raises
+    :class:`ImportRefusedError` before logging when the pilot is unknown or cannot be told
+    (without ``pilot_code``, see :func:`_pilot_for`).
 
     ``check_progress`` follows the checks (also on a dry run), ``progress`` the storing; both
-    are called with (rows done, rows in all)."""
+    are called with (rows done, rows in all). ``allow_outside_window`` (``responses`` only)
+    accepts answers dated outside their time point's window; it is recorded on the batch and
+    in the audit trail."""
     if kind not in KINDS:
         raise ImportRefusedError("unknown_kind", f"unknown kind '{kind}'")
+    if allow_outside_window and kind != "responses":
+        raise ImportRefusedError(
+            "not_for_kind", "--allow-outside-window is only for questionnaire answers (responses)"
+        )
     file_errors: list[RowError] = []
     file_error_count = 0
     table: RawTable | None = None
     try:
-        table = read_table(data)
+        table = _read(session, kind, data)
     except ImportFileError as error:
         file_errors, file_error_count = error.errors, error.count
     pilot = _pilot_for(session, kind, pilot_code, table)
@@ -378,6 +410,7 @@ def run_import(
         user_id=user.id if user is not None else None,
         actor=(user.username if user is not None else actor) or "system",
         dry_run=dry_run,
+        allow_outside_window=allow_outside_window,
         status=RUNNING,
         started_at=utcnow(),
     )
@@ -393,9 +426,10 @@ def run_import(
                 check_progress(rows * done // max(steps, 1), rows)
 
         try:
-            validation = validate(
-                kind, table, import_context(session, pilot, kind, today), progress=checked
+            context = import_context(
+                session, pilot, kind, today, allow_outside_window=allow_outside_window
             )
+            validation = validate(kind, table, context, progress=checked)
         except ImportFileError as error:
             file_errors, file_error_count = error.errors, error.count
     if validation is None:
@@ -411,6 +445,7 @@ def run_import(
     elif dry_run:
         _finish(batch, CHECKED)
     else:
+        costs_before = missing_costs(session, pilot, today) if kind in COSTED_KINDS else None
         try:
             with session.begin_nested():
                 stored = _store(session, batch, pilot, validation, user, today, progress)
@@ -423,6 +458,15 @@ def run_import(
     if validation is not None:
         batch.rows_total = validation.rows_total
         batch.rows_duplicate = validation.rows_duplicate
+        notes = [note.to_dict() for note in validation.notes]
+        note_count = validation.note_count
+        if batch.status == STORED and kind in COSTED_KINDS:
+            note = _costs_note(session, pilot, today, costs_before)
+            if note is not None:
+                notes.insert(0, note.to_dict())
+                note_count += 1
+        batch.notes = notes
+        batch.note_count = note_count
     session.flush()
     audit.record(
         "import_dry_run" if dry_run else "import",
@@ -440,9 +484,86 @@ def run_import(
             "rows_stored": batch.rows_stored,
             "rows_duplicate": batch.rows_duplicate,
             "error_count": batch.error_count,
+            **({"note_count": batch.note_count} if batch.note_count else {}),
+            **({"allow_outside_window": True} if allow_outside_window else {}),
         },
     )
     return outcome_of(batch)
+
+
+COSTED_KINDS = ("people", "procedures", "resource_use", "direct_costs")
+"""Imports that change whose costs are complete: new people, index events, cost rows."""
+
+
+def missing_costs(session: Session, pilot: Pilot, today: date | None) -> tuple[int, int]:
+    """(persons whose care cycle has ended without complete cost data, persons with complete
+    cost data) in ``pilot`` by its declared rule (``analysis.costs``)."""
+    from vaikuttavuus import queries
+    from vaikuttavuus.domain.costing import costs_complete
+
+    spec = pilot_spec(pilot)
+    enrolments = queries.cohort_enrolments(session, pilot.id)
+    if enrolments.empty:
+        return 0, 0
+    rows = queries.cohort_cost_items(session, pilot.id)
+    rule = spec.analysis.costs
+    as_of = today or date.today()
+    complete = costs_complete(
+        enrolments[["enrolment_id", "index_date"]],
+        rows,
+        start_days=spec.care_cycle.start_days,
+        end_days=spec.care_cycle.end_days,
+        as_of=as_of,
+        products=rule.products if rule.rule == "any_of_products" else None,
+    )
+    ended = pd.to_datetime(enrolments["index_date"]) + pd.to_timedelta(
+        spec.care_cycle.end_days, unit="D"
+    ) < pd.Timestamp(as_of)
+    n_complete = int(complete.sum())
+    return int(ended.sum()) - n_complete, n_complete
+
+
+def _costs_note(
+    session: Session, pilot: Pilot, today: date | None, before: tuple[int, int] | None
+) -> RowError | None:
+    """A note for the whole file when persons whose care cycle has ended lack cost data after
+    the import: their costs are missing, not 0 €, and the cost figures changed."""
+    missing, complete = missing_costs(session, pilot, today)
+    if missing == 0 and (before is None or before[0] == 0):
+        return None
+    return RowError(
+        0,
+        None,
+        None,
+        "costs_missing",
+        {
+            "missing": missing,
+            "before": before[0] if before is not None else missing,
+            "complete": complete,
+            "complete_before": before[1] if before is not None else complete,
+        },
+    )
+
+
+def _read(session: Session, kind: str, data: bytes) -> RawTable:
+    """The file's rows: CSV or XLSX, or for questionnaire answers a FHIR Bundle (JSON)."""
+    if kind == "responses":
+        from vaikuttavuus import fhir
+        from vaikuttavuus.services import response_imports
+
+        if fhir.is_json(data):
+            items = {
+                item.id
+                for versions in response_imports.instrument_versions(session).values()
+                for spec in versions.values()
+                for item in spec.items
+            }
+            return fhir.read_response_bundle(
+                data,
+                item_ids=items,
+                resolve_subject=response_imports.subject_resolver(session),
+            )
+    return read_table(data)
 
 
 def _finish(
@@ -469,6 +590,8 @@ def outcome_of(batch: ImportBatch) -> ImportOutcome:
         rows_duplicate=batch.rows_duplicate,
         error_count=batch.error_count,
         errors=[RowError.from_dict(e) for e in batch.errors or []],
+        note_count=batch.note_count or 0,
+        notes=[RowError.from_dict(e) for e in batch.notes or []],
     )
 
 
@@ -539,6 +662,13 @@ def _store(
     total = len(frame)
     if validation.kind == "people":
         return _store_people(session, batch, pilot, frame, today, progress)
+    if validation.kind == "responses":
+        from vaikuttavuus.services import response_imports
+
+        assert validation.answers is not None
+        return response_imports.store(
+            session, batch, pilot, frame, validation.answers, user, progress
+        )
     table = TABLES[validation.kind]
     # In row-hash order the hash index grows at its end instead of at random places.
     rows = _rows_for(validation.kind, frame, batch, user).sort_values("row_hash")
@@ -684,6 +814,31 @@ MESSAGES: dict[str, Any] = {
         "The rows could not be stored because of an error; nothing was stored. Try again, "
         "and if it happens again, tell the administrator."
     ),
+    "not_fhir": _l(
+        "The file is not a FHIR R4 Bundle (JSON) of questionnaire responses, nor a CSV or "
+        "XLSX file."
+    ),
+    "not_scheduled": _l(
+        "The time point %(time_point)s does not include this instrument; it includes "
+        "%(instruments)s."
+    ),
+    "not_in_instrument": _l(
+        "This item is not in the row's instrument %(instrument)s; leave it empty on this row."
+    ),
+    "no_answers": _l("The row has no answers to %(instrument)s."),
+    "incomplete": _l(
+        "Note: required question(s) not answered: %(items)s. The response is stored as "
+        "incomplete; the instrument's missing-item rules leave these scores uncomputed: "
+        "%(scores)s."
+    ),
+    "fhir_entry": _l("This entry of the FHIR Bundle cannot be read."),
+    "costs_missing": _l(
+        "Note: %(missing)s persons whose care cycle has ended have no complete cost data "
+        "(before this import %(before)s). Their costs are missing, not 0 €: the mean costs per "
+        "arm are now computed over %(complete)s persons (before %(complete_before)s), the cost "
+        "pages and PDFs warn about them, and the adjusted cost-effectiveness analysis imputes "
+        "their costs."
+    ),
 }
 
 _SPECIAL: dict[tuple[str, str], Any] = {
@@ -699,6 +854,25 @@ _SPECIAL: dict[tuple[str, str], Any] = {
         "This value has already been corrected; correct the newest value instead."
     ),
     ("conflict", "unchanged"): _l("The corrected value is the same as the stored one."),
+    ("conflict", "submitted"): _l(
+        "Another response to this instrument at this time point was already submitted "
+        "(%(completed_on)s); it differs in: %(differs)s. An import never changes a submitted "
+        "response."
+    ),
+    ("unknown_person", "subject"): _l(
+        "The subject is not a person of this installation. Give Patient/ and the person key "
+        "of an export of this installation, or an identifier: the personal identity code "
+        "(system urn:oid:1.2.246.21) or the pseudonym."
+    ),
+    ("fhir_entry", "resource"): _l("The entry is not a QuestionnaireResponse."),
+    ("fhir_entry", "status"): _l(
+        "Only completed (or amended) questionnaire responses are imported."
+    ),
+    ("fhir_entry", "link_id"): _l("No instrument has an item with this linkId."),
+    ("incomplete", "computable"): _l(
+        "Note: required question(s) not answered: %(items)s. The response is stored as "
+        "incomplete; its scores can still be computed by the instrument's missing-item rules."
+    ),
     ("duplicate", "stored"): _l("This value is already recorded."),
     ("missing", "either"): _l("Give the identity code or the pseudonym."),
     ("out_of_range", "exclusive"): _l("Must be more than %(min)s and at most %(max)s."),
@@ -715,6 +889,11 @@ _WORDS: dict[str, Any] = {
     "phone": _l("phone number"),
     "pseudonym": _l("pseudonym (P- and letters or digits)"),
     "drg": _l("NordDRG code (letters and digits)"),
+    "answers": _l("the answers"),
+    "completed_on": _l("the date"),
+    "mode": _l("the mode"),
+    "proxy": _l("proxy"),
+    "version": _l("the instrument version"),
 }
 
 
@@ -724,6 +903,10 @@ def _template(error: RowError) -> Any:
         return _SPECIAL[("unknown_person", str(params.get("reason", "not_found")))]
     if error.code == "conflict":
         return _SPECIAL.get(("conflict", str(params.get("reason"))), MESSAGES["conflict"])
+    if error.code == "incomplete" and not error.params.get("scores"):
+        return _SPECIAL[("incomplete", "computable")]
+    if error.code == "fhir_entry":
+        return _SPECIAL.get(("fhir_entry", str(params.get("reason"))), MESSAGES["fhir_entry"])
     if error.code == "duplicate" and params.get("stored"):
         return _SPECIAL[("duplicate", "stored")]
     if error.code == "missing" and params.get("either"):
@@ -752,6 +935,9 @@ def describe(error: RowError) -> str:
         word = error.params.get(key)
         if isinstance(word, str) and word in _WORDS:
             params[key] = str(_WORDS[word])
+    differs = error.params.get("differs")
+    if isinstance(differs, list):
+        params["differs"] = ", ".join(str(_WORDS.get(str(word), word)) for word in differs)
     if error.code == "unknown_code" and error.params.get("more"):
         params["allowed"] += " …"
     if error.code == "wrong_unit" and not error.params.get("expected"):
@@ -789,35 +975,79 @@ def report_csv(errors: Sequence[RowError]) -> str:
     return "\ufeff" + buffer.getvalue()
 
 
-def template_csv(kind: str, *, with_example: bool = False) -> str:
-    """The documented header of ``kind`` (and an example row) as CSV text."""
+def template_table(
+    kind: str,
+    *,
+    pilots: Sequence[PilotSpec] = (),
+    instruments: Mapping[str, InstrumentSpec] | None = None,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(header, example row) of ``kind``. Questionnaire answers (``responses``) add one
+    column per item of the ``pilots``' instruments (``instruments``: id → the current
+    version) and take the example from the first pilot's baseline."""
     schema = SCHEMAS[kind]
+    if kind != "responses" or not pilots or instruments is None:
+        return schema.header, schema.example_row()
+    from vaikuttavuus.domain.response_imports import example_row, template_header
+
+    codes = dict.fromkeys(code for pilot in pilots for code in pilot.instrument_ids)
+    header = template_header([instruments[code] for code in codes if code in instruments])
+    return header, example_row(header, pilots[0], instruments)
+
+
+def current_instrument_specs(session: Session) -> dict[str, InstrumentSpec]:
+    """Instrument id → the spec of its current version."""
+    from vaikuttavuus.models import InstrumentVersion
+    from vaikuttavuus.services.definitions import instrument_spec
+
+    return {
+        version.code: instrument_spec(version)
+        for version in session.scalars(
+            select(InstrumentVersion).where(InstrumentVersion.is_current.is_(True))
+        )
+    }
+
+
+def template_csv(
+    kind: str,
+    *,
+    with_example: bool = False,
+    pilots: Sequence[PilotSpec] = (),
+    instruments: Mapping[str, InstrumentSpec] | None = None,
+) -> str:
+    """The documented header of ``kind`` (and an example row) as CSV text."""
+    header, example = template_table(kind, pilots=pilots, instruments=instruments)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(schema.header)
+    writer.writerow(header)
     if with_example:
-        writer.writerow(schema.example_row())
+        writer.writerow(example)
     return buffer.getvalue()
 
 
-def template_xlsx(kind: str, *, with_example: bool = False) -> bytes:
+def template_xlsx(
+    kind: str,
+    *,
+    with_example: bool = False,
+    pilots: Sequence[PilotSpec] = (),
+    instruments: Mapping[str, InstrumentSpec] | None = None,
+) -> bytes:
     """The header (and an example row) as an XLSX workbook, every cell formatted as text."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
-    schema = SCHEMAS[kind]
+    header_names, example = template_table(kind, pilots=pilots, instruments=instruments)
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(kind)
     header = []
-    for name in schema.header:
+    for name in header_names:
         cell = WriteOnlyCell(sheet, value=name)
         cell.font = Font(bold=True)
         header.append(cell)
     sheet.append(header)
     if with_example:
         row = []
-        for value in schema.example_row():
+        for value in example:
             cell = WriteOnlyCell(sheet, value=value)
             cell.number_format = "@"
             row.append(cell)

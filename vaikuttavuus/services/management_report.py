@@ -17,7 +17,6 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
-from vaikuttavuus.domain.loneliness import POOLED
 from vaikuttavuus.models import Pilot
 from vaikuttavuus.services.analytics import (
     ALL,
@@ -34,10 +33,12 @@ from vaikuttavuus.services.cohort_view import (
     fmt_count,
     fmt_euro,
     fmt_interval,
+    fmt_p,
     fmt_share,
     fmt_signed,
     outcome_view,
     quality_view,
+    service_caveats,
     service_view,
     suppression_note,
 )
@@ -45,8 +46,6 @@ from vaikuttavuus.services.demo_data import demo_data_present
 from vaikuttavuus.services.primary_view import primary_sentence
 
 LANGUAGES = ("fi", "sv", "en")
-MANAGEMENT_SERVICE_SCORES = ("ucla3.total", "insecurity.safe_daily")
-"""Loneliness and insecurity: the service effects the management summary shows."""
 
 
 @dataclass(frozen=True)
@@ -143,23 +142,65 @@ def interpretation(analysis: CohortAnalysis, labels: Labels) -> str | None:
 
 
 def service_highlight(analysis: CohortAnalysis, labels: Labels) -> str | None:
-    """The service type with the largest adjusted reduction in loneliness (pooled), shown."""
+    """The primary question in one sentence: the service with the largest adjusted
+    difference in the good direction whose multiplicity-adjusted p is below 0.05, or that no
+    service stands out; plus how many secondary comparisons there are."""
     if not analysis.has_services or not analysis.service_scores:
         return None
-    score = analysis.service_scores[0]
-    section = analysis.services(score, "service_type")
-    rows = section.forest_rows(POOLED)
-    if not rows:
-        return _("Too few persons used each service to estimate its effect.")
+    section = analysis.services(analysis.primary_service_score, "service_type")
+    if section.error is not None:
+        return None
+    score = labels.score(section.score)
+    time_point = labels.time_point(section.primary_time_point)
+    rows = section.forest_rows()
     sign = 1.0 if section.direction == "lower_is_better" else -1.0
-    best = min(rows, key=lambda r: sign * float(r["estimate"]))
-    return _(
-        "Largest adjusted reduction in %(score)s: %(service)s, %(estimate)s points "
-        "(95%% CI %(interval)s) compared with those without it.",
-        score=labels.score(score),
-        service=labels.category(best["category"], "service_type"),
-        estimate=fmt_signed(best["estimate"], 2),
-        interval=fmt_interval(best["ci_low"], best["ci_high"], 2),
+    clear = [
+        r
+        for r in rows
+        if r["p_adjusted"] is not None and r["p_adjusted"] < 0.05 and sign * r["estimate"] < 0
+    ]
+    secondary = _(
+        "%(n)s secondary comparisons (other outcomes and follow-ups) are on the pilot page.",
+        n=section.n_secondary,
+    )
+    if not rows:
+        return _(
+            "Primary question (%(score)s at %(time_point)s by service): too few clients "
+            "received each service to estimate it.",
+            score=score,
+            time_point=time_point,
+        )
+    if not clear:
+        return (
+            _(
+                "Primary question (%(score)s at %(time_point)s by service): no service's "
+                "adjusted difference was clearly different from 0 after adjusting for "
+                "multiple comparisons.",
+                score=score,
+                time_point=time_point,
+            )
+            + " "
+            + secondary
+        )
+    best = min(clear, key=lambda r: sign * float(r["estimate"]))
+    return (
+        _(
+            "Primary question (%(score)s at %(time_point)s by service): the largest adjusted "
+            "difference associated with a service was %(estimate)s points for %(service)s "
+            "(95%% CI %(interval)s; adjusted p %(p)s) compared with comparable clients "
+            "without it; %(n)s of %(total)s services differed clearly from 0. Services were "
+            "not randomised, so the differences may reflect who receives them.",
+            score=score,
+            time_point=time_point,
+            service=labels.category(best["category"], "service_type"),
+            estimate=fmt_signed(best["estimate"], 2),
+            interval=fmt_interval(best["ci_low"], best["ci_high"], 2),
+            p=fmt_p(best["p_adjusted"]),
+            n=len(clear),
+            total=len(rows),
+        )
+        + " "
+        + secondary
     )
 
 
@@ -215,15 +256,41 @@ def methods(analysis: CohortAnalysis, labels: Labels) -> list[str]:
             ),
         ]
     if analysis.has_services:
+        declared = spec.analysis
+        plan = spec.primary_plan()
+        missing = {
+            "aipw_response": _(
+                "missing follow-up answers by a response model within the doubly robust "
+                "estimator and missing baseline scores by multiple imputation "
+                "(%(m)s data sets, Rubin's rules)",
+                m=declared.missing_data.imputations,
+            ),
+            "multiple_imputation": _(
+                "missing answers by multiple imputation (%(m)s data sets, Rubin's rules)",
+                m=declared.missing_data.imputations,
+            ),
+            "complete_cases": _("complete cases only"),
+        }[declared.missing_data.method]
         paragraphs.append(
             _(
-                "Services: change in each score from baseline to 6 and 12 months, compared "
-                "between persons who started a service before the first follow-up and those "
-                "who did not; regression adjusted for the baseline score and %(covariates)s "
-                "with person-clustered standard errors, with an inverse-probability-weighted "
-                "estimate and its balance check. Cost per one-point reduction uses the costs "
-                "recorded on the services.",
+                "Services: the adjusted difference in each score at each follow-up between "
+                "clients who had started a service at least %(days)s days before answering and "
+                "comparable clients who had not, estimated doubly robustly (augmented inverse "
+                "probability weighting: a propensity model of each service and an outcome "
+                "model) and adjusted for %(covariates)s and the other services; %(missing)s. "
+                "The primary question, declared in advance, is %(score)s at %(time_point)s by "
+                "service type; p-values are adjusted by %(method)s within the primary and the "
+                "secondary comparisons. E-values show how strong unmeasured confounding would "
+                "have to be. The incremental cost per point uses the cost of the services "
+                "inside the follow-up window and is not shown when the difference's interval "
+                "includes 0. Services were not randomised: the differences are associations, "
+                "not proof that a service changes the outcome.",
+                days=declared.min_exposure_days,
                 covariates=", ".join(labels.variable(c) for c in spec.covariates) or "–",
+                missing=missing,
+                score=labels.score(plan.outcome),
+                time_point=labels.time_point(plan.time_point),
+                method="Holm" if declared.multiplicity == "holm" else "Benjamini–Hochberg",
             )
         )
     paragraphs.append(suppression_note(analysis.min_cell))
@@ -249,17 +316,17 @@ def management_context(analysis: CohortAnalysis, language: str) -> dict[str, Any
         "costs": cost_view(analysis, labels),
         "cea": None,
         "services": [],
+        "service_caveats": [],
         "methods": methods(analysis, labels),
     }
     if analysis.has_procedures:
         effect = "qaly" if analysis.has_utility else "improvement"
         context["cea"] = cea_view(analysis, labels, effect)
-    if analysis.has_services:
+    if analysis.has_services and analysis.service_scores:
         context["services"] = [
-            service_view(analysis, labels, score, "service_type")
-            for score in MANAGEMENT_SERVICE_SCORES
-            if score in analysis.service_scores
+            service_view(analysis, labels, analysis.primary_service_score, "service_type")
         ]
+        context["service_caveats"] = service_caveats(analysis)
     return context
 
 

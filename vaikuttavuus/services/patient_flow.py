@@ -125,10 +125,12 @@ def ensure_responses(
     invitation: Invitation,
     language: str,
     *,
-    mode: str = "self",
+    mode: str = "web",
+    proxy: bool = False,
     entered_by_user_id: int | None = None,
 ) -> list[Response]:
-    """The invitation's responses in questionnaire order, created on first use.
+    """The invitation's responses in questionnaire order, created on first use (``mode``
+    ``web`` for the patient's own link; assisted entry passes ``phone`` or ``paper``).
 
     Creation is an INSERT … ON CONFLICT DO NOTHING on (enrolment, time point, instrument), so
     two devices opening the link at once still share one response per instrument.
@@ -152,6 +154,7 @@ def ensure_responses(
                     "status": "in_progress",
                     "language": language,
                     "mode": mode,
+                    "proxy": proxy,
                     "entered_by_user_id": entered_by_user_id,
                     "idempotency_key": secrets.token_hex(16),
                     "started_at": now,

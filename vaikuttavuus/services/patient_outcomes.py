@@ -88,6 +88,22 @@ class ScoreRow:
     median: float | None
     q1: float | None
     q3: float | None
+    mode: str | None = None
+    """How the patient's answers were given (web, phone, paper, imported)."""
+    proxy: bool = False
+    """Someone else answered for the patient."""
+
+    @property
+    def answered_how(self) -> tuple[str, ...]:
+        """What the page marks: the mode unless it is ``web``, and ``proxy``."""
+        return answered_how(self.mode, self.proxy)
+
+
+def answered_how(mode: str | None, proxy: bool) -> tuple[str, ...]:
+    """The marks of a response given other than by the patient on the web: its mode
+    (phone, paper, imported) and ``proxy``."""
+    marks = (mode,) if mode and mode != "web" else ()
+    return (*marks, "proxy") if proxy else marks
 
 
 @dataclass
@@ -258,6 +274,12 @@ class PremResponse:
     time_point_label: str
     submitted_at: datetime | None
     answers: tuple[PremAnswer, ...]
+    mode: str | None = None
+    proxy: bool = False
+
+    @property
+    def answered_how(self) -> tuple[str, ...]:
+        return answered_how(self.mode, self.proxy)
 
 
 @dataclass(frozen=True)
@@ -287,6 +309,20 @@ class Alert:
     days_left: int | None = None
 
 
+@dataclass(frozen=True)
+class ServiceRow:
+    """A service the client received (older adults): type, provider sector, period, contacts."""
+
+    service_type: str
+    type_label: str
+    provider_sector: str
+    sector_label: str
+    provider_name: str | None
+    started_on: date
+    ended_on: date | None
+    contacts: int | None
+
+
 @dataclass
 class PatientOverview:
     time_points: list[tuple[str, str]]
@@ -297,6 +333,13 @@ class PatientOverview:
     invitations: list[InvitationRow]
     alerts: list[Alert]
     min_cell_size: int
+    services: list[ServiceRow] = field(default_factory=list)
+    shows_measures: bool = True
+    """The pilot has clinical measures (else the page leaves their box out)."""
+    shows_procedures: bool = True
+    """The pilot has procedure types (else the page leaves their box out)."""
+    shows_services: bool = False
+    """The pilot has service types: the page shows the services over time."""
 
     @property
     def series(self) -> list[ScoreSeries]:
@@ -394,6 +437,8 @@ def _instrument_series(
                     median=_none(by_tp.at[code, "median"]) if has_ref else None,
                     q1=_none(by_tp.at[code, "q1"]) if has_ref else None,
                     q3=_none(by_tp.at[code, "q3"]) if has_ref else None,
+                    mode=own(code, "mode"),
+                    proxy=bool(own(code, "proxy")),
                 )
             )
         bands = (
@@ -569,6 +614,41 @@ def _procedures(
     ]
 
 
+def _services(
+    session: Session, enrolment: Enrolment, pilot: PilotSpec, language: str
+) -> list[ServiceRow]:
+    """The client's service episodes in order of their start."""
+    from vaikuttavuus.models import ServiceExposure
+
+    types = {c.id: c.name.get(language) for c in pilot.service_types}
+    sectors = {c.id: c.name.get(language) for c in pilot.provider_sectors}
+    rows = session.execute(
+        select(
+            ServiceExposure.service_type,
+            ServiceExposure.provider_sector,
+            ServiceExposure.provider_name,
+            ServiceExposure.started_on,
+            ServiceExposure.ended_on,
+            ServiceExposure.contacts,
+        )
+        .where(ServiceExposure.enrolment_id == enrolment.id)
+        .order_by(ServiceExposure.started_on, ServiceExposure.id)
+    ).all()
+    return [
+        ServiceRow(
+            service_type=row.service_type,
+            type_label=types.get(row.service_type, row.service_type),
+            provider_sector=row.provider_sector,
+            sector_label=sectors.get(row.provider_sector, row.provider_sector),
+            provider_name=row.provider_name,
+            started_on=row.started_on,
+            ended_on=row.ended_on,
+            contacts=row.contacts,
+        )
+        for row in rows
+    ]
+
+
 def _invitations(
     session: Session, enrolment: Enrolment, pilot: PilotSpec, language: str
 ) -> list[InvitationRow]:
@@ -615,6 +695,8 @@ def _prems(
             Response.instrument_code,
             Response.instrument_version_id,
             Response.submitted_at,
+            Response.mode,
+            Response.proxy,
             TimePoint.code.label("time_point"),
             TimePoint.ordinal,
             Answer.item_id,
@@ -667,6 +749,8 @@ def _prems(
                 time_point_label=labels.get(first.time_point, first.time_point),
                 submitted_at=first.submitted_at,
                 answers=answers,
+                mode=first.mode,
+                proxy=bool(first.proxy),
             )
         )
     return result
@@ -760,4 +844,10 @@ def patient_overview(
         invitations=invitations,
         alerts=_alerts(instruments, invitations, today),
         min_cell_size=spec.min_cell_size,
+        services=_services(session, enrolment, spec, language) if spec.service_types else [],
+        shows_measures=any(
+            not m.pilots or spec.id in m.pilots for m in load_measure_catalogue().measures
+        ),
+        shows_procedures=bool(spec.procedure_types),
+        shows_services=bool(spec.service_types),
     )

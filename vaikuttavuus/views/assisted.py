@@ -81,8 +81,18 @@ def _questionnaire_language(invitation: Invitation) -> str:
     return preferred if preferred in languages else "fi"
 
 
+def _answered_how() -> tuple[str, bool]:
+    """How the patient's answers reached staff: ``?how=phone|paper`` (default phone) and
+    ``?proxy=1`` when someone else answered for the patient."""
+    how = request.args.get("how")
+    return (how if how in assisted.ASSISTED_MODES else "phone"), request.args.get("proxy") == "1"
+
+
 def _steps(invitation: Invitation, language: str) -> tuple[list[Any], list[Step]]:
-    responses = assisted.responses_for(db.session, invitation, language, current_user.id)
+    how, proxy = _answered_how()
+    responses = assisted.responses_for(
+        db.session, invitation, language, current_user.id, mode=how, proxy=proxy
+    )
     return responses, patient_flow.steps_for(responses)
 
 
@@ -98,7 +108,11 @@ def _audit(action: str, pilot: Pilot, invitation: Invitation, **details: Any) ->
 
 
 def _context(pilot: Pilot, invitation: Invitation, language: str) -> dict[str, Any]:
+    how, proxy = _answered_how()
     return {
+        "how": how,
+        "proxy": proxy,
+        "answered": {"how": how, "proxy": "1" if proxy else "0"},
         "page_layout": LAYOUT,
         "pilot": pilot,
         "invitation": invitation,
@@ -141,7 +155,14 @@ def step(pilot_code: str, invitation_id: int, number: int) -> Response:
         return refused
     language = _questionnaire_language(invitation)
     responses, steps = _steps(invitation, language)
-    here = {"pilot_code": pilot.code, "invitation_id": invitation.id, "qlang": language}
+    how, proxy = _answered_how()
+    here = {
+        "pilot_code": pilot.code,
+        "invitation_id": invitation.id,
+        "qlang": language,
+        "how": how,
+        "proxy": "1" if proxy else "0",
+    }
     if not 1 <= number <= len(steps):
         return redirect(url_for("assisted.start", **here))
     current = steps[number - 1]
@@ -161,7 +182,7 @@ def step(pilot_code: str, invitation_id: int, number: int) -> Response:
             {k: v for k, v in values.items() if k not in errors},
             language,
         )
-        assisted.mark_assisted(db.session, [response], current_user.id)
+        assisted.mark_assisted(db.session, [response], current_user.id, mode=how, proxy=proxy)
         _audit(
             "assisted_entry_save",
             pilot,
@@ -170,6 +191,8 @@ def step(pilot_code: str, invitation_id: int, number: int) -> Response:
             instrument=current.instrument_code,
             page=number,
             problems=len(errors),
+            mode=how,
+            proxy=proxy,
         )
         if not errors or direction == "back":
             if direction == "back":
@@ -233,7 +256,8 @@ def submit(pilot_code: str, invitation_id: int) -> Response:
         return refused
     language = _questionnaire_language(invitation)
     responses, steps = _steps(invitation, language)
-    assisted.mark_assisted(db.session, responses, current_user.id)
+    how, proxy = _answered_how()
+    assisted.mark_assisted(db.session, responses, current_user.id, mode=how, proxy=proxy)
     result = patient_flow.submit(db.session, invitation, responses, steps)
     if not result.submitted:
         return redirect(
@@ -243,6 +267,8 @@ def submit(pilot_code: str, invitation_id: int) -> Response:
                 invitation_id=invitation.id,
                 number=result.first_incomplete_step,
                 qlang=language,
+                how=how,
+                proxy="1" if proxy else "0",
                 incomplete=1,
             )
         )
@@ -252,6 +278,8 @@ def submit(pilot_code: str, invitation_id: int) -> Response:
         invitation,
         responses=[r.id for r in responses],
         language=language,
+        mode=how,
+        proxy=proxy,
     )
     flash(_("The answers were saved as entered by staff."), "info")
     return _patient_page(pilot, invitation)

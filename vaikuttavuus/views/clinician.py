@@ -25,6 +25,8 @@ from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import Arm, Enrolment, Invitation, Person, Pilot, Role, TimePoint
 from vaikuttavuus.security.access import PUBLIC, allow, declared_access
 from vaikuttavuus.services import audit
+from vaikuttavuus.services.definitions import pilot_spec
+from vaikuttavuus.services.guidance import services_chart
 from vaikuttavuus.services.patient_outcomes import patient_overview
 from vaikuttavuus.services.patient_summary import (
     SUMMARY_LANGUAGES,
@@ -163,6 +165,9 @@ def patient(pilot_code: str, pseudonym: str) -> str:
         person=enrolment.person,
         overview=overview,
         charts=charts,
+        services_chart=services_chart(
+            overview, pilot_spec(pilot), enrolment.index_date, date.today()
+        ),
         alerts=alert_texts(overview.alerts),
         links=_links(pilot, pseudonym),
         summary_languages=SUMMARY_LANGUAGES,

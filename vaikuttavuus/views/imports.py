@@ -1,16 +1,24 @@
-"""Pilot-lead imports: upload a CSV or XLSX file, see the row-level report, the import log and
-the templates of every kind."""
+"""Pilot-lead imports: upload a CSV or XLSX file (questionnaire answers also as a FHIR Bundle),
+see the row-level report, the import log and the templates of every kind.
+
+The upload form works without JavaScript; with it (``static/js/imports.js``) the file is sent
+in the background with a progress bar, and the server answers ``{"redirect": …}`` to a request
+that accepts JSON."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask import (
     Blueprint,
     abort,
     current_app,
     flash,
+    jsonify,
     make_response,
     redirect,
     render_template,
+    request,
     url_for,
 )
 from flask_babel import gettext as _
@@ -23,18 +31,23 @@ from werkzeug.wrappers import Response
 from wtforms import BooleanField, SelectField, SubmitField
 
 from vaikuttavuus.domain.imports import KINDS, SCHEMAS
+from vaikuttavuus.domain.specs import InstrumentSpec, PilotSpec
 from vaikuttavuus.extensions import db
+from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import ImportBatch, Pilot, Role
 from vaikuttavuus.security.access import allow
 from vaikuttavuus.services import audit
+from vaikuttavuus.services.definitions import pilot_spec
 from vaikuttavuus.services.imports import (
     ImportRefusedError,
+    current_instrument_specs,
     describe,
     import_context,
     outcome_of,
     report_csv,
     run_import,
     template_csv,
+    template_table,
     template_xlsx,
 )
 from vaikuttavuus.views.common import require_pilot, visible_pilots
@@ -76,10 +89,19 @@ class UploadForm(FlaskForm):
         _l("File (CSV or XLSX)"),
         validators=[
             FileRequired(_l("Choose a file.")),
-            FileAllowed(["csv", "txt", "xlsx"], _l("Upload a CSV (UTF-8) or an XLSX file.")),
+            FileAllowed(
+                ["csv", "txt", "xlsx", "json"],
+                _l(
+                    "Upload a CSV (UTF-8) or an XLSX file (questionnaire answers also as a "
+                    "FHIR Bundle in JSON)."
+                ),
+            ),
         ],
     )
     dry_run = BooleanField(_l("Only check the file; store nothing"))
+    allow_outside_window = BooleanField(
+        _l("Questionnaire answers: accept answers dated outside the time point's window")
+    )
     submit = SubmitField(_l("Import"))
 
 
@@ -102,17 +124,20 @@ def upload(pilot_code: str) -> Response | str:
     pilot = require_pilot(pilot_code)
     form = UploadForm()
     form.kind.choices = _kind_choices()
+    wants_json = request.accept_mimetypes.best == "application/json"
     if form.validate_on_submit():
         upload_file = form.file.data
+        kind = form.kind.data or ""
         try:
             outcome = run_import(
                 db.session,
-                kind=form.kind.data or "",
+                kind=kind,
                 data=upload_file.read(),
                 filename=upload_file.filename or "upload",
                 pilot_code=pilot.code,
                 user=current_user._get_current_object(),
                 dry_run=bool(form.dry_run.data),
+                allow_outside_window=bool(form.allow_outside_window.data) and kind == "responses",
             )
         except ImportRefusedError:
             abort(400)
@@ -129,7 +154,13 @@ def upload(pilot_code: str) -> Response | str:
             flash(_("The file has no errors. Nothing was stored (only checked)."), "info")
         else:
             flash(_("The file was not imported. Nothing was stored."), "error")
-        return redirect(url_for("imports.batch", pilot_code=pilot.code, batch_id=outcome.batch_id))
+        target = url_for("imports.batch", pilot_code=pilot.code, batch_id=outcome.batch_id)
+        if wants_json:
+            return jsonify({"redirect": target})
+        return redirect(target)
+    if wants_json and request.method == "POST":
+        # the page's script sends the form again the usual way, to show the form's errors
+        return make_response(jsonify({"errors": form.errors}), 400)
     recent = db.session.scalars(
         select(ImportBatch)
         .where(ImportBatch.pilot_code == pilot.code)
@@ -154,12 +185,16 @@ def _max_megabytes() -> int | None:
 
 def _kind_docs(pilot: Pilot) -> list[dict[str, object]]:
     """Every kind's columns with their type, whether required, the allowed values in this
-    pilot and an example."""
+    pilot and an example; for questionnaire answers also the items of each instrument."""
     context = import_context(db.session, pilot, "people")
+    spec = pilot_spec(pilot)
+    instruments = current_instrument_specs(db.session)
     docs = []
     for kind in KINDS:
         schema = SCHEMAS[kind]
         applies = all(context.allowed(name) for name in schema.requires)
+        header, example = template_table(kind, pilots=[spec], instruments=instruments)
+        examples = dict(zip(header, example, strict=True))
         columns = []
         for column in schema.columns:
             allowed = context.allowed(column.vocabulary) if column.vocabulary else ()
@@ -170,7 +205,7 @@ def _kind_docs(pilot: Pilot) -> list[dict[str, object]]:
                     "required": column.required,
                     "description": _(column.description),
                     "allowed": allowed,
-                    "example": column.example,
+                    "example": examples.get(column.name, column.example),
                 }
             )
         docs.append(
@@ -180,6 +215,53 @@ def _kind_docs(pilot: Pilot) -> list[dict[str, object]]:
                 "description": _(schema.description),
                 "applies": applies,
                 "columns": columns,
+                "item_docs": _item_docs(spec, instruments) if kind == "responses" else [],
+                "example": dict(zip(header, example, strict=True)) if kind == "responses" else {},
+            }
+        )
+    return docs
+
+
+def _item_docs(spec: PilotSpec, instruments: dict[str, InstrumentSpec]) -> list[dict[str, Any]]:
+    """Per instrument of the pilot: its time points and each item with its answer codes."""
+    language = current_language()
+    docs = []
+    for code in spec.instrument_ids:
+        instrument = instruments.get(code)
+        if instrument is None:
+            continue
+        items = []
+        for item in instrument.items:
+            if item.type in {"single_choice", "multiple_choice"}:
+                codes = ", ".join(
+                    f"{o.code} = {o.text.get(language)}" for o in instrument.options_for(item)
+                )
+                if item.type == "multiple_choice":
+                    codes += " " + _("(several codes joined by ;)")
+            elif item.type == "yes_no":
+                codes = _("yes or no (also 1/0)")
+            elif item.value_range is not None:
+                low, high = item.value_range
+                codes = f"{low:g}–{high:g}" + (f" {item.unit}" if item.unit else "")
+            elif item.type == "date":
+                codes = _("a date")
+            else:
+                codes = _("text")
+            items.append(
+                {
+                    "id": item.id,
+                    "text": item.text.get(language),
+                    "required": item.required,
+                    "codes": codes,
+                }
+            )
+        docs.append(
+            {
+                "code": code,
+                "title": instrument.title.get(language),
+                "version": instrument.version,
+                "time_points": [tp.id for tp in spec.time_points if code in tp.instruments],
+                "questions": items,
             }
         )
     return docs
@@ -235,6 +317,7 @@ def batch(pilot_code: str, batch_id: int) -> str:
         batch=found,
         outcome=outcome,
         errors=[(error, describe(error)) for error in shown],
+        notes=[(note, describe(note)) for note in outcome.notes[:SHOWN_ERRORS]],
         status_labels=STATUS_LABELS,
         kind_label=dict(_kind_choices()).get(found.kind, found.kind),
     )
@@ -251,7 +334,8 @@ def errors_csv(pilot_code: str, batch_id: int) -> Response:
         object_id=found.id,
         pilot_code=pilot.code,
     )
-    response = make_response(report_csv(outcome_of(found).errors).encode("utf-8"))
+    outcome = outcome_of(found)
+    response = make_response(report_csv([*outcome.errors, *outcome.notes]).encode("utf-8"))
     response.headers["Content-Type"] = "text/csv; charset=utf-8"
     filename = f"{pilot.code}-import-{found.id}-errors.csv"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -261,14 +345,21 @@ def errors_csv(pilot_code: str, batch_id: int) -> Response:
 @bp.get("/<pilot_code>/templates/<kind>.<fmt>")
 @allow(Role.PILOT_LEAD)
 def template(pilot_code: str, kind: str, fmt: str) -> Response:
+    """A kind's header as CSV or XLSX (``?example=1``: with an example row); questionnaire
+    answers get one column per item of the pilot's instruments."""
     pilot = require_pilot(pilot_code)
     if kind not in KINDS or fmt not in ("csv", "xlsx"):
         abort(404)
+    options: dict[str, Any] = {
+        "with_example": request.args.get("example") == "1",
+        "pilots": [pilot_spec(pilot)],
+        "instruments": current_instrument_specs(db.session),
+    }
     if fmt == "csv":
-        response = make_response(("\ufeff" + template_csv(kind)).encode("utf-8"))
+        response = make_response(("\ufeff" + template_csv(kind, **options)).encode("utf-8"))
         response.headers["Content-Type"] = "text/csv; charset=utf-8"
     else:
-        response = make_response(template_xlsx(kind))
+        response = make_response(template_xlsx(kind, **options))
         response.headers["Content-Type"] = (
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         )

@@ -107,6 +107,7 @@ def overview(pilot_code: str) -> str:
         effect=request.args.get("effect"),
         score=request.args.get("score"),
         mixed=request.args.get("mixed") == "1",
+        sectors=request.args.get("sectors") == "1",
     )
     return render_template(
         "pilot/overview.html",

@@ -19,7 +19,12 @@ from sqlalchemy.orm import Session
 from vaikuttavuus import queries, report_settings
 from vaikuttavuus.domain import outcomes
 from vaikuttavuus.domain.catalogue import CostingCatalogue
-from vaikuttavuus.domain.costing import CostingError, EpisodeCosts, episode_costs
+from vaikuttavuus.domain.costing import (
+    CostingError,
+    EpisodeCosts,
+    costs_complete,
+    episode_costs,
+)
 from vaikuttavuus.domain.specs import BandScore, InstrumentSpec, PilotSpec, ResponderRule
 from vaikuttavuus.models import Pilot
 from vaikuttavuus.services.analytics.publication import Published, publish
@@ -460,21 +465,22 @@ class CohortData:
     def costs_complete(self) -> pd.Series:
         """Per roster row: the person's costs are complete for the care cycle — it ended
         before the data date and the pilot's declared rule holds (``analysis.costs``: at least
-        one cost row inside the care cycle, or one of the named products). The others whose
-        care cycle has ended have *missing* costs, never 0 €."""
-        rows = self.cost_items
-        if rows.empty:
-            return self.cycle_complete & False
-        index_date = self.roster.set_index("enrolment_id")["index_date"]
-        start = index_date.reindex(rows["enrolment_id"]).to_numpy()
-        offset = (pd.to_datetime(rows["service_date"]).to_numpy() - start) / np.timedelta64(1, "D")
-        cycle = self.spec.care_cycle
-        inside = (offset >= cycle.start_days) & (offset <= cycle.end_days)
+        one cost row inside the care cycle, or one of the named products;
+        :func:`vaikuttavuus.domain.costing.costs_complete`). The others whose care cycle has
+        ended have *missing* costs, never 0 €."""
         rule = self.spec.analysis.costs
-        if rule.rule == "any_of_products":
-            inside &= rows["product_code"].isin(rule.products).to_numpy()
-        with_rows = rows.loc[inside, "enrolment_id"].unique()
-        return self.cycle_complete & self.roster["enrolment_id"].isin(with_rows)
+        complete = costs_complete(
+            self.roster[["enrolment_id", "index_date"]],
+            self.cost_items,
+            start_days=self.spec.care_cycle.start_days,
+            end_days=self.spec.care_cycle.end_days,
+            as_of=self.as_of,
+            products=rule.products if rule.rule == "any_of_products" else None,
+        )
+        return pd.Series(
+            complete.reindex(self.roster["enrolment_id"]).to_numpy(dtype=bool),
+            index=self.roster.index,
+        )
 
     @cached_property
     def costs_missing(self) -> pd.Series:

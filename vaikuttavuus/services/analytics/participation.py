@@ -40,18 +40,27 @@ class ResponseRates:
 
 @dataclass(frozen=True)
 class DataQuality:
-    """Missing items per instrument and time point, late answers per time point, imports."""
+    """Missing items per instrument and time point, late answers per time point, imports, and
+    how the answers were given per arm (mode, and answered by someone else)."""
 
     items: Published
     late: Published
     imports: Published
+    modes: Published
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "items": self.items.to_dict(),
             "late": self.late.to_dict(),
             "imports": self.imports.to_dict(),
+            "modes": self.modes.to_dict(),
         }
+
+
+RESPONSE_MODES = ("web", "phone", "paper", "imported")
+"""How answers are given (``responses.mode``), in the order the data-quality table lists them."""
+STAFF_MODES = ("phone", "paper")
+"""Modes of answers entered by staff (assisted entry)."""
 
 
 class ParticipationSections(CohortData):
@@ -163,7 +172,7 @@ class ParticipationSections(CohortData):
                         "score_not_computable": int(part[main].isna().sum())
                         if main and len(part)
                         else 0,
-                        "assisted": int((part["mode"] == "assisted").sum()) if len(part) else 0,
+                        "assisted": int(part["mode"].isin(STAFF_MODES).sum()) if len(part) else 0,
                     }
                 )
         items_table = pd.DataFrame(
@@ -218,7 +227,49 @@ class ParticipationSections(CohortData):
                 margins=False,
                 suppress_zeros=False,
             ),
+            modes=self._publish(
+                "answer_modes",
+                self._mode_table(),
+                counts=["responses", "proxy"],
+                derived={"responses": ["share"], "proxy": ["share_proxy"]},
+                groups=["arm", "mode"],
+                total_label=ALL,
+                suppress_zeros=False,
+            ),
         )
+
+    def _mode_table(self) -> pd.DataFrame:
+        """Submitted responses of the shown time points per arm and mode (``all`` rows are the
+        totals of either), with how many someone else answered (``proxy``), the share of the
+        arm's responses and the share by proxy."""
+        parts = [
+            frame[["enrolment_id", "time_point", "mode", "proxy"]]
+            for code, frame in self.scores.items()
+            if code in self.scheduled_instruments and len(frame)
+        ]
+        columns = ["enrolment_id", "time_point", "mode", "proxy"]
+        answers = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        answers = answers[answers["time_point"].isin(self.shown_time_points)]
+        arm = answers["enrolment_id"].map(self.roster.set_index("enrolment_id")["arm"])
+        rows = []
+        for group in [*self.arms, ALL]:
+            part = answers if group == ALL else answers[(arm == group).to_numpy()]
+            total = len(part)
+            for mode in [*RESPONSE_MODES, ALL]:
+                chosen = part if mode == ALL else part[part["mode"] == mode]
+                rows.append(
+                    {
+                        "arm": group,
+                        "mode": mode,
+                        "responses": len(chosen),
+                        "proxy": int(chosen["proxy"].astype(bool).sum()),
+                        "share": len(chosen) / total if total else np.nan,
+                        "share_proxy": chosen["proxy"].astype(bool).mean()
+                        if len(chosen)
+                        else np.nan,
+                    }
+                )
+        return pd.DataFrame(rows)
 
     def _import_table(self) -> pd.DataFrame:
         log = self.import_log

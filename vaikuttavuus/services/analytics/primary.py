@@ -12,6 +12,7 @@ pilot definition; the analysis itself is the pure
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 
 import numpy as np
@@ -23,10 +24,12 @@ from vaikuttavuus.domain.catalogue import Tdabc
 from vaikuttavuus.domain.primary_cea import (
     EstimatePair,
     PrimaryConfig,
+    PrimaryIdentity,
     PrimaryResult,
     Scenario,
     Subgroup,
     analyse_two_arms,
+    scenario_of_frame,
 )
 from vaikuttavuus.domain.primary_cea import column as _column
 from vaikuttavuus.domain.sensitivity import TornadoBar, costing_inputs, tornado
@@ -212,14 +215,14 @@ class PrimarySection(CohortData):
         frame = self.primary_frame
         n_ref = int((frame["treat"] == 0).sum())
         n_other = int((frame["treat"] == 1).sum())
-        base = {
-            "outcome": plan.outcome,
-            "time_point": plan.time_point,
-            "reference": plan.comparison.reference,
-            "other": plan.comparison.other,
-            "n_reference": n_ref,
-            "n_other": n_other,
-        }
+        base = PrimaryIdentity(
+            outcome=plan.outcome,
+            time_point=plan.time_point,
+            reference=plan.comparison.reference,
+            other=plan.comparison.other,
+            n_reference=n_ref,
+            n_other=n_other,
+        )
         if self.filters.arm is not None:
             return PrimaryResult(**base, hidden=False, reason="arm_filter")
         if min(n_ref, n_other) < self.min_cell:
@@ -230,17 +233,59 @@ class PrimarySection(CohortData):
         if min(observed[frame["treat"] == 0].sum(), observed[frame["treat"] == 1].sum()) < 2:
             return PrimaryResult(**base, hidden=False, reason="no_outcomes")
         result = analyse_two_arms(frame, self.primary_config, base)
+        mode_scenarios = self._mode_scenarios(frame)
         settings = {**result.settings, "cluster": self.spec.analysis.cluster}
         notes = list(result.notes)
         if self.spec.analysis.cluster != "none" and frame["cluster"].isna().all():
             notes.append("cluster_unknown")
-        return PrimaryResult(
-            **{
-                **result.__dict__,
-                "settings": settings,
-                "notes": tuple(dict.fromkeys(notes)),
-            }
+        return replace(
+            result,
+            sensitivity=(*result.sensitivity, *mode_scenarios),
+            settings=settings,
+            notes=tuple(dict.fromkeys(notes)),
         )
+
+    def _answer_flags(self, score: str, flag: str) -> pd.DataFrame:
+        """Per person (rows) and time point (columns): the answer of ``score``'s instrument was
+        given by a proxy (``flag="proxy"``) or not on the web (``flag="not_web"``)."""
+        instrument = score.split(".", 1)[0]
+        answered = self.scores.get(instrument)
+        if answered is None or answered.empty or "mode" not in answered.columns:
+            return pd.DataFrame()
+        values = (
+            answered["proxy"].astype(bool)
+            if flag == "proxy"
+            else answered["mode"].astype(str) != "web"
+        )
+        flags = answered.assign(flag=values.to_numpy())
+        return flags.pivot_table(
+            index="enrolment_id", columns="time_point", values="flag", aggfunc="max"
+        )
+
+    def _mode_scenarios(self, frame: pd.DataFrame) -> list[Scenario]:
+        """Sensitivity analyses by the mode of answering: the answers given by a proxy (a
+        relative or staff member answered for the person) counted as missing, and only the
+        answers given on the web kept. Left out when no answer of that kind exists."""
+        scenarios = []
+        for name, flag in (("without_proxy", "proxy"), ("web_only", "not_web")):
+            variant = frame.copy()
+            changed = False
+            for score in self._primary_scores():
+                flags = self._answer_flags(score, flag)
+                for tp in self.primary_time_points:
+                    if tp not in flags.columns:
+                        continue
+                    drop = flags[tp].reindex(frame.index).fillna(False).astype(bool)
+                    target = _column(score, tp)
+                    hit = drop & variant[target].notna()
+                    if hit.any():
+                        variant.loc[hit, target] = np.nan
+                        changed = True
+            if changed:
+                scenario = scenario_of_frame(name, variant, self.primary_config)
+                if scenario is not None:
+                    scenarios.append(scenario)
+        return scenarios
 
     # -- sensitivity of the costing and scenarios -------------------------------------------
 
