@@ -35,6 +35,7 @@ from vaikuttavuus.services.analytics import (
     Published,
     ServiceSection,
 )
+from vaikuttavuus.services.note_texts import note_texts
 
 Kind = str
 """How a column is shown: ``count``, ``number``, ``percent``, ``euro``, ``share`` (0–1 as %),
@@ -834,7 +835,7 @@ def outcome_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
         else None,
         "qalys": qalys if not section.qalys.empty else None,
         "qaly_difference": section.qaly_difference,
-        "notes": list(section.notes),
+        "notes": note_texts(section.notes, labels),
     }
 
 
@@ -843,7 +844,7 @@ def cost_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
     page and the management PDF show these same tables)."""
     costs = analysis.costs
     missing = int(analysis.costs_missing.sum())
-    notes = list(costs.notes)
+    notes = note_texts(costs.notes, labels)
     if missing:
         notes.insert(
             0,
@@ -980,7 +981,12 @@ def cea_view(analysis: CohortAnalysis, labels: Labels, effect: str) -> dict[str,
         ),
     )
     result = ce.effects.get(effect) or next(iter(ce.effects.values()), None)
-    view: dict[str, Any] = {"summary": summary, "effect": result, "notes": list(ce.notes)}
+    view: dict[str, Any] = {
+        "summary": summary,
+        "effect": result,
+        "notes": note_texts(ce.notes, labels),
+        "effect_notes": note_texts(result.notes, labels) if result is not None else [],
+    }
     if result is None:
         return view
     args = effect_csv_args(result.effect)
@@ -1376,7 +1382,12 @@ def service_view(
     cost per point, dose and missing answers."""
     section: ServiceSection = analysis.services(score, by)  # type: ignore[arg-type]
     args = {"score": score, "by": by}
-    view: dict[str, Any] = {"section": section, "by": by, "figure": None}
+    view: dict[str, Any] = {
+        "section": section,
+        "by": by,
+        "figure": None,
+        "notes": note_texts(section.notes, labels),
+    }
     if section.error is not None:
         return view
     kind = by

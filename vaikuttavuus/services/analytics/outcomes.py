@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from vaikuttavuus.domain import outcomes
+from vaikuttavuus.domain.notes import Note
 from vaikuttavuus.domain.stats import mean_ci
 from vaikuttavuus.services.analytics.data import (
     UTILITY,
@@ -121,5 +122,5 @@ class OutcomeSections(CohortData):
             try:
                 difference = outcomes.adjusted_qaly_difference(table, reference=self.reference_arm)
             except outcomes.OutcomeError as error:
-                notes.append(str(error))
+                notes.append(Note("qaly_difference_failed", str(error), detail=str(error)))
         return published, difference
