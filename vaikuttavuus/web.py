@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask_babel import format_date, format_datetime, format_decimal, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException
 
 from vaikuttavuus.extensions import db
@@ -42,6 +44,7 @@ def init_app(app: Flask) -> None:
 
     app.jinja_env.filters["num"] = number
     app.jinja_env.filters["unit_name"] = unit_name
+    app.jinja_env.filters["keep_intervals"] = keep_intervals
     app.jinja_env.filters["unit_amount"] = unit_amount
     app.jinja_env.filters["day"] = day
     app.jinja_env.filters["moment"] = moment
@@ -114,6 +117,17 @@ def unit_amount(quantity: float | None, code: str | None, digits: int = 2) -> st
     if code in forms:
         return str(forms[code]())
     return f"{text} {unit_name(code)}".strip()
+
+
+_INTERVAL = re.compile(r"\([^()]*?…[^()]*?\)|^[^()]*?…[^()]*$")
+
+
+def keep_intervals(text: object) -> Markup:
+    """A table cell's text with each confidence interval (``(−2 929 € … −2 557 €)``, or a
+    cell that is one interval) kept on one line: a narrow column breaks before the interval,
+    never inside it."""
+    escaped = str(escape(text))
+    return Markup(_INTERVAL.sub(lambda m: f'<span class="nowrap">{m.group(0)}</span>', escaped))
 
 
 def with_minus_sign(text: str) -> str:

@@ -124,6 +124,17 @@ def english_messages(language: str) -> tuple[frozenset[str], tuple[re.Pattern[st
     return frozenset(exact), tuple(patterns)
 
 
+def _english_alone(text: str) -> list[str]:
+    """English words of ``ENGLISH_ALONE`` written as words (``visit``, ``Minutes``), not as
+    parts of an upper-case code (``URO_VISIT_FIRST``)."""
+    found = set()
+    for word in WORD.findall(text):
+        candidate = word if word.islower() else word.lower() if word.istitle() else None
+        if candidate in ENGLISH_ALONE:
+            found.add(candidate)
+    return sorted(found)
+
+
 def problems_in_texts(
     texts: list[str], language: str, codes: frozenset[str] = frozenset()
 ) -> list[str]:
@@ -141,8 +152,8 @@ def problems_in_texts(
             english = words & ENGLISH_WORDS
             if len(english) >= 2:
                 reason = f"English words {sorted(english)}"
-            elif words & ENGLISH_ALONE:
-                reason = f"the English word(s) {sorted(words & ENGLISH_ALONE)}"
+            elif alone := _english_alone(text):
+                reason = f"the English word(s) {alone}"
             elif PLURAL_HEDGE.search(text):
                 reason = "the English plural '(s)'"
             elif text not in codes and (SNAKE_CASE.search(text) or TIME_POINT_CODE.search(text)):
