@@ -102,16 +102,24 @@ def unit_amount(quantity: float | None, code: str | None, digits: int = 2) -> st
     text = number(int(quantity) if whole else float(quantity), digits)
     one = whole and int(quantity) == 1
     forms = {
-        "visit": lambda: ngettext("%(num)s visit", "%(num)s visits", 1 if one else 2, num=text),
-        "contact": lambda: ngettext(
-            "%(num)s contact", "%(num)s contacts", 1 if one else 2, num=text
+        "visit": lambda: ngettext(
+            "%(amount)s visit", "%(amount)s visits", 1 if one else 2, amount=text
         ),
-        "minute": lambda: ngettext("%(num)s minute", "%(num)s minutes", 1 if one else 2, num=text),
-        "hour": lambda: ngettext("%(num)s hour", "%(num)s hours", 1 if one else 2, num=text),
-        "day": lambda: ngettext("%(num)s day", "%(num)s days", 1 if one else 2, num=text),
-        "item": lambda: ngettext("%(num)s item", "%(num)s items", 1 if one else 2, num=text),
+        "contact": lambda: ngettext(
+            "%(amount)s contact", "%(amount)s contacts", 1 if one else 2, amount=text
+        ),
+        "minute": lambda: ngettext(
+            "%(amount)s minute", "%(amount)s minutes", 1 if one else 2, amount=text
+        ),
+        "hour": lambda: ngettext(
+            "%(amount)s hour", "%(amount)s hours", 1 if one else 2, amount=text
+        ),
+        "day": lambda: ngettext("%(amount)s day", "%(amount)s days", 1 if one else 2, amount=text),
+        "item": lambda: ngettext(
+            "%(amount)s item", "%(amount)s items", 1 if one else 2, amount=text
+        ),
         "session": lambda: ngettext(
-            "%(num)s session", "%(num)s sessions", 1 if one else 2, num=text
+            "%(amount)s session", "%(amount)s sessions", 1 if one else 2, amount=text
         ),
     }
     if code in forms:
