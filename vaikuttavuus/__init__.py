@@ -35,7 +35,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     from vaikuttavuus import database, i18n, pdf, report_settings, security, web
 
-    report_settings.configure(app.config["REPORT_BOOTSTRAP"], app.config["REPORT_IMPUTATIONS"])
+    report_settings.configure(
+        app.config["REPORT_BOOTSTRAP"],
+        app.config["REPORT_IMPUTATIONS"],
+        app.config.get("BABEL_DEFAULT_TIMEZONE"),
+    )
 
     database.init_app(app)
     security.init_app(app)

@@ -3,6 +3,14 @@
 Templates receive plain values (numbers, strings, chart data URIs), never ORM objects or
 anything that could fetch: the fetcher serves ``data:`` URIs and files inside ``reports/``
 only, so a template or a value in it cannot make the server read other files or the network.
+
+Every PDF is **tagged** for assistive technology (WeasyPrint's PDF/UA-1 variant, :data:`
+PDF_VARIANT`): the structure tree follows the HTML (headings, paragraphs, lists, tables with
+their header cells, figures with the image's ``alt`` text as alternative text) in reading
+order, with the document's language (``<html lang>``) and title (``<title>``, shown as the
+window title). Templates must therefore give every ``<img>`` an ``alt`` (the numbers a chart
+shows), ``<th scope>`` for header cells, and a heading order without gaps
+(``tests/web/test_pdf_accessibility.py`` reads the structure of each PDF).
 """
 
 from __future__ import annotations
@@ -16,6 +24,10 @@ from flask_babel import force_locale
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
 
 from vaikuttavuus import paths
+
+PDF_VARIANT = "pdf/ua-1"
+"""Tagged PDF with the PDF/UA-1 metadata (WeasyPrint ≥ 57; the tag tree itself is what
+assistive technology reads; full PDF/UA conformance is not claimed)."""
 
 
 class FetchRefusedError(ValueError):
@@ -62,4 +74,4 @@ def render_pdf(template: str, language: str, **context: Any) -> bytes:
         base_url=paths.reports_dir().resolve().as_uri() + "/",
         url_fetcher=_restricted_fetcher(),
     )
-    return document.write_pdf()
+    return document.write_pdf(pdf_variant=PDF_VARIANT)

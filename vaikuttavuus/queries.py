@@ -376,6 +376,11 @@ def _dates(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values) if len(values) else values.astype("datetime64[ns]")
 
 
+def _timestamps(values: pd.Series) -> pd.Series:
+    """Stored timestamps (naive UTC; ISO text on SQLite) as naive datetime64, NaT for none."""
+    return pd.to_datetime(values.where(values.notna(), None), format="ISO8601")
+
+
 def _local_days(values: pd.Series, zone: str = "Europe/Helsinki") -> pd.Series:
     """UTC timestamps (stored naive or aware) as the local calendar day (datetime64)."""
     stamps = pd.to_datetime(values, utc=True) if len(values) else values.astype("datetime64[ns]")
@@ -395,15 +400,18 @@ def cohort_enrolments(
     period: CohortPeriod = (None, None),
     arm: str | None = None,
     unit: str | None = None,
+    recorded: bool = False,
 ) -> pd.DataFrame:
     """One row per enrolment in the cohort: ``enrolment_id``, ``person_id``, ``arm``,
     ``index_date`` (datetime64), ``status``, ``unit``, ``clinician_code``, ``birth_year``
     (float), ``sex``, ``lives_alone`` (pseudonymised people included: their data stay for
-    statistics)."""
+    statistics). ``recorded`` adds ``recorded_at`` (when the enrolment was stored) and
+    ``withdrawn_at`` (naive UTC datetime64) for the releases of the management figures."""
     columns = [
         "enrolment_id", "person_id", "arm", "index_date", "status", "unit", "clinician_code",
         "birth_year", "sex", "lives_alone",
     ]  # fmt: skip
+    extra = [Enrolment.created_at, Enrolment.withdrawn_at] if recorded else []
     rows = _read(
         session,
         select(
@@ -417,15 +425,19 @@ def cohort_enrolments(
             Person.birth_year,
             Person.sex,
             Person.lives_alone,
+            *extra,
         )
         .join(Person, Enrolment.person_id == Person.id)
         .join(Arm, Enrolment.arm_id == Arm.id)
         .where(*_cohort_conditions(pilot_id, period, arm, unit))
         .order_by(Enrolment.id),
-        columns,
+        [*columns, "recorded_at", "withdrawn_at"] if recorded else columns,
     )
     rows["enrolment_id"] = rows["enrolment_id"].astype("int64")
     rows["index_date"] = _dates(rows["index_date"])
+    if recorded:
+        rows["recorded_at"] = _timestamps(rows["recorded_at"])
+        rows["withdrawn_at"] = _timestamps(rows["withdrawn_at"])
     rows["birth_year"] = _floats(rows["birth_year"].where(rows["birth_year"].notna(), np.nan))
     rows["lives_alone"] = rows["lives_alone"].astype("boolean")
     return rows
@@ -450,6 +462,7 @@ def cohort_scores(
     period: CohortPeriod = (None, None),
     arm: str | None = None,
     unit: str | None = None,
+    recorded: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """The submitted responses of several instruments in one read, scored.
 
@@ -459,7 +472,8 @@ def cohort_scores(
     ``items_missing`` (required scorable items without a numeric answer, among those always
     shown) and one column per score. Answers are read once for all
     instruments, in partitions straight into numpy arrays (item ids as small integer codes),
-    and each response is scored with the version it was answered in.
+    and each response is scored with the version it was answered in. ``recorded`` adds
+    ``recorded_at`` (when the response was submitted, naive UTC).
     """
     from vaikuttavuus.domain.scoring import scorable_items
 
@@ -488,6 +502,8 @@ def cohort_scores(
         ["response_id", "enrolment_id", "instrument", "time_point", "version_id", "mode", "proxy",
          "submitted_on"],
     )  # fmt: skip
+    if recorded:
+        meta["recorded_at"] = _timestamps(meta["submitted_on"])
     for column in ("response_id", "enrolment_id", "version_id"):
         meta[column] = meta[column].astype("int64")
     meta["proxy"] = meta["proxy"].astype(bool)
@@ -523,6 +539,8 @@ def cohort_scores(
     version_of_row = meta["version_id"].to_numpy(dtype=np.int64)
     version_of_answer = version_of_row[np.minimum(row_of_answer, max(len(meta) - 1, 0))]
     base_columns = ["response_id", "enrolment_id", "time_point", "mode", "proxy", "submitted_on"]
+    if recorded:
+        base_columns.append("recorded_at")
     out: dict[str, pd.DataFrame] = {}
     for code in codes:
         pieces = []
@@ -592,7 +610,7 @@ def cohort_invitation_counts(
     return rows
 
 
-def cohort_procedures(
+def cohort_invitation_rows(
     session: Session,
     pilot_id: int,
     *,
@@ -600,10 +618,54 @@ def cohort_procedures(
     arm: str | None = None,
     unit: str | None = None,
 ) -> pd.DataFrame:
+    """One row per invitation of the cohort, with what its status was on any later day can be
+    worked out from: ``enrolment_id``, ``time_point``, ``status``, ``closes_on`` (datetime64),
+    ``completed_at``, ``cancelled_at``, ``opted_out_at`` (the person's opt-out; naive UTC) and
+    ``reminders_sent`` (for the releases of the management figures)."""
+    rows = _read(
+        session,
+        select(
+            Invitation.enrolment_id,
+            TimePoint.code,
+            Invitation.status,
+            Invitation.closes_on,
+            Invitation.completed_at,
+            Invitation.cancelled_at,
+            Person.opted_out_at,
+            Invitation.reminders_sent,
+        )
+        .join(Enrolment, Invitation.enrolment_id == Enrolment.id)
+        .join(Person, Enrolment.person_id == Person.id)
+        .join(TimePoint, Invitation.time_point_id == TimePoint.id)
+        .where(*_cohort_conditions(pilot_id, period, arm, unit)),
+        [
+            "enrolment_id", "time_point", "status", "closes_on", "completed_at",
+            "cancelled_at", "opted_out_at", "reminders_sent",
+        ],
+    )  # fmt: skip
+    rows["enrolment_id"] = rows["enrolment_id"].astype("int64")
+    rows["closes_on"] = _dates(rows["closes_on"])
+    for column in ("completed_at", "cancelled_at", "opted_out_at"):
+        rows[column] = _timestamps(rows[column])
+    rows["reminders_sent"] = rows["reminders_sent"].fillna(0).astype("int64")
+    return rows
+
+
+def cohort_procedures(
+    session: Session,
+    pilot_id: int,
+    *,
+    period: CohortPeriod = (None, None),
+    arm: str | None = None,
+    unit: str | None = None,
+    recorded: bool = False,
+) -> pd.DataFrame:
     """The first procedure of each enrolment: ``enrolment_id``, ``procedure_type``,
-    ``setting``, ``unit``, ``surgeon_code``."""
+    ``setting``, ``unit``, ``surgeon_code``. ``recorded`` adds ``recorded_at`` and keeps
+    every procedure (the caller picks the first one recorded by its cut-off)."""
     from vaikuttavuus.models import Procedure
 
+    columns = ["enrolment_id", "procedure_type", "setting", "unit", "surgeon_code"]
     rows = _read(
         session,
         select(
@@ -612,13 +674,17 @@ def cohort_procedures(
             Procedure.setting,
             Procedure.unit,
             Procedure.surgeon_code,
+            *([Procedure.created_at] if recorded else []),
         )
         .join(Enrolment, Procedure.enrolment_id == Enrolment.id)
         .where(*_cohort_conditions(pilot_id, period, arm, unit))
         .order_by(Procedure.enrolment_id, Procedure.performed_on, Procedure.id),
-        ["enrolment_id", "procedure_type", "setting", "unit", "surgeon_code"],
+        [*columns, "recorded_at"] if recorded else columns,
     )
     rows["enrolment_id"] = rows["enrolment_id"].astype("int64")
+    if recorded:
+        rows["recorded_at"] = _timestamps(rows["recorded_at"])
+        return rows
     return rows.drop_duplicates("enrolment_id", keep="first").reset_index(drop=True)
 
 
@@ -630,29 +696,47 @@ def cohort_measurements(
     period: CohortPeriod = (None, None),
     arm: str | None = None,
     unit: str | None = None,
+    recorded: bool = False,
 ) -> pd.DataFrame:
     """Current (not superseded) numeric values of the given measures: ``enrolment_id``,
-    ``measure_code``, ``value_num``, ``measured_on`` (datetime64)."""
+    ``measure_code``, ``value_num``, ``measured_on`` (datetime64). ``recorded`` returns every
+    value, superseded ones too, with ``recorded_at`` and ``superseded_at`` (when the
+    correction that replaced it was recorded; NaT for current values), so the caller can take
+    the values current at its cut-off."""
+    from sqlalchemy.orm import aliased
+
     from vaikuttavuus.models import ClinicalMeasurement
 
-    rows = _read(
-        session,
+    correction = aliased(ClinicalMeasurement)
+    columns = ["enrolment_id", "measure_code", "value_num", "measured_on"]
+    statement = (
         select(
             ClinicalMeasurement.enrolment_id,
             ClinicalMeasurement.measure_code,
             ClinicalMeasurement.value_num,
             ClinicalMeasurement.measured_on,
+            *([ClinicalMeasurement.recorded_at, correction.recorded_at] if recorded else []),
         )
         .join(Enrolment, ClinicalMeasurement.enrolment_id == Enrolment.id)
         .where(
             *_cohort_conditions(pilot_id, period, arm, unit),
             ClinicalMeasurement.measure_code.in_(list(measure_codes)),
-            ClinicalMeasurement.superseded_by_id.is_(None),
             ClinicalMeasurement.value_num.is_not(None),
-        ),
-        ["enrolment_id", "measure_code", "value_num", "measured_on"],
+        )
+    )
+    if recorded:
+        statement = statement.outerjoin(
+            correction, ClinicalMeasurement.superseded_by_id == correction.id
+        )
+    else:
+        statement = statement.where(ClinicalMeasurement.superseded_by_id.is_(None))
+    rows = _read(
+        session, statement, [*columns, "recorded_at", "superseded_at"] if recorded else columns
     )
     rows["enrolment_id"] = rows["enrolment_id"].astype("int64")
+    if recorded:
+        rows["recorded_at"] = _timestamps(rows["recorded_at"])
+        rows["superseded_at"] = _timestamps(rows["superseded_at"])
     rows["measured_on"] = _dates(rows["measured_on"])
     rows["value_num"] = _floats(rows["value_num"])
     return rows
@@ -665,11 +749,16 @@ def cohort_cost_items(
     period: CohortPeriod = (None, None),
     arm: str | None = None,
     unit: str | None = None,
+    recorded: bool = False,
 ) -> pd.DataFrame:
     """The cohort's cost rows in the columns :func:`vaikuttavuus.domain.costing.episode_costs`
-    reads (``enrolment_id`` as the id)."""
+    reads (``enrolment_id`` as the id); ``recorded`` adds ``recorded_at``."""
     from vaikuttavuus.models import CostItem
 
+    columns = [
+        "enrolment_id", "product_code", "quantity", "amount_eur", "price_year",
+        "service_date", "cost_centre",
+    ]  # fmt: skip
     rows = _read(
         session,
         select(
@@ -680,15 +769,15 @@ def cohort_cost_items(
             CostItem.price_year,
             CostItem.service_date,
             CostItem.cost_centre_code,
+            *([CostItem.created_at] if recorded else []),
         )
         .join(Enrolment, CostItem.enrolment_id == Enrolment.id)
         .where(*_cohort_conditions(pilot_id, period, arm, unit)),
-        [
-            "enrolment_id", "product_code", "quantity", "amount_eur", "price_year",
-            "service_date", "cost_centre",
-        ],
-    )  # fmt: skip
+        [*columns, "recorded_at"] if recorded else columns,
+    )
     rows["enrolment_id"] = rows["enrolment_id"].astype("int64")
+    if recorded:
+        rows["recorded_at"] = _timestamps(rows["recorded_at"])
     for column in ("quantity", "amount_eur", "price_year"):
         rows[column] = _floats(rows[column].where(rows[column].notna(), np.nan))
     rows["service_date"] = _dates(rows["service_date"])
@@ -702,12 +791,17 @@ def cohort_exposures(
     period: CohortPeriod = (None, None),
     arm: str | None = None,
     unit: str | None = None,
+    recorded: bool = False,
 ) -> pd.DataFrame:
     """Service exposures: ``enrolment_id``, ``service_type``, ``provider_sector``,
     ``started_on`` and ``ended_on`` (datetime64; no end date = still running), ``contacts``,
-    ``cost`` (euros or NaN)."""
+    ``cost`` (euros or NaN); ``recorded`` adds ``recorded_at``."""
     from vaikuttavuus.models import ServiceExposure
 
+    columns = [
+        "enrolment_id", "service_type", "provider_sector", "started_on", "contacts", "cost",
+        "ended_on",
+    ]  # fmt: skip
     rows = _read(
         session,
         select(
@@ -718,13 +812,15 @@ def cohort_exposures(
             ServiceExposure.contacts,
             ServiceExposure.cost_eur,
             ServiceExposure.ended_on,
+            *([ServiceExposure.created_at] if recorded else []),
         )
         .join(Enrolment, ServiceExposure.enrolment_id == Enrolment.id)
         .where(*_cohort_conditions(pilot_id, period, arm, unit)),
-        ["enrolment_id", "service_type", "provider_sector", "started_on", "contacts", "cost",
-         "ended_on"],
-    )  # fmt: skip
+        [*columns, "recorded_at"] if recorded else columns,
+    )
     rows["enrolment_id"] = rows["enrolment_id"].astype("int64")
+    if recorded:
+        rows["recorded_at"] = _timestamps(rows["recorded_at"])
     rows["started_on"] = _dates(rows["started_on"])
     rows["ended_on"] = pd.to_datetime(rows["ended_on"])
     rows["contacts"] = _floats(rows["contacts"].where(rows["contacts"].notna(), np.nan))
@@ -769,3 +865,15 @@ def cohort_data_version(session: Session, pilot_id: int) -> tuple[object, ...]:
         .where(in_pilot)
     ).one()
     return (*enrolments, *responses, *exposures)
+
+
+def first_index_date(session: Session, pilot_ids: Sequence[int]) -> date | None:
+    """The earliest index date of the pilots' enrolments (the start of the period grid)."""
+    if not pilot_ids:
+        return None
+    value = session.scalar(
+        select(func.min(Enrolment.index_date)).where(Enrolment.pilot_id.in_(list(pilot_ids)))
+    )
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])

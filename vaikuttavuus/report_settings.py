@@ -17,14 +17,20 @@ class ReportSettings:
     n_boot: int = DEFAULT_BOOTSTRAP
     imputations: int | None = None
     """Imputed data sets; None: the number each pilot declares."""
+    timezone: str = "Europe/Helsinki"
+    """The local time zone of the release dates of the management figures."""
 
 
 _settings: list[ReportSettings] = [ReportSettings()]
 
 
-def configure(n_boot: int | None = None, imputations: int | None = None) -> None:
+def configure(
+    n_boot: int | None = None, imputations: int | None = None, timezone: str | None = None
+) -> None:
     """Set the defaults of the analyses the app computes (from the app configuration)."""
-    _settings[0] = ReportSettings(n_boot or DEFAULT_BOOTSTRAP, imputations)
+    _settings[0] = ReportSettings(
+        n_boot or DEFAULT_BOOTSTRAP, imputations, timezone or "Europe/Helsinki"
+    )
 
 
 def current() -> ReportSettings:

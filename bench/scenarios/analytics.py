@@ -1,9 +1,11 @@
 """The cohort report, the management PDF and the exports, at several data-set sizes.
 
 ``report``: per data set (one child process each), for both pilots: the time to compute every
-figure of the management report — :class:`~vaikuttavuus.services.analytics.CohortAnalysis`
-and :func:`~vaikuttavuus.services.management_report.management_context` (tables, the
-interpretation, the charts; default bootstrap) — then one bare read of the pilot's submitted
+figure of the management summary of the newest released year —
+:func:`~vaikuttavuus.services.management_report.released_cohort` (one read of the cohort
+window, cut into the year and its quarters) and
+:func:`~vaikuttavuus.services.management_report.management_context` (the answer, key figures,
+trend, main figure; default bootstrap) — then one bare read of the pilot's submitted
 answers into pandas (``pd.read_sql``), timed after the report so it finds the caches at least
 as warm. The peak resident memory is that of the child while computing (interpreter and
 libraries included).
@@ -101,16 +103,19 @@ def _warm_up() -> None:
 
 def _measure_report(pdf: bool, report: bool) -> dict[str, Any]:
     """Report (and PDF) timings of both pilots on the database of the current app context."""
+    from datetime import UTC, date, datetime
+
     import pandas as pd
     from flask_babel import force_locale
     from sqlalchemy import func, select, text
 
+    from vaikuttavuus import queries
+    from vaikuttavuus.domain.periods import default_period, release_date, released_periods
     from vaikuttavuus.extensions import db
     from vaikuttavuus.models import Enrolment
     from vaikuttavuus.pdf import render_pdf
     from vaikuttavuus.queries import pilot_by_code
-    from vaikuttavuus.services.analytics import CohortAnalysis, Filters
-    from vaikuttavuus.services.management_report import management_context
+    from vaikuttavuus.services.management_report import management_context, released_cohort
 
     result: dict[str, Any] = {"pilots": {}}
     peak = 0.0
@@ -122,8 +127,12 @@ def _measure_report(pdf: bool, report: bool) -> dict[str, Any]:
         )
         gc.collect()
         memory.reset_peak()
+        release = release_date(date.today())
+        first = queries.first_index_date(db.session, [pilot.id])
+        period = default_period(released_periods(first, release))
+        assert period is not None, code
         started, started_cpu = time.perf_counter(), time.process_time()
-        analysis = CohortAnalysis(db.session, pilot, Filters())
+        analysis = released_cohort(db.session, pilot, period, release)
         with force_locale(LANGUAGE):
             context = management_context(analysis, LANGUAGE)
         compute = time.perf_counter() - started
@@ -136,7 +145,14 @@ def _measure_report(pdf: bool, report: bool) -> dict[str, Any]:
         }
         if pdf:
             started = time.perf_counter()
-            document = render_pdf("management.html", LANGUAGE, **context)
+            document = render_pdf(
+                "management.html",
+                LANGUAGE,
+                pilots=[context],
+                period=period,
+                generated_at=datetime.now(UTC),
+                demo_data=True,
+            )
             figures["render_seconds"] = round(time.perf_counter() - started, 3)
             figures["pdf_bytes"] = len(document)
         del analysis, context

@@ -195,27 +195,51 @@ def test_management_page(
     page_watch: PageWatch,
     tmp_path: Path,
 ) -> None:
+    """The management page of each pilot: the answer, the key figures and the quarterly trend,
+    the main figure, no CSV; the download buttons say what they will download and follow the
+    choices as they change (staff.js), before anything is shown again."""
     page = _log_in(report_server, new_context, BOSS)
-    download = _fi(report_server, "Download the summary (PDF, %(language)s)", language="suomi")
     for pilot in ("bph", "older-adults"):
         page.set_viewport_size({"width": 1280, "height": 900})
         _open(page, report_server.url(f"/management/?pilot={pilot}"))
 
-        def check(page: Page, pilot: str = pilot) -> None:
+        def check(page: Page) -> None:
             expect(page.get_by_role("heading", level=1)).to_be_visible()
-            facts = page.locator("dl.facts > div")
-            assert facts.count() >= 5
-            expect(facts.first).to_be_visible()
-            expect(page.locator("p.lead")).to_be_visible()  # the interpretation / highlight
-            _charts_shown(page, 1)
-            expect(page.locator("table.data")).to_be_visible()
-            link = page.get_by_role("link", name=download)
-            expect(link).to_be_visible()
-            assert f"/management/{pilot}/summary.pdf" in (link.get_attribute("href") or "")
+            expect(page.locator("p.lead")).to_be_visible()  # the answer
+            assert page.locator("table.data").count() >= 2  # key figures, quarterly trend
+            expect(page.locator("table.data").first).to_be_visible()
+            _charts_shown(page, 0)
             assert page.locator("a.csv-link").count() == 0  # management gets no CSV
+            button = page.locator("button[formaction='/management/summary.pdf']")
+            expect(button).to_be_visible()
 
         shots = Screenshots(tmp_path / "screenshots" / pilot)
         _desktop_and_phone(report_server, page, shots, f"management {pilot}", check)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    _open(page, report_server.url("/management/?pilot=bph&lang_pdf=fi"))
+    button = page.locator("button[formaction='/management/summary.pdf']")
+    pack = page.locator("button[formaction='/management/board-pack.pdf']")
+    assert "suomi" in button.inner_text()
+    period = page.locator("#period")
+    chosen = period.locator("option").nth(period.locator("option").count() - 1)
+    period.select_option(chosen.get_attribute("value"))
+    page.select_option("#lang_pdf", "sv")
+    page.select_option("#pilot", "older-adults")
+    name = page.locator("#pilot option:checked").inner_text().strip()
+    expected = _fi(
+        report_server,
+        "Download PDF: %(pilot)s, %(period)s, %(language)s",
+        pilot=name,
+        period=chosen.inner_text().strip(),
+        language="svenska",
+    )
+    expect(button).to_have_text(expected)
+    expect(pack).to_contain_text("svenska")
+    with page.expect_download() as download:
+        button.click()
+    assert f"older-adults-management-summary-{chosen.get_attribute('value')}-sv-" in (
+        download.value.suggested_filename
+    )
     assert page_watch.problems() == []
 
 

@@ -1,4 +1,5 @@
-"""``vaikuttavuus report management | table | mixed-model`` and the attached ``patient``."""
+"""``vaikuttavuus report management | board-pack | table | mixed-model`` and the attached
+``patient``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +19,17 @@ from flask import Flask
 from flask_babel import force_locale
 from sqlalchemy import select
 
-from tests.support.cohort_data import cohort_app, cohort_template  # noqa: F401
+from tests.support.cohort_data import TODAY, cohort_app, cohort_template  # noqa: F401
 from vaikuttavuus import queries
 from vaikuttavuus.cli import main
-from vaikuttavuus.cli.reports import parse_period, report
+from vaikuttavuus.cli.reports import report
+from vaikuttavuus.domain.periods import GridPeriod, release_date
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import AuditEvent
 from vaikuttavuus.services.analytics import CohortAnalysis, Filters
 from vaikuttavuus.services.cohort_tables import TableRequest, cohort_table, to_csv
 from vaikuttavuus.services.cohort_view import Labels
-from vaikuttavuus.services.management_report import interpretation
+from vaikuttavuus.services.management_report import key_figures, released_cohort
 
 N_BOOT = 200
 
@@ -47,48 +50,69 @@ def pdf_text(path: Path) -> str:
     shutil.which("pdftotext") is None and bool(os.environ.get("VAIKUTTAVUUS_ALLOW_MISSING_TOOLS")),
     reason="needs poppler-utils (scripts/test installs it; a missing tool fails unless allowed)",
 )
-def test_management_summary_to_a_file(cohort_app: Flask, tmp_path: Path) -> None:  # noqa: F811
+def test_management_summary_of_a_grid_period_to_a_file(cohort_app: Flask, tmp_path: Path) -> None:  # noqa: F811
+    """``--period 2025Q3`` (a quarter; also half-years and years) from the release seen on
+    ``--as-of``: the PDF has the page's key figures and the caveat, and the export is audited
+    with the period and the release."""
+    release = release_date(TODAY)
+    period = GridPeriod.quarter_of(release)  # the release's own quarter is not released yet
     out = tmp_path / "johto" / "bph-en.pdf"
+    refused = invoke(
+        cohort_app, "management", "--pilot", "bph", "--lang", "en", "--out", str(out),
+        "--period", period.code,
+    )  # fmt: skip
+    assert refused.exit_code == 2 and "not released yet" in refused.output
+    assert not out.exists()
+    quarter = GridPeriod.quarter_of(release - timedelta(days=200))
     result = invoke(
         cohort_app, "management", "--pilot", "bph", "--lang", "en", "--out", str(out),
-        "--bootstrap", str(N_BOOT), "--period", "2020-01-01:",
+        "--bootstrap", str(N_BOOT), "--period", quarter.code.lower(),
+        "--as-of", TODAY.isoformat(),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert f"Wrote the management summary of bph (en) to {out}" in result.output
+    assert (
+        f"Wrote the management summary of bph, {quarter.label} (en, release of "
+        f"{release.isoformat()}) to {out}"
+    ) in result.output
     assert out.read_bytes().startswith(b"%PDF-")
     pilot = queries.pilot_by_code(db.session, "bph")
     assert pilot is not None
-    analysis = CohortAnalysis(
-        db.session, pilot, Filters(period=parse_period("2020-01-01:")), n_boot=N_BOOT
-    )
+    cohort = released_cohort(db.session, pilot, quarter, release, n_boot=N_BOOT)
     with cohort_app.test_request_context(), force_locale("en"):
-        sentence = interpretation(analysis, Labels(analysis, "en"))
-    assert sentence is not None
+        figures = key_figures(cohort, Labels(cohort.analysis, "en"))
     text = pdf_text(out)
-    assert re.sub(r"\s+", " ", sentence.replace("\xa0", " ").replace("-", "")) in text
     assert "Procedures for benign prostatic hyperplasia" in text
+    for row in figures.rows:
+        label = re.sub(r"\s+", " ", row[0].text.replace("\xa0", " ").replace("-", ""))
+        assert label in text, label
     event = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
     assert event is not None and event.action == "export_pdf"
     assert event.actor.startswith("cli:") and event.details["language"] == "en"
+    assert event.details["period"] == quarter.code
+    assert event.details["release"] == release.isoformat()
 
 
-def test_finnish_is_the_default_language(cohort_app: Flask, tmp_path: Path) -> None:  # noqa: F811
-    out = tmp_path / "older.pdf"
-    result = invoke(
-        cohort_app, "management", "--pilot", "older-adults", "--out", str(out),
-        "--bootstrap", str(N_BOOT),
-    )  # fmt: skip
+def test_the_board_pack_and_finnish_by_default(cohort_app: Flask, tmp_path: Path) -> None:  # noqa: F811
+    """Without ``--period``: the newest released year; Finnish; both pilots in one PDF."""
+    out = tmp_path / "pack.pdf"
+    result = invoke(cohort_app, "board-pack", "--out", str(out), "--bootstrap", str(N_BOOT))
     assert result.exit_code == 0, result.output
-    assert "(fi)" in result.output
-    assert out.stat().st_size > 10_000
+    assert "(fi, release of" in result.output
+    year = str(release_date(TODAY).year - 1)
+    assert f"board pack of {year} " in result.output
+    assert out.read_bytes().startswith(b"%PDF-")
+    (event,) = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.object_type == "board_pack")
+    ).all()
+    assert event.details["pilots"] == ["bph", "older-adults"] and event.object_id == year
 
 
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (("--period", "2025-13-01:"), "dates are YYYY-MM-DD"),
-        (("--period", "2025-01-01"), "use FROM:TO"),
-        (("--period", "2025-06-01:2025-01-01"), "starts after it ends"),
+        (("--period", "2025-01-01:2025-03-31"), "is not a quarter, half-year or year"),
+        (("--period", "2025Q5"), "is not a quarter, half-year or year"),
+        (("--period", "2099"), "not released yet"),
         (("--lang", "de"), "'de' is not one of"),
     ],
 )
@@ -160,9 +184,10 @@ def test_mixed_model_prints_its_effects(cohort_app: Flask) -> None:  # noqa: F81
 def test_the_group_is_registered_with_the_patient_summary(cohort_app: Flask) -> None:  # noqa: F811
     group: Any = main.commands["report"]
     assert group is report
-    assert set(report.commands) >= {"management", "table", "mixed-model", "patient"}
+    assert set(report.commands) >= {"management", "board-pack", "table", "mixed-model", "patient"}
     help_text = cohort_app.test_cli_runner().invoke(report, ["management", "--help"]).output
-    assert "--period FROM:TO" in help_text and "--lang [fi|sv|en]" in help_text
+    assert "--period PERIOD" in help_text and "--lang [fi|sv|en]" in help_text
+    assert "2025Q3" in help_text
 
 
 def test_estimates_follow_the_json_contract(cohort_app: Flask) -> None:  # noqa: F811

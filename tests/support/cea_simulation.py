@@ -149,7 +149,12 @@ def simulate(seed: int, n: int = 300, cluster_sd: float = 0.0) -> pd.DataFrame:
 
 
 def config(
-    *, imputations: int = 10, n_boot: int = 400, seed: int = 0, subgroups: bool = False
+    *,
+    imputations: int = 10,
+    n_boot: int = 400,
+    seed: int = 0,
+    subgroups: bool = False,
+    mnar_deltas: tuple[float, ...] = (3.0,),
 ) -> PrimaryConfig:
     """The declared analysis of the simulated pilot (as cohorts/bph.yaml declares it)."""
     grid = tuple(float(x) for x in np.linspace(0, 2_000, 41))
@@ -181,7 +186,7 @@ def config(
         bands=bands,
         utility=UTILITY,
         imputations=imputations,
-        mnar_deltas=(3.0,),
+        mnar_deltas=mnar_deltas,
         subgroups=subgroups,
         n_boot=n_boot,
         seed=seed,

@@ -50,12 +50,10 @@ def _load(url: str, data: synthetic.SyntheticData) -> None:
         db.engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def cohort_template(
-    db_template: Any, tmp_path_factory: pytest.TempPathFactory
+def _template(
+    db_template: Any, tmp_path_factory: pytest.TempPathFactory, people: int
 ) -> Iterator[tuple[Any, ...]]:
-    """The migrated test database with the synthetic data loaded (once per module)."""
-    data = generate()
+    data = generate(people)
     if db_template[0] == "sqlite":
         target = tmp_path_factory.mktemp("cohort") / "cohort.sqlite3"
         shutil.copyfile(db_template[1], target)
@@ -74,18 +72,16 @@ def cohort_template(
         server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-@pytest.fixture
-def cohort_app(cohort_template: tuple[Any, ...], tmp_path: Path) -> Iterator[Flask]:
-    """An app on a fresh copy of the loaded database, inside an app context."""
-    if cohort_template[0] == "sqlite":
+def _app(template: tuple[Any, ...], tmp_path: Path) -> Iterator[Flask]:
+    if template[0] == "sqlite":
         target = tmp_path / "test.sqlite3"
-        shutil.copyfile(cohort_template[1], target)
+        shutil.copyfile(template[1], target)
         url = f"sqlite:///{target}"
         cleanup = None
     else:
-        _kind, server, template = cohort_template
+        _kind, server, name_of_template = template
         name = f"test_{uuid.uuid4().hex[:12]}"
-        server.psql(f"CREATE DATABASE {name} TEMPLATE {template}")
+        server.psql(f"CREATE DATABASE {name} TEMPLATE {name_of_template}")
         url = server.url(name)
         cleanup = (server, name)
     app = create_app(test_config(url))
@@ -99,3 +95,36 @@ def cohort_app(cohort_template: tuple[Any, ...], tmp_path: Path) -> Iterator[Fla
         if cleanup is not None:
             server, name = cleanup
             server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def cohort_template(
+    db_template: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Any, ...]]:
+    """The migrated test database with the synthetic data loaded (once per module)."""
+    yield from _template(db_template, tmp_path_factory, PEOPLE)
+
+
+@pytest.fixture
+def cohort_app(cohort_template: tuple[Any, ...], tmp_path: Path) -> Iterator[Flask]:
+    """An app on a fresh copy of the loaded database, inside an app context."""
+    yield from _app(cohort_template, tmp_path)
+
+
+MANAGEMENT_PEOPLE = 900
+"""The demo's size: enough persons per quarter and arm for the management summary's grid
+rule to show the primary analysis of a year (the 300 of the other tests are too few)."""
+
+
+@pytest.fixture(scope="module")
+def management_template(
+    db_template: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Any, ...]]:
+    """The synthetic data set at the demo's size (once per module)."""
+    yield from _template(db_template, tmp_path_factory, MANAGEMENT_PEOPLE)
+
+
+@pytest.fixture
+def management_app(management_template: tuple[Any, ...], tmp_path: Path) -> Iterator[Flask]:
+    """An app on a fresh copy of the demo-sized data set, inside an app context."""
+    yield from _app(management_template, tmp_path)

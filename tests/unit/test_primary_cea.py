@@ -45,7 +45,7 @@ def test_adjusted_intervals_cover_the_truth_and_unadjusted_ones_do_not() -> None
     unadjusted = []
     bias = []
     for seed in range(REPLICATES):
-        result = _analyse(seed, n_boot=0, imputations=8)
+        result = _analyse(seed, n_boot=0, imputations=8, mnar_deltas=())
         effect = result.differences["improvement"]
         covered["effect"].append(_covers(effect.adjusted, truth.delta_effect))
         covered["cost"].append(_covers(result.differences["cost"].adjusted, truth.delta_cost))

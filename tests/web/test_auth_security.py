@@ -210,8 +210,9 @@ def test_forwarded_addresses_are_trusted_only_when_configured(
     limiter.reset()
     client = direct.test_client()
     statuses = [
-        _post_login(client, "proxied", "bad", headers={"X-Forwarded-For": f"192.0.2.{n}"})
-        .status_code
+        _post_login(
+            client, "proxied", "bad", headers={"X-Forwarded-For": f"192.0.2.{n}"}
+        ).status_code
         for n in range(3)
     ]
     # Without TRUSTED_PROXIES a spoofed header does not give a fresh address.
@@ -223,8 +224,9 @@ def test_forwarded_addresses_are_trusted_only_when_configured(
     limiter.reset()
     client = proxied.test_client()
     statuses = [
-        _post_login(client, "proxied", "bad", headers={"X-Forwarded-For": f"192.0.2.{n}"})
-        .status_code
+        _post_login(
+            client, "proxied", "bad", headers={"X-Forwarded-For": f"192.0.2.{n}"}
+        ).status_code
         for n in range(3)
     ]
     assert statuses == [200, 200, 200]

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from tests.conftest import PASSWORD, login
 from tests.support.cohort_data import cohort_app, cohort_template  # noqa: F401
 from tests.support.isolation import fresh_globals_per_request
+from tests.support.pdf_structure import assert_accessible
 from tests.web.report_numbers import (
     Formats,
     assert_tables_in_pdf,
@@ -93,6 +94,7 @@ def test_the_summary_shows_the_analytics_numbers(
     response = lead.get(f"/pilot/{code}/summary.pdf", query_string={"lang_pdf": language})
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/pdf"
+    assert_accessible(response.data, language, tables=8, figures=2)
     text = pdf_text(response.data, tmp_path)
     analysis, tables = expected_tables(cohort_app, code, Filters(), language)
     assert tables[2][1], "the primary outcome has rows"

@@ -148,12 +148,12 @@ def test_cohort_page_shows_the_domain_figures_and_hides_small_arms(
     low, high = mean_confidence_interval(totals)
     for figure in (totals.mean(), float(pd.Series(totals).median()), low, high):
         assert euros(figure) in html, figure
-    assert "<th scope=\"row\">All</th><td class=\"num\">7</td>" in html
+    assert '<th scope="row">All</th><td class="num">7</td>' in html
     # the outpatient arm has 2 people (< 5): its n and every figure are hidden, and so is the
     # operating room's (with the total it would give the outpatient arm's away), its cost
     # structure too
-    assert "<th scope=\"row\">Outpatient clinic</th><td class=\"num\">&lt;5</td>" in html
-    assert "<th scope=\"row\">Operating room</th><td class=\"num\">x</td>" in html
+    assert '<th scope="row">Outpatient clinic</th><td class="num">&lt;5</td>' in html
+    assert '<th scope="row">Operating room</th><td class="num">x</td>' in html
     for arm in ("operating_room", "outpatient_clinic"):
         assert euros(summary.by_arm.loc[arm, "mean_eur"]) not in html, arm
     assert html.count("No data for these filters.") == 2  # by cost centre, by product
@@ -196,7 +196,7 @@ def test_cohort_page_shows_the_structure_of_the_arms_shown(
             assert euros(item.mean_eur) in html
             assert format_percent(item.share, locale="en") in html
     assert '<img src="data:image/svg+xml;base64,' in html
-    assert "<th scope=\"row\">Outpatient clinic</th><td class=\"num\">5</td>" in html
+    assert '<th scope="row">Outpatient clinic</th><td class="num">5</td>' in html
 
 
 def test_patient_page_shows_the_domain_breakdown(lead: FlaskClient, cohort: list[Any]) -> None:

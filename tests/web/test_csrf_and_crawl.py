@@ -52,7 +52,7 @@ from vaikuttavuus.security.access import PUBLIC, declared_access
 from vaikuttavuus.security.tokens import form_token, token_hash
 
 FUZZ_EXAMPLES = int(os.environ.get("VAIKUTTAVUUS_FUZZ_EXAMPLES", "6"))
-ERROR_MARKERS = ("class=\"error", "error-summary", "flash-error", "has-error")
+ERROR_MARKERS = ('class="error', "error-summary", "flash-error", "has-error")
 
 
 @dataclass
@@ -216,7 +216,7 @@ def _text_values() -> st.SearchStrategy[Any]:
         [
             "<script>alert(1)</script>",
             "' OR '1'='1",
-            "=HYPERLINK(\"http://x\")",
+            '=HYPERLINK("http://x")',
             "../../etc/passwd",
             "\u202e\u200b\ufeff",
             "\U0001f600" * 50,
@@ -440,5 +440,3 @@ def test_every_crawled_page_has_security_headers(world: World) -> None:
     server_errors = [f"{role} {url}" for role, url, r in pages if r.status_code >= 500]
     assert server_errors == []
     assert problems == []
-
-

@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from tests.conftest import csrf_token
+from tests.support.pdf_structure import assert_accessible
 from tests.support.recording import Recorder
 from tests.support.staff import forget_request_globals, staff_login
 from vaikuttavuus.extensions import db
@@ -181,6 +182,7 @@ def test_letter_batch_download(lead: FlaskClient, enrol_patient: Any) -> None:
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/pdf"
     assert response.data.startswith(b"%PDF")
+    assert_accessible(response.data, "fi", figures=1, charts_with_numbers=False)  # the QR code
     (message,) = outbox(baseline(enrolment))
     assert message.status == "sent"
     assert message.letter_batch

@@ -22,6 +22,7 @@ from flask_babel import force_locale
 
 from tests.db.test_exports_service import store_response
 from tests.support.isolation import fresh_globals_per_request
+from tests.support.pdf_structure import assert_accessible
 from tests.support.staff import staff_login
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import ClinicalMeasurement, Procedure
@@ -230,6 +231,7 @@ def test_a_full_record_fits_one_page_in_every_language(
         assert response.status_code == 200, language
         pages, text = pdf_pages_and_text(response.data, tmp_path)
         assert pages == 1, (pilot, language, pages)
+        assert_accessible(response.data, language, tables=2, figures=1)
         assert "Kärkkäinen-Söderström" in text or "Väisänen-Lindqvist" in text
         assert enrolment.person.pseudonym in text
         # the last things on the page made it onto the one page: free text and the source

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from tests.conftest import csrf_token, login
 from tests.support.answering import answer_and_submit
 from tests.support.isolation import fresh_globals_per_request
+from tests.support.pdf_structure import assert_accessible
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import AuditEvent, Enrolment, Invitation, Person
 
@@ -91,6 +92,7 @@ def test_pilot_lead_downloads_the_persons_own_data(
     as_pdf = client.get(f"/privacy/{pseudonym}/access.pdf")
     assert as_pdf.status_code == 200
     assert as_pdf.data.startswith(b"%PDF-")
+    assert_accessible(as_pdf.data, "fi", tables=3)
     text = _pdf_text(as_pdf.data)
     assert pseudonym in text and "Leino" in text and "eino@example.invalid" in text
     assert "IPSS" in text or "ipss" in text.lower()

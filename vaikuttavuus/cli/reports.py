@@ -4,8 +4,10 @@ patient's summary.
 
 ::
 
-    vaikuttavuus report management --pilot bph|older-adults [--period FROM:TO]
+    vaikuttavuus report management --pilot bph|older-adults [--period 2025Q3|2025H1|2025]
         [--lang fi|sv|en] --out FILE.pdf [--bootstrap B] [--seed S] [--as-of DATE]
+    vaikuttavuus report board-pack [--period 2025Q3|2025H1|2025] [--lang fi|sv|en]
+        --out FILE.pdf [--bootstrap B] [--seed S] [--as-of DATE]
     vaikuttavuus report table --pilot CODE --name NAME [--effect E] [--score S] [--by G]
         [--period FROM:TO] [--arm A] [--unit U] [--time-point T] [--out FILE.csv]
     vaikuttavuus report mixed-model --pilot older-adults [--score S] [--by G] [--period FROM:TO]
@@ -29,6 +31,7 @@ import sys
 import tempfile
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import click
 from flask.cli import with_appcontext
@@ -100,58 +103,113 @@ def report() -> None:
 PERIOD_HELP = "Index dates FROM:TO (YYYY-MM-DD; either side may be empty)."
 
 
+GRID_HELP = (
+    "A quarter (2025Q3), half-year (2025H1) or year (2025) of index dates; default: the newest "
+    "released year. Management summaries exist only on this grid (docs/privacy.md)."
+)
+
+
+def _grid_period(_ctx: click.Context, _param: click.Parameter, value: str | None) -> object:
+    from vaikuttavuus.domain.periods import GridPeriod, PeriodError
+
+    if not value:
+        return None
+    try:
+        return GridPeriod.parse(value)
+    except PeriodError as error:
+        raise click.BadParameter(
+            f"'{value}' is not a quarter, half-year or year: use e.g. 2025Q3, 2025H1 or 2025"
+        ) from error
+
+
+def _release_and_period(period: object, as_of: object, pilot_ids: list[int]) -> tuple[Any, Any]:
+    """The release seen on ``as_of`` (default: today) and the grid period (default: the
+    newest released year); exits with 2 for a period that is not released."""
+    from vaikuttavuus import queries
+    from vaikuttavuus.domain.periods import (
+        default_period,
+        is_released,
+        release_date,
+        released_periods,
+    )
+    from vaikuttavuus.extensions import db
+
+    day = as_of.date() if as_of is not None else date.today()  # type: ignore[attr-defined]
+    release = release_date(day)
+    if period is None:
+        first = queries.first_index_date(db.session, pilot_ids)
+        period = default_period(released_periods(first, release))
+        if period is None:
+            _fail("No released period yet: the first quarter has not been released.")
+    elif not is_released(period, release):  # type: ignore[arg-type]
+        _fail(
+            f"{period} is not released yet (release of {release.isoformat()}): a quarter is "
+            "released after it has ended and its records are in. Choose an earlier period."
+        )
+    return release, period
+
+
+MANAGEMENT_OPTIONS = [
+    click.option("--period", callback=_grid_period, default=None, metavar="PERIOD", help=GRID_HELP),
+    click.option("--lang", type=click.Choice(["fi", "sv", "en"]), default="fi", show_default=True),
+    click.option(
+        "--out",
+        required=True,
+        type=click.Path(dir_okay=False, writable=True, path_type=Path),
+        help="The PDF file to write.",
+    ),
+    click.option(
+        "--bootstrap",
+        "n_boot",
+        type=click.IntRange(100, 100_000),
+        default=DEFAULT_BOOTSTRAP,
+        show_default=True,
+        help="Bootstrap replicates of the cost-effectiveness figures.",
+    ),
+    click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True),
+    click.option(
+        "--as-of",
+        type=click.DateTime(formats=["%Y-%m-%d"]),
+        default=None,
+        help="Use the release seen on this day (the last quarter end before it; default: today).",
+    ),
+]
+
+
+def _management_options(function: Any) -> Any:
+    for option in reversed(MANAGEMENT_OPTIONS):
+        function = option(function)
+    return function
+
+
 @report.command("management")
 @click.option("--pilot", "pilot_code", required=True, metavar="CODE", help="bph or older-adults.")
-@click.option("--period", callback=_period, default=None, metavar="FROM:TO", help=PERIOD_HELP)
-@click.option("--lang", type=click.Choice(["fi", "sv", "en"]), default="fi", show_default=True)
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="The PDF file to write.",
-)
-@click.option(
-    "--bootstrap",
-    "n_boot",
-    type=click.IntRange(100, 100_000),
-    default=DEFAULT_BOOTSTRAP,
-    show_default=True,
-    help="Bootstrap replicates of the cost-effectiveness figures.",
-)
-@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
-@click.option(
-    "--as-of",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    default=None,
-    help="Data date: follow-ups and care cycles due by then (default: today).",
-)
+@_management_options
 @with_appcontext
 def management_command(
     pilot_code: str,
-    period: tuple[date | None, date | None],
+    period: object,
     lang: str,
     out: Path,
     n_boot: int,
     seed: int,
     as_of: object,
 ) -> None:
-    """Write the management summary of a pilot (A4 PDF, small cells hidden)."""
+    """Write the management summary of a pilot (two A4 pages, small cells hidden)."""
     from vaikuttavuus.extensions import db
     from vaikuttavuus.services import audit
-    from vaikuttavuus.services.analytics import Filters
     from vaikuttavuus.services.management_report import render_management_pdf
 
     pilot = _pilot(pilot_code)
-    filters = Filters(period=period)
-    data_date = as_of.date() if as_of is not None else None  # type: ignore[attr-defined]
+    release, chosen = _release_and_period(period, as_of, [pilot.id])  # type: ignore[attr-defined]
     pdf = render_management_pdf(
         db.session,
-        pilot,
-        filters,
+        pilot,  # type: ignore[arg-type]
+        chosen,
+        release,
         lang,
         n_boot=n_boot,
         seed=seed,
-        as_of=data_date,  # type: ignore[arg-type]
     )
     _write(out, pdf)
     audit.record(
@@ -160,10 +218,63 @@ def management_command(
         object_id=pilot_code,
         pilot_code=pilot_code,
         actor=f"cli:{getpass.getuser()}",
-        details={"language": lang, "filters": filters.to_dict(), "file": out.name},
+        details={
+            "language": lang,
+            "period": chosen.code,
+            "release": release.isoformat(),
+            "file": out.name,
+        },
     )
     db.session.commit()
-    click.echo(f"Wrote the management summary of {pilot_code} ({lang}) to {out}.")
+    click.echo(
+        f"Wrote the management summary of {pilot_code}, {chosen.label} ({lang}, release of "
+        f"{release.isoformat()}) to {out}."
+    )
+
+
+@report.command("board-pack")
+@_management_options
+@with_appcontext
+def board_pack_command(
+    period: object,
+    lang: str,
+    out: Path,
+    n_boot: int,
+    seed: int,
+    as_of: object,
+) -> None:
+    """Write the board pack: the management summaries of every pilot in one PDF."""
+    from sqlalchemy import select
+
+    from vaikuttavuus.extensions import db
+    from vaikuttavuus.models import Pilot
+    from vaikuttavuus.services import audit
+    from vaikuttavuus.services.management_report import render_board_pack
+
+    pilots = list(db.session.scalars(select(Pilot).order_by(Pilot.code)))
+    if not pilots:
+        _fail("No pilots (run `vaikuttavuus init`).")
+    release, chosen = _release_and_period(period, as_of, [p.id for p in pilots])
+    pdf = render_board_pack(db.session, pilots, chosen, release, lang, n_boot=n_boot, seed=seed)
+    _write(out, pdf)
+    audit.record(
+        "export_pdf",
+        object_type="board_pack",
+        object_id=chosen.code,
+        actor=f"cli:{getpass.getuser()}",
+        details={
+            "language": lang,
+            "period": chosen.code,
+            "release": release.isoformat(),
+            "pilots": [pilot.code for pilot in pilots],
+            "file": out.name,
+        },
+    )
+    db.session.commit()
+    click.echo(
+        f"Wrote the board pack of {chosen.label} ({lang}, release of {release.isoformat()}) "
+        f"to {out}."
+    )
 
 
 @report.command("table")

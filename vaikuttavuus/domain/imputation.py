@@ -284,6 +284,8 @@ def _barnard_rubin(m: int, within: float, between: float, df_complete: float) ->
     if m < 2 or gamma <= 0:
         return df_observed
     df_old = (m - 1) / gamma**2
+    if df_observed <= 0:  # no within-imputation variance: only the imputations vary
+        return df_old
     return 1 / (1 / df_old + 1 / df_observed)
 
 
@@ -383,7 +385,11 @@ def pool_columns(
             dfc = max(float(df_complete), 1.0)
             observed = (dfc + 1) / (dfc + 3) * dfc * (1 - gamma)
             old = np.where(gamma > 0, (m - 1) / gamma**2, np.inf) if m > 1 else np.inf
-            df = np.where(np.isinf(old), observed, 1 / (1 / old + 1 / observed))
+            df = np.where(
+                np.isinf(old),
+                observed,
+                np.where(observed <= 0, old, 1 / (1 / old + 1 / observed)),
+            )
         else:
             ratio = np.where(between > 0, within / ((1 + 1 / m) * between), np.inf)
             df = np.where(between > 0, (m - 1) * (1 + ratio) ** 2, np.inf) if m > 1 else np.inf

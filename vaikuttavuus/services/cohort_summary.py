@@ -1,7 +1,10 @@
 """The cohort report of a pilot for its pilot leads (``/pilot/<code>/summary.pdf``): enrolment,
 response rates, how the answers were given (mode and proxy per arm), the primary outcome per
 arm, costs (with the persons whose costs are missing), the declared primary analysis with the
-unadjusted comparison beside it and its sensitivity analyses, and the methods appendix
+unadjusted comparison beside it and its sensitivity analyses, and the longer material the
+two-page management summary leaves out — every outcome table and the QALYs, the cost structure
+by cost centre, the unadjusted cost-effectiveness and the procedure types (BPH), the services by
+type and by provider sector (older adults), the data quality tables — and the methods appendix
 (CHEERS 2022).
 
 Nothing is computed here: every figure is a published table of
@@ -26,10 +29,12 @@ from vaikuttavuus.models import Pilot
 from vaikuttavuus.services.analytics import CohortAnalysis, Filters, Published
 from vaikuttavuus.services.cohort_view import (
     Labels,
+    cea_view,
     cost_view,
     enrolment_view,
     modes_view,
     outcome_view,
+    quality_view,
     service_caveats,
     service_view,
     suppression_note,
@@ -69,8 +74,20 @@ def summary_context(analysis: CohortAnalysis, language: str) -> dict[str, Any]:
     enrolment = enrolment_view(analysis, labels)
     outcomes = outcome_view(analysis, labels)
     primary_table = outcomes["tables"][0] if outcomes["tables"] else None
+    with_services = analysis.has_services and bool(analysis.service_scores)
     return {
         "primary": primary_view(analysis, labels) if analysis.primary is not None else None,
+        "outcome_tables": outcomes["tables"][1:],
+        "qalys": outcomes.get("qalys"),
+        "quality": quality_view(analysis, labels),
+        "cea": cea_view(analysis, labels, "qaly" if analysis.has_utility else "improvement")
+        if analysis.has_procedures and analysis.filters.arm is None
+        else None,
+        "services_by_sector": service_view(
+            analysis, labels, analysis.primary_service_score, "provider_sector"
+        )
+        if with_services
+        else None,
         "costs": cost_view(analysis, labels),
         "methods": methods_table(analysis, labels),
         "pilot_name": labels.pilot,

@@ -503,8 +503,12 @@ class TableView:
 
 
 NUMERIC_KINDS = frozenset(
-    {"count", "number", "percent", "euro", "share", "signed", "interval", "probability", "p"}
+    {
+        "count", "number", "percent", "euro", "share", "signed", "interval", "probability", "p",
+        "figure",
+    }
 )
+"""Kinds shown right-aligned as numbers; ``figure`` is a number already formatted as text."""
 
 
 def _cell_text(
@@ -528,6 +532,8 @@ def _cell_text(
     if column.kind == "interval_share":
         high = published.table[column.high].iloc[row] if published is not None else None
         return fmt_interval(value, high, 0, "share")
+    if column.kind == "figure":
+        return "–" if _missing(value) else str(value)
     if column.kind == "count":
         return fmt_count(value)
     if column.kind == "p":

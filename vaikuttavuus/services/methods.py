@@ -453,3 +453,4 @@ def methods_table(analysis: CohortAnalysis, labels: Labels) -> TableView:
         labels,
         name="methods",
     )
+

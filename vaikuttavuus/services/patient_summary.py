@@ -374,7 +374,20 @@ def summary_context(
             time_labels=[label for _code, label in time_points],
             panels=panels,
             labels=chart_labels(),
-            alt=_("The key scores of the patient over time compared with the cohort median."),
+            alt=_(
+                "The key scores of the patient over time compared with the cohort median: "
+                "%(values)s",
+                values="; ".join(
+                    f"{panel.title}: "
+                    + ", ".join(
+                        f"{label} {measure_text(value)} ({measure_text(median)})"
+                        for (_code, label), value, median in zip(
+                            time_points, panel.patient, panel.median, strict=True
+                        )
+                    )
+                    for panel in panels
+                ),
+            ),
         )
     person = enrolment.person
     return {

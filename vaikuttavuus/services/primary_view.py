@@ -34,6 +34,7 @@ from vaikuttavuus.services.cohort_view import (
 
 __all__ = [
     "PRIMARY_TABLES",
+    "ceac_figure",
     "primary_records",
     "primary_sentence",
     "primary_view",
@@ -338,6 +339,10 @@ def _reason(result: PrimaryResult) -> str:
         "arm_filter": _("The comparison needs both arms: remove the arm filter."),
         "no_outcomes": _("Too few answers at the primary time point to compare the arms."),
         "costs_unavailable": _("The costs cannot be computed, so the comparison is not shown."),
+        "not_estimable": _(
+            "The comparison cannot be estimated from these data (too few persons or values "
+            "that hardly vary); choose a longer period."
+        ),
     }.get(result.reason or "", _("The comparison is not available."))
 
 
@@ -770,6 +775,16 @@ def _plane(
         _("Adjusted cost-effectiveness plane: %(effect)s", effect=labels.effect(effect)),
         table,
     )
+
+
+def ceac_figure(analysis: CohortAnalysis, labels: Labels, effect: str) -> Figure | None:
+    """The adjusted and unadjusted acceptability curve of ``effect`` with its table (the
+    management summary's main figure), or None when the comparison is not available."""
+    result = analysis.primary
+    if result is None or not result.available:
+        return None
+    effect = effect if effect in result.grids else "improvement"
+    return _ceac(analysis, labels, result, effect, {"effect": effect})
 
 
 def _ceac(

@@ -28,7 +28,7 @@ from vaikuttavuus.services.cohort_page import SECTIONS, cohort_page
 from vaikuttavuus.services.cohort_summary import render_cohort_summary_pdf
 from vaikuttavuus.services.cohort_tables import TableRequest, cohort_table, to_csv
 from vaikuttavuus.services.definitions import pilot_spec
-from vaikuttavuus.services.management_report import LANGUAGES, render_management_pdf
+from vaikuttavuus.services.management_report import LANGUAGES
 from vaikuttavuus.views.common import require_pilot, visible_pilots
 
 bp = Blueprint("pilot", __name__, url_prefix="/pilot")
@@ -158,8 +158,10 @@ def summary_pdf(pilot_code: str) -> Response:
 
 @bp.get("/<pilot_code>/management.pdf")
 @allow(Role.PILOT_LEAD)
-def management_pdf(pilot_code: str) -> Response:
+def management_pdf(pilot_code: str) -> Response | tuple[str, int]:
     """The management summary, as management gets it, for the pilot lead's own checks."""
+    from vaikuttavuus.views.management import management_pdf_response
+
     pilot = require_pilot(pilot_code)
     return management_pdf_response(pilot, audience="pilot")
 
@@ -167,26 +169,6 @@ def management_pdf(pilot_code: str) -> Response:
 def pdf_language() -> str:
     language = request.args.get("lang_pdf") or current_language()
     return language if language in LANGUAGES else "fi"
-
-
-def management_pdf_response(pilot: Pilot, *, audience: str) -> Response:
-    """The management summary PDF (shared by the pilot and management pages). Only the period
-    filter applies: management sees whole arms."""
-    language = pdf_language()
-    filters = Filters(period=period_from_request())
-    pdf = render_management_pdf(db.session, pilot, filters, language)
-    audit.record(
-        "export_pdf",
-        object_type="management_summary",
-        object_id=pilot.code,
-        pilot_code=pilot.code,
-        details={"language": language, "audience": audience, "filters": filters.to_dict()},
-    )
-    response = make_response(pdf)
-    response.headers["Content-Type"] = "application/pdf"
-    filename = f"{pilot.code}-management-summary-{language}-{date.today().isoformat()}.pdf"
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 def cohort_summary_pdf_response(*, pilot_code: str, audience: str) -> Response:

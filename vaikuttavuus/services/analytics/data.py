@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import cached_property
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from vaikuttavuus.domain.costing import (
     costs_complete,
     episode_costs,
 )
+from vaikuttavuus.domain.periods import block_release_dates
 from vaikuttavuus.domain.specs import BandScore, InstrumentSpec, PilotSpec, ResponderRule
 from vaikuttavuus.models import Pilot
 from vaikuttavuus.services.analytics.publication import Published, publish
@@ -55,9 +56,15 @@ class Filters:
     arm: str | None = None
     unit: str | None = None
     time_point: str | None = None
+    release: date | None = None
+    """The release of the management figures (a quarter end; :mod:`vaikuttavuus.domain.
+    periods`): every block of the cohort (quarter of index dates × enrolment, time point or
+    care cycle) is shown only once released and with the rows recorded by its own release
+    date, so later records never change it. ``None``: everything recorded, as of the data
+    date (the pilot lead's pages)."""
 
     def key(self) -> tuple[object, ...]:
-        return (*self.period, self.arm, self.unit, self.time_point)
+        return (*self.period, self.arm, self.unit, self.time_point, self.release)
 
     def query(self) -> dict[str, Any]:
         """The keyword arguments of the cohort reads in :mod:`vaikuttavuus.queries`."""
@@ -70,6 +77,7 @@ class Filters:
             "arm": self.arm,
             "unit": self.unit,
             "time_point": self.time_point,
+            "release": self.release.isoformat() if self.release else None,
         }
 
 
@@ -80,6 +88,16 @@ def wtp_key(value: float) -> str:
 
 def _score_name(instrument: str, score: str) -> str:
     return f"{instrument}.{score}"
+
+
+def _local_days(stamps: pd.Series) -> np.ndarray:
+    """Naive UTC timestamps as the local calendar day (``datetime64[D]``; NaT stays NaT), in
+    the reports' time zone: a record made on the evening of a release date in Helsinki
+    belongs to that release."""
+    values = pd.to_datetime(stamps)
+    zone = report_settings.current().timezone
+    local = values.dt.tz_localize("UTC").dt.tz_convert(zone).dt.tz_localize(None)
+    return np.asarray(local.to_numpy(dtype="datetime64[D]"))
 
 
 class CohortData:
@@ -108,7 +126,7 @@ class CohortData:
         self.filters = filters or Filters()
         self.n_boot = n_boot if n_boot is not None else settings.n_boot
         self.seed = seed
-        self.as_of = as_of or date.today()
+        self.as_of = self.filters.release or as_of or date.today()
         self.imputations = imputations if imputations is not None else settings.imputations
         """Imputed data sets of the primary analysis (None: the pilot's declared number)."""
         self.min_cell = self.spec.min_cell_size
@@ -192,34 +210,171 @@ class CohortData:
     def _days(self, attribute: str) -> dict[str, int]:
         return {tp.id: int(getattr(tp, attribute)) for tp in self.spec.time_points}
 
+    # -- releases (management figures) ------------------------------------------------------
+
+    @property
+    def released(self) -> bool:
+        """Whether this analysis shows a release of the management figures (see
+        :attr:`Filters.release`)."""
+        return self.filters.release is not None
+
+    def _block_release(self, enrolment_ids: pd.Series, offset_days: object) -> np.ndarray:
+        """Per row, the release date of its block (``datetime64[D]``; NaT for an enrolment
+        not in the roster)."""
+        index = self.roster.set_index("enrolment_id")["index_date"]
+        dates = index.reindex(np.asarray(enrolment_ids)).to_numpy()
+        return block_release_dates(dates, np.asarray(offset_days, dtype="int64"))
+
+    def _frozen(self, release: np.ndarray, recorded: pd.Series) -> np.ndarray:
+        """Rows of released blocks that were recorded by their block's release date."""
+        limit = np.datetime64(self.filters.release, "D")
+        return np.asarray((release <= limit) & (_local_days(recorded) <= release), dtype=bool)
+
+    def _close_days(self, time_points: pd.Series) -> np.ndarray:
+        close = self._days("window_close_days")
+        return np.asarray(time_points.map(close).fillna(10**6).to_numpy(), dtype="int64")
+
+    @property
+    def _exposure_days(self) -> int:
+        """Exposures are frozen with the first follow-up (they define exposure before it)."""
+        close = self._days("window_close_days")
+        return close[self.follow_ups[0]] if self.follow_ups else 0
+
     # -- frames (each read once) -----------------------------------------------------------
 
     @cached_property
     def roster(self) -> pd.DataFrame:
-        return queries.cohort_enrolments(self.session, self.pilot.id, **self.filters.query())
+        if not self.released:
+            return queries.cohort_enrolments(self.session, self.pilot.id, **self.filters.query())
+        rows = queries.cohort_enrolments(
+            self.session, self.pilot.id, **self.filters.query(), recorded=True
+        )
+        release = block_release_dates(rows["index_date"].to_numpy(), 0)
+        keep = self._frozen(release, rows["recorded_at"])
+        withdrawn = _local_days(rows["withdrawn_at"]) <= release
+        rows["status"] = rows["status"].where((rows["status"] != "withdrawn") | withdrawn, "active")
+        return rows[keep].drop(columns=["recorded_at", "withdrawn_at"]).reset_index(drop=True)
 
     @cached_property
     def scores(self) -> dict[str, pd.DataFrame]:
         """Scored responses per scheduled instrument (one read of responses and answers)."""
-        return queries.cohort_scores(
-            self.session, self.pilot.id, self.scheduled_instruments, **self.filters.query()
+        if not self.released:
+            return queries.cohort_scores(
+                self.session, self.pilot.id, self.scheduled_instruments, **self.filters.query()
+            )
+        frames = queries.cohort_scores(
+            self.session,
+            self.pilot.id,
+            self.scheduled_instruments,
+            **self.filters.query(),
+            recorded=True,
         )
+        result = {}
+        for code, frame in frames.items():
+            release = self._block_release(
+                frame["enrolment_id"], self._close_days(frame["time_point"])
+            )
+            keep = self._frozen(release, frame["recorded_at"])
+            result[code] = frame[keep].drop(columns=["recorded_at"]).reset_index(drop=True)
+        return result
 
     @cached_property
     def invitations(self) -> pd.DataFrame:
-        return queries.cohort_invitation_counts(self.session, self.pilot.id, **self.filters.query())
+        if not self.released:
+            return queries.cohort_invitation_counts(
+                self.session, self.pilot.id, **self.filters.query()
+            )
+        return self._released_invitation_counts()
+
+    @cached_property
+    def invitation_rows(self) -> pd.DataFrame:
+        """Every invitation of the cohort with its timestamps (releases only)."""
+        return queries.cohort_invitation_rows(self.session, self.pilot.id, **self.filters.query())
+
+    def _released_invitation_counts(self) -> pd.DataFrame:
+        """:func:`queries.cohort_invitation_counts` of the released blocks, each invitation
+        with the status it had on its block's release date."""
+        rows = self.invitation_rows
+        rows = rows[rows["enrolment_id"].isin(self.roster["enrolment_id"])]
+        release = self._block_release(rows["enrolment_id"], self._close_days(rows["time_point"]))
+        limit = np.datetime64(self.filters.release, "D")
+        rows = rows[release <= limit]
+        release = release[release <= limit]
+        completed = _local_days(rows["completed_at"]) <= release
+        cancelled = ~completed & (_local_days(rows["cancelled_at"]) <= release)
+        opted = (
+            ~completed
+            & ~cancelled
+            & (rows["status"] == "opted_out").to_numpy()
+            & (_local_days(rows["opted_out_at"]) <= release)
+        )
+        still_open = (
+            ~completed
+            & ~cancelled
+            & ~opted
+            & (rows["closes_on"].to_numpy(dtype="datetime64[D]") >= release)
+        )
+        status = np.select(
+            [completed, cancelled, opted, still_open],
+            ["completed", "cancelled", "opted_out", "open"],
+            "expired",
+        )
+        late = completed & (
+            _local_days(rows["completed_at"]) > rows["closes_on"].to_numpy(dtype="datetime64[D]")
+        )
+        arm = self.roster.set_index("enrolment_id")["arm"].reindex(rows["enrolment_id"])
+        frame = pd.DataFrame(
+            {
+                "arm": arm.to_numpy(),
+                "time_point": rows["time_point"].to_numpy(),
+                "status": status,
+                "n": 1,
+                "after_reminder": (completed & (rows["reminders_sent"].to_numpy() > 0)).astype(
+                    "int64"
+                ),
+                "after_window": late.astype("int64"),
+            }
+        )
+        columns = ["arm", "time_point", "status", "n", "after_reminder", "after_window"]
+        if frame.empty:
+            return pd.DataFrame(columns=columns).astype(
+                {"n": "int64", "after_reminder": "int64", "after_window": "int64"}
+            )
+        counts = frame.groupby(["arm", "time_point", "status"], as_index=False, sort=False).sum()
+        return counts[columns]
 
     @cached_property
     def procedures(self) -> pd.DataFrame:
-        return queries.cohort_procedures(self.session, self.pilot.id, **self.filters.query())
+        if not self.released:
+            return queries.cohort_procedures(self.session, self.pilot.id, **self.filters.query())
+        rows = queries.cohort_procedures(
+            self.session, self.pilot.id, **self.filters.query(), recorded=True
+        )
+        keep = self._frozen(self._block_release(rows["enrolment_id"], 0), rows["recorded_at"])
+        rows = rows[keep].drop(columns=["recorded_at"])
+        return rows.drop_duplicates("enrolment_id", keep="first").reset_index(drop=True)
 
     @cached_property
     def cost_items(self) -> pd.DataFrame:
-        return queries.cohort_cost_items(self.session, self.pilot.id, **self.filters.query())
+        if not self.released:
+            return queries.cohort_cost_items(self.session, self.pilot.id, **self.filters.query())
+        rows = queries.cohort_cost_items(
+            self.session, self.pilot.id, **self.filters.query(), recorded=True
+        )
+        release = self._block_release(rows["enrolment_id"], self.spec.care_cycle.end_days)
+        keep = self._frozen(release, rows["recorded_at"])
+        return rows[keep].drop(columns=["recorded_at"]).reset_index(drop=True)
 
     @cached_property
     def exposures(self) -> pd.DataFrame:
-        return queries.cohort_exposures(self.session, self.pilot.id, **self.filters.query())
+        if not self.released:
+            return queries.cohort_exposures(self.session, self.pilot.id, **self.filters.query())
+        rows = queries.cohort_exposures(
+            self.session, self.pilot.id, **self.filters.query(), recorded=True
+        )
+        release = self._block_release(rows["enrolment_id"], self._exposure_days)
+        keep = self._frozen(release, rows["recorded_at"])
+        return rows[keep].drop(columns=["recorded_at"]).reset_index(drop=True)
 
     @cached_property
     def import_log(self) -> pd.DataFrame:
@@ -234,9 +389,56 @@ class CohortData:
     def measurements(self) -> pd.DataFrame:
         if not self.measure_covariates:
             return pd.DataFrame(columns=["enrolment_id", "measure_code", "value_num"])
-        return queries.cohort_measurements(
-            self.session, self.pilot.id, self.measure_covariates, **self.filters.query()
+        if not self.released:
+            return queries.cohort_measurements(
+                self.session, self.pilot.id, self.measure_covariates, **self.filters.query()
+            )
+        rows = queries.cohort_measurements(
+            self.session,
+            self.pilot.id,
+            self.measure_covariates,
+            **self.filters.query(),
+            recorded=True,
         )
+        release = self._block_release(rows["enrolment_id"], 0)
+        keep = self._frozen(release, rows["recorded_at"]) & ~(
+            _local_days(rows["superseded_at"]) <= release
+        )
+        return rows[keep].drop(columns=["recorded_at", "superseded_at"]).reset_index(drop=True)
+
+    def restricted(self, period: tuple[date, date]) -> Self:
+        """The same analysis for the persons whose index date is in ``period`` (inside this
+        one's), sharing the rows already read: the quarters of a release are cut from one
+        read of the whole window. Releases only (their invitations are read per row)."""
+        if not self.released:
+            raise ValueError("restricted() needs a release")
+        other = type(self)(
+            self.session,
+            self.pilot,
+            replace(self.filters, period=period),
+            n_boot=self.n_boot,
+            seed=self.seed,
+            as_of=self.as_of,
+            imputations=self.imputations,
+        )
+        roster = self.roster
+        start, end = pd.Timestamp(period[0]), pd.Timestamp(period[1])
+        inside = (roster["index_date"] >= start) & (roster["index_date"] <= end)
+        ids = roster.loc[inside, "enrolment_id"]
+        cached = other.__dict__
+        cached["roster"] = roster[inside].reset_index(drop=True)
+        cached["scores"] = {
+            code: frame[frame["enrolment_id"].isin(ids)].reset_index(drop=True)
+            for code, frame in self.scores.items()
+        }
+        for name in ("invitation_rows", "procedures", "cost_items", "exposures", "measurements"):
+            frame = getattr(self, name)
+            if "enrolment_id" in frame.columns:
+                frame = frame[frame["enrolment_id"].isin(ids)].reset_index(drop=True)
+            cached[name] = frame
+        for name in ("instruments", "catalogue", "measure_covariates", "import_log"):
+            cached[name] = getattr(self, name)
+        return other
 
     @cached_property
     def score_frames(self) -> dict[str, pd.DataFrame]:
@@ -293,8 +495,14 @@ class CohortData:
         }
 
     def due(self, time_point: str) -> pd.Series:
-        """Per roster row: the time point is due (its window has closed) or was answered."""
+        """Per roster row: the time point is due (its window has closed) or was answered. In a
+        release: the block of the person's index-date quarter at this time point is released
+        (every window of the quarter closed), answered or not."""
         close = self._days("window_close_days")[time_point]
+        if self.released:
+            release = block_release_dates(self.roster["index_date"].to_numpy(), close)
+            limit = np.datetime64(self.filters.release, "D")
+            return pd.Series(release <= limit, index=self.roster.index)
         closed = self.roster["index_date"] + pd.to_timedelta(close, unit="D") < pd.Timestamp(
             self.as_of
         )
@@ -457,7 +665,14 @@ class CohortData:
 
     @cached_property
     def cycle_complete(self) -> pd.Series:
-        """Per roster row: the care cycle ended before the data date."""
+        """Per roster row: the care cycle ended before the data date (in a release: the
+        care-cycle block of the person's index-date quarter is released)."""
+        if self.released:
+            release = block_release_dates(
+                self.roster["index_date"].to_numpy(), self.spec.care_cycle.end_days
+            )
+            limit = np.datetime64(self.filters.release, "D")
+            return pd.Series(release <= limit, index=self.roster.index)
         end = pd.to_timedelta(self.spec.care_cycle.end_days, unit="D")
         return self.roster["index_date"] + end < pd.Timestamp(self.as_of)
 
@@ -477,10 +692,12 @@ class CohortData:
             as_of=self.as_of,
             products=rule.products if rule.rule == "any_of_products" else None,
         )
-        return pd.Series(
+        result = pd.Series(
             complete.reindex(self.roster["enrolment_id"]).to_numpy(dtype=bool),
             index=self.roster.index,
         )
+        # in a release: only the persons of released care-cycle blocks
+        return result & self.cycle_complete if self.released else result
 
     @cached_property
     def costs_missing(self) -> pd.Series:

@@ -232,8 +232,12 @@ class PrimarySection(CohortData):
         observed = frame[_column(plan.outcome, plan.time_point)].notna()
         if min(observed[frame["treat"] == 0].sum(), observed[frame["treat"] == 1].sum()) < 2:
             return PrimaryResult(**base, hidden=False, reason="no_outcomes")
-        result = analyse_two_arms(frame, self.primary_config, base)
-        mode_scenarios = self._mode_scenarios(frame)
+        try:
+            result = analyse_two_arms(frame, self.primary_config, base)
+            mode_scenarios = self._mode_scenarios(frame)
+        except np.linalg.LinAlgError:
+            # a small or degenerate data set (e.g. one quarter) the imputation models cannot fit
+            return PrimaryResult(**base, hidden=False, reason="not_estimable")
         settings = {**result.settings, "cluster": self.spec.analysis.cluster}
         notes = list(result.notes)
         if self.spec.analysis.cluster != "none" and frame["cluster"].isna().all():

@@ -123,3 +123,83 @@ def publish(
         hidden.astype(bool),
         primary.fillna(False).astype(bool),
     )
+
+
+def grid_masked(
+    whole: Published,
+    parts: Sequence[Published],
+    keys: Sequence[str],
+    size: Sequence[str] = (),
+) -> Published:
+    """The table of a longer grid period (half-year, year) with every value hidden that is
+    hidden in the same row (matched on ``keys``) of any of its quarters' tables.
+
+    The quarters are disjoint groups of persons, each table published with the usual primary
+    and secondary suppression. A longer period then shows a count or a sum only when it is the
+    sum of values its quarters show, so nothing can be worked out by differencing periods that
+    the quarters do not already show (``docs/privacy.md``, *Disclosure control across
+    periods*). ``size`` names the columns that count the row's group of persons: a quarter
+    whose group is small (1 … ``min_count`` − 1 persons, or hidden) hides the whole row of the
+    longer period — even figures the quarter itself may show, such as a share of a group whose
+    size a share and a count would give away. A row a quarter lacks, or whose sizes are all 0,
+    stands for no persons of that quarter and hides nothing."""
+    if whole.table.empty or not parts:
+        return whole
+    table = whole.table.copy()
+    columns = [c for c in whole.hidden.columns if c not in keys]
+    extra = pd.DataFrame(False, index=table.index, columns=columns)
+    wanted = table[list(keys)].reset_index(drop=True)
+    for part in parts:
+        if part.table.empty:
+            continue
+        found = wanted.merge(
+            part.table[list(keys)].assign(_row=np.arange(len(part.table))),
+            on=list(keys),
+            how="left",
+        )["_row"]
+        matched = found.notna().to_numpy().copy()
+        small_group = np.zeros(len(table), dtype=bool)
+        if size:
+            sizes = part.table[list(size)].apply(pd.to_numeric, errors="coerce")
+            values = sizes.to_numpy(dtype=float, na_value=np.nan)
+            # a hidden size is missing: never "empty" (NA == 0 must not count as true)
+            empty = (values == 0).all(axis=1)
+            small = (np.isnan(values) | ((values > 0) & (values < whole.min_count))).any(axis=1)
+            positions = found.fillna(-1).astype(int).to_numpy()
+            inside = positions >= 0
+            small_group[inside] = small[positions[inside]] & ~empty[positions[inside]]
+            matched &= ~np.where(inside, empty[np.maximum(positions, 0)], False)
+        rows = found[matched].astype(int).to_numpy()
+        for column in columns:
+            extra[column] |= small_group
+        for column in columns:
+            if column not in part.hidden.columns:
+                continue
+            flags = np.zeros(len(table), dtype=bool)
+            flags[matched] = part.hidden[column].to_numpy(dtype=bool)[rows]
+            extra[column] |= flags
+    newly = extra & table[columns].notna() & ~whole.hidden[columns].astype(bool)
+    if not newly.to_numpy().any():
+        return whole
+    for column in columns:
+        mask = newly[column].to_numpy()
+        if not mask.any():
+            continue
+        if pd.api.types.is_numeric_dtype(table[column]) and table[column].dtype != bool:
+            table[column] = table[column].astype(float).where(~mask)
+        else:
+            table[column] = table[column].astype(object).where(~mask, None)
+    marker = disclosure.MARKER
+    if marker in table.columns:
+        table[marker] = table[marker].astype(bool) | newly.any(axis=1).to_numpy()
+    hidden = whole.hidden.copy()
+    hidden[columns] = hidden[columns].astype(bool) | newly
+    return Published(
+        whole.name,
+        table,
+        whole.min_count,
+        whole.n_primary,
+        whole.n_secondary + int(newly.to_numpy().sum()),
+        hidden.astype(bool),
+        whole.primary,
+    )

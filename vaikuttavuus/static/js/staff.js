@@ -14,3 +14,25 @@
     }
   });
 })();
+
+// Management summaries: the download buttons say what they will download. Their labels follow
+// the chosen pilot, period and language (the buttons submit the form, so without JavaScript
+// the file still matches the choices; only the label is then the one of the page load).
+(function () {
+  "use strict";
+  document.querySelectorAll("form[data-download-form]").forEach(function (form) {
+    function chosen(name) {
+      var select = form.querySelector("select[name='" + name + "']");
+      var option = select && select.options[select.selectedIndex];
+      return option ? option.textContent.trim() : "";
+    }
+    function update() {
+      var values = { pilot: chosen("pilot"), period: chosen("period"), language: chosen("lang_pdf") };
+      form.querySelectorAll("[data-label-template]").forEach(function (button) {
+        button.textContent = button.getAttribute("data-label-template").replace(
+          /\{(pilot|period|language)\}/g, function (_match, key) { return values[key]; });
+      });
+    }
+    form.addEventListener("change", update);
+  });
+})();
