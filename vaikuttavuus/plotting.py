@@ -577,6 +577,92 @@ def funnel_chart(
     return Chart(_svg_with_text(figure), alt)
 
 
+@dataclass(frozen=True)
+class ArmFunnel:
+    """One arm's share and its funnel limits over ``n`` (95 % and 99.8 %)."""
+
+    name: str
+    p0: float
+    n: Sequence[float]
+    low_95: Sequence[float]
+    high_95: Sequence[float]
+    low_998: Sequence[float]
+    high_998: Sequence[float]
+
+
+def arm_funnel_chart(
+    *,
+    n: Sequence[float],
+    share: Sequence[float],
+    point_labels: Sequence[str],
+    point_arms: Sequence[int | None],
+    arms: Sequence[ArmFunnel],
+    labels: dict[str, str],
+    alt: str,
+) -> Chart:
+    """A funnel plot that compares each group with its own arm: every arm's share as a line
+    with its 95 % (dashed) and 99.8 % (dotted) limits in the arm's colour, and each group's
+    share (0–1, shown as %) against its number of persons as a dot in its arm's colour
+    (``point_arms``: an index into ``arms``, None for a group of several arms), named.
+    ``labels``: ``x``, ``y``, ``limits_95``, ``limits_998``, ``mixed``."""
+    figure = new_figure(width_in=6.4, height_in=4.2)
+    ax = figure.add_subplot()
+    style_axes(ax)
+    colours = [OKABE_ITO["blue"], OKABE_ITO["vermillion"], OKABE_ITO["green"], OKABE_ITO["purple"]]
+    for index, arm in enumerate(arms):
+        colour = colours[index % len(colours)]
+        ax.axhline(100 * arm.p0, color=colour, linewidth=1.3, label=arm.name)
+        for low, high, style in (
+            (arm.low_95, arm.high_95, "--"),
+            (arm.low_998, arm.high_998, ":"),
+        ):
+            for curve in (low, high):
+                ax.plot(
+                    list(arm.n),
+                    [100 * v for v in _clean(list(curve))],
+                    color=colour,
+                    linestyle=style,
+                    linewidth=0.9,
+                    alpha=0.8,
+                )
+    ax.plot([], [], color="#555555", linestyle="--", linewidth=0.9, label=labels["limits_95"])
+    ax.plot([], [], color="#555555", linestyle=":", linewidth=0.9, label=labels["limits_998"])
+    mixed_shown = False
+    for x, y, text, arm_index in zip(
+        list(n), _clean(list(share)), point_labels, point_arms, strict=True
+    ):
+        if not math.isfinite(y):
+            continue
+        colour = colours[arm_index % len(colours)] if arm_index is not None else "#333333"
+        marker = "o" if arm_index is not None else "D"
+        ax.scatter(
+            [x],
+            [100 * y],
+            s=34,
+            marker=marker,
+            color=colour,
+            edgecolors="white",
+            linewidths=0.6,
+            zorder=3,
+            label=labels["mixed"] if arm_index is None and not mixed_shown else None,
+        )
+        mixed_shown = mixed_shown or arm_index is None
+        ax.annotate(
+            text,
+            (x, 100 * y),
+            xytext=(5, 4),
+            textcoords="offset points",
+            fontsize=FONT_SIZE - 1,
+            color="#222222",
+        )
+    ax.set_ylim(0, 105)
+    ax.set_xlim(0, max([*[float(v) for v in n], *[max(a.n) for a in arms if len(a.n)], 1]) * 1.1)
+    ax.set_xlabel(labels["x"], fontsize=FONT_SIZE)
+    ax.set_ylabel(labels["y"], fontsize=FONT_SIZE)
+    figure.legend(fontsize=FONT_SIZE - 1, loc="outside lower center", ncol=3, frameon=False)
+    return Chart(_svg_with_text(figure), alt)
+
+
 def forest_chart(
     *,
     rows: Sequence[str],
