@@ -350,11 +350,12 @@ def test_every_table_of_every_section_shows_the_analytics_figures(
                 )
             html = unescape(shown.html)
             assert sentence in html or re.sub("\u2212(?=\\d)", "-", sentence) in html, sentence
-        if section == "funnel":
+        if section == "funnel":  # each unit is compared within its own arm
             with finnish(cohort_app):
-                p0 = Formats("fi").share(result.funnel.p0)
+                shares = [Formats("fi").share(p0) for p0 in result.funnel.p0_by_arm.values()]
             captions = [t.caption for t in shown.tables]
-            assert captions and all(f"{p0})" in c for c in captions), captions
+            assert len(shares) == 2 and captions, captions
+            assert all(all(share in c for share in shares) for c in captions), captions
     if code == "older-adults":  # the management summary's second score, by its own link
         check_section(lead, cohort_app, code, "services", result, score="insecurity.safe_daily")
     else:  # English: decimal points, "€1,234", "84%" (and "−" as in every language)
@@ -582,7 +583,7 @@ def test_csv_downloads_equal_the_tables_are_audited_and_formula_safe(
     assert response.headers["Content-Type"].startswith("text/csv")
     text = response.get_data(as_text=True).removeprefix("\ufeff")
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0][:3] == ["group", "n", "responders"]
+    assert rows[0][:4] == ["group", "arm", "n", "responders"]
     cells = [cell for row in rows for cell in row]
     assert "'" + payload in cells
     assert not any(cell.startswith(("=", "+", "@")) for cell in cells)

@@ -81,7 +81,7 @@ CLOSING_SOON_DAYS = 7
 """An open questionnaire closing within this many days (today included) raises an alert."""
 _TOLERANCE = 1e-9
 
-AlertKind = Literal["worse", "missed", "closing", "flag"]
+AlertKind = Literal["worse", "declined", "missed", "closing", "flag"]
 
 
 @dataclass(frozen=True)
@@ -195,6 +195,42 @@ class ScoreSeries:
             worsening is not None
             and self.minimal_important_change is not None
             and worsening >= self.minimal_important_change - _TOLERANCE
+        )
+
+    @property
+    def previous_follow_up(self) -> ScoreRow | None:
+        """The follow-up answered before the latest one (None when that is the baseline: a
+        change from the baseline is :attr:`worsening`)."""
+        latest = self.latest_follow_up
+        if latest is None:
+            return None
+        earlier = self.rows[1 : self.rows.index(latest)]
+        return next((row for row in reversed(earlier) if row.patient is not None), None)
+
+    @property
+    def decline_since_previous(self) -> float | None:
+        """How much worse the latest follow-up is than the previous one, in points (negative:
+        better); ``None`` without two follow-ups or a direction."""
+        latest, previous = self.latest_follow_up, self.previous_follow_up
+        if latest is None or previous is None or latest.patient is None:
+            return None
+        if previous.patient is None:
+            return None
+        if self.direction == "lower_is_better":
+            return latest.patient - previous.patient
+        if self.direction == "higher_is_better":
+            return previous.patient - latest.patient
+        return None
+
+    @property
+    def is_declining(self) -> bool:
+        """Worse than at the previous follow-up by at least the clinically important change
+        (e.g. EQ-5D-5L index 0.864 → 0.593 between 3 and 12 months)."""
+        decline = self.decline_since_previous
+        return (
+            decline is not None
+            and self.minimal_important_change is not None
+            and decline >= self.minimal_important_change - _TOLERANCE
         )
 
     def band_label(self, value: float | None) -> str | None:
@@ -313,6 +349,8 @@ class Alert:
     threshold: float | None = None
     closes_on: date | None = None
     days_left: int | None = None
+    previous: float | None = None
+    previous_label: str = ""
 
 
 @dataclass(frozen=True)
@@ -805,6 +843,21 @@ def _alerts(
                         baseline=series.baseline,
                         value=latest.patient,
                         threshold=series.minimal_important_change,
+                    )
+                )
+            previous = series.previous_follow_up
+            if series.is_declining and latest is not None and previous is not None:
+                alerts.append(
+                    Alert(
+                        kind="declined",
+                        time_point=latest.time_point,
+                        time_point_label=latest.label,
+                        instrument_title=series.instrument_title,
+                        score_label=series.score_label,
+                        value=latest.patient,
+                        threshold=series.minimal_important_change,
+                        previous=previous.patient,
+                        previous_label=previous.label,
                     )
                 )
         for flag in outcome.flags:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 from babel.numbers import format_decimal as babel_format_decimal
-from flask_babel import force_locale, get_locale
+from flask_babel import force_locale, get_locale, ngettext
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
@@ -227,16 +227,40 @@ def suppressed_reference(series: ScoreSeries, min_cell_size: int) -> list[dict[s
     return rows
 
 
+def points_text(value: float | None, decimals: int = 2) -> str:
+    """A number of points with its unit, *1 piste* / *3 pistettä* (Finnish takes the
+    partitive after any number but one, decimals included)."""
+    if value is None:
+        return "–"
+    one = abs(value - 1) < 1e-9
+    return ngettext(
+        "%(points)s point", "%(points)s points", 1 if one else 2, points=score_text(value, decimals)
+    )
+
+
 def _alert_text(alert: Alert) -> str:
     if alert.kind == "worse":
         return _(
             "%(instrument)s, %(score)s: worse than at the baseline by at least the clinically "
-            "important change of %(threshold)s points (%(baseline)s → %(value)s, %(time_point)s).",
+            "important change, %(threshold)s (%(baseline)s → %(value)s, %(time_point)s).",
             instrument=alert.instrument_title,
             score=alert.score_label,
-            threshold=score_text(alert.threshold),
+            threshold=points_text(alert.threshold),
             baseline=score_text(alert.baseline),
             value=score_text(alert.value),
+            time_point=alert.time_point_label,
+        )
+    if alert.kind == "declined":
+        return _(
+            "%(instrument)s, %(score)s: worse than at %(previous_time_point)s by at least the "
+            "clinically important change, %(threshold)s (%(previous)s → %(value)s, "
+            "%(time_point)s).",
+            instrument=alert.instrument_title,
+            score=alert.score_label,
+            threshold=points_text(alert.threshold),
+            previous=score_text(alert.previous),
+            value=score_text(alert.value),
+            previous_time_point=alert.previous_label,
             time_point=alert.time_point_label,
         )
     if alert.kind == "flag":
@@ -248,13 +272,19 @@ def _alert_text(alert: Alert) -> str:
         )
     if alert.kind == "missed":
         return _(
-            "The questionnaire of %(time_point)s was not answered.",
+            "%(time_point)s: the questionnaire was not answered.",
             time_point=alert.time_point_label,
         )
-    return _(
-        "The questionnaire of %(time_point)s is open and closes in %(days)s days.",
+    if not alert.days_left:
+        return _(
+            "%(time_point)s: the questionnaire is open and closes today.",
+            time_point=alert.time_point_label,
+        )
+    return ngettext(
+        "%(time_point)s: the questionnaire is open and closes in %(num)d day.",
+        "%(time_point)s: the questionnaire is open and closes in %(num)d days.",
+        alert.days_left,
         time_point=alert.time_point_label,
-        days=alert.days_left,
     )
 
 

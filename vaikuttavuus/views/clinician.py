@@ -107,14 +107,17 @@ def patients(pilot_code: str) -> str:
 
 
 def _open_invitations(enrolment_ids: list[int]) -> dict[int, str]:
+    """The open questionnaire of each enrolment, named in the user's language."""
     if not enrolment_ids:
         return {}
+    language = current_language()
     rows = db.session.execute(
-        select(Invitation.enrolment_id, TimePoint.code)
+        select(Invitation.enrolment_id, TimePoint)
         .join(TimePoint, Invitation.time_point_id == TimePoint.id)
         .where(Invitation.enrolment_id.in_(enrolment_ids), Invitation.status == "open")
+        .order_by(TimePoint.ordinal)
     ).all()
-    return {int(row[0]): str(row[1]) for row in rows}
+    return {int(row[0]): row[1].label(language) for row in rows}
 
 
 def _enrolment(pilot: Pilot, pseudonym: str) -> Enrolment:

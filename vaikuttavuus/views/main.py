@@ -1,6 +1,9 @@
-"""Front page (sends each role to its own start page) and the health check."""
+"""Front page (sends each role to its own start page), the health check and the site icon."""
 
 from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, redirect, url_for
 from flask_login import current_user
@@ -44,3 +47,17 @@ def health() -> tuple[Response, int] | Response:
         return response
     response.headers["Retry-After"] = str(current_app.config.get("RETRY_AFTER_SECONDS", 60))
     return response, 503
+
+
+@cache
+def _favicon() -> bytes:
+    return (Path(current_app.static_folder or "static") / "favicon.ico").read_bytes()
+
+
+@bp.get("/favicon.ico")
+@public
+def favicon() -> Response:
+    """The site icon where a browser looks for it without a ``<link rel=icon>`` (files, PDFs
+    opened in the browser)."""
+    # Not cached (every page but the static folder is no-store); pages link the static SVG.
+    return Response(_favicon(), mimetype="image/vnd.microsoft.icon")
