@@ -89,6 +89,7 @@ GOALS: tuple[Goal, ...] = (
     Goal("report", "peak_rss_mb", "<", 2048, " MiB"),
     Goal("report", "scaling_large_vs_small", "<=", 1.1, "×"),
     Goal("bootstrap_10k", "seconds", "<", 1, " s"),
+    Goal("cli_help", "seconds", "<", 0.5, " s"),
     Goal("pdf", "seconds", "<", 10, " s"),
     Goal("export", "rss_growth_mb", "<", 64, " MiB"),
     Goal("export", "scaling_large_vs_small", "<=", 1.1, "×"),

@@ -58,11 +58,9 @@ import math
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
-from fhir.resources.R4B.questionnaire import Questionnaire
-from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
 from vaikuttavuus.definitions import validate
@@ -79,6 +77,10 @@ from vaikuttavuus.domain.specs import (
     LocalizedText,
     Section,
 )
+
+if TYPE_CHECKING:
+    from fhir.resources.R4B.questionnaire import Questionnaire
+    from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 CANONICAL_BASE = "https://vaikuttavuus.fi/fhir"
 """Base of our canonical URLs; a deployment may pass its own ``base``."""
@@ -1110,6 +1112,8 @@ def _number_value(extension: Mapping[str, Any] | None) -> int | float | None:
 
 def validate_questionnaire(resource: Mapping[str, Any]) -> None:
     """Raise :class:`FhirError` unless ``resource`` is a valid FHIR R4 Questionnaire."""
+    from fhir.resources.R4B.questionnaire import Questionnaire
+
     if resource.get("resourceType") != "Questionnaire":
         raise FhirError(f"expected a Questionnaire, not {resource.get('resourceType')!r}")
     _validate(Questionnaire, resource)
@@ -1144,6 +1148,8 @@ def validate_questionnaire(resource: Mapping[str, Any]) -> None:
 
 def validate_response(resource: Mapping[str, Any]) -> None:
     """Raise :class:`FhirError` unless ``resource`` is a valid FHIR R4 QuestionnaireResponse."""
+    from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+
     if resource.get("resourceType") != "QuestionnaireResponse":
         raise FhirError(f"expected a QuestionnaireResponse, not {resource.get('resourceType')!r}")
     _validate(QuestionnaireResponse, resource)

@@ -7,15 +7,16 @@ text, and every page that shows a chart also shows its numbers in a table.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.backends.backend_svg import FigureCanvasSVG
-from matplotlib.figure import Figure
-from matplotlib.ticker import Formatter, ScalarFormatter
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 
 OKABE_ITO = {
     "black": "#000000",
@@ -47,6 +48,8 @@ class Chart:
 
 
 def new_figure(width_in: float = 6.4, height_in: float = 3.2) -> Figure:
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(width_in, height_in), dpi=100, layout="constrained")
 
 
@@ -71,21 +74,29 @@ def chart_locale() -> str:
     return str(locale) if locale is not None else "fi"
 
 
-class LocalisedFormatter(Formatter):
-    """Tick labels as the tables write numbers: a decimal comma, a thousands separator and a
-    real minus sign in Finnish and Swedish (``−3 500``, ``0,25``), the fewest decimals that
-    tell the ticks apart, and the same number of decimals on every tick of an axis."""
+@functools.cache
+def localised_formatter() -> type[Any]:
+    """:class:`LocalisedFormatter`, defined on first use (matplotlib loads only when a
+    chart is drawn)."""
+    from matplotlib.ticker import Formatter
 
-    def __init__(self, locale: str) -> None:
-        self.locale = locale
-        self.decimals = 0
+    class LocalisedFormatter(Formatter):
+        """Tick labels as the tables write numbers: a decimal comma, a thousands separator and a
+        real minus sign in Finnish and Swedish (``−3 500``, ``0,25``), the fewest decimals that
+        tell the ticks apart, and the same number of decimals on every tick of an axis."""
 
-    def set_locs(self, locs: Sequence[float]) -> None:  # type: ignore[override]
-        super().set_locs(locs)
-        self.decimals = tick_decimals(list(locs))
+        def __init__(self, locale: str) -> None:
+            self.locale = locale
+            self.decimals = 0
 
-    def __call__(self, x: float, pos: int | None = None) -> str:
-        return format_number(x, self.decimals, self.locale)
+        def set_locs(self, locs: Sequence[float]) -> None:  # type: ignore[override]
+            super().set_locs(locs)
+            self.decimals = tick_decimals(list(locs))
+
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return format_number(x, self.decimals, self.locale)
+
+    return LocalisedFormatter
 
 
 def tick_decimals(values: Sequence[float], most: int = 4) -> int:
@@ -112,14 +123,18 @@ def format_number(value: float, decimals: int, locale: str) -> str:
 def localise_ticks(figure: Figure, locale: str | None = None) -> None:
     """Numeric axes of every subplot get :class:`LocalisedFormatter` (category axes and axes
     with their own tick texts keep theirs)."""
+    from matplotlib.ticker import ScalarFormatter
+
     language = locale or chart_locale()
     for ax in figure.axes:
         for axis in (ax.xaxis, ax.yaxis):
             if isinstance(axis.get_major_formatter(), ScalarFormatter):
-                axis.set_major_formatter(LocalisedFormatter(language))
+                axis.set_major_formatter(localised_formatter()(language))
 
 
 def to_svg(figure: Figure) -> bytes:
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+
     localise_ticks(figure)
     buffer = io.BytesIO()
     FigureCanvasSVG(figure).print_svg(buffer, metadata={"Date": None})
@@ -127,6 +142,8 @@ def to_svg(figure: Figure) -> bytes:
 
 
 def to_png(figure: Figure, dpi: int = 150) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     localise_ticks(figure)
     buffer = io.BytesIO()
     FigureCanvasAgg(figure).print_png(buffer, dpi=dpi)

@@ -2,17 +2,18 @@
 project's own commands, one module per area.
 
 ``--help`` and ``init`` work before the instance is configured (no ``SECRET_KEY`` or
-``PSEUDONYM_KEY`` yet): the help then lists the project's commands without the app's own
-(e.g. ``limiter``), and any command that needs the app stops with the configuration message
-(``Error: SECRET_KEY, PSEUDONYM_KEY not set: run `vaikuttavuus init` …``, exit status 1)
-instead of a traceback.
+``PSEUDONYM_KEY`` yet), and ``--help`` starts fast: it neither creates the app nor imports
+pandas, SQLAlchemy or the statistics, plotting and PDF libraries (each command imports what
+it needs when it runs; ``tests/unit/test_start_up.py``). Any command that needs the app
+stops with the configuration message (``Error: SECRET_KEY, PSEUDONYM_KEY not set: run
+`vaikuttavuus init` …``, exit status 1) instead of a traceback.
 """
 
 from __future__ import annotations
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup, ScriptInfo
+from flask.cli import FlaskGroup
 
 
 def _create_app() -> Flask:
@@ -25,16 +26,11 @@ class VaikuttavuusGroup(FlaskGroup):
     """Flask's group, made to work (and explain itself) without a configured instance."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        from vaikuttavuus import ConfigurationError
-
-        try:
-            ctx.ensure_object(ScriptInfo).load_app()
-        except ConfigurationError:
-            # Not configured yet (``init`` has not run): list the built-in and project
-            # commands quietly; the app's own commands need the app.
-            self._load_plugin_commands()
-            return sorted(click.Group.list_commands(self, ctx))
-        return super().list_commands(ctx)
+        """The built-in and project commands, without creating the app: the app registers
+        no commands of its own, and creating it imports the pages and their libraries, which
+        would make ``vaikuttavuus --help`` take seconds instead of a fraction of one."""
+        self._load_plugin_commands()
+        return sorted(click.Group.list_commands(self, ctx))
 
     def invoke(self, ctx: click.Context) -> object:
         from vaikuttavuus import ConfigurationError

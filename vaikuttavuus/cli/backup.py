@@ -34,16 +34,18 @@ import subprocess
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from alembic.script import ScriptDirectory
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import Connection, func, inspect, select, table, text
-from sqlalchemy.engine import URL, make_url
 
 from vaikuttavuus import __version__
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.engine import URL
+
 
 FORMAT = "vaikuttavuus-backup/1"
 SIDECAR_SUFFIX = ".meta.json"
@@ -69,6 +71,8 @@ def file_sha256(path: Path) -> str:
 
 
 def _database_url() -> URL:
+    from sqlalchemy.engine import make_url
+
     return make_url(current_app.config["SQLALCHEMY_DATABASE_URI"])
 
 
@@ -91,6 +95,8 @@ def key_fingerprints() -> dict[str, str | None]:
 
 def row_counts(connection: Connection) -> dict[str, int]:
     """Rows per table as ``connection``'s transaction sees them."""
+    from sqlalchemy import func, inspect, select, table
+
     names = sorted(inspect(connection).get_table_names())
     return {
         name: int(connection.scalar(select(func.count()).select_from(table(name))) or 0)
@@ -175,6 +181,8 @@ def backup_command(out: Path, force: bool) -> None:
 @with_appcontext
 def restore_command(file: Path, yes: bool) -> None:
     """Replace the database with a backup. Stop the app (and the workers) first."""
+    from alembic.script import ScriptDirectory
+
     url = _database_url()
     backend = _backend(url)
     file = file.resolve()
@@ -412,6 +420,8 @@ def _libpq_environment(url: URL) -> dict[str, str]:
 
 
 def server_major_version() -> int:
+    from sqlalchemy import text
+
     from vaikuttavuus.extensions import db
 
     with db.engine.connect() as connection:
@@ -459,9 +469,7 @@ def _backup_postgresql(url: URL, out: Path) -> dict[str, Any]:
     temporary = Path(tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")[1])
     try:
         with db.engine.connect() as connection:
-            connection.exec_driver_sql(
-                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-            )
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             snapshot = str(connection.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
             counts = row_counts(connection)
             revision = _revision_of(connection)

@@ -23,23 +23,16 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import numpy as np
-import pandas as pd
 
-from vaikuttavuus.domain.cea import (
-    DEFAULT_BOOTSTRAP,
-    DEFAULT_WTP,
-    CEAError,
-    TwoArmData,
-    bootstrap_two_arms,
-    incremental_analysis,
-    net_benefit_regression,
-    two_arm_cea,
-)
-from vaikuttavuus.domain.stats import plain_float
+from vaikuttavuus.domain.defaults import DEFAULT_BOOTSTRAP
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
 
 __all__ = ["COMMANDS", "cea"]
 
@@ -62,6 +55,8 @@ class InputProblem(click.ClickException):
 
 def read_table(path: Path) -> pd.DataFrame:
     """Every cell as text (empty cells as ""); delimiter ``,`` or ``;`` (then decimal comma)."""
+    import pandas as pd
+
     if not path.is_file():
         raise InputProblem(f"the file {path} does not exist")
     try:
@@ -86,6 +81,9 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def _numeric_or_text(column: pd.Series) -> pd.Series:
     """Numbers when every non-empty cell is one, else text; empty cells become missing."""
+    import numpy as np
+    import pandas as pd
+
     values = column.replace("", np.nan)
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.notna().sum() == values.notna().sum():
@@ -95,6 +93,10 @@ def _numeric_or_text(column: pd.Series) -> pd.Series:
 
 def parse_wtp(text: str | None) -> tuple[np.ndarray, list[str]]:
     """The λ values and their keys as written (``"20000"``); the default grid when omitted."""
+    import numpy as np
+
+    from vaikuttavuus.domain.cea import DEFAULT_WTP
+
     if text is None:
         return DEFAULT_WTP.copy(), [_format_lambda(x) for x in DEFAULT_WTP]
     keys = [part.strip() for part in text.split(",")]
@@ -144,6 +146,8 @@ def _parse_int(text: str | None, option: str, default: int | None, minimum: int)
 
 
 def _num(value: Any, decimals: int = 2) -> str:
+    from vaikuttavuus.domain.stats import plain_float
+
     number = plain_float(value)
     return "–" if number is None else f"{number:,.{decimals}f}".replace(",", " ")
 
@@ -296,6 +300,14 @@ def two_arm_result(
 ) -> dict[str, Any]:
     """The JSON object the command prints for two arms (the adjusted INMB, when covariates
     are given, is fitted before the bootstrap so that bad covariates fail fast)."""
+    from vaikuttavuus.domain.cea import (
+        CEAError,
+        TwoArmData,
+        bootstrap_two_arms,
+        net_benefit_regression,
+        two_arm_cea,
+    )
+
     data = TwoArmData.from_frame(frame, arm=arm, cost=cost, effect=effect, reference=reference)
     parametric = two_arm_cea(data, wtp)
     result = parametric.to_dict(keys)
@@ -386,6 +398,9 @@ def cea(
 ) -> None:
     """Cost-effectiveness of two arms (ΔC, ΔE, ICER, INMB, CEAC, Fieller, bootstrap) or of
     several strategies (dominance, extended dominance, ICERs)."""
+    from vaikuttavuus.domain.cea import CEAError, incremental_analysis
+    from vaikuttavuus.domain.stats import plain_float
+
     if output_format not in ("json", "text"):
         raise InputProblem(f"--format must be json or text, not '{output_format}'")
     if (input_path is None) == (summary_path is None):

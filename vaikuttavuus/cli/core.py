@@ -11,10 +11,8 @@ from typing import Any
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
 from vaikuttavuus.config import SAMPLE_INSTANCE_CONFIG
-from vaikuttavuus.definitions import DefinitionError
 
 
 def instance_folder() -> Path:
@@ -111,6 +109,7 @@ def init_command(public_base_url: str | None) -> None:
     """Create or upgrade the database and load the definitions (safe to run again)."""
     from vaikuttavuus import create_app
     from vaikuttavuus.database import current_revision, upgrade_schema
+    from vaikuttavuus.definitions import DefinitionError
     from vaikuttavuus.extensions import db
     from vaikuttavuus.services.definitions import sync_definitions
 
@@ -208,6 +207,8 @@ DEMO_USERS = (
 
 def create_demo_users() -> list[tuple[str, str, str]]:
     """Create the demo users, or give them new random passwords; returns the logins."""
+    from sqlalchemy import select
+
     from vaikuttavuus.extensions import db
     from vaikuttavuus.models import User
     from vaikuttavuus.services.users import create_user, set_password
@@ -241,6 +242,8 @@ def _print_logins(logins: list[tuple[str, str, str]]) -> None:
 
 def demo_patient_link() -> str | None:
     """Issue a fresh link for an open, unanswered BPH questionnaire and return it."""
+    from sqlalchemy import select
+
     from vaikuttavuus.extensions import db
     from vaikuttavuus.models import Enrolment, Invitation, Person, Pilot, Response
     from vaikuttavuus.services.patient_flow import issue_token
@@ -379,6 +382,8 @@ def users_create(
 @with_appcontext
 def users_list() -> None:
     """List users with their roles and pilots."""
+    from sqlalchemy import select
+
     from vaikuttavuus.extensions import db
     from vaikuttavuus.models import User
 
@@ -394,6 +399,8 @@ def users_list() -> None:
 @with_appcontext
 def users_set_password(username: str, password: str) -> None:
     """Set a user's password (logs the user out everywhere)."""
+    from sqlalchemy import select
+
     from vaikuttavuus.extensions import db
     from vaikuttavuus.models import User
     from vaikuttavuus.services import audit
@@ -424,6 +431,8 @@ def invitations_group() -> None:
 @with_appcontext
 def invitations_link(pseudonym: str, time_point: str | None) -> None:
     """Issue a new personal link for a person's open invitation and print it."""
+    from sqlalchemy import select
+
     from vaikuttavuus.extensions import db
     from vaikuttavuus.models import Enrolment, Invitation, Person, TimePoint
     from vaikuttavuus.services import audit

@@ -15,21 +15,18 @@ import io
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 
-from vaikuttavuus.definitions import DefinitionError
-from vaikuttavuus.domain.catalogue import CostingCatalogue
-from vaikuttavuus.domain.specs import LANGUAGES
-from vaikuttavuus.domain.spreadsheet import spreadsheet_safe
-from vaikuttavuus.services.costing_overview import (
-    CatalogueOverview,
-    TdabcOverview,
-    catalogue_overview,
-    load_catalogue,
-)
+from vaikuttavuus.domain.defaults import LANGUAGES
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from vaikuttavuus.domain.catalogue import CostingCatalogue
+    from vaikuttavuus.services.costing_overview import CatalogueOverview, TdabcOverview
+
 
 __all__ = ["COMMANDS", "costing"]
 
@@ -103,6 +100,8 @@ def frame_table(frame: pd.DataFrame, columns: Sequence[tuple[Any, str, Formatter
 def frame_csv(frame: pd.DataFrame, columns: Sequence[tuple[Any, str]]) -> str:
     """``frame`` as CSV with the given ``(column, header)`` pairs; numbers rounded to
     :data:`CSV_DECIMALS` places, missing values empty."""
+    from vaikuttavuus.domain.spreadsheet import spreadsheet_safe
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([spreadsheet_safe(header) for _column, header in columns])
@@ -112,6 +111,8 @@ def frame_csv(frame: pd.DataFrame, columns: Sequence[tuple[Any, str]]) -> str:
 
 
 def _csv_cell(value: Any) -> str:
+    from vaikuttavuus.domain.spreadsheet import spreadsheet_safe
+
     if _missing(value):
         return ""
     if isinstance(value, float):
@@ -241,6 +242,9 @@ def tdabc_csv(tdabc: TdabcOverview, part: str) -> str:
 
 
 def _load(folder: Path | None) -> CostingCatalogue:
+    from vaikuttavuus.definitions import DefinitionError
+    from vaikuttavuus.services.costing_overview import load_catalogue
+
     try:
         return load_catalogue(folder)
     except DefinitionError as error:
@@ -280,6 +284,8 @@ def costing() -> None:
 @_folder_option
 def show(output_format: str, lang: str, folder: Path | None) -> None:
     """Print the products with their unit costs per price year, and the price index."""
+    from vaikuttavuus.services.costing_overview import catalogue_overview
+
     overview = catalogue_overview(_load(folder), lang)
     click.echo(show_csv(overview) if output_format == "csv" else show_text(overview), nl=False)
 
@@ -300,6 +306,8 @@ def tdabc(output_format: str, part: str, lang: str, folder: Path | None) -> None
     """Print the TDABC derivation: € per minute of each resource (cost per year / practical
     minutes), each activity's minutes × rate, and the cost per product unit beside the
     catalogue's unit cost."""
+    from vaikuttavuus.services.costing_overview import catalogue_overview
+
     overview = catalogue_overview(_load(folder), lang)
     if overview.tdabc is None:
         raise click.ClickException("the costing folder has no TDABC inputs (tdabc.yaml)")

@@ -17,7 +17,7 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
-from vaikuttavuus.domain.imports import KINDS
+from vaikuttavuus.domain.defaults import IMPORT_KINDS as KINDS
 
 PROGRESS_MIN_ROWS = 10_000
 """Show progress bars (checking, then storing) for files of at least this many rows."""

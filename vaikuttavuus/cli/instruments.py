@@ -13,14 +13,17 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from vaikuttavuus.definitions import DefinitionError, Problem, load_instrument, load_instruments
-from vaikuttavuus.domain.specs import LANGUAGES, InstrumentSpec, ValueSetScore
-from vaikuttavuus.domain.spreadsheet import spreadsheet_safe
+from vaikuttavuus.domain.defaults import LANGUAGES
 from vaikuttavuus.paths import questionnaires_dir
+
+if TYPE_CHECKING:
+    from vaikuttavuus.definitions import Problem
+    from vaikuttavuus.domain.specs import InstrumentSpec
+
 
 OUTPUT_DECIMALS = 10
 """Scores are printed with up to this many significant digits (drops float noise)."""
@@ -38,6 +41,8 @@ class UsageProblem(click.ClickException):
 
 
 def _catalogue() -> list[InstrumentSpec]:
+    from vaikuttavuus.definitions import DefinitionError, load_instruments
+
     folder = questionnaires_dir()
     if not folder.is_dir():
         raise click.ClickException(f"the questionnaire folder {folder} does not exist")
@@ -220,6 +225,8 @@ def _describe(spec: InstrumentSpec, language: str) -> str:
 @click.argument("path", type=click.Path(path_type=Path))
 def validate_definitions(path: Path) -> None:
     """Validate one definition file or every *.yaml file in a folder."""
+    from vaikuttavuus.definitions import DefinitionError, Problem, load_instrument
+
     if path.is_dir():
         files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
         if not files:
@@ -286,6 +293,7 @@ def import_fhir(file: Path, out: Path | None, force: bool) -> None:
     """Turn a FHIR Questionnaire (JSON) into a YAML definition in our format."""
     import yaml
 
+    from vaikuttavuus.definitions import DefinitionError
     from vaikuttavuus.fhir import FhirError, questionnaire_from_fhir
 
     if out is not None and out.exists() and not force:
@@ -347,6 +355,8 @@ def score(
     import pandas as pd
 
     from vaikuttavuus.domain.scoring import ScoringError, score_frame
+    from vaikuttavuus.domain.specs import ValueSetScore
+    from vaikuttavuus.domain.spreadsheet import spreadsheet_safe
 
     spec = _load(instrument_id, version)
     value_set_scores = [s for s in spec.scores if isinstance(s, ValueSetScore)]

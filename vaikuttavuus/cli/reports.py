@@ -37,9 +37,7 @@ import click
 from flask.cli import with_appcontext
 
 from vaikuttavuus.cli.patient_report import patient_command
-from vaikuttavuus.database import read_snapshot
-from vaikuttavuus.domain.cea import DEFAULT_BOOTSTRAP
-from vaikuttavuus.services.analytics import DEFAULT_SEED
+from vaikuttavuus.domain.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 
 __all__ = ["COMMANDS", "parse_period", "report"]
 
@@ -314,6 +312,7 @@ def table_command(
     out: Path | None,
 ) -> None:
     """Print the numbers of one cohort table or figure as CSV (the page's download)."""
+    from vaikuttavuus.database import read_snapshot
     from vaikuttavuus.extensions import db
     from vaikuttavuus.queries import cohort_units
     from vaikuttavuus.services import audit
@@ -380,6 +379,7 @@ def mixed_model_command(
     """Fit the exploratory mixed model over all time points (slow on a large cohort) and
     print the difference in yearly change associated with each service as CSV (small cells
     hidden)."""
+    from vaikuttavuus.database import read_snapshot
     from vaikuttavuus.extensions import db
     from vaikuttavuus.services.analytics import (
         CohortAnalysis,
@@ -452,6 +452,7 @@ def estimates_command(
 
     from flask_babel import force_locale
 
+    from vaikuttavuus.database import read_snapshot
     from vaikuttavuus.extensions import db
     from vaikuttavuus.services import audit
     from vaikuttavuus.services.analytics import CohortAnalysis, Filters

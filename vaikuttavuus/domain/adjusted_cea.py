@@ -58,7 +58,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats as sps
 
 from vaikuttavuus.domain.imputation import pool, pool_columns
 from vaikuttavuus.domain.stats import plain
@@ -619,6 +618,8 @@ def unadjusted_difference(
 ) -> AdjustedEstimate:
     """The plain difference of means (other − reference) of the observed values, with a Welch
     t interval: the unadjusted comparison shown beside the adjusted one."""
+    from scipy import stats as sps
+
     a = np.asarray(other, dtype=float)
     b = np.asarray(reference, dtype=float)
     a, b = a[~np.isnan(a)], b[~np.isnan(b)]

@@ -53,7 +53,6 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import expit, ndtr
 
 from vaikuttavuus.domain.stats import normal_quantile
 
@@ -130,6 +129,8 @@ class Estimate:
 
 def normal_estimate(estimate: float, se: float, level: float = 0.95) -> Estimate:
     """Wald interval and p-value 2·Φ(−|estimate|/se) (NaN when the SE is not positive)."""
+    from scipy.special import ndtr
+
     z = normal_quantile(level)
     if not (se > 0 and math.isfinite(se) and math.isfinite(estimate)):
         return Estimate(estimate, se, math.nan, math.nan, math.nan)
@@ -257,6 +258,8 @@ def fit_logistic(
     which keeps the estimates finite when a covariate separates the groups in a small cohort.
     Not converging within ``max_iter`` steps, or coefficients running off to infinity, is
     reported as ``converged=False`` (separation: no overlap)."""
+    from scipy.special import expit
+
     x = np.asarray(exog, dtype=np.float64)
     y = np.asarray(treated, dtype=np.float64)
     if x.ndim != 2 or len(x) != len(y):

@@ -63,9 +63,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import statsmodels.api as sm
-from scipy import stats as sps
 
+from vaikuttavuus.domain.defaults import DEFAULT_BOOTSTRAP
 from vaikuttavuus.domain.stats import covariate_design, normal_quantile, plain, plain_float
 
 __all__ = [
@@ -99,7 +98,6 @@ CovType = Literal["HC0", "HC1", "HC2", "HC3"]
 DEFAULT_WTP: FloatArray = np.linspace(0.0, 50_000.0, 501)
 """The default willingness-to-pay grid: 0 … 50 000 €/unit of effect in 501 points (BCEA)."""
 
-DEFAULT_BOOTSTRAP = 5_000
 _BLOCK_INDICES = 1_000_000
 """Indices drawn per arm and block from one child generator (≈ 4 MB of int32)."""
 _TAKE_INDICES = 100_000
@@ -183,6 +181,8 @@ def fieller_interval(
 
 def _parametric_ceac(inmb: FloatArray, variance: FloatArray) -> FloatArray:
     """Φ(INMB/√Var); a zero variance gives 1, ½ or 0 by the sign of INMB."""
+    from scipy import stats as sps
+
     variance = np.clip(variance, 0.0, None)
     positive = variance > 0
     ceac = np.where(inmb > 0, 1.0, np.where(inmb < 0, 0.0, 0.5))
@@ -789,6 +789,9 @@ def net_benefit_regression(
     first level dropped). Fitted with statsmodels OLS and the ``cov_type`` robust covariance
     (Hoch, Briggs & Willan 2002; MacKinnon & White 1985 for HC0–HC3).
     """
+    import statsmodels.api as sm
+    from scipy import stats as sps
+
     if cov_type not in ("HC0", "HC1", "HC2", "HC3"):
         raise CEAError(f"unsupported covariance type '{cov_type}'")
     grid = _wtp_array(wtp)

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from vaikuttavuus.domain import identity
+from vaikuttavuus.domain.defaults import IMPORT_KINDS
 from vaikuttavuus.domain.specs import (
     LANGUAGES,
     InstrumentSpec,
@@ -96,15 +97,7 @@ def N_(text: str) -> str:  # noqa: N802 - Babel's marker for texts translated wh
 Kind = Literal[
     "people", "procedures", "measurements", "resource_use", "direct_costs", "exposures", "responses"
 ]
-KINDS: tuple[Kind, ...] = (
-    "people",
-    "procedures",
-    "measurements",
-    "resource_use",
-    "direct_costs",
-    "exposures",
-    "responses",
-)
+KINDS: tuple[Kind, ...] = IMPORT_KINDS  # type: ignore[assignment]
 
 SETTINGS: tuple[str, ...] = ("operating_room", "outpatient_clinic")
 """Where a procedure was done (the ``procedures.setting`` check constraint)."""

@@ -21,6 +21,7 @@ it is. Use :func:`pool` (Rubin's rules) to combine the estimates from the impute
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -30,8 +31,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats as sps
-from statsmodels.imputation.mice import MICEData
 
 __all__ = [
     "ImputationError",
@@ -57,69 +56,77 @@ class ImputationError(ValueError):
     """The data cannot be imputed as asked; the message names the problem."""
 
 
-class _NumpyMICEData(MICEData):  # type: ignore[misc]
-    """:class:`MICEData` whose conditional models are main-effects linear models of every other
-    column, with the design built by numpy (statsmodels' default formula for each variable is
-    the same model written with patsy, which dominates the run time on small data).
+@functools.cache
+def _numpy_mice_data() -> type[Any]:
+    """:class:`_NumpyMICEData`, defined on first use (statsmodels loads only when a
+    primary analysis imputes)."""
+    from statsmodels.imputation.mice import MICEData
 
-    The data are kept as one float matrix (a constant column first), so each variable's design
-    is one column selection of it, built once per update (fitting and predictive mean matching
-    share it); statsmodels' frame ``data`` is refreshed from it after each ``update_all``, and
-    the Gaussian parameter draw comes from the normal equations."""
+    class _NumpyMICEData(MICEData):  # type: ignore[misc]
+        """:class:`MICEData` whose conditional models are main-effects linear models of every other
+        column, with the design built by numpy (statsmodels' default formula for each variable is
+        the same model written with patsy, which dominates the run time on small data).
 
-    def __init__(self, data: pd.DataFrame, **kwargs: Any) -> None:
-        super().__init__(data, **kwargs)
-        values = self.data.to_numpy(dtype=float)
-        self._matrix = np.column_stack([np.ones(len(values)), values])
-        self._position = {name: i + 1 for i, name in enumerate(self.data.columns)}
-        self._current: tuple[str, FloatArray, FloatArray] | None = None
+        The data are kept as one float matrix (a constant column first), so each variable's design
+        is one column selection of it, built once per update (fitting and predictive mean matching
+        share it); statsmodels' frame ``data`` is refreshed from it after each ``update_all``, and
+        the Gaussian parameter draw comes from the normal equations."""
 
-    def _design(self, vname: str) -> tuple[FloatArray, FloatArray]:
-        if self._current is not None and self._current[0] == vname:
-            return self._current[1], self._current[2]
-        column = self._position[vname]
-        others = [i for i in range(self._matrix.shape[1]) if i != column]
-        endog, exog = self._matrix[:, column].copy(), self._matrix[:, others]
-        self._current = (vname, endog, exog)
-        return endog, exog
+        def __init__(self, data: pd.DataFrame, **kwargs: Any) -> None:
+            super().__init__(data, **kwargs)
+            values = self.data.to_numpy(dtype=float)
+            self._matrix = np.column_stack([np.ones(len(values)), values])
+            self._position = {name: i + 1 for i, name in enumerate(self.data.columns)}
+            self._current: tuple[str, FloatArray, FloatArray] | None = None
 
-    def _store_changes(self, col: str, vals: Any) -> None:
-        # the matrix is the chain's state; statsmodels' frame is brought up to date once per
-        # update_all (writing into a DataFrame cell by cell costs more than the models)
-        missing = self.ix_miss[col]
-        if len(missing) > 0:
-            self._matrix[missing, self._position[col]] = np.atleast_1d(vals)
-        self._current = None
+        def _design(self, vname: str) -> tuple[FloatArray, FloatArray]:
+            if self._current is not None and self._current[0] == vname:
+                return self._current[1], self._current[2]
+            column = self._position[vname]
+            others = [i for i in range(self._matrix.shape[1]) if i != column]
+            endog, exog = self._matrix[:, column].copy(), self._matrix[:, others]
+            self._current = (vname, endog, exog)
+            return endog, exog
 
-    def update_all(self, n_iter: int = 1) -> None:
-        super().update_all(n_iter)
-        self.data = pd.DataFrame(self._matrix[:, 1:], columns=self.data.columns)
+        def _store_changes(self, col: str, vals: Any) -> None:
+            # the matrix is the chain's state; statsmodels' frame is brought up to date once per
+            # update_all (writing into a DataFrame cell by cell costs more than the models)
+            missing = self.ix_miss[col]
+            if len(missing) > 0:
+                self._matrix[missing, self._position[col]] = np.atleast_1d(vals)
+            self._current = None
 
-    def get_split_data(self, vname: str) -> tuple[Any, ...]:
-        endog, exog = self._design(vname)
-        observed, missing = self.ix_obs[vname], self.ix_miss[vname]
-        return endog[observed], exog[observed], exog[missing], {}, {}
+        def update_all(self, n_iter: int = 1) -> None:
+            super().update_all(n_iter)
+            self.data = pd.DataFrame(self._matrix[:, 1:], columns=self.data.columns)
 
-    def get_fitting_data(self, vname: str) -> tuple[Any, ...]:
-        endog, exog = self._design(vname)
-        observed = self.ix_obs[vname]
-        return endog[observed], exog[observed], {}, {}
+        def get_split_data(self, vname: str) -> tuple[Any, ...]:
+            endog, exog = self._design(vname)
+            observed, missing = self.ix_obs[vname], self.ix_miss[vname]
+            return endog[observed], exog[observed], exog[missing], {}, {}
 
-    def _perturb_gaussian(self, vname: str) -> None:
-        """statsmodels' Gaussian draw of the OLS parameters, N(β̂, σ̂²(X'X)⁻¹), from the normal
-        equations instead of an OLS fit (whose pseudo-inverse is an SVD of the whole design:
-        slow, and much slower still when OpenBLAS threads compete on a busy machine)."""
-        endog, exog, _init, _fit = self.get_fitting_data(vname)
-        cross = exog.T @ exog
-        try:
-            inverse = np.linalg.inv(cross)
-        except np.linalg.LinAlgError:
-            inverse = np.linalg.pinv(cross)
-        params = inverse @ (exog.T @ endog)
-        residual = endog - exog @ params
-        scale = float(residual @ residual) / max(len(endog) - exog.shape[1], 1)
-        self.models[vname] = _LinearPredictor()
-        self.params[vname] = self.rng.multivariate_normal(mean=params, cov=scale * inverse)
+        def get_fitting_data(self, vname: str) -> tuple[Any, ...]:
+            endog, exog = self._design(vname)
+            observed = self.ix_obs[vname]
+            return endog[observed], exog[observed], {}, {}
+
+        def _perturb_gaussian(self, vname: str) -> None:
+            """statsmodels' Gaussian draw of the OLS parameters, N(β̂, σ̂²(X'X)⁻¹), from the normal
+            equations instead of an OLS fit (whose pseudo-inverse is an SVD of the whole design:
+            slow, and much slower still when OpenBLAS threads compete on a busy machine)."""
+            endog, exog, _init, _fit = self.get_fitting_data(vname)
+            cross = exog.T @ exog
+            try:
+                inverse = np.linalg.inv(cross)
+            except np.linalg.LinAlgError:
+                inverse = np.linalg.pinv(cross)
+            params = inverse @ (exog.T @ endog)
+            residual = endog - exog @ params
+            scale = float(residual @ residual) / max(len(endog) - exog.shape[1], 1)
+            self.models[vname] = _LinearPredictor()
+            self.params[vname] = self.rng.multivariate_normal(mean=params, cov=scale * inverse)
+
+    return _NumpyMICEData
 
 
 class _LinearPredictor:
@@ -219,7 +226,7 @@ def multiple_imputation(
         data.columns = [f"v{i}" for i in range(len(predictors))]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            chain = _NumpyMICEData(
+            chain = _numpy_mice_data()(
                 data, k_pmm=DONORS, rng=np.random.default_rng(rng.integers(2**63))
             )
             chain.update_all(burn_in)
@@ -300,6 +307,8 @@ def pool(
     each imputed data set, and the degrees of freedom the analysis would have without missing
     data (``inf`` for a normal reference, n − p for a regression, G − 1 with G clusters). With
     one data set this is the complete-data interval."""
+    from scipy import stats as sps
+
     q = np.asarray(estimates, dtype=float)
     u = np.asarray(variances, dtype=float)
     if len(q) == 0 or len(q) != len(u):
@@ -371,6 +380,8 @@ def pool_columns(
 ) -> list[Pooled]:
     """:func:`pool` for many quantities at once: ``estimates`` and ``variances`` are m × k
     (imputed data sets × quantities, e.g. the INMB at each λ of a grid); vectorised."""
+    from scipy import stats as sps
+
     q = np.atleast_2d(np.asarray(estimates, dtype=float))
     u = np.atleast_2d(np.asarray(variances, dtype=float))
     m = q.shape[0]

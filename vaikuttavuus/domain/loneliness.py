@@ -45,8 +45,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-from scipy import stats as sps
 
 from vaikuttavuus.domain.notes import Note, warning_notes
 from vaikuttavuus.domain.stats import (
@@ -291,6 +289,9 @@ def mixed_model_effects(
     """Fit ``value ~ years + Σ(exposed_c + exposed_c:years) + covariates`` with a random
     intercept and slope per person (MixedLM, REML) over every time point in ``time_months``
     (the first is the baseline, e.g. ``{"baseline": 0, "m6": 6, "m12": 12}``)."""
+    import statsmodels.api as sm
+    from scipy import stats as sps
+
     order = list(time_months)
     if len(order) < 2:
         raise LonelinessError("the mixed model needs at least two time points")

@@ -43,7 +43,6 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import statsmodels.api as sm
 
 from vaikuttavuus.domain.specs import BandScore, ResponderRule
 from vaikuttavuus.domain.stats import (
@@ -503,6 +502,8 @@ def adjusted_qaly_difference(
 ) -> QalyDifference:
     """OLS ``qaly ~ 1 + arm + baseline_utility`` on complete cases; the arm coefficient is the
     baseline-adjusted QALY difference (Manca, Hawkins & Sculpher 2005). Two arms required."""
+    import statsmodels.api as sm
+
     table = qalys.table if isinstance(qalys, QalyTable) else qalys
     _require(table, ["arm", "qaly", "baseline_utility"], "the QALY table")
     data = table.dropna(subset=["qaly", "baseline_utility"])

@@ -32,7 +32,6 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from vaikuttavuus.domain import adjusted_cea, cea, outcomes
 from vaikuttavuus.domain.adjusted_cea import AdjustedCEA, AdjustedEstimate, bounded_probability
@@ -663,6 +662,8 @@ def _subgroups(
 
 def _normal_probability(estimate: AdjustedEstimate) -> float | None:
     """P(INMB > 0) from the pooled estimate and its t reference distribution."""
+    from scipy import stats as sps
+
     if estimate.estimate is None or not estimate.se:
         return None
     df = estimate.df if estimate.df and math.isfinite(estimate.df) else None
@@ -673,6 +674,8 @@ def _normal_probability(estimate: AdjustedEstimate) -> float | None:
 def _heterogeneity_p(subgroups: list[Subgroup]) -> float | None:
     """Cochran's Q test that the bands' INMB at the reference λ are equal (the bands are
     disjoint, so their pooled estimates are independent): Q = Σ w(θ − θ̄)², χ² with k − 1 df."""
+    from scipy import stats as sps
+
     shown = [
         s.inmb for s in subgroups if not s.hidden and s.inmb.estimate is not None and s.inmb.se
     ]

@@ -17,7 +17,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-LANGUAGES: tuple[str, ...] = ("fi", "sv", "en")
+from vaikuttavuus.domain.defaults import LANGUAGES
+
 DEFAULT_LANGUAGE = "fi"
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
 SLUG = r"^[a-z][a-z0-9_-]*$"
@@ -831,8 +832,7 @@ class PilotSpec(Spec):
             raise ValueError("analysis → primary → by: the pilot has no service_types")
         if self.analysis.missing_data.method == "aipw_response" and not self.service_types:
             raise ValueError(
-                "analysis → missing_data → method: 'aipw_response' is for pilots with "
-                "service_types"
+                "analysis → missing_data → method: 'aipw_response' is for pilots with service_types"
             )
         if self.analysis.cluster == "surgeon" and self.index_event != "procedure":
             raise ValueError("analysis → cluster: 'surgeon' needs index_event 'procedure'")

@@ -33,7 +33,6 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats as sps
 
 __all__ = [
     "Z_95",
@@ -125,6 +124,8 @@ def as_float_array(values: npt.ArrayLike | pd.Series, name: str = "values") -> F
 
 def normal_quantile(level: float) -> float:
     """The two-sided critical value z_{1−α/2} for a confidence ``level`` (0.95 → 1.959964)."""
+    from scipy import stats as sps
+
     if not 0 < level < 1:
         raise ValueError("the confidence level must be between 0 and 1")
     if math.isclose(level, 0.95):
@@ -171,6 +172,8 @@ def mean_ci(values: npt.ArrayLike | pd.Series, level: float = 0.95) -> MeanCI:
 
     Missing values are dropped. n = 0 gives ``NaN`` everywhere; n = 1 gives the mean only.
     """
+    from scipy import stats as sps
+
     _check_level(level)
     array = as_float_array(values)
     array = array[~np.isnan(array)]
@@ -216,6 +219,8 @@ class MedianCI:
 
 def median_order_statistic(n: int, level: float = 0.95) -> int | None:
     """The largest k (1-based) with 1 − 2·P(Bin(n, ½) ≤ k − 1) ≥ ``level``, or ``None``."""
+    from scipy import stats as sps
+
     _check_level(level)
     if n < 1:
         return None
@@ -227,6 +232,8 @@ def median_order_statistic(n: int, level: float = 0.95) -> int | None:
 
 def median_ci(values: npt.ArrayLike | pd.Series, level: float = 0.95) -> MedianCI:
     """Sample median with the binomial order-statistic interval (see the module docstring)."""
+    from scipy import stats as sps
+
     array = as_float_array(values)
     array = np.sort(array[~np.isnan(array)])
     n = int(array.size)

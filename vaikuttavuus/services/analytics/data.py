@@ -25,6 +25,7 @@ from vaikuttavuus.domain.costing import (
     costs_complete,
     episode_costs,
 )
+from vaikuttavuus.domain.defaults import DEFAULT_SEED
 from vaikuttavuus.domain.periods import block_release_dates
 from vaikuttavuus.domain.specs import BandScore, InstrumentSpec, PilotSpec, ResponderRule
 from vaikuttavuus.models import Pilot
@@ -39,8 +40,6 @@ from vaikuttavuus.services.definitions import (
 
 UTILITY = ("eq5d5l", "index")
 """The utility score used for QALYs, when the pilot schedules it."""
-DEFAULT_SEED = 20_260_101
-"""Bootstrap seed of the reports: the same data give the same figures."""
 
 # --------------------------------------------------------------------------------------------
 # Filters
