@@ -16,12 +16,14 @@ from vaikuttavuus.models.people import Enrolment, Person
 from vaikuttavuus.models.pilots import Arm, Pilot, TimePoint, TimePointInstrument
 from vaikuttavuus.models.responses import RESPONSE_MODES, Answer, Response
 from vaikuttavuus.models.schedule import AccessToken, Invitation, OutboxMessage
+from vaikuttavuus.models.snapshots import AnalysisSnapshot
 from vaikuttavuus.models.throttle import ThrottleCounter
 from vaikuttavuus.models.users import Role, User, new_session_nonce, user_pilots
 
 __all__ = [
     "RESPONSE_MODES",
     "AccessToken",
+    "AnalysisSnapshot",
     "Answer",
     "Arm",
     "AuditEvent",

@@ -1,0 +1,660 @@
+"""Analysis snapshots: the result of an analysis stored per data version, so that pages, CSVs
+and PDFs read it instead of computing it in the request.
+
+A snapshot is keyed by
+
+* the analysis: pilot, kind (``cohort``), parameters (filters, period, as-of date, bootstrap
+  replicates, seed, imputed data sets) — :class:`SnapshotKey`;
+* the **code version** (:func:`code_version`: the analysis code and the snapshot format) and the
+  **definition version** of the pilot (its definition, its instruments' current versions and
+  the costing catalogue): a new release or a changed definition never reads an old result;
+* the **data version** (:func:`vaikuttavuus.queries.pilot_data_version`): every import,
+  answer, correction, withdrawal or erasure gives a new one.
+
+What is stored is language-independent: the computed sections of
+:class:`~vaikuttavuus.services.analytics.CohortAnalysis` (tables, estimates, intervals, the
+definitions they were computed with), without the raw rows read from the database. A page
+restores an analysis from it (:func:`restore`) whose database access is cut off
+(:class:`DetachedSession`): labels, charts and the page's language are applied at request
+time, and anything the snapshot lacks raises :class:`SnapshotMissError` instead of quietly reading
+newer data into an older result.
+
+**Serialisation.** The sections are frozen dataclasses holding pandas frames and numpy arrays;
+they are stored as a zlib-compressed pickle **signed** with HMAC-SHA-256 under a key derived
+from ``SECRET_KEY`` (:func:`sign`). Only the app writes snapshots, and a payload is unpickled
+only after its signature checks (:func:`hmac.compare_digest`): someone who can write to the
+database but does not hold ``SECRET_KEY`` cannot make the app unpickle anything (a tampered or
+foreign row is treated as missing and rebuilt). Changing ``SECRET_KEY`` makes every snapshot
+unreadable, so they are rebuilt. The code version in the key means a payload is only ever read
+by the code that wrote it (no class-layout drift). JSON would need a hand-written schema for
+every result type of the analyses; the signed pickle keeps exactly what was computed.
+
+**Building** (:func:`build`) reads in its own read snapshot and session, claims the key
+(a ``building`` row with a lease, renewed as the work progresses), computes every section the
+pages show, and stores payload and ``ready`` in one transaction: there is never a half
+snapshot, two builders never compute the same key at once (the unique key and the lease), and
+a builder that dies (killed worker) leaves a row whose lease runs out and is taken over by
+the next build of that key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import hmac
+import json
+import logging
+import os
+import pickle
+import secrets
+import socket
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from vaikuttavuus.database import DataVersion, read_snapshot
+from vaikuttavuus.extensions import db
+from vaikuttavuus.models import AnalysisSnapshot, InstrumentVersion, Pilot
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+"""Raised when what a payload holds changes in a way the code version would not show."""
+KIND_COHORT = "cohort"
+LEASE = timedelta(minutes=3)
+"""A ``building`` row whose lease ran out belongs to a builder that died: it is taken over."""
+
+NOT_STORED = frozenset(
+    {
+        # the request's objects, re-attached on restore
+        "session",
+        "pilot",
+        "spec",
+        "filters",
+        "_lock",
+        # raw rows read from the database: large, and no page shows them
+        "scores",
+        "score_frames",
+        "cost_items",
+        "exposures",
+        "measurements",
+        "invitations",
+        "answer_rows",
+        "_answered",
+        "_changes_cache",
+        "_due_cache",
+    }
+)
+"""Attributes of a computed :class:`CohortAnalysis` that a snapshot leaves out."""
+
+
+class SnapshotMissError(LookupError):
+    """A restored analysis was asked for something its snapshot does not hold."""
+
+
+class DetachedSession:
+    """The session of a restored analysis: any database access raises :class:`SnapshotMissError`."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise SnapshotMissError(f"a restored analysis tried to use the database ({name})")
+
+
+# -- keys and versions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SnapshotKey:
+    """What an analysis was asked for (everything that changes its result except the code,
+    definitions and data versions)."""
+
+    pilot_id: int
+    kind: str
+    params: tuple[tuple[str, Any], ...]
+
+    @property
+    def params_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    @property
+    def digest(self) -> str:
+        canonical = json.dumps(self.params_dict, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(f"{self.kind}:{canonical}".encode()).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON form for the job queue."""
+        return {"pilot_id": self.pilot_id, "kind": self.kind, "params": self.params_dict}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SnapshotKey:
+        return cls(int(data["pilot_id"]), str(data["kind"]), tuple(sorted(data["params"].items())))
+
+
+def cohort_key(
+    pilot: Pilot,
+    filters: Any,
+    *,
+    as_of: date | None = None,
+    n_boot: int | None = None,
+    seed: int | None = None,
+    imputations: int | None = None,
+    view: dict[str, Any] | None = None,
+) -> SnapshotKey:
+    """The key of a cohort analysis with the reports' settings (as the pages run it), for
+    one view of the cohort page (:func:`cohort_view_of`): a snapshot holds what that view,
+    its CSVs and the views before it needed, so a filter click computes one section."""
+    from vaikuttavuus import report_settings
+    from vaikuttavuus.domain.defaults import DEFAULT_SEED
+
+    settings = report_settings.current()
+    params = {
+        "filters": filters.to_dict(),
+        "as_of": (filters.release or as_of or date.today()).isoformat(),
+        "n_boot": int(n_boot if n_boot is not None else settings.n_boot),
+        "seed": int(seed if seed is not None else DEFAULT_SEED),
+        "imputations": imputations if imputations is not None else settings.imputations,
+        "view": cohort_view_of(view or {}),
+    }
+    return SnapshotKey(pilot.id, KIND_COHORT, tuple(sorted(params.items())))
+
+
+def cohort_view_of(asked: dict[str, Any]) -> dict[str, Any]:
+    """The cohort page's view in a canonical form: the section (unknown: the first) and the
+    options that section has (the CEA effect; the service score and both groupings)."""
+    from vaikuttavuus.services.cohort_page import SECTIONS
+
+    section = asked.get("section")
+    section = section if section in SECTIONS else SECTIONS[0]
+    view: dict[str, Any] = {"section": section}
+    if section == "cea" and asked.get("effect"):
+        view["effect"] = str(asked["effect"])
+    if section == "services":
+        if asked.get("score"):
+            view["score"] = str(asked["score"])
+        view["sectors"] = bool(asked.get("sectors"))
+    return view
+
+
+def filters_of(key: SnapshotKey) -> Any:
+    from vaikuttavuus.services.analytics import Filters
+
+    raw = key.params_dict["filters"]
+
+    def day(value: str | None) -> date | None:
+        return date.fromisoformat(value) if value else None
+
+    return Filters(
+        period=(day(raw["from"]), day(raw["to"])),
+        arm=raw["arm"],
+        unit=raw["unit"],
+        time_point=raw["time_point"],
+        release=day(raw["release"]),
+    )
+
+
+@functools.cache
+def code_version() -> str:
+    """A fingerprint of the package's Python code and the snapshot format: a new release (or
+    any change of the code) never reads a result computed by another."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(f"format {FORMAT}".encode())
+    for path in sorted(package.rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def definition_version(session: Session, pilot: Pilot) -> str:
+    """A fingerprint of the pilot's definition, its instruments' current versions and the
+    costing catalogue (read in the caller's snapshot)."""
+    from vaikuttavuus import queries
+
+    digest = hashlib.sha256(pilot.definition_hash.encode())
+    instruments = session.execute(
+        select(InstrumentVersion.code, InstrumentVersion.version, InstrumentVersion.definition_hash)
+        .where(InstrumentVersion.is_current.is_(True))
+        .order_by(InstrumentVersion.code)
+    ).all()
+    digest.update(repr([tuple(row) for row in instruments]).encode())
+    for name, frame in sorted(queries.costing_tables(session).items()):
+        digest.update(name.encode())
+        digest.update(frame.to_csv(index=False).encode())
+    return digest.hexdigest()
+
+
+def version_of(session: Session, pilot: Pilot) -> str:
+    """Code and definition version together (the ``code_version`` column)."""
+    combined = f"{code_version()}:{definition_version(session, pilot)}"
+    return hashlib.sha256(combined.encode()).hexdigest()
+
+
+def data_version_digest(version: DataVersion) -> str:
+    return hashlib.sha256(repr(version.fingerprint).encode()).hexdigest()
+
+
+# -- signing ------------------------------------------------------------------------------------
+
+
+def _signing_key() -> bytes:
+    secret = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(secret, b"vaikuttavuus.analysis-snapshot.v1", hashlib.sha256).digest()
+
+
+def sign(payload: bytes) -> str:
+    return hmac.new(_signing_key(), payload, hashlib.sha256).hexdigest()
+
+
+def dump(state: dict[str, Any]) -> tuple[bytes, str]:
+    payload = zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 3)
+    return payload, sign(payload)
+
+
+def load(payload: bytes, signature: str | None) -> dict[str, Any] | None:
+    """The stored state, or ``None`` when the signature does not check (never unpickled)."""
+    if not signature or not hmac.compare_digest(sign(payload), signature):
+        logger.warning("an analysis snapshot with a bad signature was ignored")
+        return None
+    state = pickle.loads(zlib.decompress(payload))  # signed by this app: see the module docstring
+    return state if isinstance(state, dict) else None
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    """A ready snapshot as a page uses it."""
+
+    id: int
+    data_version: str
+    data_taken_at: datetime
+    finished_at: datetime | None
+    current: bool
+    """Whether it was computed from the data the request sees (else newer data exist)."""
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Building:
+    """A build of the key in progress (for the page's "refresh running, n %")."""
+
+    progress: int
+    started_at: datetime
+
+
+def find(
+    session: Session, key: SnapshotKey, version: str, data_version: str
+) -> StoredSnapshot | None:
+    """The newest ready snapshot of ``key`` for this code and definition version (the one of
+    ``data_version`` when there is one), with its state checked and loaded."""
+    rows = session.scalars(
+        select(AnalysisSnapshot)
+        .where(
+            AnalysisSnapshot.pilot_id == key.pilot_id,
+            AnalysisSnapshot.kind == key.kind,
+            AnalysisSnapshot.params_key == key.digest,
+            AnalysisSnapshot.code_version == version,
+            AnalysisSnapshot.status == "ready",
+        )
+        .order_by(AnalysisSnapshot.data_taken_at.desc(), AnalysisSnapshot.id.desc())
+        .limit(5)
+    ).all()
+    rows = sorted(rows, key=lambda row: row.data_version != data_version)
+    for row in rows:
+        if row.payload is None or row.data_taken_at is None:
+            continue
+        state = load(row.payload, row.signature)
+        if state is None:
+            continue
+        return StoredSnapshot(
+            id=row.id,
+            data_version=row.data_version,
+            data_taken_at=row.data_taken_at,
+            finished_at=row.finished_at,
+            current=row.data_version == data_version,
+            state=state,
+        )
+    return None
+
+
+def building(session: Session, key: SnapshotKey, version: str) -> Building | None:
+    """A live build of ``key`` (lease not run out), if any."""
+    now = datetime.now(UTC)
+    row = session.scalars(
+        select(AnalysisSnapshot)
+        .where(
+            AnalysisSnapshot.pilot_id == key.pilot_id,
+            AnalysisSnapshot.kind == key.kind,
+            AnalysisSnapshot.params_key == key.digest,
+            AnalysisSnapshot.code_version == version,
+            AnalysisSnapshot.status == "building",
+        )
+        .order_by(AnalysisSnapshot.id.desc())
+        .limit(1)
+    ).first()
+    if row is None or row.lease_until is None or row.lease_until < now:
+        return None
+    return Building(progress=row.progress, started_at=row.created_at)
+
+
+def restore(session: Session, pilot: Pilot, key: SnapshotKey, state: dict[str, Any]) -> Any:
+    """A :class:`CohortAnalysis` holding the snapshot's sections, without database access."""
+    from vaikuttavuus.services.analytics import CohortAnalysis
+
+    params = key.params_dict
+    analysis = CohortAnalysis(
+        session,
+        pilot,
+        filters_of(key),
+        n_boot=params["n_boot"],
+        seed=params["seed"],
+        as_of=date.fromisoformat(params["as_of"]),
+        imputations=params["imputations"],
+    )
+    analysis.__dict__.update(state)
+    analysis.session = DetachedSession()  # type: ignore[assignment]
+    return analysis
+
+
+# -- building -----------------------------------------------------------------------------------
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:200]
+
+
+@dataclass
+class Claim:
+    id: int
+    token: str
+
+
+def _claim(
+    writer: Session, key: SnapshotKey, version: str, data_version: str
+) -> Claim | AnalysisSnapshot | None:
+    """Claim the build of ``key`` at ``data_version``: a :class:`Claim`, the ready row when it
+    is built already, or ``None`` when another builder holds a live lease."""
+    now = datetime.now(UTC)
+    token = secrets.token_hex(16)
+    where = (
+        AnalysisSnapshot.pilot_id == key.pilot_id,
+        AnalysisSnapshot.kind == key.kind,
+        AnalysisSnapshot.params_key == key.digest,
+        AnalysisSnapshot.code_version == version,
+        AnalysisSnapshot.data_version == data_version,
+    )
+    row = writer.scalars(select(AnalysisSnapshot).where(*where)).first()
+    if row is None:
+        row = AnalysisSnapshot(
+            pilot_id=key.pilot_id,
+            kind=key.kind,
+            params_key=key.digest,
+            params=key.params_dict,
+            code_version=version,
+            data_version=data_version,
+            status="building",
+            progress=0,
+            lease_token=token,
+            lease_until=now + LEASE,
+            worker=_worker_name(),
+            created_at=now,
+        )
+        writer.add(row)
+        try:
+            writer.commit()
+        except IntegrityError:  # another builder inserted it meanwhile
+            writer.rollback()
+            return None
+        return Claim(row.id, token)
+    if row.status == "ready":
+        return row
+    if row.status == "building" and row.lease_until is not None and row.lease_until > now:
+        return None
+    # failed, or a builder that died: take it over (compare-and-set on the old token)
+    taken = writer.execute(
+        update(AnalysisSnapshot)
+        .where(AnalysisSnapshot.id == row.id, AnalysisSnapshot.status == row.status)
+        .where(
+            AnalysisSnapshot.lease_token.is_(None)
+            if row.lease_token is None
+            else AnalysisSnapshot.lease_token == row.lease_token
+        )
+        .values(
+            status="building",
+            progress=0,
+            lease_token=token,
+            lease_until=now + LEASE,
+            worker=_worker_name(),
+            created_at=now,
+            error=None,
+        )
+    ).rowcount
+    writer.commit()
+    return Claim(row.id, token) if taken == 1 else None
+
+
+def _renew(writer: Session, claim: Claim, progress: int) -> None:
+    writer.execute(
+        update(AnalysisSnapshot)
+        .where(AnalysisSnapshot.id == claim.id, AnalysisSnapshot.lease_token == claim.token)
+        .values(progress=progress, lease_until=datetime.now(UTC) + LEASE)
+    )
+    writer.commit()
+
+
+def compute_cohort(analysis: Any, view: dict[str, Any], progress: Callable[[int], None]) -> None:
+    """Compute what the cohort page's ``view`` shows (as the page builds it, in Finnish: the
+    labels are thrown away, the computed sections stay in ``analysis``)."""
+    from flask_babel import force_locale
+
+    from vaikuttavuus.services.cohort_page import cohort_page
+
+    progress(10)
+    with current_app.test_request_context(), force_locale("fi"):
+        cohort_page(analysis, "fi", **view)
+    progress(90)
+
+
+def harvest(analysis: Any) -> dict[str, Any]:
+    """The computed, language-independent state of ``analysis`` (see :data:`NOT_STORED`)."""
+    return {name: value for name, value in vars(analysis).items() if name not in NOT_STORED}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    status: str
+    """``built``, ``ready`` (it was there already) or ``busy`` (another builder holds it)."""
+    snapshot_id: int | None
+
+
+def build(key: SnapshotKey) -> BuildResult:
+    """Build the snapshot of ``key`` (see :func:`build_views`)."""
+    return build_views([key])[0]
+
+
+def _same_analysis(keys: list[SnapshotKey]) -> bool:
+    def without_view(key: SnapshotKey) -> str:
+        params = {name: value for name, value in key.params if name != "view"}
+        return json.dumps([key.pilot_id, key.kind, params], sort_keys=True)
+
+    return len({without_view(key) for key in keys}) == 1
+
+
+def _store(writer: Session, claim: Claim, payload: bytes, signature: str, taken: datetime) -> bool:
+    """Payload and ``ready`` in one transaction (only while the claim is still ours)."""
+    stored = writer.execute(
+        update(AnalysisSnapshot)
+        .where(AnalysisSnapshot.id == claim.id, AnalysisSnapshot.lease_token == claim.token)
+        .values(
+            status="ready",
+            progress=100,
+            payload=payload,
+            signature=signature,
+            data_taken_at=taken,
+            finished_at=datetime.now(UTC),
+            lease_token=None,
+            lease_until=None,
+        )
+    ).rowcount
+    writer.commit()
+    return stored == 1
+
+
+def _fail(writer: Session, claims: list[Claim], error: BaseException) -> None:
+    with contextlib.suppress(Exception):
+        writer.rollback()
+        for claim in claims:
+            writer.execute(
+                update(AnalysisSnapshot)
+                .where(AnalysisSnapshot.id == claim.id, AnalysisSnapshot.lease_token == claim.token)
+                .values(status="failed", error=repr(error)[:2000], lease_until=None)
+            )
+        writer.commit()
+
+
+def build_views(keys: list[SnapshotKey]) -> list[BuildResult]:
+    """Build the snapshots of ``keys`` — views of one analysis (same pilot, filters and
+    settings) — from one read of the data, at the data version the build's own read snapshot
+    sees. Idempotent: a ready snapshot of that version is kept; a key another builder holds is
+    left alone (``busy``). Runs in its own sessions, so it can run in a request or a worker;
+    each view is stored whole, in one transaction, as soon as it is computed."""
+    from vaikuttavuus.services.analytics import CohortAnalysis
+
+    if not keys:
+        return []
+    if any(key.kind != KIND_COHORT for key in keys) or not _same_analysis(keys):
+        raise ValueError("build_views takes views of one cohort analysis")
+    reader = Session(bind=db.engine)
+    writer = Session(bind=db.engine, expire_on_commit=False)
+    results: list[BuildResult] = [BuildResult("busy", None)] * len(keys)
+    open_claims: list[Claim] = []
+    try:
+        with read_snapshot(reader) as snapshot:
+            pilot = reader.get(Pilot, keys[0].pilot_id)
+            if pilot is None:
+                return [BuildResult("gone", None)] * len(keys)
+            version = version_of(reader, pilot)
+            data_version = data_version_digest(snapshot.data_version(pilot.id))
+            todo: list[tuple[int, SnapshotKey, Claim]] = []
+            for number, key in enumerate(keys):
+                claimed = _claim(writer, key, version, data_version)
+                if isinstance(claimed, AnalysisSnapshot):
+                    results[number] = BuildResult("ready", claimed.id)
+                elif isinstance(claimed, Claim):
+                    todo.append((number, key, claimed))
+                    open_claims.append(claimed)
+            if not todo:
+                return results
+            params = keys[0].params_dict
+            analysis = CohortAnalysis(
+                reader,
+                pilot,
+                filters_of(keys[0]),
+                n_boot=params["n_boot"],
+                seed=params["seed"],
+                as_of=date.fromisoformat(params["as_of"]),
+                imputations=params["imputations"],
+            )
+            for number, key, claim in todo:
+
+                def progress(done: int, claim: Claim = claim) -> None:
+                    _renew(writer, claim, done)
+
+                compute_cohort(analysis, key.params_dict["view"], progress)
+                payload, signature = dump(harvest(analysis))
+                stored = _store(writer, claim, payload, signature, snapshot.taken_at)
+                open_claims.remove(claim)
+                results[number] = BuildResult("built" if stored else "busy", claim.id)
+        return results
+    except BaseException as error:
+        if isinstance(error, Exception):
+            _fail(writer, open_claims, error)
+        raise
+    finally:
+        reader.close()
+        writer.close()
+
+
+# -- serving a request ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Served:
+    """An analysis restored for a request, and what the page says about its data."""
+
+    analysis: Any
+    label: str
+    """The data version the figures come from (its first ten hex digits)."""
+    taken_at: datetime
+    """When that data was read: the page's "data as of"."""
+    stale: bool
+    """Newer data exist than the figures show (a refresh has been asked for)."""
+    refresh: Building | None
+
+
+def request_refresh(key: SnapshotKey) -> None:
+    """Ask for the snapshot of ``key`` at the newest data: a job of the queue
+    (:mod:`vaikuttavuus.jobs`; run at once when the queue is immediate, as in tests)."""
+    from vaikuttavuus import jobs
+
+    jobs.enqueue_build(key)
+
+
+def _lookup(
+    pilot: Pilot, key: SnapshotKey
+) -> tuple[str, str, StoredSnapshot | None, Building | None]:
+    with read_snapshot() as snapshot:
+        version = version_of(db.session, pilot)
+        data_version = data_version_digest(snapshot.data_version(pilot.id))
+        stored = find(db.session, key, version, data_version)
+        live = building(db.session, key, version) if stored is None or not stored.current else None
+    return version, data_version, stored, live
+
+
+def serve(pilot: Pilot, key: SnapshotKey) -> Served | Building | None:
+    """The snapshot of ``key`` for a request: the current one; else the newest older one
+    while a refresh runs (asked for here); ``Building`` when none exists yet and one is being
+    built; ``None`` when none exists and no build could be started."""
+    _version, _data, stored, live = _lookup(pilot, key)
+    if (stored is None or not stored.current) and live is None:
+        request_refresh(key)
+        _version, _data, stored, live = _lookup(pilot, key)
+    if stored is None:
+        return live
+    return Served(
+        analysis=restore(db.session, pilot, key, stored.state),
+        label=stored.data_version[:10],
+        taken_at=stored.data_taken_at,
+        stale=not stored.current,
+        refresh=live,
+    )
+
+
+def find_row(session: Session, key: SnapshotKey, version: str) -> tuple[str, datetime] | None:
+    """The data version and finishing time of the newest ready snapshot of ``key`` (without
+    its payload)."""
+    row = session.execute(
+        select(AnalysisSnapshot.data_version, AnalysisSnapshot.finished_at)
+        .where(
+            AnalysisSnapshot.pilot_id == key.pilot_id,
+            AnalysisSnapshot.kind == key.kind,
+            AnalysisSnapshot.params_key == key.digest,
+            AnalysisSnapshot.code_version == version,
+            AnalysisSnapshot.status == "ready",
+        )
+        .order_by(AnalysisSnapshot.data_taken_at.desc(), AnalysisSnapshot.id.desc())
+        .limit(1)
+    ).first()
+    if row is None or row.finished_at is None:
+        return None
+    return str(row.data_version), row.finished_at
