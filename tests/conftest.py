@@ -67,6 +67,8 @@ def test_config(database_url: str, **overrides: Any) -> dict[str, Any]:
         # own tests and the simulation use their own numbers
         "REPORT_BOOTSTRAP": 400,
         "REPORT_IMPUTATIONS": 4,
+        # analysis snapshots are built at once, in the request that asks for them
+        "JOB_QUEUE_URL": "immediate",
     }
     config.update(overrides)
     return config

@@ -33,7 +33,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     _check_and_complete_config(app)
 
-    from vaikuttavuus import database, i18n, pdf, report_settings, security, web
+    from vaikuttavuus import database, i18n, jobs, pdf, report_settings, security, web
 
     report_settings.configure(
         app.config["REPORT_BOOTSTRAP"],
@@ -46,6 +46,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     web.init_app(app)
     pdf.init_app(app)
+    jobs.init_app(app)
     return app
 
 

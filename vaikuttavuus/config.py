@@ -22,6 +22,7 @@ ENVIRONMENT_KEYS: tuple[str, ...] = (
     "PRODUCTION",
     "MIN_CELL_SIZE",
     "RATELIMIT_STORAGE_URI",
+    "JOB_QUEUE_URL",
     "MAIL_SERVER",
     "MAIL_PORT",
     "MAIL_USERNAME",
@@ -82,6 +83,16 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         # imputed data sets (None: the number each pilot declares).
         "REPORT_BOOTSTRAP": 5_000,
         "REPORT_IMPUTATIONS": None,
+        # Background jobs (vaikuttavuus.jobs): the queue of the workers that compute the
+        # analysis snapshots. None: Huey on SQLite in the instance folder (jobs.sqlite3);
+        # "redis://host:6379/0" for several machines; "immediate" runs each job at once in
+        # the process that asks for it (tests, or no worker at all).
+        "JOB_QUEUE_URL": None,
+        # Seconds the data must have stayed unchanged before the default views and the
+        # management pack are computed again (vaikuttavuus.services.precompute).
+        "SNAPSHOT_DEBOUNCE_SECONDS": 60,
+        # ... but at most this long after the last snapshot when the data never stop changing.
+        "SNAPSHOT_MAX_DELAY_SECONDS": 900,
         # Password hashing (argon2id); tests lower the cost.
         "ARGON2_TIME_COST": 3,
         "ARGON2_MEMORY_COST": 65536,

@@ -63,6 +63,8 @@ class Server:
             "SECRET_KEY": "reliability-secret-key",
             "PSEUDONYM_KEY": "test-pseudonym-key",
             "PYTHONUNBUFFERED": "1",
+            # no worker processes here: the analysis snapshots are built in the request
+            "JOB_QUEUE_URL": "immediate",
         }
         log = self.log.open("ab")
         self.process = subprocess.Popen(

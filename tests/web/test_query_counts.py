@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from tests.support.answering import raw_answer
 from tests.support.isolation import fresh_globals_per_request
@@ -35,6 +35,7 @@ from tests.support.staff import staff_login
 from vaikuttavuus.domain.answers import canonical
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import (
+    AnalysisSnapshot,
     Answer,
     ClinicalMeasurement,
     CostItem,
@@ -55,8 +56,12 @@ SMALL = 10
 LARGE = 3 * SMALL
 SLACK = 0
 """How many more statements a page may run on the larger cohort."""
-MAX_STATEMENTS = 40
-"""No page needs more statements than this, whatever the cohort."""
+MAX_STATEMENTS = 80
+"""No page needs more statements than this, whatever the cohort. The cohort and management
+pages count the building of their analysis snapshot too (the tests' queue is immediate: the
+worker's reads run inside the request), about 30 statements of snapshot bookkeeping (the
+lookups before and after, the claim, the progress, the store) on top of the analysis' own
+reads; served from a stored snapshot they run about 25."""
 
 PILOTS: dict[str, dict[str, Any]] = {
     "bph": {
@@ -271,9 +276,13 @@ def statements_of(client: FlaskClient, path: str) -> list[str]:
     """The statements of one request of ``path``, its body read whole (streamed downloads run
     their reads while the body is read), on an empty identity map and with no cohort
     reference cached (else the clinician page's first view after the cohort grew would also
-    read what was added since: a few statements more, once)."""
+    read what was added since: a few statements more, once) and no analysis snapshot stored
+    (so every cohort page is measured computing its snapshot, on either cohort)."""
     db.session.remove()
     reference_cache.clear()
+    db.session.execute(delete(AnalysisSnapshot))
+    db.session.commit()
+    db.session.remove()
     with count_statements() as statements:
         response = client.get(path)
         assert response.status_code == 200, (path, response.status_code)

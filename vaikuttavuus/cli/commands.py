@@ -16,9 +16,11 @@ from vaikuttavuus.cli.exports import COMMANDS as EXPORT_COMMANDS
 from vaikuttavuus.cli.imports import COMMANDS as IMPORT_COMMANDS
 from vaikuttavuus.cli.instruments import COMMANDS as INSTRUMENT_COMMANDS
 from vaikuttavuus.cli.reports import COMMANDS as REPORT_COMMANDS
+from vaikuttavuus.cli.worker import COMMANDS as WORKER_COMMANDS
 
 ALL: list[click.Command] = [*CORE_COMMANDS, *INSTRUMENT_COMMANDS, *CEA_COMMANDS, *IMPORT_COMMANDS]
 ALL += BACKUP_COMMANDS
 ALL += EXPORT_COMMANDS
 ALL += REPORT_COMMANDS
 ALL += COSTING_COMMANDS
+ALL += WORKER_COMMANDS

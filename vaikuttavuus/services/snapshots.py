@@ -49,6 +49,7 @@ import os
 import pickle
 import secrets
 import socket
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -585,6 +586,60 @@ def build_views(keys: list[SnapshotKey]) -> list[BuildResult]:
         writer.close()
 
 
+def build_management(key: SnapshotKey) -> BuildResult:
+    """Build the management summary snapshot of ``key``
+    (:mod:`vaikuttavuus.services.management_snapshots`), like :func:`build_views`."""
+    from vaikuttavuus.services import management_snapshots
+
+    reader = Session(bind=db.engine)
+    writer = Session(bind=db.engine, expire_on_commit=False)
+    claim: Claim | None = None
+    try:
+        with read_snapshot(reader) as snapshot:
+            pilot = reader.get(Pilot, key.pilot_id)
+            if pilot is None:
+                return BuildResult("gone", None)
+            version = version_of(reader, pilot)
+            data_version = data_version_digest(snapshot.data_version(pilot.id))
+            claimed = _claim(writer, key, version, data_version)
+            if claimed is None:
+                return BuildResult("busy", None)
+            if isinstance(claimed, AnalysisSnapshot):
+                return BuildResult("ready", claimed.id)
+            claim = claimed
+            _renew(writer, claim, 10)
+            cohort = management_snapshots.compute(reader, pilot, key)
+            _renew(writer, claim, 90)
+            payload, signature = dump(management_snapshots.harvest(cohort))
+            stored = _store(writer, claim, payload, signature, snapshot.taken_at)
+        return BuildResult("built" if stored else "busy", claim.id)
+    except BaseException as error:
+        if claim is not None and isinstance(error, Exception):
+            _fail(writer, [claim], error)
+        raise
+    finally:
+        reader.close()
+        writer.close()
+
+
+def build_any(keys: list[SnapshotKey]) -> list[BuildResult]:
+    """Build ``keys`` of any kind: the views of each cohort analysis from one read, each
+    management summary on its own."""
+    results: dict[int, BuildResult] = {}
+    groups: dict[str, list[int]] = {}
+    for number, key in enumerate(keys):
+        if key.kind == KIND_COHORT:
+            params = {name: value for name, value in key.params if name != "view"}
+            group = json.dumps([key.pilot_id, params], sort_keys=True)
+            groups.setdefault(group, []).append(number)
+        else:
+            results[number] = build_management(key)
+    for numbers in groups.values():
+        for number, result in zip(numbers, build_views([keys[n] for n in numbers]), strict=True):
+            results[number] = result
+    return [results[number] for number in range(len(keys))]
+
+
 # -- serving a request ----------------------------------------------------------------------------
 
 
@@ -600,6 +655,16 @@ class Served:
     stale: bool
     """Newer data exist than the figures show (a refresh has been asked for)."""
     refresh: Building | None
+
+
+IMMEDIATE_WAIT_SECONDS = 600.0
+"""Without workers, how long a request waits for the same build running in another one."""
+
+
+def _immediate() -> bool:
+    from vaikuttavuus import jobs
+
+    return jobs.queue().immediate
 
 
 def request_refresh(key: SnapshotKey) -> None:
@@ -629,10 +694,22 @@ def serve(pilot: Pilot, key: SnapshotKey) -> Served | Building | None:
     if (stored is None or not stored.current) and live is None:
         request_refresh(key)
         _version, _data, stored, live = _lookup(pilot, key)
+    if stored is None and live is not None and _immediate():
+        # no workers (the queue is immediate): wait for the build another request runs
+        deadline = time.monotonic() + IMMEDIATE_WAIT_SECONDS
+        while stored is None and live is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            _version, _data, stored, live = _lookup(pilot, key)
     if stored is None:
         return live
+    if key.kind == KIND_COHORT:
+        analysis = restore(db.session, pilot, key, stored.state)
+    else:
+        from vaikuttavuus.services import management_snapshots
+
+        analysis = management_snapshots.restore(db.session, pilot, key, stored.state)
     return Served(
-        analysis=restore(db.session, pilot, key, stored.state),
+        analysis=analysis,
         label=stored.data_version[:10],
         taken_at=stored.data_taken_at,
         stale=not stored.current,

@@ -3,7 +3,9 @@ PDF summaries."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -20,13 +22,13 @@ from flask_babel import format_date
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from vaikuttavuus.database import read_snapshot
+from vaikuttavuus.database import current_snapshot, read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import Pilot, Role
 from vaikuttavuus.queries import cohort_units
 from vaikuttavuus.security.access import allow
-from vaikuttavuus.services import audit
+from vaikuttavuus.services import audit, snapshots
 from vaikuttavuus.services.analytics import CohortAnalysis, Filters
 from vaikuttavuus.services.cohort_page import SECTIONS, cohort_page
 from vaikuttavuus.services.cohort_summary import render_cohort_summary_pdf
@@ -36,6 +38,7 @@ from vaikuttavuus.services.management_report import LANGUAGES
 from vaikuttavuus.views.common import require_pilot, visible_pilots, with_data_version
 
 bp = Blueprint("pilot", __name__, url_prefix="/pilot")
+logger = logging.getLogger(__name__)
 
 
 def _requested_period() -> tuple[date | None, date | None]:
@@ -122,51 +125,101 @@ def index() -> Response | str:
     return render_template("pilot/index.html", pilots=pilots)
 
 
+def requested_view() -> dict[str, Any]:
+    """The cohort page's view of the query string (section and its options)."""
+    return {
+        "section": request.args.get("section"),
+        "effect": request.args.get("effect"),
+        "score": request.args.get("score"),
+        "sectors": request.args.get("sectors") == "1",
+    }
+
+
+def served_analysis(pilot: Pilot, filters: Filters) -> snapshots.Served | snapshots.Building | None:
+    """The pilot's analysis for ``filters`` and the requested view from its snapshot (see
+    :func:`vaikuttavuus.services.snapshots.serve`)."""
+    view = requested_view()
+    if request.args.get("by") == "provider_sector":  # a CSV of the services by sector
+        view["sectors"] = True
+    return snapshots.serve(pilot, snapshots.cohort_key(pilot, filters, view=view))
+
+
+def _page(analysis: CohortAnalysis, section: str) -> Any:
+    return cohort_page(
+        analysis,
+        current_language(),
+        section=section,
+        effect=request.args.get("effect"),
+        score=request.args.get("score"),
+        mixed=request.args.get("mixed") == "1",
+        sectors=request.args.get("sectors") == "1",
+    )
+
+
 @bp.get("/<pilot_code>/")
 @allow(Role.PILOT_LEAD)
 def overview(pilot_code: str) -> str:
     pilot = require_pilot(pilot_code)
     section = request.args.get("section", SECTIONS[0])
     reversed_period_notice()
-    with read_snapshot() as snapshot:  # every figure of the page from one moment of the data
+    with read_snapshot():
         filters = filters_from_request(pilot)
-        analysis = CohortAnalysis(db.session, pilot, filters)
-        page = cohort_page(
-            analysis,
-            current_language(),
-            section=section,
-            effect=request.args.get("effect"),
-            score=request.args.get("score"),
-            mixed=request.args.get("mixed") == "1",
-            sectors=request.args.get("sectors") == "1",
+    served = served_analysis(pilot, filters)
+    if not isinstance(served, snapshots.Served):
+        return render_template(
+            "pilot/computing.html", pilot=pilot, building=served, args=filter_args(filters)
         )
+    with read_snapshot():
+        units = cohort_units(db.session, pilot.id)
+        try:
+            page = _page(served.analysis, section)
+            data_version: Any = served
+        except snapshots.SnapshotMissError as error:
+            # the snapshot lacks what this view needs: compute it here, from one moment
+            logger.warning("cohort page computed in the request: %s", error)
+            snapshot = current_snapshot()
+            assert snapshot is not None
+            page = _page(CohortAnalysis(db.session, pilot, filters), section)
+            data_version = snapshot.data_version(pilot.id)
         return render_template(
             "pilot/overview.html",
             pilot=pilot,
             page=page,
             filters=filters,
             args=filter_args(filters),
-            units=cohort_units(db.session, pilot.id),
+            units=units,
             costs_url=costs_url(pilot.code),
-            data_version=snapshot.data_version(pilot.id),
+            data_version=data_version,
         )
 
 
 @bp.get("/<pilot_code>/tables/<name>.csv")
 @allow(Role.PILOT_LEAD)
 def table_csv(pilot_code: str, name: str) -> Response:
-    """The numbers of one table or figure of the cohort page, with the page's filters."""
+    """The numbers of one table or figure of the cohort page, with the page's filters (from
+    the snapshot the page showed; computed here only when there is none yet)."""
     pilot = require_pilot(pilot_code)
     wanted = TableRequest(
         effect=request.args.get("effect"),
         score=request.args.get("score"),
         by=request.args.get("by"),
     )
-    with read_snapshot() as snapshot:
+    with read_snapshot():
         filters = filters_from_request(pilot)
-        analysis = CohortAnalysis(db.session, pilot, filters)
-        table = cohort_table(analysis, name, wanted)
-        version = snapshot.data_version(pilot.id)
+    served = served_analysis(pilot, filters)
+    table = None
+    label = None
+    if isinstance(served, snapshots.Served):
+        try:
+            table = cohort_table(served.analysis, name, wanted)
+            label = served.label
+        except snapshots.SnapshotMissError as error:
+            logger.warning("cohort table computed in the request: %s", error)
+    if label is None:
+        with read_snapshot() as snapshot:
+            analysis = CohortAnalysis(db.session, pilot, filters)
+            table = cohort_table(analysis, name, wanted)
+            label = snapshot.data_version(pilot.id).label
     if table is None:
         abort(404)
     audit.record(
@@ -176,7 +229,7 @@ def table_csv(pilot_code: str, name: str) -> Response:
         pilot_code=pilot.code,
         details={"filters": filters.to_dict(), "rows": len(table)},
     )
-    response = with_data_version(make_response(to_csv(table)), version.label)
+    response = with_data_version(make_response(to_csv(table)), label)
     response.headers["Content-Type"] = "text/csv; charset=utf-8"
     filename = f"{pilot.code}-{name}-{date.today().isoformat()}.csv"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -1,0 +1,238 @@
+# ruff: noqa: F811  (the cohort_app fixture is imported from tests.support)
+"""Analysis snapshots: the cohort page is served from a stored analysis keyed by the data
+version; newer data show the stored figures with a note while a worker refreshes them; a
+build is claimed (never two at once), taken over when its builder died, stored whole or not
+at all, and a payload is unpickled only when its signature checks.
+
+The tests run the queue in immediate mode (``JOB_QUEUE_URL = "immediate"``) unless they swap
+in a queue that only stores the messages, to look at the page before the worker has run."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from tests import conftest
+from tests.support.cohort_data import cohort_app, cohort_template  # noqa: F401
+from tests.web.test_cohort_pages import user_client
+from vaikuttavuus import jobs
+from vaikuttavuus.extensions import db
+from vaikuttavuus.models import AnalysisSnapshot, Pilot
+from vaikuttavuus.services import snapshots
+from vaikuttavuus.services.analytics import Filters
+
+NONCE = re.compile(
+    r'nonce="[^"]*"|name="csrf_token"[^>]*|<meta name="csrf-token"[^>]*>'
+    r"|data:image/svg\+xml;base64,[^\"]+"  # charts: matplotlib's element ids are random
+)
+VERSION = re.compile(r'class="note data-version">([^<]*)<')
+
+
+@pytest.fixture
+def lead(cohort_app: Flask) -> Iterator[FlaskClient]:
+    yield user_client(cohort_app, "vastaava", "pilot_lead")
+
+
+def pilot(code: str) -> Pilot:
+    found = db.session.scalar(select(Pilot).where(Pilot.code == code))
+    assert found is not None
+    return found
+
+
+def ready_rows(code: str) -> list[AnalysisSnapshot]:
+    db.session.rollback()
+    return list(
+        db.session.scalars(
+            select(AnalysisSnapshot).where(
+                AnalysisSnapshot.pilot_id == pilot(code).id, AnalysisSnapshot.status == "ready"
+            )
+        )
+    )
+
+
+def html(client: FlaskClient, url: str) -> str:
+    response = client.get(url)
+    assert response.status_code == 200, url
+    return response.get_data(as_text=True)
+
+
+def add_person(code: str = "bph", arm: str = "operating_room") -> None:
+    from vaikuttavuus.services.enrolment import NewPerson, add_person, enrol
+
+    person = add_person(
+        db.session,
+        NewPerson(first_name="Uusi", last_name="Tulija", birth_year=1950, sex="male"),
+    )
+    enrol(db.session, person, pilot_code=code, arm_code=arm, index_date=date.today())
+    db.session.commit()
+
+
+def stored_only_queue(app: Flask) -> jobs.JobQueue:
+    """A queue that keeps the messages until the test runs them (a worker that has not
+    got to them yet)."""
+    from huey import MemoryHuey
+
+    huey = MemoryHuey("test", immediate=False, results=False)
+    queue = jobs.JobQueue(huey, jobs._register_tasks(huey, app), "memory")
+    app.extensions[jobs.EXTENSION] = queue
+    return queue
+
+
+def run_pending(queue: jobs.JobQueue) -> int:
+    done = 0
+    while (task := queue.huey.dequeue()) is not None:
+        queue.huey.execute(task)
+        done += 1
+    return done
+
+
+def test_a_page_is_served_from_its_snapshot_without_computing(
+    lead: FlaskClient,
+    cohort_app: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "/pilot/bph/?section=outcomes"
+    first = html(lead, url)
+    [row] = ready_rows("bph")
+    assert row.payload and row.signature and row.data_taken_at is not None
+    assert row.params["view"] == {"section": "outcomes"}
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("computed in the request")
+
+    monkeypatch.setattr("vaikuttavuus.views.pilot.CohortAnalysis", refuse)
+    monkeypatch.setattr(snapshots, "build", refuse)
+    second = html(lead, url)
+    assert NONCE.sub("", second) == NONCE.sub("", first)
+    assert VERSION.search(second).group(1) == VERSION.search(first).group(1)  # type: ignore[union-attr]
+    assert len(ready_rows("bph")) == 1
+    # a CSV link of the page is answered from the same snapshot
+    link = re.search(r'href="(/pilot/bph/tables/[^"]+\.csv[^"]*)"', second)
+    assert link is not None
+    csv = lead.get(link.group(1).replace("&amp;", "&"))
+    assert csv.status_code == 200
+    assert csv.headers["X-Data-Version"] == row.data_version[:10]
+
+
+def test_newer_data_show_the_stored_figures_while_a_worker_refreshes_them(
+    lead: FlaskClient,
+    cohort_app: Flask,
+) -> None:
+    url = "/pilot/bph/?section=overview"
+    before = html(lead, url)
+    old_version = VERSION.search(before).group(1)  # type: ignore[union-attr]
+    assert 'class="note data-refresh"' not in before
+
+    queue = stored_only_queue(cohort_app)
+    add_person()
+    stale = html(lead, url)
+    assert VERSION.search(stale).group(1) == old_version  # type: ignore[union-attr]
+    assert 'class="note data-refresh"' in stale
+    html(lead, url)  # asked again: queued once
+    assert queue.huey.pending_count() == 1
+
+    assert run_pending(queue) == 1
+    fresh = html(lead, url)
+    assert 'class="note data-refresh"' not in fresh
+    assert VERSION.search(fresh).group(1) != old_version  # type: ignore[union-attr]
+    assert len(ready_rows("bph")) == 2
+
+
+def test_filters_never_seen_before_wait_for_the_worker(
+    lead: FlaskClient,
+    cohort_app: Flask,
+) -> None:
+    queue = stored_only_queue(cohort_app)
+    waiting = html(lead, "/pilot/bph/?section=overview&arm=outpatient_clinic")
+    assert '<meta http-equiv="refresh"' in waiting
+    assert 'role="status"' in waiting
+    assert run_pending(queue) == 1
+    shown = html(lead, "/pilot/bph/?section=overview&arm=outpatient_clinic")
+    assert '<meta http-equiv="refresh"' not in shown
+    assert VERSION.search(shown) is not None
+
+
+def key_of(code: str) -> snapshots.SnapshotKey:
+    return snapshots.cohort_key(pilot(code), Filters(), view={"section": "overview"})
+
+
+@pytest.mark.slow
+def test_a_worker_process_builds_what_the_page_queued(
+    cohort_app: Flask,
+    tmp_path: Path,
+) -> None:
+    """``vaikuttavuus worker`` on the embedded SQLite queue builds a queued snapshot."""
+    queue_url = f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
+    url = str(cohort_app.config["SQLALCHEMY_DATABASE_URI"])
+    from vaikuttavuus import create_app
+
+    producer = create_app(conftest.test_config(url, JOB_QUEUE_URL=queue_url))
+    with producer.app_context():
+        key = key_of("bph")
+        assert jobs.enqueue_build(key) is True
+        assert jobs.enqueue_build(key) is False  # queued once
+        db.session.remove()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "JOB_QUEUE_URL": queue_url,
+        "SECRET_KEY": str(cohort_app.config["SECRET_KEY"]),
+        "PSEUDONYM_KEY": str(cohort_app.config["PSEUDONYM_KEY"]),
+        "VAIKUTTAVUUS_INSTANCE": str(tmp_path / "instance"),
+    }
+    log = tmp_path / "worker.log"
+    with log.open("wb") as output:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "vaikuttavuus.cli", "worker", "--no-periodic"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and not ready_rows("bph"):
+                assert worker.poll() is None, log.read_text(encoding="utf-8")
+                time.sleep(1)
+            [row] = ready_rows("bph")
+            assert row.worker and row.worker.endswith(f":{worker.pid}")
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
+
+
+def test_default_views_are_recomputed_once_the_data_have_been_quiet(
+    cohort_app: Flask,
+) -> None:
+    from vaikuttavuus.services import precompute
+
+    queued: list[list[snapshots.SnapshotKey]] = []
+    # nothing computed yet: every pilot's default views at once, one build per pilot
+    assert precompute.refresh_due(queued.append, now=1000.0) == 2
+    assert {keys[0].pilot_id for keys in queued} == {pilot("bph").id, pilot("older-adults").id}
+    for keys in queued:
+        views = {key.params_dict["view"]["section"] for key in keys if key.kind == "cohort"}
+        assert views >= {"overview", "outcomes"}
+        assert "management" in {key.kind for key in keys}  # the management pack too
+        assert {result.status for result in snapshots.build_any(keys)} == {"built"}
+    queued.clear()
+    assert precompute.refresh_due(queued.append, now=1010.0) == 0
+
+    add_person("bph")  # a data change: wait until the data have been quiet for a minute
+    assert precompute.refresh_due(queued.append, now=1020.0) == 0
+    assert precompute.refresh_due(queued.append, now=1050.0) == 0
+    assert precompute.refresh_due(queued.append, now=1081.0) == 1
+    [keys] = queued
+    assert {key.pilot_id for key in keys} == {pilot("bph").id}
+
