@@ -17,7 +17,17 @@ from typing import Any
 from bench.results import Figures
 from bench.workspace import Sizes, Workspace
 
-MODULES = ("compute", "startup", "analytics", "services", "imports", "http", "invitations", "soak")
+MODULES = (
+    "compute",
+    "startup",
+    "analytics",
+    "snapshots",
+    "services",
+    "imports",
+    "http",
+    "invitations",
+    "soak",
+)
 """Scenario modules, in the order their scenarios run."""
 
 

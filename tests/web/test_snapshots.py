@@ -236,3 +236,30 @@ def test_default_views_are_recomputed_once_the_data_have_been_quiet(
     [keys] = queued
     assert {key.pilot_id for key in keys} == {pilot("bph").id}
 
+
+def test_the_management_summary_and_its_pdf_come_from_the_snapshot(
+    cohort_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = user_client(cohort_app, "johtaja", "management")
+    first = html(manager, "/management/?pilot=bph")
+    assert 'class="note data-version"' in first
+    db.session.rollback()
+    stored = db.session.scalars(
+        select(AnalysisSnapshot).where(
+            AnalysisSnapshot.kind == "management", AnalysisSnapshot.status == "ready"
+        )
+    ).all()
+    assert len(stored) == 1
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("computed in the request")
+
+    monkeypatch.setattr("vaikuttavuus.services.management_report.released_cohort", refuse)
+    monkeypatch.setattr("vaikuttavuus.views.management.management_summary", refuse)
+    monkeypatch.setattr("vaikuttavuus.views.management.render_management_pdf", refuse)
+    again = html(manager, "/management/?pilot=bph")
+    assert NONCE.sub("", again) == NONCE.sub("", first)
+    pdf = manager.get("/management/bph/summary.pdf?lang_pdf=sv")
+    assert pdf.status_code == 200
+    assert pdf.data.startswith(b"%PDF")
+    assert pdf.headers["X-Data-Version"] == stored[0].data_version[:10]

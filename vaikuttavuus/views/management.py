@@ -9,8 +9,10 @@ language to the PDF endpoints; with JavaScript the buttons' labels follow the ch
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+from typing import Any
 
 from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
@@ -30,16 +32,19 @@ from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import Pilot, Role
 from vaikuttavuus.security.access import allow
-from vaikuttavuus.services import audit
+from vaikuttavuus.services import audit, snapshots
 from vaikuttavuus.services.management_report import (
     LANGUAGES,
+    management_context,
     management_summary,
     render_board_pack,
     render_management_pdf,
 )
+from vaikuttavuus.services.management_snapshots import management_key
 from vaikuttavuus.views.common import require_pilot, visible_pilots, with_data_version
 
 bp = Blueprint("management", __name__, url_prefix="/management")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,26 @@ def _chosen_pilot(pilots: list[Pilot]) -> Pilot | None:
     return next((p for p in pilots if p.code == chosen), pilots[0] if pilots else None)
 
 
+def served_summary(
+    pilot: Pilot, period: GridPeriod, release: date, language: str
+) -> tuple[dict[str, Any] | None, snapshots.Served | snapshots.Building | None]:
+    """The pilot's summary in ``language`` from its snapshot (see
+    :func:`vaikuttavuus.services.snapshots.serve`): ``(context, served)``; no context while
+    the snapshot is being computed."""
+    from flask_babel import force_locale
+
+    served = snapshots.serve(pilot, management_key(pilot, period, release))
+    if not isinstance(served, snapshots.Served):
+        return None, served
+    try:
+        with force_locale(language):
+            return management_context(served.analysis, language), served
+    except snapshots.SnapshotMissError as error:
+        logger.warning("management summary computed in the request: %s", error)
+        with read_snapshot():
+            return management_summary(db.session, pilot, period, release, language), None
+
+
 @bp.get("/")
 @allow(Role.MANAGEMENT)
 def index() -> str:
@@ -109,23 +134,45 @@ def index() -> str:
     choice = choose_period(pilots)
     language = pdf_language()
     summary = None
-    version = None
-    with read_snapshot() as snapshot:  # the whole summary from one moment of the data
-        if pilot is not None and choice.chosen is not None:
-            summary = management_summary(
-                db.session, pilot, choice.chosen, choice.release, current_language()
-            )
-            version = snapshot.data_version(pilot.id)
-        return render_template(
-            "management/index.html",
-            pilots=pilots,
-            pilot=pilot,
-            choice=choice,
-            period=choice.chosen,
-            pdf_language=language,
-            summary=summary,
-            data_version=version,
-        )
+    version: Any = None
+    computing: Any = None
+    if pilot is not None and choice.chosen is not None:
+        summary, served = served_summary(pilot, choice.chosen, choice.release, current_language())
+        if isinstance(served, snapshots.Served):
+            version = served
+        elif summary is None:
+            computing = served or True
+        else:
+            with read_snapshot() as snapshot:
+                version = snapshot.data_version(pilot.id)
+    return render_template(
+        "management/index.html",
+        pilots=pilots,
+        pilot=pilot,
+        choice=choice,
+        period=choice.chosen,
+        pdf_language=language,
+        summary=summary,
+        data_version=version,
+        computing=computing,
+    )
+
+
+def _render(
+    contexts: list[dict[str, Any]], period: GridPeriod, language: str, **more: Any
+) -> bytes:
+    from vaikuttavuus.pdf import render_pdf
+    from vaikuttavuus.services.demo_data import demo_data_present
+
+    return render_pdf(
+        "management.html",
+        language,
+        pilots=contexts,
+        period=period,
+        generated_at=datetime.now(UTC),
+        demo_data=demo_data_present(db.session),
+        **more,
+    )
 
 
 def period_problem_page(message: str) -> tuple[str, int]:
@@ -141,9 +188,14 @@ def management_pdf_response(pilot: Pilot, *, audience: str) -> Response | tuple[
     if choice.problem is not None or choice.chosen is None:
         return period_problem_page(choice.problem or period_message(None, legacy=True))
     language = pdf_language()
-    with read_snapshot() as snapshot:
-        pdf = render_management_pdf(db.session, pilot, choice.chosen, choice.release, language)
-        version = snapshot.data_version(pilot.id)
+    context, served = served_summary(pilot, choice.chosen, choice.release, language)
+    if context is not None and isinstance(served, snapshots.Served):
+        pdf = _render([context], choice.chosen, language)
+        label = served.label
+    else:  # not stored yet (no worker has got to it): computed here, from one moment
+        with read_snapshot() as snapshot:
+            pdf = render_management_pdf(db.session, pilot, choice.chosen, choice.release, language)
+            label = snapshot.data_version(pilot.id).label
     audit.record(
         "export_pdf",
         object_type="management_summary",
@@ -160,7 +212,7 @@ def management_pdf_response(pilot: Pilot, *, audience: str) -> Response | tuple[
         f"{pilot.code}-management-summary-{choice.chosen.code}-{language}-"
         f"{choice.release.isoformat()}.pdf"
     )
-    return with_data_version(_pdf(pdf, name), version.label)
+    return with_data_version(_pdf(pdf, name), label)
 
 
 def _pdf(data: bytes, filename: str) -> Response:
@@ -196,7 +248,11 @@ def board_pack() -> Response | tuple[str, int]:
     if choice.problem is not None or choice.chosen is None or not pilots:
         return period_problem_page(choice.problem or period_message(None, legacy=True))
     language = pdf_language()
-    pdf = render_board_pack(db.session, pilots, choice.chosen, choice.release, language)
+    contexts = [served_summary(p, choice.chosen, choice.release, language)[0] for p in pilots]
+    if all(context is not None for context in contexts):
+        pdf = _render(contexts, choice.chosen, language, board_pack=True)  # type: ignore[arg-type]
+    else:  # not all stored yet: computed here, every pilot from one moment
+        pdf = render_board_pack(db.session, pilots, choice.chosen, choice.release, language)
     audit.record(
         "export_pdf",
         object_type="board_pack",
