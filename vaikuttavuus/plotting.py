@@ -80,7 +80,7 @@ class LocalisedFormatter(Formatter):
         self.locale = locale
         self.decimals = 0
 
-    def set_locs(self, locs: Sequence[float]) -> None:  # type: ignore[override]
+    def set_locs(self, locs: Sequence[float]) -> None:
         super().set_locs(locs)
         self.decimals = tick_decimals(list(locs))
 

@@ -84,7 +84,7 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
-class RedactingLogger(Logger):  # type: ignore[misc]
+class RedactingLogger(Logger):
     """gunicorn's logger for personal data: the access log shows paths without query strings,
     ``/r/…`` instead of link tokens, and identity codes masked; the error log is masked too."""
 
@@ -115,7 +115,7 @@ def _libc_malloc_trim() -> Callable[[int], int] | None:
     try:
         import ctypes
 
-        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+        return ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):
         return None  # not glibc
 
@@ -160,7 +160,7 @@ def hide_server_header() -> None:
     wsgi.Response.default_headers = default_headers
 
 
-class GunicornApplication(BaseApplication):  # type: ignore[misc]
+class GunicornApplication(BaseApplication):
     """gunicorn serving the WSGI app that ``load_app`` returns (default: this app), with no
     ``Server`` header."""
 

@@ -57,7 +57,7 @@ class ImputationError(ValueError):
     """The data cannot be imputed as asked; the message names the problem."""
 
 
-class _NumpyMICEData(MICEData):  # type: ignore[misc]
+class _NumpyMICEData(MICEData):
     """:class:`MICEData` whose conditional models are main-effects linear models of every other
     column, with the design built by numpy (statsmodels' default formula for each variable is
     the same model written with patsy, which dominates the run time on small data).

@@ -3,10 +3,8 @@ read it back as the domain's :class:`~vaikuttavuus.domain.catalogue.CostingCatal
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
-
 from vaikuttavuus import paths, queries
-from vaikuttavuus.database import upsert
+from vaikuttavuus.database import AnySession, upsert
 from vaikuttavuus.definitions.costing import load_costing
 from vaikuttavuus.domain import catalogue as domain
 from vaikuttavuus.domain.catalogue import CostingCatalogue
@@ -14,7 +12,7 @@ from vaikuttavuus.domain.specs import LocalizedText
 from vaikuttavuus.models import CostCentre, PriceIndexPoint, Product, UnitCost
 
 
-def sync_costing(session: Session, catalogue: CostingCatalogue | None = None) -> str:
+def sync_costing(session: AnySession, catalogue: CostingCatalogue | None = None) -> str:
     """Upsert cost centres, products, unit costs and the price index; returns a summary line."""
     catalogue = catalogue or load_costing(paths.costing_dir())
     upsert(
@@ -63,7 +61,7 @@ def sync_costing(session: Session, catalogue: CostingCatalogue | None = None) ->
     )
 
 
-def costing_catalogue(session: Session) -> CostingCatalogue:
+def costing_catalogue(session: AnySession) -> CostingCatalogue:
     """The catalogue as loaded into the database by ``vaikuttavuus init``."""
     tables = queries.costing_tables(session)
     return CostingCatalogue(

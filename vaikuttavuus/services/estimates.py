@@ -101,7 +101,7 @@ def estimates(analysis: CohortAnalysis) -> dict[str, Any]:
             result["missing"] = analysis.service_missing()
             estimated = any(s["estimate"] is not None for s in result["services"])
             result["status"] = "ok" if estimated else "too_few"
-    return plain(result)  # type: ignore[no-any-return]
+    return plain(result)
 
 
 def _primary_estimates(analysis: CohortAnalysis, primary: PrimaryResult) -> dict[str, Any]:

@@ -32,10 +32,9 @@ import numpy as np
 import pandas as pd
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy.orm import Session
 
 from vaikuttavuus import plotting
-from vaikuttavuus.database import read_snapshot
+from vaikuttavuus.database import AnySession, read_snapshot
 from vaikuttavuus.domain.cea import icer_status
 from vaikuttavuus.domain.periods import GridPeriod, block_release
 from vaikuttavuus.domain.primary_cea import column as primary_column
@@ -113,7 +112,7 @@ class ReleasedCohort:
 
 
 def released_cohort(
-    session: Session,
+    session: AnySession,
     pilot: Pilot,
     period: GridPeriod,
     release: date,
@@ -1041,7 +1040,7 @@ def management_context(cohort: ReleasedCohort, language: str) -> dict[str, Any]:
 
 
 def management_summary(
-    session: Session,
+    session: AnySession,
     pilot: Pilot,
     period: GridPeriod,
     release: date,
@@ -1061,12 +1060,12 @@ def management_summary(
         return management_context(cohort, language)
 
 
-def _document(session: Session) -> dict[str, Any]:
+def _document(session: AnySession) -> dict[str, Any]:
     return {"generated_at": datetime.now(UTC), "demo_data": demo_data_present(session)}
 
 
 def render_management_pdf(
-    session: Session,
+    session: AnySession,
     pilot: Pilot,
     period: GridPeriod,
     release: date,
@@ -1087,7 +1086,7 @@ def render_management_pdf(
 
 
 def render_board_pack(
-    session: Session,
+    session: AnySession,
     pilots: Sequence[Pilot],
     period: GridPeriod,
     release: date,

@@ -34,9 +34,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy.orm import Session
 
 from vaikuttavuus import queries
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.reference import reference_band
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -114,18 +114,18 @@ class _Cache:
 _CACHE = _Cache()
 
 
-def _database(session: Session) -> str:
+def _database(session: AnySession) -> str:
     return session.get_bind().url.render_as_string(hide_password=True)
 
 
-def _full(session: Session, pilot_id: int, code: str, version: Version) -> Entry:
+def _full(session: AnySession, pilot_id: int, code: str, version: Version) -> Entry:
     scores = queries.instrument_scores(session, pilot_id, code)
     ids = frozenset(int(i) for i in scores["response_id"]) if not scores.empty else frozenset()
     return Entry(version, scores, ids)
 
 
 def _appended(
-    session: Session, pilot_id: int, code: str, held: Entry, version: Version
+    session: AnySession, pilot_id: int, code: str, held: Entry, version: Version
 ) -> Entry | None:
     """``held`` plus the responses submitted since, or ``None`` if they do not account exactly
     for ``version`` (then the caller reads everything)."""
@@ -155,7 +155,7 @@ def _appended(
     return Entry(version, scores, held.ids | frozenset(new_ids))
 
 
-def scored_responses(session: Session, pilot_id: int, codes: Sequence[str]) -> dict[str, Entry]:
+def scored_responses(session: AnySession, pilot_id: int, codes: Sequence[str]) -> dict[str, Entry]:
     """The scored responses of each instrument of ``codes`` in the pilot, as the session's
     transaction (the request's read snapshot) sees them."""
     versions = queries.submitted_response_versions(session, pilot_id, codes)

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import bindparam, delete, func, literal_column, or_, select, update
-from sqlalchemy.orm import Session
 
 from vaikuttavuus.bulk import bulk_insert, lock_tables, next_id
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.imports import ResponseKey, StoredResponse
 from vaikuttavuus.domain.specs import InstrumentSpec
 from vaikuttavuus.models import (
@@ -65,7 +65,7 @@ def _chunks(values: Sequence[Any], size: int = LOOKUP_CHUNK) -> Iterator[Sequenc
 # -- look-ups for the checks ------------------------------------------------------------------
 
 
-def instrument_versions(session: Session) -> dict[str, dict[str, InstrumentSpec]]:
+def instrument_versions(session: AnySession) -> dict[str, dict[str, InstrumentSpec]]:
     """Every loaded instrument version: code → version → spec."""
     found: dict[str, dict[str, InstrumentSpec]] = {}
     for version in session.scalars(select(InstrumentVersion).order_by(InstrumentVersion.id)):
@@ -73,7 +73,7 @@ def instrument_versions(session: Session) -> dict[str, dict[str, InstrumentSpec]
     return found
 
 
-def current_versions(session: Session) -> dict[str, str]:
+def current_versions(session: AnySession) -> dict[str, str]:
     """Instrument code → its current version."""
     return dict(
         session.execute(
@@ -85,7 +85,7 @@ def current_versions(session: Session) -> dict[str, str]:
 
 
 def stored_responses(
-    session: Session, pilot: Pilot, keys: Sequence[ResponseKey]
+    session: AnySession, pilot: Pilot, keys: Sequence[ResponseKey]
 ) -> dict[ResponseKey, StoredResponse]:
     """The stored responses among (enrolment id, time point, instrument) keys, submitted ones
     with their answers."""
@@ -133,7 +133,7 @@ def stored_responses(
     return result
 
 
-def subject_resolver(session: Session) -> Callable[[str], str | None]:
+def subject_resolver(session: AnySession) -> Callable[[str], str | None]:
     """``Patient/<key>`` of an export → the person's pseudonym (people not erased). The keys
     are computed on first use, one HMAC per person."""
     from vaikuttavuus.services.exports import PERSON_KEY_PURPOSE, KeyedHasher
@@ -163,7 +163,7 @@ def _noon(days: pd.Series) -> pd.Series:
 
 
 def _invitations(
-    session: Session, enrolment_ids: Sequence[int]
+    session: AnySession, enrolment_ids: Sequence[int]
 ) -> dict[tuple[int, int], tuple[int, str]]:
     """(enrolment id, time point id) → (invitation id, status)."""
     found: dict[tuple[int, int], tuple[int, str]] = {}
@@ -177,7 +177,9 @@ def _invitations(
     return found
 
 
-def _replace_started(session: Session, frame: pd.DataFrame, time_points: Mapping[str, int]) -> None:
+def _replace_started(
+    session: AnySession, frame: pd.DataFrame, time_points: Mapping[str, int]
+) -> None:
     """Delete the unsent responses (and their answers) that imported rows replace."""
     started = frame[frame["replaces"]]
     if started.empty:
@@ -207,7 +209,7 @@ def _idempotency_keys(count: int) -> np.ndarray:
 
 
 def store(
-    session: Session,
+    session: AnySession,
     batch: ImportBatch,
     pilot: Pilot,
     frame: pd.DataFrame,
@@ -291,7 +293,7 @@ def store(
 
 
 def _complete_invitations(
-    session: Session,
+    session: AnySession,
     pilot: Pilot,
     invitations: Mapping[tuple[int, int], tuple[int, str]],
     enrolment_ids: np.ndarray,

@@ -41,7 +41,7 @@ class Published:
 
     def records(self) -> list[dict[str, Any]]:
         """Rows as plain dicts (hidden or missing values are ``None``)."""
-        return plain(self.table.to_dict("records"))  # type: ignore[no-any-return]
+        return plain(self.table.to_dict("records"))
 
     def data_columns(self) -> list[str]:
         return [c for c in self.table.columns if c != disclosure.MARKER]
