@@ -27,11 +27,12 @@ from typing import Any, TypeAlias
 
 from alembic import command
 from alembic.config import Config
-from flask import Flask, Response, current_app
+from flask import Flask, current_app
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import Connection, Engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, scoped_session
+from werkzeug.wrappers import Response
 
 from vaikuttavuus.extensions import db
 

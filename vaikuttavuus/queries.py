@@ -42,7 +42,7 @@ RESPONSE_COLUMNS = [
 ]
 
 
-def frame(session: AnySession, statement: Select[tuple[object, ...]]) -> pd.DataFrame:
+def frame(session: AnySession, statement: Select[*tuple[Any, ...]]) -> pd.DataFrame:
     """Run a select and return its rows as a DataFrame with the select's column names."""
     result = session.execute(statement)
     columns = list(result.keys())
@@ -52,7 +52,7 @@ def frame(session: AnySession, statement: Select[tuple[object, ...]]) -> pd.Data
 
 def _responses_select(
     pilot_id: int, instrument_code: str, enrolment_ids: Sequence[int] | None
-) -> Select[tuple[object, ...]]:
+) -> Select[*tuple[Any, ...]]:
     statement = (
         select(
             Response.id.label("response_id"),
@@ -322,7 +322,7 @@ def _cohort_conditions(
 
 
 def _partitions(
-    session: AnySession, statement: Select[Any], size: int = _PARTITION
+    session: AnySession, statement: Select[*tuple[Any, ...]], size: int = _PARTITION
 ) -> Iterator[Sequence[Sequence[Any]]]:
     """The rows of ``statement`` as plain DBAPI tuples, ``size`` at a time, in the session's
     transaction. Raw column values: dates may be ISO text (SQLite) and numerics ``Decimal``
@@ -369,7 +369,9 @@ def _partitions(
         result.close()
 
 
-def _read(session: AnySession, statement: Select[Any], columns: Sequence[str]) -> pd.DataFrame:
+def _read(
+    session: AnySession, statement: Select[*tuple[Any, ...]], columns: Sequence[str]
+) -> pd.DataFrame:
     """All rows of ``statement`` as a DataFrame with ``columns`` (object columns; the caller
     converts types)."""
     pieces: list[list[Any]] = [[] for _ in columns]

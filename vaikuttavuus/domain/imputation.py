@@ -67,6 +67,8 @@ class _NumpyMICEData(MICEData):
     share it); statsmodels' frame ``data`` is refreshed from it after each ``update_all``, and
     the Gaussian parameter draw comes from the normal equations."""
 
+    data: pd.DataFrame  # statsmodels' frame of the data (statsmodels has no type information)
+
     def __init__(self, data: pd.DataFrame, **kwargs: Any) -> None:
         super().__init__(data, **kwargs)
         values = self.data.to_numpy(dtype=float)
@@ -381,6 +383,7 @@ def pool_columns(
     se = np.sqrt(np.clip(total, 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         gamma = np.where(total > 0, (1 + 1 / m) * between / total, 0.0)
+        df: FloatArray | float
         if math.isfinite(df_complete):
             dfc = max(float(df_complete), 1.0)
             observed = (dfc + 1) / (dfc + 3) * dfc * (1 - gamma)

@@ -53,7 +53,7 @@ class AuditFilters:
     end: date | None = None
     invalid: tuple[str, ...] = ()  # names of filters whose value could not be understood
 
-    def statement(self) -> Select[tuple[AuditEvent]]:
+    def statement(self) -> Select[AuditEvent]:
         statement = select(AuditEvent)
         if self.invalid:
             return statement.where(AuditEvent.id.is_(None))  # nothing matches a bad filter

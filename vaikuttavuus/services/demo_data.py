@@ -287,7 +287,7 @@ def _plan_deletes(
     children = list(_children(table))
     if children:
         (primary,) = table.primary_key.columns
-        ids: Select[tuple[int]] = select(primary).where(condition)
+        ids: Select[int] = select(primary).where(condition)
         for child, column in children:
             _plan_deletes(child, column.in_(ids), plan)
     plan.append((table, condition))
