@@ -33,6 +33,7 @@ openpyxl's write-only workbook to a temporary file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import hmac
@@ -163,10 +164,11 @@ def parse_options(args: Mapping[str, Any]) -> ExportOptions:
         raw = str(args.get(name) or "").strip()
         if not raw:
             return None
-        try:
-            return date.fromisoformat(raw) if len(raw) == 10 else _invalid(name)
-        except ValueError:
-            return _invalid(name)
+        if len(raw) == 10:
+            with contextlib.suppress(ValueError):
+                return date.fromisoformat(raw)
+        _invalid(name)
+        return None
 
     def _invalid(name: str) -> None:
         problems.append(name)
@@ -287,7 +289,7 @@ class Chunk:
 
     low: int
     high: int
-    enrolments: list[Row[Any]]
+    enrolments: list[Row[*tuple[Any, ...]]]
 
 
 def enrolment_chunks(
@@ -348,8 +350,8 @@ class _Specs:
 
 def _answer_rows(
     session: AnySession, pilot: Pilot, options: ExportOptions, chunk: Chunk
-) -> list[Row[Any]]:
-    return (
+) -> list[Row[*tuple[Any, ...]]]:
+    return list(
         session.connection()
         .execute(
             select(
@@ -626,7 +628,10 @@ def _chunk_costs(
         spec.currency_year,
         id_col="enrolment_id",
     )
-    return {int(k): round(float(v), 2) for k, v in costs.totals.items()}
+    return {
+        int(k): round(float(v), 2)
+        for k, v in zip(costs.totals.index, costs.totals, strict=True)
+    }
 
 
 def _score_value(value: Any, kind: str) -> Any:

@@ -199,11 +199,11 @@ def _stored_hashes(session: AnySession, table: Table, hashes: Sequence[str]) -> 
 
 
 TABLES: dict[str, Table] = {
-    "procedures": Procedure.__table__,  # type: ignore[dict-item]
-    "measurements": ClinicalMeasurement.__table__,  # type: ignore[dict-item]
-    "resource_use": CostItem.__table__,  # type: ignore[dict-item]
-    "direct_costs": CostItem.__table__,  # type: ignore[dict-item]
-    "exposures": ServiceExposure.__table__,  # type: ignore[dict-item]
+    "procedures": Procedure.__table__,
+    "measurements": ClinicalMeasurement.__table__,
+    "resource_use": CostItem.__table__,
+    "direct_costs": CostItem.__table__,
+    "exposures": ServiceExposure.__table__,
 }
 """Where the rows of each kind go (people: ``people`` and ``enrolments``)."""
 

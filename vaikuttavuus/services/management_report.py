@@ -544,7 +544,10 @@ def primary_allowed(cohort: ReleasedCohort) -> bool:
 def answer(cohort: ReleasedCohort, labels: Labels) -> dict[str, Any]:
     """The plain-language answer to the declared question, how sure it is, and the caveat."""
     analysis = cohort.analysis
-    question = analysis.spec.analysis.question.get(labels.language)
+    declared = analysis.spec.analysis.question
+    # both pilots declare their question; a spec without one fails here as it always did
+    assert declared is not None, "the pilot's analysis declares no question"
+    question = declared.get(labels.language)
     if analysis.primary is not None:
         return _two_arm_answer(cohort, labels, question)
     return _service_answer(cohort, labels, question)

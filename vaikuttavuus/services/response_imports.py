@@ -230,7 +230,7 @@ def store(
     }
     responses_table = Response.__table__
     answers_table = Answer.__table__
-    lock_tables(session, [responses_table, answers_table])  # type: ignore[list-item]
+    lock_tables(session, [responses_table, answers_table])
     _replace_started(session, frame, time_points)
 
     enrolment_ids = frame["enrolment_id"].to_numpy(dtype="int64")
@@ -247,7 +247,7 @@ def store(
         version_ids[(code, version)]
         for code, version in zip(frame["instrument"], frame["version"], strict=True)
     ]
-    first = next_id(session, responses_table)  # type: ignore[arg-type]
+    first = next_id(session, responses_table)
     ids = np.arange(first, first + total, dtype="int64")
     submitted = _noon(frame["completed_on"]).reset_index(drop=True)
     rows = pd.DataFrame(
@@ -270,7 +270,7 @@ def store(
             "import_batch_id": batch.id,
         }
     )
-    bulk_insert(session, responses_table, rows)  # type: ignore[arg-type]
+    bulk_insert(session, responses_table, rows)
 
     response_of_line = pd.Series(ids, index=frame.index.to_numpy())
     answer_rows = pd.DataFrame(
@@ -284,7 +284,7 @@ def store(
     count = len(answer_rows)
     for start in range(0, count, ANSWER_CHUNK):
         chunk = answer_rows.iloc[start : start + ANSWER_CHUNK].reset_index(drop=True)
-        bulk_insert(session, answers_table, chunk)  # type: ignore[arg-type]
+        bulk_insert(session, answers_table, chunk)
         if progress is not None:
             progress(min(start + ANSWER_CHUNK, count), count)
     _complete_invitations(session, pilot, invitations, enrolment_ids, time_point_ids)
