@@ -354,10 +354,10 @@ def _column_values(column: Column[Any], values: pd.Series) -> tuple[np.ndarray, 
             raise BulkInsertError(f"{name}: not whole numbers")
         result[present] = numbers.to_numpy(dtype=np.int64).tolist()
     elif kind == "float":
-        numbers = pd.to_numeric(known, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        if np.isnan(numbers).any():
+        floats = pd.to_numeric(known, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        if np.isnan(floats).any():
             raise BulkInsertError(f"{name}: not numbers")
-        result[present] = numbers.tolist()
+        result[present] = floats.tolist()
     elif kind == "json":
         result[present] = [json.dumps(value, ensure_ascii=False) for value in known.tolist()]
     elif isinstance(known.dtype, pd.StringDtype):

@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from vaikuttavuus.domain.identity import mask_identity_codes
+
+if TYPE_CHECKING:
+    from gunicorn.glogging import _AtomsDict  # the stubs' type of the log atoms
 
 # A personal link is a credential: access logs show "/r/…" instead of its token, and every
 # other segment after /r/ that is not a page of the link (a number, review, submit …).
@@ -93,9 +96,9 @@ class RedactingLogger(Logger):
         if not any(isinstance(f, _RedactingFilter) for f in self.error_log.filters):
             self.error_log.addFilter(_RedactingFilter())  # setup runs again on a reload (HUP)
 
-    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
-        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        cleaned = {}
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> _AtomsDict:
+        atoms: Mapping[str, Any] = super().atoms(resp, req, environ, request_time)
+        cleaned: dict[str, Any] = {}
         for key, value in atoms.items():
             if key in _QUERY_ATOMS:
                 shown = ""
@@ -104,7 +107,7 @@ class RedactingLogger(Logger):
             else:
                 shown = value
             cleaned[key] = redact(shown)
-        return cleaned
+        return cast("_AtomsDict", cleaned)  # the same atoms, redacted
 
 
 LONG_REQUEST_SECONDS = 0.5
@@ -157,7 +160,7 @@ def hide_server_header() -> None:
         return [line for line in original(self) if not line.lower().startswith("server:")]
 
     default_headers.without_server = True  # type: ignore[attr-defined]
-    wsgi.Response.default_headers = default_headers
+    wsgi.Response.default_headers = default_headers  # type: ignore[method-assign]  # on purpose
 
 
 class GunicornApplication(BaseApplication):
