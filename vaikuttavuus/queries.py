@@ -7,7 +7,7 @@ frames and the same code serves one patient and two hundred thousand.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
 import pandas as pd
 from sqlalchemy import Select, and_, func, select
@@ -120,6 +120,7 @@ def instrument_scores(
     )
     wide = answers.pivot(index="response_id", columns="item_id", values="value_num")
     pieces = []
+    version_id: Any  # a value of the id column (pandas-stubs type group keys as any scalar)
     for version_id, group in meta.groupby("instrument_version_id", sort=False):
         version = session.get(InstrumentVersion, int(version_id))
         assert version is not None
@@ -955,8 +956,8 @@ def submitted_response_versions(
 
 
 def submitted_since(
-    session: AnySession, pilot_id: int, instrument_code: str, since: object
-) -> list[tuple[int, object]]:
+    session: AnySession, pilot_id: int, instrument_code: str, since: datetime
+) -> list[tuple[int, datetime]]:
     """(id, latest change) of the pilot's submitted responses of an instrument changed at or
     after ``since``."""
     rows = session.execute(

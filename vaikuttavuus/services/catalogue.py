@@ -3,6 +3,11 @@ read it back as the domain's :class:`~vaikuttavuus.domain.catalogue.CostingCatal
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+
 from vaikuttavuus import paths, queries
 from vaikuttavuus.database import AnySession, upsert
 from vaikuttavuus.definitions.costing import load_costing
@@ -61,13 +66,19 @@ def sync_costing(session: AnySession, catalogue: CostingCatalogue | None = None)
     )
 
 
+def _rows(frame: pd.DataFrame) -> Iterator[Any]:
+    """The frame's rows as named tuples (pandas-stubs type their fields as any scalar; they
+    have the types of the frame's columns)."""
+    return frame.itertuples()
+
+
 def costing_catalogue(session: AnySession) -> CostingCatalogue:
     """The catalogue as loaded into the database by ``vaikuttavuus init``."""
     tables = queries.costing_tables(session)
     return CostingCatalogue(
         cost_centres=tuple(
             domain.CostCentre(code=row.code, name=LocalizedText(**row.name))
-            for row in tables["cost_centres"].itertuples()
+            for row in _rows(tables["cost_centres"])
         ),
         products=tuple(
             domain.Product(
@@ -76,7 +87,7 @@ def costing_catalogue(session: AnySession) -> CostingCatalogue:
                 unit=row.unit,
                 cost_centre=row.cost_centre_code,
             )
-            for row in tables["products"].itertuples()
+            for row in _rows(tables["products"])
         ),
         unit_costs=tuple(
             domain.UnitCost(
@@ -84,10 +95,10 @@ def costing_catalogue(session: AnySession) -> CostingCatalogue:
                 price_year=int(row.price_year),
                 unit_cost_eur=float(row.unit_cost_eur),
             )
-            for row in tables["unit_costs"].itertuples()
+            for row in _rows(tables["unit_costs"])
         ),
         price_index=tuple(
             domain.PriceIndexPoint(year=int(row.year), index=float(row.index))
-            for row in tables["price_index"].itertuples()
+            for row in _rows(tables["price_index"])
         ),
     )

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import ColumnElement, Select, Table, delete, exists, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from vaikuttavuus.bulk import (
     bulk_insert,
@@ -210,7 +212,7 @@ def _pairs(first: pd.Series, second: pd.Series) -> pd.Series:
     return pd.Series(list(zip(first.tolist(), second.tolist(), strict=True)), index=first.index)
 
 
-def _mapped(keys: pd.Series, ids: Mapping[object, int], what: str) -> pd.Series:
+def _mapped(keys: pd.Series, ids: Mapping[Any, int], what: str) -> pd.Series:
     codes, uniques = pd.factorize(keys)
     missing = [key for key in uniques if key not in ids]
     if missing:
@@ -257,7 +259,9 @@ def _avoid_clashes(session: AnySession, people: pd.DataFrame) -> None:
 
 
 def _existing(
-    session: AnySession, column: ColumnElement[str | None], values: list[str]
+    session: AnySession,
+    column: InstrumentedAttribute[str] | InstrumentedAttribute[str | None],
+    values: list[str],
 ) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(values), _LOOKUP_CHUNK):

@@ -708,6 +708,7 @@ def _store_people(
     """New people through :func:`add_person`, every enrolment through :func:`enrol` (which
     schedules its invitations)."""
     total = len(frame)
+    row: Any  # a named tuple of the frame's columns (pandas-stubs type its fields as any scalar)
     for done, row in enumerate(frame.itertuples(index=False), start=1):
         if pd.isna(row.person_id):
             person = add_person(

@@ -27,7 +27,7 @@ Everything returned is plain values (no ORM objects), so the PDF templates can u
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
@@ -449,7 +449,7 @@ class ScoredCohort(Protocol):
 
     def reference(self, arm: str, score: str) -> Reference: ...
 
-    def values_of(self, enrolment_id: int) -> dict[str, dict[str, Any]]: ...
+    def values_of(self, enrolment_id: int) -> dict[str, dict[Hashable, Any]]: ...
 
 
 class FreshCohort:
@@ -462,7 +462,7 @@ class FreshCohort:
         same_arm = self.scores[self.scores["arm"] == arm] if not self.scores.empty else self.scores
         return reference_by_time_point(reference_band(same_arm, score))
 
-    def values_of(self, enrolment_id: int) -> dict[str, dict[str, Any]]:
+    def values_of(self, enrolment_id: int) -> dict[str, dict[Hashable, Any]]:
         if self.scores.empty:
             return {}
         return values_by_time_point(self.scores[self.scores["enrolment_id"] == enrolment_id])

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,13 +58,14 @@ def _plain(value: object) -> float | None:
 
 def reference_by_time_point(band: pd.DataFrame) -> Reference:
     """:func:`vaikuttavuus.domain.reference.reference_band`'s frame as plain values."""
+    rows: Iterable[Any] = band.itertuples(index=False)  # named tuples of the band's columns
     return {
         str(row.time_point): (int(row.n), _plain(row.median), _plain(row.q1), _plain(row.q3))
-        for row in band.itertuples(index=False)
+        for row in rows
     }
 
 
-def values_by_time_point(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
+def values_by_time_point(rows: pd.DataFrame) -> dict[str, dict[Hashable, Any]]:
     """One patient's scored responses of an instrument: time point → column → value."""
     return {str(record["time_point"]): record for record in rows.to_dict("records")}
 
@@ -77,7 +78,7 @@ class Entry:
     scores: pd.DataFrame
     ids: frozenset[int]
     references: dict[tuple[str, str], Reference] = field(default_factory=dict)
-    _rows_of: dict[int, Any] | None = None
+    _rows_of: dict[Hashable, Any] | None = None
 
     def reference(self, arm: str, score: str) -> Reference:
         """The cohort reference of ``score`` in ``arm`` per time point (computed once)."""
@@ -90,7 +91,7 @@ class Entry:
             self.references[key] = found
         return found
 
-    def values_of(self, enrolment_id: int) -> dict[str, dict[str, Any]]:
+    def values_of(self, enrolment_id: int) -> dict[str, dict[Hashable, Any]]:
         """One patient's scored responses (time point → column → value)."""
         if self.scores.empty:
             return {}
@@ -115,7 +116,7 @@ _CACHE = _Cache()
 
 
 def _database(session: AnySession) -> str:
-    return session.get_bind().url.render_as_string(hide_password=True)
+    return session.get_bind().engine.url.render_as_string(hide_password=True)
 
 
 def _full(session: AnySession, pilot_id: int, code: str, version: Version) -> Entry:

@@ -185,6 +185,7 @@ def _replace_started(
     if started.empty:
         return
     ids: list[int] = []
+    row: Any  # a named tuple of the frame's columns (pandas-stubs type its fields as any scalar)
     for row in started.itertuples(index=False):
         found = session.scalar(
             select(Response.id).where(
@@ -321,6 +322,7 @@ def _complete_invitations(
             .where(Response.enrolment_id.in_(list(chunk)), Response.status == "submitted")
             .group_by(Response.enrolment_id, Response.time_point_id, Response.instrument_code)
         ):
+            assert latest is not None  # a submitted response has its submission time
             key = (int(enrolment_id), int(time_point_id))
             codes, last = answered.get(key, (set(), latest))
             codes.add(str(code))
