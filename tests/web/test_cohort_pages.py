@@ -529,6 +529,15 @@ def test_filters_change_the_numbers(lead: FlaskClient, cohort_app: Flask) -> Non
     assert "3 kuukautta" in rates and "12 kuukautta" not in rates
     # nonsense filter values are ignored, not errors
     assert page(lead, "/pilot/bph/?section=overview&arm=x&unit=y&tp=z&from=nope")
+    # a reversed period says so and shows the whole period, not the zeros of an empty one
+    reversed_html = page(lead, f"/pilot/bph/?section=overview&from={cut.isoformat()}&to=2000-01-01")
+    assert enrolled(reversed_html)[everyone_label] == everyone[everyone_label]
+    notice = fi(
+        cohort_app,
+        "The period's start (%(start)s) is after its end (%(end)s): the whole "
+        "period is shown. Choose a start before the end.",
+    ).split("(")[0]
+    assert notice and notice in unescape(reversed_html)
 
 
 def fmt_number_plain(value: int) -> str:

@@ -9,12 +9,15 @@ from flask import (
     Blueprint,
     abort,
     current_app,
+    flash,
     make_response,
     redirect,
     render_template,
     request,
     url_for,
 )
+from flask_babel import format_date
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from vaikuttavuus.database import read_snapshot
@@ -35,8 +38,8 @@ from vaikuttavuus.views.common import require_pilot, visible_pilots, with_data_v
 bp = Blueprint("pilot", __name__, url_prefix="/pilot")
 
 
-def period_from_request() -> tuple[date | None, date | None]:
-    """``?from=YYYY-MM-DD&to=YYYY-MM-DD``; anything unparseable is ignored."""
+def _requested_period() -> tuple[date | None, date | None]:
+    """``?from=YYYY-MM-DD&to=YYYY-MM-DD`` as asked; anything unparseable is ignored."""
 
     def parse(name: str) -> date | None:
         try:
@@ -45,6 +48,31 @@ def period_from_request() -> tuple[date | None, date | None]:
             return None
 
     return parse("from"), parse("to")
+
+
+def period_from_request() -> tuple[date | None, date | None]:
+    """The period of the query string; a reversed one (start after end) is ignored, see
+    :func:`reversed_period_notice`."""
+    start, end = _requested_period()
+    if start is not None and end is not None and start > end:
+        return None, None
+    return start, end
+
+
+def reversed_period_notice() -> None:
+    """Say so when the period's start is after its end (the whole period is shown instead of
+    the figures of an empty period, which would read as zeros)."""
+    start, end = _requested_period()
+    if start is not None and end is not None and start > end:
+        flash(
+            _(
+                "The period's start (%(start)s) is after its end (%(end)s): the whole period "
+                "is shown. Choose a start before the end.",
+                start=format_date(start),
+                end=format_date(end),
+            ),
+            "warning",
+        )
 
 
 def filters_from_request(pilot: Pilot) -> Filters:
@@ -99,6 +127,7 @@ def index() -> Response | str:
 def overview(pilot_code: str) -> str:
     pilot = require_pilot(pilot_code)
     section = request.args.get("section", SECTIONS[0])
+    reversed_period_notice()
     with read_snapshot() as snapshot:  # every figure of the page from one moment of the data
         filters = filters_from_request(pilot)
         analysis = CohortAnalysis(db.session, pilot, filters)
