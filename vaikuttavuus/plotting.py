@@ -10,7 +10,7 @@ import base64
 import functools
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +89,7 @@ def localised_formatter() -> type[Any]:
             self.locale = locale
             self.decimals = 0
 
-        def set_locs(self, locs: Sequence[float]) -> None:  # type: ignore[override]
+        def set_locs(self, locs: list[float]) -> None:
             super().set_locs(locs)
             self.decimals = tick_decimals(list(locs))
 
@@ -146,7 +146,9 @@ def to_png(figure: Figure, dpi: int = 150) -> bytes:
 
     localise_ticks(figure)
     buffer = io.BytesIO()
-    FigureCanvasAgg(figure).print_png(buffer, dpi=dpi)
+    # print_png takes no dpi (calling it with one raised TypeError); savefig does
+    FigureCanvasAgg(figure)
+    figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
 
 
@@ -164,7 +166,7 @@ class Band:
 def grouped_bar_chart(
     *,
     categories: Sequence[str],
-    series: dict[str, Sequence[float | None]],
+    series: Mapping[str, Sequence[float | None]],
     y_label: str,
     alt: str,
     y_range: tuple[float, float] | None = None,
@@ -195,7 +197,7 @@ def grouped_bar_chart(
 def stacked_bar_chart(
     *,
     categories: Sequence[str],
-    segments: dict[str, Sequence[float | None]],
+    segments: Mapping[str, Sequence[float | None]],
     y_label: str,
     alt: str,
 ) -> Chart:
@@ -328,7 +330,7 @@ def _svg_with_text(figure: Figure) -> bytes:
         return to_svg(figure)
 
 
-def _thin(values: Sequence[float], limit: int) -> list[float]:
+def _thin(values: Iterable[float], limit: int) -> list[float]:
     """The first ``limit`` values (bootstrap replicates are exchangeable, so the first ones
     are a random sample of the cloud)."""
     return [float(v) for v in list(values)[:limit]]
@@ -336,8 +338,8 @@ def _thin(values: Sequence[float], limit: int) -> list[float]:
 
 def ce_plane_chart(
     *,
-    delta_effect: Sequence[float],
-    delta_cost: Sequence[float],
+    delta_effect: Iterable[float],
+    delta_cost: Iterable[float],
     point: tuple[float, float],
     labels: dict[str, str],
     alt: str,
@@ -408,7 +410,7 @@ def ce_plane_chart(
 def ceac_chart(
     *,
     wtp: Sequence[float],
-    curves: dict[str, Sequence[float]],
+    curves: Mapping[str, Sequence[float]],
     x_label: str,
     y_label: str,
     alt: str,

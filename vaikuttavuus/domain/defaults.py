@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 DEFAULT_BOOTSTRAP = 5_000
 """Bootstrap replicates of the cost-effectiveness analyses."""
 DEFAULT_SEED = 20_260_101
@@ -17,5 +19,5 @@ IMPORT_KINDS: tuple[str, ...] = (
     "responses",
 )
 """What ``vaikuttavuus import`` and the import pages take (:mod:`vaikuttavuus.domain.imports`)."""
-LANGUAGES: tuple[str, ...] = ("fi", "sv", "en")
+LANGUAGES: tuple[Literal["fi", "sv", "en"], ...] = ("fi", "sv", "en")
 """The languages of the definitions, pages and documents."""

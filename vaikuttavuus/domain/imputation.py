@@ -62,7 +62,7 @@ def _numpy_mice_data() -> type[Any]:
     primary analysis imputes)."""
     from statsmodels.imputation.mice import MICEData
 
-    class _NumpyMICEData(MICEData):  # type: ignore[misc]
+    class _NumpyMICEData(MICEData):
         """:class:`MICEData` whose conditional models are main-effects linear models of every other
         column, with the design built by numpy (statsmodels' default formula for each variable is
         the same model written with patsy, which dominates the run time on small data).
@@ -71,6 +71,8 @@ def _numpy_mice_data() -> type[Any]:
         is one column selection of it, built once per update (fitting and predictive mean matching
         share it); statsmodels' frame ``data`` is refreshed from it after each ``update_all``, and
         the Gaussian parameter draw comes from the normal equations."""
+
+        data: pd.DataFrame  # statsmodels' frame of the data (statsmodels has no type information)
 
         def __init__(self, data: pd.DataFrame, **kwargs: Any) -> None:
             super().__init__(data, **kwargs)
@@ -392,6 +394,7 @@ def pool_columns(
     se = np.sqrt(np.clip(total, 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         gamma = np.where(total > 0, (1 + 1 / m) * between / total, 0.0)
+        df: FloatArray | float
         if math.isfinite(df_complete):
             dfc = max(float(df_complete), 1.0)
             observed = (dfc + 1) / (dfc + 3) * dfc * (1 - gamma)

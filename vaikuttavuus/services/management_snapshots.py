@@ -13,8 +13,8 @@ from datetime import date
 from typing import Any
 
 from flask import current_app
-from sqlalchemy.orm import Session
 
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.periods import GridPeriod
 from vaikuttavuus.models import Pilot
 from vaikuttavuus.services import snapshots
@@ -50,7 +50,7 @@ def _period(key: snapshots.SnapshotKey) -> tuple[GridPeriod, date]:
     return GridPeriod.parse(params["period"]), date.fromisoformat(params["release"])
 
 
-def compute(session: Session, pilot: Pilot, key: snapshots.SnapshotKey) -> Any:
+def compute(session: AnySession, pilot: Pilot, key: snapshots.SnapshotKey) -> Any:
     """The released cohort of ``key`` with every figure of the summary computed (as the page
     builds it, in Finnish; the labels are thrown away)."""
     from flask_babel import force_locale
@@ -82,7 +82,7 @@ def harvest(cohort: Any) -> dict[str, Any]:
 
 
 def restore(
-    session: Session, pilot: Pilot, key: snapshots.SnapshotKey, state: dict[str, Any]
+    session: AnySession, pilot: Pilot, key: snapshots.SnapshotKey, state: dict[str, Any]
 ) -> Any:
     """A :class:`ReleasedCohort` of stored analyses (no database access)."""
     from vaikuttavuus.services.analytics import CohortAnalysis, Filters

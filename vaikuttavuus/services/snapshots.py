@@ -62,7 +62,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vaikuttavuus.database import DataVersion, read_snapshot
+from vaikuttavuus.database import AnySession, DataVersion, read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import AnalysisSnapshot, InstrumentVersion, Pilot
 
@@ -215,7 +215,7 @@ def code_version() -> str:
     return digest.hexdigest()
 
 
-def definition_version(session: Session, pilot: Pilot) -> str:
+def definition_version(session: AnySession, pilot: Pilot) -> str:
     """A fingerprint of the pilot's definition, its instruments' current versions and the
     costing catalogue (read in the caller's snapshot)."""
     from vaikuttavuus import queries
@@ -233,7 +233,7 @@ def definition_version(session: Session, pilot: Pilot) -> str:
     return digest.hexdigest()
 
 
-def version_of(session: Session, pilot: Pilot) -> str:
+def version_of(session: AnySession, pilot: Pilot) -> str:
     """Code and definition version together (the ``code_version`` column)."""
     combined = f"{code_version()}:{definition_version(session, pilot)}"
     return hashlib.sha256(combined.encode()).hexdigest()
@@ -294,7 +294,7 @@ class Building:
 
 
 def find(
-    session: Session, key: SnapshotKey, version: str, data_version: str
+    session: AnySession, key: SnapshotKey, version: str, data_version: str
 ) -> StoredSnapshot | None:
     """The newest ready snapshot of ``key`` for this code and definition version (the one of
     ``data_version`` when there is one), with its state checked and loaded."""
@@ -328,7 +328,7 @@ def find(
     return None
 
 
-def building(session: Session, key: SnapshotKey, version: str) -> Building | None:
+def building(session: AnySession, key: SnapshotKey, version: str) -> Building | None:
     """A live build of ``key`` (lease not run out), if any."""
     now = datetime.now(UTC)
     row = session.scalars(
@@ -348,7 +348,7 @@ def building(session: Session, key: SnapshotKey, version: str) -> Building | Non
     return Building(progress=row.progress, started_at=row.created_at)
 
 
-def restore(session: Session, pilot: Pilot, key: SnapshotKey, state: dict[str, Any]) -> Any:
+def restore(session: AnySession, pilot: Pilot, key: SnapshotKey, state: dict[str, Any]) -> Any:
     """A :class:`CohortAnalysis` holding the snapshot's sections, without database access."""
     from vaikuttavuus.services.analytics import CohortAnalysis
 
@@ -422,26 +422,32 @@ def _claim(
     if row.status == "building" and row.lease_until is not None and row.lease_until > now:
         return None
     # failed, or a builder that died: take it over (compare-and-set on the old token)
-    taken = writer.execute(
-        update(AnalysisSnapshot)
-        .where(AnalysisSnapshot.id == row.id, AnalysisSnapshot.status == row.status)
-        .where(
-            AnalysisSnapshot.lease_token.is_(None)
-            if row.lease_token is None
-            else AnalysisSnapshot.lease_token == row.lease_token
+    taken = _rowcount(
+        writer.execute(
+            update(AnalysisSnapshot)
+            .where(AnalysisSnapshot.id == row.id, AnalysisSnapshot.status == row.status)
+            .where(
+                AnalysisSnapshot.lease_token.is_(None)
+                if row.lease_token is None
+                else AnalysisSnapshot.lease_token == row.lease_token
+            )
+            .values(
+                status="building",
+                progress=0,
+                lease_token=token,
+                lease_until=now + LEASE,
+                worker=_worker_name(),
+                created_at=now,
+                error=None,
+            )
         )
-        .values(
-            status="building",
-            progress=0,
-            lease_token=token,
-            lease_until=now + LEASE,
-            worker=_worker_name(),
-            created_at=now,
-            error=None,
-        )
-    ).rowcount
+    )
     writer.commit()
     return Claim(row.id, token) if taken == 1 else None
+
+
+def _rowcount(result: Any) -> int:
+    return max(int(getattr(result, "rowcount", 0) or 0), 0)
 
 
 def _renew(writer: Session, claim: Claim, progress: int) -> None:
@@ -493,20 +499,22 @@ def _same_analysis(keys: list[SnapshotKey]) -> bool:
 
 def _store(writer: Session, claim: Claim, payload: bytes, signature: str, taken: datetime) -> bool:
     """Payload and ``ready`` in one transaction (only while the claim is still ours)."""
-    stored = writer.execute(
-        update(AnalysisSnapshot)
-        .where(AnalysisSnapshot.id == claim.id, AnalysisSnapshot.lease_token == claim.token)
-        .values(
-            status="ready",
-            progress=100,
-            payload=payload,
-            signature=signature,
-            data_taken_at=taken,
-            finished_at=datetime.now(UTC),
-            lease_token=None,
-            lease_until=None,
+    stored = _rowcount(
+        writer.execute(
+            update(AnalysisSnapshot)
+            .where(AnalysisSnapshot.id == claim.id, AnalysisSnapshot.lease_token == claim.token)
+            .values(
+                status="ready",
+                progress=100,
+                payload=payload,
+                signature=signature,
+                data_taken_at=taken,
+                finished_at=datetime.now(UTC),
+                lease_token=None,
+                lease_until=None,
+            )
         )
-    ).rowcount
+    )
     writer.commit()
     return stored == 1
 
@@ -717,7 +725,7 @@ def serve(pilot: Pilot, key: SnapshotKey) -> Served | Building | None:
     )
 
 
-def find_row(session: Session, key: SnapshotKey, version: str) -> tuple[str, datetime] | None:
+def find_row(session: AnySession, key: SnapshotKey, version: str) -> tuple[str, datetime] | None:
     """The data version and finishing time of the newest ready snapshot of ``key`` (without
     its payload)."""
     row = session.execute(
