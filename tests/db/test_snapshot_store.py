@@ -99,6 +99,7 @@ def test_a_snapshot_whose_signature_fails_is_never_unpickled(
         raise AssertionError("unpickled a payload whose signature did not check")
 
     monkeypatch.setattr(snapshots.pickle, "loads", refuse)
+    snapshots.forget_states()  # what this process loaded (and checked) before is not reused
     assert snapshots.find(db.session, key, version, data) is None
 
 

@@ -49,8 +49,10 @@ import os
 import pickle
 import secrets
 import socket
+import threading
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -60,7 +62,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from vaikuttavuus.database import AnySession, DataVersion, read_snapshot
 from vaikuttavuus.extensions import db
@@ -271,6 +273,33 @@ def load(payload: bytes, signature: str | None) -> dict[str, Any] | None:
 
 # -- reading ------------------------------------------------------------------------------------
 
+STATES_KEPT = 16
+"""Loaded snapshot states kept per process (least recently used go first): a page view of a
+snapshot read a moment ago neither reads its payload again nor unpickles it."""
+_STATES: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+_STATES_LOCK = threading.Lock()
+
+
+def _cached_state(database: str, snapshot_id: int) -> dict[str, Any] | None:
+    with _STATES_LOCK:
+        state = _STATES.get((database, snapshot_id))
+        if state is not None:
+            _STATES.move_to_end((database, snapshot_id))
+        return state
+
+
+def forget_states() -> None:
+    """Drop the loaded states (tests)."""
+    with _STATES_LOCK:
+        _STATES.clear()
+
+
+def _keep_state(database: str, snapshot_id: int, state: dict[str, Any]) -> None:
+    with _STATES_LOCK:
+        _STATES[(database, snapshot_id)] = state
+        while len(_STATES) > STATES_KEPT:
+            _STATES.popitem(last=False)
+
 
 @dataclass(frozen=True)
 class StoredSnapshot:
@@ -300,6 +329,7 @@ def find(
     ``data_version`` when there is one), with its state checked and loaded."""
     rows = session.scalars(
         select(AnalysisSnapshot)
+        .options(defer(AnalysisSnapshot.payload))  # read only when not held in this process
         .where(
             AnalysisSnapshot.pilot_id == key.pilot_id,
             AnalysisSnapshot.kind == key.kind,
@@ -311,12 +341,18 @@ def find(
         .limit(5)
     ).all()
     rows = sorted(rows, key=lambda row: row.data_version != data_version)
+    database = session.get_bind().engine.url.render_as_string(hide_password=True)
     for row in rows:
-        if row.payload is None or row.data_taken_at is None:
+        if row.data_taken_at is None:
             continue
-        state = load(row.payload, row.signature)
+        state = _cached_state(database, row.id)
         if state is None:
-            continue
+            if row.payload is None:
+                continue
+            state = load(row.payload, row.signature)
+            if state is None:
+                continue
+            _keep_state(database, row.id, state)
         return StoredSnapshot(
             id=row.id,
             data_version=row.data_version,
@@ -656,6 +692,7 @@ class Served:
     """An analysis restored for a request, and what the page says about its data."""
 
     analysis: Any
+    snapshot_id: int
     label: str
     """The data version the figures come from (its first ten hex digits)."""
     taken_at: datetime
@@ -718,6 +755,7 @@ def serve(pilot: Pilot, key: SnapshotKey) -> Served | Building | None:
         analysis = management_snapshots.restore(db.session, pilot, key, stored.state)
     return Served(
         analysis=analysis,
+        snapshot_id=stored.id,
         label=stored.data_version[:10],
         taken_at=stored.data_taken_at,
         stale=not stored.current,

@@ -4,6 +4,8 @@ PDF summaries."""
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from datetime import date
 from typing import Any
 
@@ -144,6 +146,37 @@ def served_analysis(pilot: Pilot, filters: Filters) -> snapshots.Served | snapsh
     return snapshots.serve(pilot, snapshots.cohort_key(pilot, filters, view=view))
 
 
+PAGES_KEPT = 64
+"""Cohort pages (their content: tables, charts, labels) kept per process, per snapshot,
+language and view: the charts are drawn once per snapshot and language, not on every view."""
+_PAGES: OrderedDict[tuple[object, ...], Any] = OrderedDict()
+_PAGES_LOCK = threading.Lock()
+
+
+def _kept_page(served: snapshots.Served, section: str) -> Any:
+    """The page of ``served`` for the request's view and language (drawn once)."""
+    key = (
+        db.engine.url.render_as_string(hide_password=True),
+        served.snapshot_id,
+        current_language(),
+        section,
+        *(request.args.get(name) for name in ("effect", "score", "mixed", "sectors")),
+    )
+    with _PAGES_LOCK:
+        page = _PAGES.get(key)
+        if page is not None:
+            _PAGES.move_to_end(key)
+            return page
+    page = _page(served.analysis, section)
+    if request.args.get("mixed") == "1":
+        return page  # the mixed model has its own cache (and may still be running)
+    with _PAGES_LOCK:
+        _PAGES[key] = page
+        while len(_PAGES) > PAGES_KEPT:
+            _PAGES.popitem(last=False)
+    return page
+
+
 def _page(analysis: CohortAnalysis, section: str) -> Any:
     return cohort_page(
         analysis,
@@ -172,7 +205,7 @@ def overview(pilot_code: str) -> str:
     with read_snapshot():
         units = cohort_units(db.session, pilot.id)
         try:
-            page = _page(served.analysis, section)
+            page = _kept_page(served, section)
             data_version: Any = served
         except snapshots.SnapshotMissError as error:
             # the snapshot lacks what this view needs: compute it here, from one moment
