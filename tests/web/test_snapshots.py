@@ -38,6 +38,7 @@ NONCE = re.compile(
     r"|data:image/svg\+xml;base64,[^\"]+"  # charts: matplotlib's element ids are random
 )
 VERSION = re.compile(r'class="note data-version">([^<]*)<')
+PILOTS = ("bph", "older-adults")
 
 
 @pytest.fixture
@@ -241,15 +242,15 @@ def test_the_management_summary_and_its_pdf_come_from_the_snapshot(
     cohort_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     manager = user_client(cohort_app, "johtaja", "management")
-    first = html(manager, "/management/?pilot=bph")
-    assert 'class="note data-version"' in first
+    first = {code: html(manager, f"/management/?pilot={code}") for code in PILOTS}
+    assert all('class="note data-version"' in page for page in first.values())
     db.session.rollback()
     stored = db.session.scalars(
         select(AnalysisSnapshot).where(
             AnalysisSnapshot.kind == "management", AnalysisSnapshot.status == "ready"
         )
     ).all()
-    assert len(stored) == 1
+    assert len(stored) == len(PILOTS)
 
     def refuse(*_args: Any, **_kwargs: Any) -> Any:
         raise AssertionError("computed in the request")
@@ -257,9 +258,15 @@ def test_the_management_summary_and_its_pdf_come_from_the_snapshot(
     monkeypatch.setattr("vaikuttavuus.services.management_report.released_cohort", refuse)
     monkeypatch.setattr("vaikuttavuus.views.management.management_summary", refuse)
     monkeypatch.setattr("vaikuttavuus.views.management.render_management_pdf", refuse)
-    again = html(manager, "/management/?pilot=bph")
-    assert NONCE.sub("", again) == NONCE.sub("", first)
-    pdf = manager.get("/management/bph/summary.pdf?lang_pdf=sv")
-    assert pdf.status_code == 200
-    assert pdf.data.startswith(b"%PDF")
-    assert pdf.headers["X-Data-Version"] == stored[0].data_version[:10]
+    monkeypatch.setattr("vaikuttavuus.views.management.render_board_pack", refuse)
+    for code in PILOTS:
+        again = html(manager, f"/management/?pilot={code}")
+        assert NONCE.sub("", again) == NONCE.sub("", first[code])
+        pdf = manager.get(f"/management/{code}/summary.pdf?lang_pdf=sv")
+        assert pdf.status_code == 200
+        assert pdf.data.startswith(b"%PDF")
+        version = next(row.data_version for row in stored if row.pilot_id == pilot(code).id)
+        assert pdf.headers["X-Data-Version"] == version[:10]
+    pack = manager.get("/management/board-pack.pdf?lang_pdf=fi")
+    assert pack.status_code == 200
+    assert pack.data.startswith(b"%PDF")

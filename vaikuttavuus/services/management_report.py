@@ -91,6 +91,8 @@ class ReleasedCohort:
     quarters: dict[GridPeriod, CohortAnalysis]
     trend: list[GridPeriod]
     _checks: dict[str, bool] = field(default_factory=dict)
+    _service_blocks: set[str] | None = None
+    """:func:`_service_grid_blocks`, once computed (kept in the management snapshot)."""
 
     @property
     def parts(self) -> list[CohortAnalysis]:
@@ -664,7 +666,14 @@ def _service_grid_blocks(cohort: ReleasedCohort) -> set[str]:
     """Service types whose clients in some quarter of the period — exposed or unexposed among
     those due at the primary time point, and among those who answered — are neither none nor
     at least the minimum cell (their estimate is then not shown). Counted from the analysis'
-    own input (who is due, who answered, who was exposed), so no model is fitted per quarter."""
+    own input (who is due, who answered, who was exposed), so no model is fitted per quarter.
+    Computed once per cohort."""
+    if cohort._service_blocks is None:
+        cohort._service_blocks = _count_service_grid_blocks(cohort)
+    return cohort._service_blocks
+
+
+def _count_service_grid_blocks(cohort: ReleasedCohort) -> set[str]:
     analysis = cohort.analysis
     data = analysis.attribution_input("service_type")
     follow_up = next(

@@ -78,6 +78,7 @@ def harvest(cohort: Any) -> dict[str, Any]:
         "analysis": snapshots.harvest(cohort.analysis),
         "quarters": {q.code: snapshots.harvest(a) for q, a in cohort.quarters.items()},
         "checks": dict(cohort._checks),
+        "service_blocks": cohort._service_blocks,
     }
 
 
@@ -113,4 +114,5 @@ def restore(
         period, release, main, quarters, period.previous_quarters(TREND_QUARTERS)
     )
     cohort._checks.update(state.get("checks", {}))
+    cohort._service_blocks = state.get("service_blocks")
     return cohort
