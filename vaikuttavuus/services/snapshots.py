@@ -276,15 +276,16 @@ def load(payload: bytes, signature: str | None) -> dict[str, Any] | None:
 STATES_KEPT = 16
 """Loaded snapshot states kept per process (least recently used go first): a page view of a
 snapshot read a moment ago neither reads its payload again nor unpickles it."""
-_STATES: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+_STATES: OrderedDict[tuple[str, int, str, str], dict[str, Any]] = OrderedDict()
+"""Keyed by database, row id, key digest and data version (a deleted row's id may be reused)."""
 _STATES_LOCK = threading.Lock()
 
 
-def _cached_state(database: str, snapshot_id: int) -> dict[str, Any] | None:
+def _cached_state(held: tuple[str, int, str, str]) -> dict[str, Any] | None:
     with _STATES_LOCK:
-        state = _STATES.get((database, snapshot_id))
+        state = _STATES.get(held)
         if state is not None:
-            _STATES.move_to_end((database, snapshot_id))
+            _STATES.move_to_end(held)
         return state
 
 
@@ -294,9 +295,9 @@ def forget_states() -> None:
         _STATES.clear()
 
 
-def _keep_state(database: str, snapshot_id: int, state: dict[str, Any]) -> None:
+def _keep_state(held: tuple[str, int, str, str], state: dict[str, Any]) -> None:
     with _STATES_LOCK:
-        _STATES[(database, snapshot_id)] = state
+        _STATES[held] = state
         while len(_STATES) > STATES_KEPT:
             _STATES.popitem(last=False)
 
@@ -345,14 +346,15 @@ def find(
     for row in rows:
         if row.data_taken_at is None:
             continue
-        state = _cached_state(database, row.id)
+        held = (database, row.id, row.params_key, row.data_version)
+        state = _cached_state(held)
         if state is None:
             if row.payload is None:
                 continue
             state = load(row.payload, row.signature)
             if state is None:
                 continue
-            _keep_state(database, row.id, state)
+            _keep_state(held, state)
         return StoredSnapshot(
             id=row.id,
             data_version=row.data_version,

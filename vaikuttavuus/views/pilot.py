@@ -158,6 +158,8 @@ def _kept_page(served: snapshots.Served, section: str) -> Any:
     key = (
         db.engine.url.render_as_string(hide_password=True),
         served.snapshot_id,
+        served.label,
+        request.query_string,
         current_language(),
         section,
         *(request.args.get(name) for name in ("effect", "score", "mixed", "sectors")),
