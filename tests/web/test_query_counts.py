@@ -45,7 +45,7 @@ from vaikuttavuus.models import (
     ServiceExposure,
     utcnow,
 )
-from vaikuttavuus.services import reference_cache
+from vaikuttavuus.services import reference_cache, snapshots
 from vaikuttavuus.services.cohort_page import SECTIONS
 from vaikuttavuus.services.definitions import current_instrument, instrument_spec
 
@@ -277,9 +277,11 @@ def statements_of(client: FlaskClient, path: str) -> list[str]:
     their reads while the body is read), on an empty identity map and with no cohort
     reference cached (else the clinician page's first view after the cohort grew would also
     read what was added since: a few statements more, once) and no analysis snapshot stored
-    (so every cohort page is measured computing its snapshot, on either cohort)."""
+    or held in the process (so every cohort page is measured computing its snapshot and
+    reading it back, on either cohort)."""
     db.session.remove()
     reference_cache.clear()
+    snapshots.forget_states()
     db.session.execute(delete(AnalysisSnapshot))
     db.session.commit()
     db.session.remove()
