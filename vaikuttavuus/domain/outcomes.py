@@ -255,11 +255,29 @@ class ResponderTable:
 def _band_ranges(
     bands: Mapping[str, tuple[float, float]] | BandScore | None,
 ) -> dict[str, tuple[float, float]]:
+    """Band label → ``(low, high)`` as written; :func:`_band_masks` reads them half-open."""
     if bands is None:
         return {}
     if isinstance(bands, BandScore):
         return {band.label: (band.min, band.max) for band in bands.bands}
     return {str(label): (float(low), float(high)) for label, (low, high) in bands.items()}
+
+
+def _band_masks(
+    values: np.ndarray, ranges: Mapping[str, tuple[float, float]]
+) -> dict[str, np.ndarray]:
+    """Per band, the values inside it: half-open intervals (a band runs up to the next band's
+    low, not included; the last one up to its high, included), so a prorated or imputed value
+    between two integer limits still gets a band (:class:`~vaikuttavuus.domain.specs.Band`)."""
+    ordered = sorted(ranges.items(), key=lambda item: item[1][0])
+    masks = {}
+    for position, (label, (low, high)) in enumerate(ordered):
+        if position + 1 < len(ordered):
+            upper = ordered[position + 1][1][0]
+            masks[label] = (values >= low) & (values < upper)
+        else:
+            masks[label] = (values >= low) & (values <= high)
+    return masks
 
 
 def _responder_arrays(
@@ -271,8 +289,7 @@ def _responder_arrays(
     """Band, threshold, relative improvement and responder flag per person (arrays)."""
     band = np.full(len(baseline), None, dtype=object)
     threshold = np.full(len(baseline), float(rule.min_improvement))
-    for label, (low, high) in ranges.items():
-        inside = (baseline >= low) & (baseline <= high)
+    for label, inside in _band_masks(baseline, ranges).items():
         band[inside] = label
         if label in rule.by_baseline_band:
             threshold[inside] = float(rule.by_baseline_band[label])

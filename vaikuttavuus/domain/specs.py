@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Iterable
 from datetime import date
 from typing import Annotated, Literal
 
@@ -206,14 +207,28 @@ class ItemScore(ScoreBase):
 
 
 class Band(Spec):
+    """One band of a score. Bands are half-open: a band runs from its ``min`` (included) up to
+    the next band's ``min`` (not included); the last band includes its ``max``. Limits are
+    written as usual (IPSS mild 0–7, moderate 8–19): a prorated 7.6 is mild."""
+
     label: str = Field(pattern=IDENTIFIER)
     min: float
     max: float
     text: LocalizedText | None = None
 
 
+def limit_step(values: Iterable[float]) -> float:
+    """The precision the limits are written at: 1 for whole numbers, 0.1 for one decimal …"""
+    decimals = 0
+    for value in values:
+        text = f"{float(value):.6f}".rstrip("0")
+        decimals = max(decimals, len(text.split(".")[1]) if "." in text else 0)
+    return 10.0**-decimals
+
+
 class BandScore(ScoreBase):
-    """A labelled band of another score, e.g. IPSS mild / moderate / severe."""
+    """A labelled band of another score, e.g. IPSS mild / moderate / severe (half-open
+    intervals: see :class:`Band`)."""
 
     method: Literal["band"]
     of: str = Field(pattern=IDENTIFIER)
@@ -221,14 +236,43 @@ class BandScore(ScoreBase):
 
     @model_validator(mode="after")
     def _no_overlap(self) -> BandScore:
-        ordered = sorted(self.bands, key=lambda b: b.min)
+        ordered = self.ordered
         for band in ordered:
             if band.min > band.max:
                 raise ValueError(f"band '{band.label}' has min greater than max")
+        step = limit_step(v for band in ordered for v in (band.min, band.max))
         for lower, upper in itertools.pairwise(ordered):
             if upper.min <= lower.max:
                 raise ValueError(f"bands '{lower.label}' and '{upper.label}' overlap")
+            if upper.min - lower.max > step + 1e-9:
+                raise ValueError(
+                    f"bands '{lower.label}' (… {lower.max:g}) and '{upper.label}' "
+                    f"({upper.min:g} …) leave a gap: the next band must start at most "
+                    f"{step:g} above the previous band's max"
+                )
         return self
+
+    @property
+    def ordered(self) -> tuple[Band, ...]:
+        """The bands from the lowest to the highest."""
+        return tuple(sorted(self.bands, key=lambda band: band.min))
+
+    def intervals(self) -> tuple[tuple[Band, float, float], ...]:
+        """Each band with the values it covers: ``[low, high)``, the last one ``[low, high]``
+        (see :class:`Band`)."""
+        ordered = self.ordered
+        highs = [upper.min for upper in ordered[1:]] + [ordered[-1].max]
+        return tuple((band, band.min, high) for band, high in zip(ordered, highs, strict=True))
+
+    def band_of(self, value: float | None) -> Band | None:
+        """The band ``value`` falls in (half-open intervals), or None."""
+        if value is None or math.isnan(value):
+            return None
+        for band, low, high in self.intervals():
+            last = band is self.ordered[-1]
+            if low <= value and (value < high or (last and value <= high)):
+                return band
+        return None
 
 
 class FlagScore(ScoreBase):
@@ -365,8 +409,29 @@ class InstrumentSpec(Spec):
                     self._check_scorable(score.id, score.of)
             if isinstance(score, BandScore):
                 band_ids.add(score.id)
+                self._check_band_coverage(score)
             score_ids.append(score.id)
         return self
+
+    def _check_band_coverage(self, score: BandScore) -> None:
+        """The bands cover the whole range of the score they band, when that range is known
+        (the score's ``range``, or the answer codes of an item)."""
+        low_high: tuple[float, float] | None = None
+        source = next((s for s in self.scores if s.id == score.of), None)
+        if isinstance(source, AggregateScore | ItemScore):
+            low_high = source.range
+        elif source is None and score.of in self.item_ids:
+            item = self.item(score.of)
+            codes = [float(o.code) for o in self.options_for(item) if _is_number(o.code)]
+            low_high = (min(codes), max(codes)) if codes else item.value_range
+        if low_high is None:
+            return
+        ordered = score.ordered
+        if ordered[0].min > low_high[0] or ordered[-1].max < low_high[1]:
+            raise ValueError(
+                f"score '{score.id}': the bands cover {ordered[0].min:g}–{ordered[-1].max:g} "
+                f"but '{score.of}' ranges over {low_high[0]:g}–{low_high[1]:g}"
+            )
 
     def _check_scorable(self, score_id: str, item_id: str) -> None:
         """A score can only read items whose answer is one number."""
