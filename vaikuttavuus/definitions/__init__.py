@@ -171,8 +171,15 @@ MEASURES_FILE = "measures.yaml"
 def load_pilots(directory: Path, instrument_ids: Iterable[str]) -> list[PilotSpec]:
     """Every pilot in ``directory`` (all YAML files but the measure catalogue); each time point
     may only name known instruments."""
+    return [spec for _path, spec in load_pilot_files(directory, instrument_ids)]
+
+
+def load_pilot_files(
+    directory: Path, instrument_ids: Iterable[str]
+) -> list[tuple[Path, PilotSpec]]:
+    """:func:`load_pilots` with the file each pilot came from (for messages)."""
     known = set(instrument_ids)
-    specs: list[PilotSpec] = []
+    specs: list[tuple[Path, PilotSpec]] = []
     problems: list[Problem] = []
     files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
     for path in (f for f in files if f.name != MEASURES_FILE):
@@ -196,10 +203,10 @@ def load_pilots(directory: Path, instrument_ids: Iterable[str]) -> list[PilotSpe
                 problems.append(
                     Problem(str(path), "primary_outcome", f"unknown instrument '{rule.instrument}'")
                 )
-        specs.append(spec)
+        specs.append((path, spec))
     if problems:
         raise DefinitionError(problems)
-    ids = [s.id for s in specs]
+    ids = [s.id for _path, s in specs]
     if len(ids) != len(set(ids)):
         raise DefinitionError([Problem(str(directory), "", "two pilots share the same id")])
     return specs

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Annotated, Literal
 
@@ -519,9 +519,13 @@ def _score_inputs(score: Score) -> tuple[str, ...]:
 
 
 class ArmSpec(Spec):
+    """An arm of the pilot. ``settings``: where this arm's procedures may be done (ids of the
+    pilot's ``procedure_settings``; empty: any of them)."""
+
     id: str = Field(pattern=IDENTIFIER)
     name: LocalizedText
     reference: bool = False
+    settings: tuple[str, ...] = ()
 
 
 class TimePointSpec(Spec):
@@ -755,6 +759,18 @@ class AnalysisSpec(Spec):
     min_exposure_days: int = Field(default=30, ge=0, le=365)
     secondary_outcomes: tuple[str, ...] = ()
     multiplicity: Literal["holm", "bh"] = "holm"
+    guidance_flag: str | None = Field(
+        default=None, pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+    )
+    """A score (``instrument.score``) whose flag at the baseline is a dimension of the
+    client-guidance profile (older adults: feeling safe in daily life, flagged as feeling
+    insecure); not declared: no such dimension."""
+    utility: str | None = Field(
+        default=None, pattern=r"^([a-z][a-z0-9_]*\.[a-z][a-z0-9_]*|none)$"
+    )
+    """The utility score of the QALYs (``instrument.score``, e.g. ``eq5d5l.index``); not
+    declared: the first instrument scheduled at the baseline with a value-set score; ``none``:
+    no QALYs."""
     setting: LocalizedText | None = None
     """Where the pilot runs (CHEERS 2022 item 6)."""
     engagement: LocalizedText | None = None
@@ -804,6 +820,10 @@ class PilotSpec(Spec):
     service_types: tuple[CodedLabel, ...] = ()
     provider_sectors: tuple[CodedLabel, ...] = ()
     procedure_types: tuple[CodedLabel, ...] = ()
+    procedure_settings: tuple[CodedLabel, ...] = ()
+    """Where procedures are done (e.g. operating room, day surgery), with their names; an arm
+    may restrict its procedures to some of them (``arms → settings``). Not declared: the arms
+    themselves are the settings."""
     min_cell_size: int = Field(default=5, ge=1)
     currency_year: int = Field(ge=2000, le=2100)
     start_date: date | None = None
@@ -829,8 +849,44 @@ class PilotSpec(Spec):
         offsets = [tp.offset_days for tp in self.time_points]
         if offsets != sorted(offsets):
             raise ValueError("time points must be listed in order of offset_days")
+        self._check_settings()
         self._check_analysis(arm_ids, tp_ids)
         return self
+
+    def _check_settings(self) -> None:
+        declared = [setting.id for setting in self.procedure_settings]
+        if len(set(declared)) != len(declared):
+            raise ValueError("procedure_settings: setting ids must be unique")
+        for arm in self.arms:
+            if arm.settings and not declared:
+                raise ValueError(
+                    f"arms[{arm.id}] → settings: declare the settings under procedure_settings"
+                )
+            unknown = [s for s in arm.settings if s not in declared]
+            if unknown:
+                raise ValueError(
+                    f"arms[{arm.id}] → settings: unknown setting(s) {', '.join(unknown)} "
+                    f"(declared: {', '.join(declared)})"
+                )
+
+    @property
+    def settings(self) -> tuple[CodedLabel, ...]:
+        """Where procedures may be done: the declared ``procedure_settings``, else the arms."""
+        if self.procedure_settings:
+            return self.procedure_settings
+        return tuple(CodedLabel(id=arm.id, name=arm.name) for arm in self.arms)
+
+    def settings_of(self, arm_id: str) -> tuple[str, ...]:
+        """The settings an arm's procedures may be done in (its own list, else all)."""
+        arm = next((a for a in self.arms if a.id == arm_id), None)
+        if arm is not None and arm.settings:
+            return arm.settings
+        return tuple(s.id for s in self.settings)
+
+    def setting_name(self, setting_id: str, language: str) -> str:
+        """A setting's name in ``language`` (the id itself when unknown)."""
+        found = next((s for s in self.settings if s.id == setting_id), None)
+        return found.name.get(language) if found is not None else setting_id
 
     def _check_analysis(self, arm_ids: list[str], tp_ids: list[str]) -> None:
         primary = self.analysis.primary
@@ -914,6 +970,26 @@ class PilotSpec(Spec):
         for tp in self.time_points:
             ordered.update(dict.fromkeys(tp.instruments))
         return tuple(ordered)
+
+
+def utility_score(
+    pilot: PilotSpec, instruments: Mapping[str, InstrumentSpec]
+) -> tuple[str, str] | None:
+    """The (instrument, score) of the pilot's QALYs: ``analysis → utility`` when declared,
+    else the first instrument scheduled at the baseline that has a value-set score (EQ-5D-5L
+    in the shipped pilots), else None."""
+    declared = pilot.analysis.utility
+    if declared == "none":
+        return None
+    if declared is not None:
+        instrument, score = declared.split(".", 1)
+        return instrument, score
+    for code in pilot.baseline.instruments:
+        spec = instruments.get(code)
+        for score in spec.scores if spec is not None else ():
+            if isinstance(score, ValueSetScore):
+                return code, score.id
+    return None
 
 
 def is_identifier(value: str) -> bool:

@@ -11,7 +11,6 @@ import pandas as pd
 from vaikuttavuus.domain import outcomes
 from vaikuttavuus.domain.stats import mean_ci
 from vaikuttavuus.services.analytics.data import (
-    UTILITY,
     CohortData,
     _score_name,
 )
@@ -60,8 +59,8 @@ class OutcomeSections(CohortData):
             scores.append(score)
             if not table.empty:
                 parts.append(outcomes.summarise_outcomes(table).table)
-        utility = _score_name(*UTILITY)
-        if self.has_utility:
+        utility = self.utility
+        if utility is not None:
             table = self.changes(utility, follow_ups)
             scores.append(utility)
             if not table.empty:
