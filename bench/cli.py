@@ -66,6 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--keep", action="store_true", help="Keep the temporary workspace (databases, logs)."
     )
+    parser.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=60.0,
+        help="Length of the soak (scenario 'soak', run with --only soak; default 60).",
+    )
     parser.add_argument("--list", action="store_true", help="List the scenarios and exit.")
     return parser.parse_args(argv)
 
@@ -74,7 +80,7 @@ def chosen_names(only: str | None, *, quick: bool = False) -> list[str]:
     """The scenario names asked for, in running order; raises ``SystemExit`` on a typo."""
     known = scenario_names()
     if not only:
-        return scenario_names(quick=quick)
+        return scenario_names(quick=quick, default_run=True)
     asked = [name.strip() for name in only.split(",") if name.strip()]
     unknown = [name for name in asked if name not in known]
     if unknown:
@@ -122,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     workspace = Workspace(keep=args.keep, say=say)
     say(f"workspace {workspace.root}; scenarios: {', '.join(names)}; backends: {backends}")
     context = Context(
-        workspace=workspace, sizes=sizes, backends=backends, quick=args.quick, say=say
+        workspace=workspace,
+        sizes=sizes,
+        backends=backends,
+        quick=args.quick,
+        say=say,
+        options={"soak_minutes": args.soak_minutes},
     )
 
     def scenario_backends(

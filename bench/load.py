@@ -35,12 +35,13 @@ class Request:
     path: str
     form: dict[str, str] | None = None
     tag: Any = None  # the caller's reference (e.g. the patient link), handed to the callbacks
+    headers: tuple[tuple[str, str], ...] = ()  # e.g. (("Cookie", "…"),) for a logged-in user
 
     def encoded(self) -> tuple[bytes | None, dict[str, str]]:
         if self.form is None:
-            return None, {}
+            return None, dict(self.headers)
         body = urlencode(self.form).encode("ascii")
-        return body, {"Content-Type": "application/x-www-form-urlencoded"}
+        return body, {"Content-Type": "application/x-www-form-urlencoded", **dict(self.headers)}
 
 
 @dataclass(frozen=True)

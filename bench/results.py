@@ -96,6 +96,9 @@ GOALS: tuple[Goal, ...] = (
     Goal("import_1m", "all_or_nothing", ">=", 1, ""),
     Goal("import_responses_1m", "seconds_per_1m", "<", 60, " s"),
     Goal("import_responses_1m", "all_or_nothing", ">=", 1, ""),
+    Goal("clinician_page", "p95_under_load_ms", "<", 300, " ms"),
+    Goal("soak", "error_rate", "<=", 0, ""),
+    Goal("soak", "rss_growth_mb_per_10min", "<", 2, " MiB"),
 )
 """Per scenario base name. ``scaling_large_vs_small`` is the time per 10 000 people at the
 largest size divided by the time per 10 000 at the smallest: "flat or falling" is ≤ 1 (10 %
@@ -115,6 +118,8 @@ HEADLINES: dict[str, tuple[str, ...]] = {
     "import_1m": ("seconds", "rows", "rows_per_s"),
     "import_responses_1m": ("seconds", "rows", "file_rows", "rows_per_s"),
     "invitations": ("first_refresh_seconds", "steady_refresh_seconds", "people"),
+    "clinician_page": ("p95_ms", "per_s", "ratio_vs_bare", "under_load_errors"),
+    "soak": ("minutes", "requests", "errors", "clinician_p95_ms", "wal_max_mb", "rss_end_mb"),
 }
 """Figures printed besides the goals (everything is in ``results.json``)."""
 

@@ -28,6 +28,7 @@ TASK_MODULES = (
     "bench.scenarios.imports",
     "bench.scenarios.invitations",
     "bench.scenarios.services",
+    "bench.scenarios.soak",
 )
 """Modules whose tasks are registered when a child starts."""
 

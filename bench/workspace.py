@@ -98,7 +98,7 @@ QUICK = Sizes(
         submits_per_round=250,
         max_seconds=8.0,
     ),
-    every_backend=frozenset({"page_get", "submit_post"}),
+    every_backend=frozenset({"page_get", "submit_post", "clinician_page"}),
     one_process=True,
     xlsx_at_every_size=False,
 )

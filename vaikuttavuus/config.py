@@ -100,6 +100,10 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         "SERVE_WORKERS": 2,
         "SERVE_THREADS": 4,
         "MAX_CONTENT_LENGTH": 200 * 1024 * 1024,
+        # SQLite: seconds a writer waits for the write lock before the request answers 503.
+        "SQLITE_BUSY_TIMEOUT": 30,
+        # The Retry-After (seconds) of the 503 page shown while a dependency is down.
+        "RETRY_AFTER_SECONDS": 60,
     }
 
 

@@ -1,7 +1,12 @@
-"""The database layer's plumbing: engine settings, the request-boundary commit, migrations.
+"""The database layer's plumbing: engine settings, the request-boundary commit, consistent
+read snapshots, migrations.
 
 Services only ``flush()``; the request boundary commits (or rolls back on an error), so a
 response that reaches the browser has its data on disk. CLI commands commit explicitly.
+
+Every analysis, page and export reads inside :func:`read_snapshot`: one read-only transaction
+(REPEATABLE READ on PostgreSQL, one read transaction on SQLite), so all of its statements see
+the database as it was at one moment, whatever patients submit meanwhile.
 
 A SQLite database file is created readable by its owner only (0600; SQLite gives its
 write-ahead log and shared-memory files the same mode), and an instance folder created here
@@ -10,9 +15,13 @@ is 0700.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +30,7 @@ from alembic.config import Config
 from flask import Flask, Response, current_app
 from sqlalchemy import Connection, Engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.sql import Insert
 
 from vaikuttavuus.extensions import db
@@ -68,22 +77,41 @@ def init_app(app: Flask) -> None:
     options: dict[str, Any] = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     if url.startswith("sqlite"):
         create_private_folder(Path(app.instance_path))
-        options.setdefault("connect_args", {}).setdefault("timeout", 30)
+        # How long a writer waits for the write lock before giving up (then the request
+        # answers 503 "try again in a minute").
+        busy_timeout = float(app.config.get("SQLITE_BUSY_TIMEOUT", 30))
+        options.setdefault("connect_args", {}).setdefault("timeout", busy_timeout)
     else:
-        options.setdefault("pool_pre_ping", True)
+        options.setdefault("pool_pre_ping", True)  # replaces connections broken by an outage
         options.setdefault("pool_size", 10)
         options.setdefault("max_overflow", 20)
+        options.setdefault("pool_timeout", 10)  # then 503 "try again", not a hanging request
+        # A server that does not answer at all (not even "refused") fails fast, too.
+        options.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     app.config.setdefault("SQLALCHEMY_TRACK_MODIFICATIONS", False)
     db.init_app(app)
 
     @app.after_request
     def _commit(response: Response) -> Response:
-        """Commit the request's unit of work before the response leaves."""
-        if response.status_code < 400 or getattr(response, "commit_on_error", False):
-            db.session.commit()
-        else:
-            db.session.rollback()
+        """Commit the request's unit of work before the response leaves. If the database is
+        unavailable by then, nothing was stored and the response becomes the 503 page."""
+        from vaikuttavuus.health import is_outage
+
+        try:
+            if response.status_code < 400 or getattr(response, "commit_on_error", False):
+                db.session.commit()
+            else:
+                db.session.rollback()
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            from vaikuttavuus.web import service_unavailable
+
+            return service_unavailable(error)
+        retry_after = getattr(response, "outage_retry_after", None)
+        if retry_after is not None:  # a 503 page: its Retry-After, not the rate limiter's
+            response.headers["Retry-After"] = str(retry_after)
         return response
 
 
@@ -103,13 +131,13 @@ def _create_sqlite_file_privately(
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """SQLite: write-ahead log, enforced foreign keys, fsync on commit, wait on locks."""
+    """SQLite: write-ahead log, enforced foreign keys, fsync on commit. How long to wait on a
+    lock is the driver's ``timeout`` (``SQLITE_BUSY_TIMEOUT``, 30 s by default)."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
 
@@ -160,6 +188,175 @@ def upsert(
         set_={column: statement.excluded[column] for column in update_columns},
     )
     session.execute(statement, list(rows))
+
+
+# -- consistent reads ---------------------------------------------------------------------------
+
+SNAPSHOT_KEY = "vaikuttavuus.read_snapshot"
+
+
+class SnapshotError(RuntimeError):
+    """A read snapshot was opened while the session held unsaved changes."""
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """What a snapshot saw of one pilot's data: a fingerprint of everything the analyses read
+    (:func:`vaikuttavuus.queries.pilot_data_version`). Equal versions mean equal inputs, so it
+    is the key for anything cached or stored per data (reference bands today, analysis
+    snapshots later)."""
+
+    pilot_id: int
+    fingerprint: tuple[object, ...]
+    taken_at: datetime
+
+    @property
+    def label(self) -> str:
+        """A short, stable name of the version for pages and response headers."""
+        return hashlib.sha256(repr(self.fingerprint).encode()).hexdigest()[:10]
+
+
+@dataclass
+class ReadSnapshot:
+    """The open read-only transaction of :func:`read_snapshot`."""
+
+    session: Session
+    backend: str
+    taken_at: datetime
+    _versions: dict[int, DataVersion] = field(default_factory=dict)
+
+    def data_version(self, pilot_id: int) -> DataVersion:
+        """The pilot's data version as this snapshot sees it (read once per snapshot)."""
+        version = self._versions.get(pilot_id)
+        if version is None:
+            from vaikuttavuus.queries import pilot_data_version
+
+            fingerprint = pilot_data_version(self.session, pilot_id)
+            version = DataVersion(pilot_id, fingerprint, self.taken_at)
+            self._versions[pilot_id] = version
+        return version
+
+
+def _plain_session(session: Session | scoped_session[Session] | None) -> Session:
+    if session is None:
+        return db.session()
+    if isinstance(session, scoped_session):
+        return session()
+    return session
+
+
+def current_snapshot(
+    session: Session | scoped_session[Session] | None = None,
+) -> ReadSnapshot | None:
+    """The read snapshot open on ``session`` (default: the app's), if any."""
+    found = _plain_session(session).info.get(SNAPSHOT_KEY)
+    return found if isinstance(found, ReadSnapshot) else None
+
+
+def _end_transaction_keeping_objects(session: Session) -> None:
+    """Commit the session's transaction (normally reads only) without expiring the objects
+    already loaded (the pilot, the user), so they stay usable without reloading."""
+    if not session.in_transaction():
+        return
+    previous = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = previous
+
+
+@contextlib.contextmanager
+def read_snapshot(
+    session: Session | scoped_session[Session] | None = None,
+) -> Iterator[ReadSnapshot]:
+    """Run the block's reads in one consistent, read-only snapshot of the database.
+
+    * PostgreSQL: a ``REPEATABLE READ, READ ONLY`` transaction: every statement sees the data
+      committed before its first statement, nothing later.
+    * SQLite: an explicit read transaction (the driver begins none for SELECTs, so each
+      statement would otherwise see the newest data); in WAL mode it never blocks writers.
+      ``PRAGMA query_only`` makes it read-only like PostgreSQL's.
+
+    The transaction the session had open (the request's reads so far) is committed first;
+    pending changes are refused (:class:`SnapshotError`): write before or after the snapshot,
+    e.g. audit events after it. Objects loaded before stay usable. Nested use joins the open
+    snapshot. On leaving, the transaction ends and the session is back to normal.
+    """
+    session = _plain_session(session)
+    existing = current_snapshot(session)
+    if existing is not None:
+        yield existing
+        return
+    if session.new or session.dirty or session.deleted:
+        raise SnapshotError("a read snapshot cannot start with unsaved changes in the session")
+    _end_transaction_keeping_objects(session)
+    connection = session.connection()
+    backend = connection.dialect.name
+    failed = False
+    try:
+        if backend == "postgresql":
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        elif backend == "sqlite":
+            connection.exec_driver_sql("PRAGMA query_only = ON")
+            connection.exec_driver_sql("BEGIN")
+            # A read transaction takes its snapshot at its first read: take it now.
+            connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").all()
+        snapshot = ReadSnapshot(session=session, backend=backend, taken_at=datetime.now(UTC))
+        session.info[SNAPSHOT_KEY] = snapshot
+        yield snapshot
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        session.info.pop(SNAPSHOT_KEY, None)
+        _close_snapshot(session, connection, backend, failed=failed)
+
+
+def _close_snapshot(
+    session: Session, connection: Connection, backend: str, *, failed: bool
+) -> None:
+    """End the snapshot's transaction; a connection that cannot be reset is discarded."""
+    try:
+        if backend == "sqlite":
+            connection.exec_driver_sql("PRAGMA query_only = OFF")
+        if failed:
+            session.rollback()
+        else:
+            _end_transaction_keeping_objects(session)
+    except Exception:
+        with contextlib.suppress(Exception):
+            connection.invalidate()
+        with contextlib.suppress(Exception):
+            session.rollback()
+        if not failed:
+            raise
+
+
+class SnapshotSession:
+    """A session of its own, on a connection of its own, with a read snapshot open on it: for
+    reads that outlive the request, such as a streamed download, which must see one moment
+    of the data from its first row to its last. :meth:`close` ends the snapshot and returns
+    the connection (idempotent; call it when the download ends or is abandoned)."""
+
+    def __init__(self, engine: Engine | None = None) -> None:
+        self.session = Session(bind=engine if engine is not None else db.engine)
+        self._stack = contextlib.ExitStack()
+        try:
+            self.snapshot = self._stack.enter_context(read_snapshot(self.session))
+        except BaseException:
+            self.session.close()
+            raise
+        self._closed = False
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._stack.close()
+        finally:
+            self.session.close()
 
 
 # -- migrations -------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Languages: Finnish by default, Swedish and English (Flask-Babel catalogues).
 
-The language is chosen by, in order: ``?lang=`` on the request (remembered in the session),
-the session, the logged-in user's preference, the patient's preferred language (set by the
-patient views), and Finnish (also outside a request, e.g. the CLI without ``force_locale``).
+The language is chosen by, in order: the patient pages' own choice (``g.patient_language``,
+set by :mod:`vaikuttavuus.views.patient` from ``?lang=``, the browser's earlier choice and the
+person's registered language), ``?lang=`` on the request (remembered in the session), the
+session, the logged-in user's preference, and Finnish (also outside a request, e.g. the CLI
+without ``force_locale``).
 """
 
 from __future__ import annotations
@@ -30,18 +32,19 @@ def supported() -> tuple[str, ...]:
 def select_locale() -> str:
     if not has_request_context():  # the CLI or a background job outside ``force_locale``
         return "fi"
+    patient_language = g.get("patient_language")
+    if patient_language in supported():
+        return str(patient_language)
     requested = request.args.get("lang")
     if requested in supported():
-        session["lang"] = requested
+        if request.blueprint != "patient":  # the patient pages keep no session
+            session["lang"] = requested
         return requested
     chosen = session.get("lang")
     if chosen in supported():
         return str(chosen)
     if current_user and current_user.is_authenticated and current_user.locale in supported():
         return str(current_user.locale)
-    patient_language = g.get("patient_language")
-    if patient_language in supported():
-        return str(patient_language)
     return "fi"
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
+from matplotlib.ticker import Formatter, ScalarFormatter
 
 OKABE_ITO = {
     "black": "#000000",
@@ -58,13 +59,75 @@ def style_axes(axes: object) -> None:
     ax.set_axisbelow(True)  # type: ignore[attr-defined]
 
 
+def chart_locale() -> str:
+    """The language charts write their numbers in: the page's or the PDF's (Flask-Babel's
+    current locale), Finnish outside a request."""
+    try:
+        from flask_babel import get_locale
+
+        locale = get_locale()
+    except (ImportError, RuntimeError, KeyError):  # no app or request context
+        locale = None
+    return str(locale) if locale is not None else "fi"
+
+
+class LocalisedFormatter(Formatter):
+    """Tick labels as the tables write numbers: a decimal comma, a thousands separator and a
+    real minus sign in Finnish and Swedish (``−3 500``, ``0,25``), the fewest decimals that
+    tell the ticks apart, and the same number of decimals on every tick of an axis."""
+
+    def __init__(self, locale: str) -> None:
+        self.locale = locale
+        self.decimals = 0
+
+    def set_locs(self, locs: Sequence[float]) -> None:  # type: ignore[override]
+        super().set_locs(locs)
+        self.decimals = tick_decimals(list(locs))
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return format_number(x, self.decimals, self.locale)
+
+
+def tick_decimals(values: Sequence[float], most: int = 4) -> int:
+    """The fewest decimals (up to ``most``) that write every tick value exactly."""
+    finite = [v for v in values if math.isfinite(v)]
+    for decimals in range(most + 1):
+        if all(abs(v - round(v, decimals)) < 1e-9 * max(1.0, abs(v)) for v in finite):
+            return decimals
+    return most
+
+
+def format_number(value: float, decimals: int, locale: str) -> str:
+    """``value`` with ``decimals`` decimals in ``locale``'s way (grouping, decimal sign,
+    minus sign); ``0`` never shows as ``−0``."""
+    from babel.numbers import format_decimal
+
+    if abs(value) < 0.5 * 10**-decimals:
+        value = 0.0
+    pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
+    text = str(format_decimal(value, format=pattern, locale=locale))
+    return "\u2212" + text[1:] if text.startswith("-") else text  # as the tables write it
+
+
+def localise_ticks(figure: Figure, locale: str | None = None) -> None:
+    """Numeric axes of every subplot get :class:`LocalisedFormatter` (category axes and axes
+    with their own tick texts keep theirs)."""
+    language = locale or chart_locale()
+    for ax in figure.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if isinstance(axis.get_major_formatter(), ScalarFormatter):
+                axis.set_major_formatter(LocalisedFormatter(language))
+
+
 def to_svg(figure: Figure) -> bytes:
+    localise_ticks(figure)
     buffer = io.BytesIO()
     FigureCanvasSVG(figure).print_svg(buffer, metadata={"Date": None})
     return buffer.getvalue()
 
 
 def to_png(figure: Figure, dpi: int = 150) -> bytes:
+    localise_ticks(figure)
     buffer = io.BytesIO()
     FigureCanvasAgg(figure).print_png(buffer, dpi=dpi)
     return buffer.getvalue()
@@ -90,96 +153,6 @@ def band_colour(band: Band, position: int) -> str:
     """The band's shade (its ``shade``, else its position among the bands)."""
     rank = band.shade if band.shade is not None else position
     return BAND_SHADES[min(rank, len(BAND_SHADES) - 1)]
-
-
-def trajectory_chart(
-    *,
-    time_labels: Sequence[str],
-    patient: Sequence[float | None],
-    median: Sequence[float | None],
-    q1: Sequence[float | None],
-    q3: Sequence[float | None],
-    y_label: str,
-    y_range: tuple[float, float] | None,
-    bands: Sequence[Band] = (),
-    important_change_line: float | None = None,
-    labels: dict[str, str],
-    alt: str,
-) -> Chart:
-    """One patient's score over the time points against the cohort median and IQR band.
-
-    ``labels`` holds the legend texts: ``patient``, ``median``, ``iqr``, ``important_change``.
-    """
-    figure = new_figure(height_in=3.8)
-    ax = figure.add_subplot()
-    style_axes(ax)
-    x = list(range(len(time_labels)))
-    if y_range is not None:
-        for index, band in enumerate(bands):
-            ax.axhspan(
-                band.low,
-                band.high,
-                color=band_colour(band, index),
-                alpha=0.6,
-                linewidth=0,
-            )
-            ax.text(
-                -0.25,
-                (band.low + band.high) / 2,
-                band.label,
-                fontsize=FONT_SIZE - 1,
-                va="center",
-                ha="left",
-                color="#444444",
-            )
-    ax.fill_between(
-        x,
-        _clean(q1),
-        _clean(q3),
-        color=OKABE_ITO["sky_blue"],
-        alpha=0.35,
-        linewidth=0,
-        label=labels["iqr"],
-    )
-    ax.plot(
-        x,
-        _clean(median),
-        color=OKABE_ITO["blue"],
-        linestyle="--",
-        marker="s",
-        markersize=4,
-        linewidth=1.5,
-        label=labels["median"],
-    )
-    ax.plot(
-        x,
-        _clean(patient),
-        color=OKABE_ITO["vermillion"],
-        marker="o",
-        markersize=6,
-        linewidth=2.2,
-        label=labels["patient"],
-    )
-    if important_change_line is not None:
-        ax.axhline(
-            important_change_line,
-            color=OKABE_ITO["black"],
-            linestyle=":",
-            linewidth=1.2,
-            label=labels.get("important_change", ""),
-        )
-    ax.set_xticks(x, list(time_labels))
-    ax.set_xlim(-0.3, max(len(x) - 0.7, 0.3))
-    if y_range is not None:
-        ax.set_ylim(y_range[0] - 0.5, y_range[1] + 0.5)
-    ax.set_ylabel(y_label, fontsize=FONT_SIZE)
-    figure.legend(
-        fontsize=FONT_SIZE - 1,
-        loc="outside lower center",
-        ncol=2,
-        frameon=False,
-    )
-    return Chart(to_svg(figure), alt)
 
 
 def grouped_bar_chart(
@@ -469,10 +442,12 @@ def funnel_chart(
     limits: dict[str, tuple[Sequence[float], Sequence[float]]],
     labels: dict[str, str],
     alt: str,
+    point_labels: Sequence[str] = (),
 ) -> Chart:
     """A funnel plot: each group's share (0–1, shown as %) against its number of persons,
     with the cohort share ``p0`` and control limits over ``curve_n`` (``limits`` maps a legend
-    text to the lower and upper curve). ``labels``: ``x``, ``y``, ``groups``, ``p0``."""
+    text to the lower and upper curve). ``labels``: ``x``, ``y``, ``groups``, ``p0``.
+    ``point_labels`` names the dots (one per group, e.g. the unit), written beside them."""
     figure = new_figure(width_in=6.0, height_in=3.8)
     ax = figure.add_subplot()
     style_axes(ax)
@@ -505,11 +480,107 @@ def funnel_chart(
         zorder=3,
         label=labels["groups"],
     )
+    for x, y, text in zip(list(n), _clean(list(share)), point_labels, strict=False):
+        if math.isfinite(y) and text:
+            ax.annotate(
+                text,
+                (x, 100 * y),
+                xytext=(5, 4),
+                textcoords="offset points",
+                fontsize=FONT_SIZE - 1,
+                color="#333333",
+            )
     ax.set_ylim(0, 100)
     ax.set_xlim(0, max([*curve_n, *n, 1]) * 1.05)
     ax.set_xlabel(labels["x"], fontsize=FONT_SIZE)
     ax.set_ylabel(labels["y"], fontsize=FONT_SIZE)
     figure.legend(fontsize=FONT_SIZE - 1, loc="outside lower center", ncol=4, frameon=False)
+    return Chart(_svg_with_text(figure), alt)
+
+
+@dataclass(frozen=True)
+class ArmFunnel:
+    """One arm's share and its funnel limits over ``n`` (95 % and 99.8 %)."""
+
+    name: str
+    p0: float
+    n: Sequence[float]
+    low_95: Sequence[float]
+    high_95: Sequence[float]
+    low_998: Sequence[float]
+    high_998: Sequence[float]
+
+
+def arm_funnel_chart(
+    *,
+    n: Sequence[float],
+    share: Sequence[float],
+    point_labels: Sequence[str],
+    point_arms: Sequence[int | None],
+    arms: Sequence[ArmFunnel],
+    labels: dict[str, str],
+    alt: str,
+) -> Chart:
+    """A funnel plot that compares each group with its own arm: every arm's share as a line
+    with its 95 % (dashed) and 99.8 % (dotted) limits in the arm's colour, and each group's
+    share (0–1, shown as %) against its number of persons as a dot in its arm's colour
+    (``point_arms``: an index into ``arms``, None for a group of several arms), named.
+    ``labels``: ``x``, ``y``, ``limits_95``, ``limits_998``, ``mixed``."""
+    figure = new_figure(width_in=6.4, height_in=4.2)
+    ax = figure.add_subplot()
+    style_axes(ax)
+    colours = [OKABE_ITO["blue"], OKABE_ITO["vermillion"], OKABE_ITO["green"], OKABE_ITO["purple"]]
+    for index, arm in enumerate(arms):
+        colour = colours[index % len(colours)]
+        ax.axhline(100 * arm.p0, color=colour, linewidth=1.3, label=arm.name)
+        for low, high, style in (
+            (arm.low_95, arm.high_95, "--"),
+            (arm.low_998, arm.high_998, ":"),
+        ):
+            for curve in (low, high):
+                ax.plot(
+                    list(arm.n),
+                    [100 * v for v in _clean(list(curve))],
+                    color=colour,
+                    linestyle=style,
+                    linewidth=0.9,
+                    alpha=0.8,
+                )
+    ax.plot([], [], color="#555555", linestyle="--", linewidth=0.9, label=labels["limits_95"])
+    ax.plot([], [], color="#555555", linestyle=":", linewidth=0.9, label=labels["limits_998"])
+    mixed_shown = False
+    for x, y, text, arm_index in zip(
+        list(n), _clean(list(share)), point_labels, point_arms, strict=True
+    ):
+        if not math.isfinite(y):
+            continue
+        colour = colours[arm_index % len(colours)] if arm_index is not None else "#333333"
+        marker = "o" if arm_index is not None else "D"
+        ax.scatter(
+            [x],
+            [100 * y],
+            s=34,
+            marker=marker,
+            color=colour,
+            edgecolors="white",
+            linewidths=0.6,
+            zorder=3,
+            label=labels["mixed"] if arm_index is None and not mixed_shown else None,
+        )
+        mixed_shown = mixed_shown or arm_index is None
+        ax.annotate(
+            text,
+            (x, 100 * y),
+            xytext=(5, 4),
+            textcoords="offset points",
+            fontsize=FONT_SIZE - 1,
+            color="#222222",
+        )
+    ax.set_ylim(0, 105)
+    ax.set_xlim(0, max([*[float(v) for v in n], *[max(a.n) for a in arms if len(a.n)], 1]) * 1.1)
+    ax.set_xlabel(labels["x"], fontsize=FONT_SIZE)
+    ax.set_ylabel(labels["y"], fontsize=FONT_SIZE)
+    figure.legend(fontsize=FONT_SIZE - 1, loc="outside lower center", ncol=3, frameon=False)
     return Chart(_svg_with_text(figure), alt)
 
 

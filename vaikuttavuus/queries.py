@@ -86,13 +86,19 @@ def instrument_scores(
     pilot_id: int,
     instrument_code: str,
     enrolment_ids: Sequence[int] | None = None,
+    *,
+    response_ids: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Submitted responses of one instrument in a pilot, with every score of its version.
 
     One row per response: the columns of :data:`RESPONSE_COLUMNS` followed by the score
     columns. Each response is scored with the instrument version it was answered in.
+    ``enrolment_ids`` / ``response_ids`` restrict the responses read.
     """
-    meta = frame(session, _responses_select(pilot_id, instrument_code, enrolment_ids))
+    statement = _responses_select(pilot_id, instrument_code, enrolment_ids)
+    if response_ids is not None:
+        statement = statement.where(Response.id.in_(list(response_ids)))
+    meta = frame(session, statement)
     if meta.empty:
         return meta.reindex(columns=RESPONSE_COLUMNS)
     answers = frame(
@@ -109,6 +115,7 @@ def instrument_scores(
                 if enrolment_ids is not None
                 else []
             ),
+            *([Response.id.in_(list(response_ids))] if response_ids is not None else []),
         ),
     )
     wide = answers.pivot(index="response_id", columns="item_id", values="value_num")
@@ -865,6 +872,102 @@ def cohort_data_version(session: Session, pilot_id: int) -> tuple[object, ...]:
         .where(in_pilot)
     ).one()
     return (*enrolments, *responses, *exposures)
+
+
+def pilot_data_version(session: Session, pilot_id: int) -> tuple[object, ...]:
+    """A fingerprint of everything the pilot's analyses and pages read, in one statement:
+    per table the row count and largest id (and for responses the sum of ids and latest
+    change, for invitations the counts per final status), so an import, a submitted answer,
+    a correction, a withdrawal or an erasure each give a new fingerprint. Read inside a
+    :func:`vaikuttavuus.database.read_snapshot` it is the version of what that snapshot saw."""
+    from sqlalchemy import case
+
+    from vaikuttavuus.models import (
+        ClinicalMeasurement,
+        CostItem,
+        ImportBatch,
+        Procedure,
+        ServiceExposure,
+    )
+
+    in_pilot = select(Enrolment.id).where(Enrolment.pilot_id == pilot_id)
+    in_pilot_people = Enrolment.pilot_id == pilot_id
+
+    def stats(*columns: Any, where: Any) -> list[Any]:
+        return [select(column).where(where).scalar_subquery() for column in columns]
+
+    pilot_code = select(Pilot.code).where(Pilot.id == pilot_id).scalar_subquery()
+    submitted = Response.status == "submitted"
+    values = [
+        *stats(func.count(Enrolment.id), func.max(Enrolment.id),
+               func.sum(case((Enrolment.status == "active", 1), else_=0)),
+               where=Enrolment.pilot_id == pilot_id),
+        *stats(func.count(Response.id), func.sum(Response.id), func.max(Response.updated_at),
+               where=Response.enrolment_id.in_(in_pilot) & submitted),
+        *stats(func.count(Invitation.id), func.max(Invitation.id),
+               func.sum(case((Invitation.status == "completed", 1), else_=0)),
+               func.sum(case((Invitation.status == "expired", 1), else_=0)),
+               func.sum(case((Invitation.status == "open", 1), else_=0)),
+               where=Invitation.enrolment_id.in_(in_pilot)),
+        *stats(func.count(CostItem.id), func.max(CostItem.id),
+               where=CostItem.enrolment_id.in_(in_pilot)),
+        *stats(func.count(ClinicalMeasurement.id), func.max(ClinicalMeasurement.id),
+               func.max(ClinicalMeasurement.superseded_by_id),
+               where=ClinicalMeasurement.enrolment_id.in_(in_pilot)),
+        *stats(func.count(Procedure.id), func.max(Procedure.id),
+               where=Procedure.enrolment_id.in_(in_pilot)),
+        *stats(func.count(ServiceExposure.id), func.max(ServiceExposure.id),
+               where=ServiceExposure.enrolment_id.in_(in_pilot)),
+        *stats(func.count(ImportBatch.id), func.max(ImportBatch.id),
+               where=ImportBatch.pilot_code == pilot_code),
+        *stats(func.count(Person.id), func.max(Person.erased_at),
+               where=Person.id.in_(select(Enrolment.person_id).where(in_pilot_people))),
+    ]  # fmt: skip
+    row = session.execute(select(*values)).one()
+    return tuple(str(v) if isinstance(v, date) else v for v in row)
+
+
+def submitted_response_versions(
+    session: Session, pilot_id: int, instrument_codes: Sequence[str]
+) -> dict[str, tuple[int, int, object]]:
+    """Per instrument: (count, sum of ids, latest change) of the pilot's submitted responses,
+    in one statement. Submitted responses never change (only whole responses are deleted, by
+    an erasure), so equal triples mean equal scored responses."""
+    rows = session.execute(
+        select(
+            Response.instrument_code,
+            func.count(Response.id),
+            func.sum(Response.id),
+            func.max(Response.updated_at),
+        )
+        .join(Enrolment, Response.enrolment_id == Enrolment.id)
+        .where(
+            Enrolment.pilot_id == pilot_id,
+            Response.instrument_code.in_(list(instrument_codes)),
+            Response.status == "submitted",
+        )
+        .group_by(Response.instrument_code)
+    ).all()
+    found = {str(row[0]): (int(row[1]), int(row[2] or 0), row[3]) for row in rows}
+    return {code: found.get(code, (0, 0, None)) for code in instrument_codes}
+
+
+def submitted_since(
+    session: Session, pilot_id: int, instrument_code: str, since: object
+) -> list[tuple[int, object]]:
+    """(id, latest change) of the pilot's submitted responses of an instrument changed at or
+    after ``since``."""
+    rows = session.execute(
+        select(Response.id, Response.updated_at)
+        .join(Enrolment, Response.enrolment_id == Enrolment.id)
+        .where(
+            Enrolment.pilot_id == pilot_id,
+            Response.instrument_code == instrument_code,
+            Response.status == "submitted",
+            Response.updated_at >= since,
+        )
+    ).all()
+    return [(int(row[0]), row[1]) for row in rows]
 
 
 def first_index_date(session: Session, pilot_ids: Sequence[int]) -> date | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
@@ -106,6 +107,37 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         return cleaned
 
 
+LONG_REQUEST_SECONDS = 0.5
+"""After a request that ran this long, a worker returns the memory it freed to the system."""
+
+
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None  # not glibc
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def _note_start(_worker: Any, request: Any) -> None:
+    request.vaikuttavuus_started = time.monotonic()
+
+
+def _return_freed_memory(_worker: Any, request: Any, _environ: Any, _response: Any) -> None:
+    """Long requests (a cohort analysis, a PDF) build large temporary frames; glibc keeps the
+    freed memory in the worker's heap, so its RSS would follow its highest peak so far and creep
+    up with each new peak. ``malloc_trim`` hands it back (a few milliseconds, after the
+    response has been sent)."""
+    started = getattr(request, "vaikuttavuus_started", None)
+    long_request = started is not None and time.monotonic() - started >= LONG_REQUEST_SECONDS
+    if _MALLOC_TRIM is not None and long_request:
+        _MALLOC_TRIM(0)
+
+
 def _vaikuttavuus_app() -> Any:
     from vaikuttavuus.wsgi import app
 
@@ -162,6 +194,8 @@ def gunicorn_options(*, host: str, port: int, workers: int, threads: int) -> dic
         "loglevel": "info",
         "forwarded_allow_ips": "127.0.0.1",
         "logger_class": RedactingLogger,
+        "pre_request": _note_start,
+        "post_request": _return_freed_memory,
     }
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from bench.results import Figures
 from bench.workspace import Sizes, Workspace
 
-MODULES = ("compute", "analytics", "services", "imports", "http", "invitations")
+MODULES = ("compute", "analytics", "services", "imports", "http", "invitations", "soak")
 """Scenario modules, in the order their scenarios run."""
 
 
@@ -31,6 +32,8 @@ class Context:
     say: Callable[[str], None]
     checkpoint: Callable[[str, str | None, Figures], None] = lambda _name, _backend, _figures: None
     """Record a scenario's figures so far (kept in ``results.json`` if the run stops)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Settings of particular scenarios (``soak_minutes``)."""
 
     @property
     def primary_backend(self) -> str:
@@ -51,6 +54,8 @@ class Scenario:
     description: str
     in_quick: bool = True
     """Whether a quick run includes it without ``--only``."""
+    on_request_only: bool = False
+    """Runs only when named in ``--only`` (the hour-long soak)."""
 
 
 _REGISTERED: list[Scenario] = []
@@ -71,11 +76,12 @@ def all_scenarios() -> list[Scenario]:
     return sorted(_REGISTERED, key=lambda s: order.get(s.run.__module__, len(order)))
 
 
-def scenario_names(*, quick: bool = False) -> list[str]:
-    """Every result base name, in running order (``quick``: those a quick run includes)."""
+def scenario_names(*, quick: bool = False, default_run: bool = False) -> list[str]:
+    """Every result base name, in running order (``quick``: those a quick run includes;
+    ``default_run``: without those that run only when asked for)."""
     return [
         name
         for scenario in all_scenarios()
-        if scenario.in_quick or not quick
+        if (scenario.in_quick or not quick) and not (default_run and scenario.on_request_only)
         for name in scenario.names
     ]

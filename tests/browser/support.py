@@ -73,9 +73,10 @@ def click_option(question: Locator, index: int) -> str:
 
 
 def press_button(page: Page, name: str) -> None:
-    """Press a button by its accessible name and wait for the next page to load."""
+    """Press a button by its accessible name and wait for the next page to load (the first
+    one: the review page has its send button above and below the answers)."""
     with page.expect_navigation():
-        page.get_by_role("button", name=name, exact=True).click()
+        page.get_by_role("button", name=name, exact=True).first.click()
 
 
 def checked_values(page: Page) -> dict[str, str]:

@@ -201,3 +201,87 @@ def test_sqlite_restore_refuses_a_database_in_use(
         app_still_running.close()
     assert result.exit_code != 0 and "stop the app first" in result.output
     assert _state() == changed
+
+
+def _contents(out: Path, backend: str, db_template: Any) -> dict[str, int]:
+    """Rows per table of what a backup file holds (PostgreSQL: restored into a new
+    database)."""
+    if backend == "sqlite":
+        copy = sqlite3.connect(out)
+        try:
+            listing = (
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+            )
+            names = [row[0] for row in copy.execute(listing)]
+            return {n: copy.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
+        finally:
+            copy.close()
+    import subprocess
+    import uuid
+
+    from sqlalchemy import create_engine, func, inspect, table
+    from sqlalchemy.engine import make_url
+
+    from vaikuttavuus.cli.backup import _libpq_environment, client_program
+
+    _kind, server, _template = db_template
+    name = f"restored_{uuid.uuid4().hex[:8]}"
+    server.psql(f"CREATE DATABASE {name}")
+    url = make_url(server.url(name))
+    pg_restore = client_program("pg_restore", int(server.bin_dir.parent.name))
+    subprocess.run([pg_restore, "--no-owner", "--exit-on-error", "--dbname", name, str(out)],
+                   env=_libpq_environment(url), check=True, capture_output=True)  # fmt: skip
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return {
+                t: int(connection.scalar(select(func.count()).select_from(table(t))) or 0)
+                for t in inspect(connection).get_table_names()
+            }
+    finally:
+        engine.dispose()
+        server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_sidecar_counts_what_the_backup_holds_while_the_app_writes(
+    populated: Flask, tmp_path: Path, backend: str, database_url: str, db_template: Any
+) -> None:
+    from sqlalchemy import create_engine
+
+    from vaikuttavuus import normalise_database_url
+
+    engine = create_engine(normalise_database_url(database_url))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE pairs (n INTEGER, half INTEGER)")
+    stop = threading.Event()
+    written = {"transactions": 0}
+
+    def writer() -> None:  # the app keeps writing during the backup
+        n = 0
+        while not stop.is_set():
+            with engine.begin() as connection:
+                connection.exec_driver_sql(f"INSERT INTO pairs VALUES ({n}, 1), ({n}, 2)")
+            n += 1
+            written["transactions"] = n
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while written["transactions"] < 20:
+            stop.wait(0.01)
+        out = tmp_path / "busy.backup"
+        result = _invoke(populated, backup_command, "--out", str(out))
+        assert result.exit_code == 0, result.output
+        after_backup = written["transactions"]
+        while written["transactions"] < after_backup + 5:
+            stop.wait(0.01)
+    finally:
+        stop.set()
+        thread.join()
+        engine.dispose()
+    meta = json.loads(sidecar_path(out).read_text())
+    contents = _contents(out, backend, db_template)
+    assert meta["row_counts"] == contents  # exactly what the file holds
+    assert 0 < contents["pairs"] < 2 * written["transactions"]  # writes went on around it
+    assert contents["pairs"] % 2 == 0
+    assert meta["schema_revision"]

@@ -415,21 +415,37 @@ def test_incremental_analysis_over_procedure_types(cohort_app: Flask) -> None:  
             assert rows[name]["n"] is None and rows[name]["status"] is None
 
 
-def test_funnel_limits_follow_the_cohort_share(cohort_app: Flask) -> None:  # noqa: F811
+def test_funnel_limits_follow_the_share_of_each_arm(cohort_app: Flask) -> None:  # noqa: F811
+    """Each group is compared with its own patients' arms (issue 17): the arms differ by
+    design, and against one pooled share the arm difference showed as outlying units."""
     result = analysis("bph")
     funnel = result.funnel
     table = expected_responders("bph", ["m12"]).dropna(subset=["responder"])
-    assert funnel.p0 == pytest.approx(float(table["responder"].astype(bool).mean()))
-    unit = funnel.groups["unit"].records()
-    assert unit
-    for row in unit:
-        if row["n"] is None:
-            continue
-        spread = np.sqrt(funnel.p0 * (1 - funnel.p0) / row["n"])
-        assert row["low_95"] == pytest.approx(max(0.0, funnel.p0 - 1.959964 * spread), abs=1e-6)
-        assert row["high_998"] == pytest.approx(min(1.0, funnel.p0 + 3.090232 * spread), abs=1e-6)
+    table = table.assign(responder=table["responder"].astype(bool))
+    assert funnel.p0 == pytest.approx(float(table["responder"].mean()))
+    by_arm = table.groupby("arm")["responder"].mean()
+    assert funnel.p0_by_arm == pytest.approx({arm: float(by_arm[arm]) for arm in by_arm.index})
+    shares = funnel.p0_by_arm
+    assert shares["operating_room"] != pytest.approx(shares["outpatient_clinic"])
+    for name in ("unit", "professional"):
+        rows = funnel.groups[name].records()
+        assert rows
+        for row in rows:
+            if row["n"] is None or row["expected"] is None:
+                continue
+            expected = row["expected"]
+            if row["arm"] != "all":  # a group of one arm: that arm's share
+                assert expected == pytest.approx(shares[row["arm"]])
+            else:  # both arms: between the two
+                assert min(shares.values()) < expected < max(shares.values())
+            spread = np.sqrt(expected * (1 - expected) / row["n"])
+            assert row["low_95"] == pytest.approx(max(0.0, expected - 1.959964 * spread), abs=1e-6)
+            assert row["high_998"] == pytest.approx(
+                min(1.0, expected + 3.090232 * spread), abs=1e-6
+            )
     professionals = funnel.groups["professional"].table
     assert professionals["group"].str.match(r"S\d\d").all()  # surgeons, from the procedures
+    assert (professionals["arm"] == "all").any()  # a surgeon with patients of both arms
 
 
 # -- older adults ------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ class PostgresServer:
     root: Path
     port: int
     bin_dir: Path
+    options: tuple[str, ...] = ()
 
     @property
     def data(self) -> Path:
@@ -68,6 +69,25 @@ class PostgresServer:
             check=True, capture_output=True, text=True,
         )
         return result.stdout
+
+    def halt(self) -> None:
+        """Stop the server but keep its data (an outage); :meth:`resume` starts it again."""
+        subprocess.run(
+            _as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast",
+                          "-w", "stop"]),
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+    def resume(self) -> None:
+        """Start the halted server again on the same port and data."""
+        result = subprocess.run(
+            _as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l",
+                          str(self.root / "server.log"), "-w", "-t", "60", "-o",
+                          " ".join(self.options), "start"]),
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise PostgresUnavailableError(f"PostgreSQL did not start again: {result.stderr}")
 
     def stop(self) -> None:
         subprocess.run(
@@ -121,7 +141,7 @@ def start(durable: bool = False) -> PostgresServer:
         details = log.read_text() if log.exists() else started.stderr
         shutil.rmtree(root, ignore_errors=True)
         raise PostgresUnavailableError(f"PostgreSQL did not start: {details.strip()[-2000:]}")
-    return PostgresServer(root=root, port=port, bin_dir=bin_dir)
+    return PostgresServer(root=root, port=port, bin_dir=bin_dir, options=tuple(options))
 
 
 @contextlib.contextmanager

@@ -189,18 +189,51 @@ def test_eq5d5l_is_placeholder_and_has_the_england_value_set(
     assert not any(spec.placeholder_texts for spec in others)
 
 
-def test_project_authored_parts_are_marked(specs: dict[str, InstrumentSpec]) -> None:
+def _patient_texts(spec: InstrumentSpec) -> list[tuple[str, LocalizedText]]:
+    """The texts a patient reads: section titles and introductions, questions, their help,
+    answer options and scale ends (not the title, description, licence or score labels)."""
+    found: list[tuple[str, LocalizedText]] = []
+    for section in spec.sections:
+        found.extend(localized_texts(section, f"{spec.key}.{section.id}"))
+    for name, answer_set in spec.answer_sets.items():
+        found.extend(localized_texts(answer_set, f"{spec.key}.answer_sets[{name}]"))
+    return found
+
+
+def test_project_authored_parts_are_marked_for_staff_only(
+    specs: dict[str, InstrumentSpec],
+) -> None:
+    """The current versions tell staff which parts the project wrote (description, licence,
+    score labels), and tell patients nothing about validation (walkthrough, issue 17)."""
     insecurity = specs["insecurity"]
+    assert insecurity.version == "2"
     assert insecurity.item("safe_daily").required  # the core item
     for item_id in ("safe_home", "safe_outdoors", "knows_help"):
         item = insecurity.item(item_id)
         assert item.required is False
-        assert item.help is not None
-        assert "project" in item.help.en.lower()
-        assert "hankkeen" in item.help.fi.lower()
+        assert item.help is None
+    assert insecurity.description is not None
+    assert "project" in insecurity.description.en and "hankkeen" in insecurity.description.fi
+    assert "project-authored" in insecurity.score("mean").label.en  # type: ignore[union-attr]
     assert "project-authored" in specs["prem_services"].licence.lower()
     description = specs["prem_services"].description
     assert description is not None and "project" in description.en.lower()
+    staff_words = ("hankkee", "validoi", "projekt", "valider", "project", "validat")
+    for spec in specs.values():
+        for where, text in _patient_texts(spec):
+            for language in LANGUAGES:
+                value = text.get(language).lower()
+                assert not any(word in value for word in staff_words), (where, language, value)
+
+
+def test_the_services_questionnaire_names_the_services(specs: dict[str, InstrumentSpec]) -> None:
+    """No "this service" without saying which: the questions speak of the services received."""
+    prem = specs["prem_services"]
+    assert prem.version == "2"
+    assert "saamiasi palveluja" in prem.item("recommend").text.fi
+    for spec in specs.values():
+        for _where, text in _patient_texts(spec):
+            assert "tätä palvelua" not in text.fi and "this service" not in text.en
 
 
 def test_prem_bph_structure(specs: dict[str, InstrumentSpec]) -> None:

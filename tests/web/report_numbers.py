@@ -580,9 +580,11 @@ def layouts(labels: Any) -> dict[str, list[Col]]:
         ],
         "funnel": [
             Col("group", "text"),
+            arm("arm"),
             Col("n", "count"),
             Col("responders", "count"),
             Col("share", "share"),
+            Col("expected", "share"),
             Col("low_95", "interval_share", high="high_95"),
             Col("low_998", "interval_share", high="high_998"),
             label(labels.position)("position"),
@@ -705,17 +707,22 @@ def cea_summary_rows(
     fmt: Formats,
     text: Callable[..., str],
     hidden: Mapping[str, bool] | None = None,
+    arm_filter: bool | None = None,
 ) -> list[list[Cell]]:
     """The ICER table from the effects' summary rows (``EffectResult.summary_row()`` or the
     ``cea_summary`` CSV). ``text(msgid, **values)`` translates; ``hidden`` says which effects
-    are hidden for a small arm (unknown: either wording is accepted)."""
+    are hidden for a small arm and ``arm_filter`` whether an arm filter leaves one arm, which
+    the row then names as the reason (unknown: any of the wordings is accepted)."""
     rows: list[list[Cell]] = []
+    filtered = text("the comparison needs both arms: remove the arm filter")
     for row in records:
         effect = row["effect"]
         if _missing(row.get("n_reference")):
             unavailable: Cell = (
-                (text("too few persons to show"), text("not available"))
-                if hidden is None
+                (text("too few persons to show"), text("not available"), filtered)
+                if hidden is None or arm_filter is None
+                else filtered
+                if arm_filter
                 else text("too few persons to show" if hidden[effect] else "not available")
             )
             rows.append(
@@ -1209,6 +1216,7 @@ def expected_section(
             fmt,
             text,
             hidden={name: r.hidden for name, r in ce.effects.items()},
+            arm_filter=result.filters.arm is not None,
         )
         tables.append((("csv", "cea_summary"), summary, "cea_summary"))
         args = {"effect": chosen.effect}

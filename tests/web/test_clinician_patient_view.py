@@ -237,6 +237,51 @@ def test_alerts_appear_exactly_when_their_condition_holds(
     assert closing.days_left == 7 and closing.time_point == "m12"
 
 
+def test_a_decline_since_the_previous_follow_up_is_an_alert(
+    clinician: FlaskClient, enrol_patient: Any
+) -> None:
+    """Better than at the baseline, yet clearly worse than three months ago (issue 17: IPSS
+    0 → 11 between 3 and 12 months gave no alert). A decline smaller than the important change
+    is none; the texts count points and days as Finnish does (1 piste, 3 pistettä)."""
+    declining = enrol_patient(index_offset_days=-380)
+    steady = enrol_patient(index_offset_days=-380)
+    for enrolment, m12 in ((declining, (2, 2, 2, 2, 1, 1, 1)), (steady, (1, 1, 0, 0, 0, 0, 0))):
+        store_response(enrolment, "baseline", "ipss", ipss((3, 3, 3, 3, 2, 2, 2)))  # 18
+        store_response(enrolment, "m3", "ipss", ipss((0, 0, 0, 0, 0, 0, 0)))  # 0
+        store_response(enrolment, "m12", "ipss", ipss(m12))  # 11 or 2
+        quiet(enrolment)
+    html = clinician.get(f"/clinician/bph/{declining.person.pseudonym}").get_data(as_text=True)
+    assert alerts_on(html) == ["declined"]
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+    assert "huonompi kuin ajankohtana 3 kuukautta" in text and "3 pistettä (0 → 11" in text
+    assert alerts_on(
+        clinician.get(f"/clinician/bph/{steady.person.pseudonym}").get_data(as_text=True)
+    ) == []
+    overview = patient_overview(db.session, declining, "en", date.today())
+    (alert,) = overview.alerts
+    assert (alert.previous, alert.value, alert.threshold) == (0, 11, 3)
+    assert (alert.previous_label, alert.time_point_label) == ("3 months", "12 months")
+
+
+def test_points_and_days_are_counted_in_the_language(app: Flask) -> None:
+    from flask_babel import force_locale
+
+    from vaikuttavuus.services.patient_outcomes import Alert
+    from vaikuttavuus.services.patient_summary import alert_texts, points_text
+
+    with app.test_request_context(), force_locale("fi"):
+        assert points_text(1) == "1 piste" and points_text(3) == "3 pistettä"
+        assert points_text(0.07) == "0,07 pistettä"
+        closing = [
+            Alert(kind="closing", time_point="m3", time_point_label="3 kuukautta", days_left=d)
+            for d in (0, 1, 5)
+        ]
+        missed = Alert(kind="missed", time_point="baseline", time_point_label="Alkutilanne")
+        texts = alert_texts([*closing, missed])
+    assert "tänään" in texts[0] and "1 päivän" in texts[1] and "5 päivän" in texts[2]
+    assert texts[3] == "Alkutilanne: kyselyyn ei vastattu."
+
+
 # -- free text, measures, procedures, links -------------------------------------------------------
 
 

@@ -350,11 +350,12 @@ def test_every_table_of_every_section_shows_the_analytics_figures(
                 )
             html = unescape(shown.html)
             assert sentence in html or re.sub("\u2212(?=\\d)", "-", sentence) in html, sentence
-        if section == "funnel":
+        if section == "funnel":  # each unit is compared within its own arm
             with finnish(cohort_app):
-                p0 = Formats("fi").share(result.funnel.p0)
+                shares = [Formats("fi").share(p0) for p0 in result.funnel.p0_by_arm.values()]
             captions = [t.caption for t in shown.tables]
-            assert captions and all(f"{p0})" in c for c in captions), captions
+            assert len(shares) == 2 and captions, captions
+            assert all(all(share in c for share in shares) for c in captions), captions
     if code == "older-adults":  # the management summary's second score, by its own link
         check_section(lead, cohort_app, code, "services", result, score="insecurity.safe_daily")
     else:  # English: decimal points, "€1,234", "84%" (and "−" as in every language)
@@ -528,6 +529,15 @@ def test_filters_change_the_numbers(lead: FlaskClient, cohort_app: Flask) -> Non
     assert "3 kuukautta" in rates and "12 kuukautta" not in rates
     # nonsense filter values are ignored, not errors
     assert page(lead, "/pilot/bph/?section=overview&arm=x&unit=y&tp=z&from=nope")
+    # a reversed period says so and shows the whole period, not the zeros of an empty one
+    reversed_html = page(lead, f"/pilot/bph/?section=overview&from={cut.isoformat()}&to=2000-01-01")
+    assert enrolled(reversed_html)[everyone_label] == everyone[everyone_label]
+    notice = fi(
+        cohort_app,
+        "The period's start (%(start)s) is after its end (%(end)s): the whole "
+        "period is shown. Choose a start before the end.",
+    ).split("(")[0]
+    assert notice and notice in unescape(reversed_html)
 
 
 def fmt_number_plain(value: int) -> str:
@@ -582,7 +592,7 @@ def test_csv_downloads_equal_the_tables_are_audited_and_formula_safe(
     assert response.headers["Content-Type"].startswith("text/csv")
     text = response.get_data(as_text=True).removeprefix("\ufeff")
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0][:3] == ["group", "n", "responders"]
+    assert rows[0][:4] == ["group", "arm", "n", "responders"]
     cells = [cell for row in rows for cell in row]
     assert "'" + payload in cells
     assert not any(cell.startswith(("=", "+", "@")) for cell in cells)

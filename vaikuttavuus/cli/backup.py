@@ -14,9 +14,12 @@ PostgreSQL
     installed (``/usr/lib/postgresql/<version>/bin``). Stop the app first here too.
 
 Every backup gets a sidecar ``<file>.meta.json``: when and from what it was made, its SHA-256,
-row counts and the *fingerprints* of the instance keys (never the keys). A restore into an
-instance whose ``PSEUDONYM_KEY`` differs warns: the stored identity-code hashes would no longer
-match new ones. Keep ``instance/config.py`` backed up separately (it holds the keys).
+the row count of every table and the schema revision *of what the backup holds* (SQLite:
+counted in the copy; PostgreSQL: counted in the snapshot that ``pg_dump --snapshot`` dumps,
+exported by our own transaction) and the *fingerprints* of the instance keys (never the
+keys). A restore into an instance whose ``PSEUDONYM_KEY`` differs warns: the stored
+identity-code hashes would no longer match new ones. Keep ``instance/config.py`` backed up
+separately (it holds the keys).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import click
 from alembic.script import ScriptDirectory
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import func, inspect, select, table, text
+from sqlalchemy import Connection, func, inspect, select, table, text
 from sqlalchemy.engine import URL, make_url
 
 from vaikuttavuus import __version__
@@ -86,15 +89,19 @@ def key_fingerprints() -> dict[str, str | None]:
     }
 
 
-def row_counts() -> dict[str, int]:
-    from vaikuttavuus.extensions import db
+def row_counts(connection: Connection) -> dict[str, int]:
+    """Rows per table as ``connection``'s transaction sees them."""
+    names = sorted(inspect(connection).get_table_names())
+    return {
+        name: int(connection.scalar(select(func.count()).select_from(table(name))) or 0)
+        for name in names
+    }
 
-    with db.engine.connect() as connection:
-        names = sorted(inspect(connection).get_table_names())
-        return {
-            name: int(connection.scalar(select(func.count()).select_from(table(name))) or 0)
-            for name in names
-        }
+
+def _revision_of(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 def _revision() -> str | None:
@@ -112,18 +119,18 @@ def _fsync_directory(path: Path) -> None:
 
 
 def _write_sidecar(out: Path, backend: str, url: URL, extra: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar; ``extra`` holds what the backup itself holds (``row_counts`` and
+    ``schema_revision`` of the backed-up snapshot) and backend details."""
     meta = {
         "format": FORMAT,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "backend": backend,
         "database": url.render_as_string(hide_password=True).replace("***", "…"),
         "app_version": __version__,
-        "schema_revision": _revision(),
         "key_fingerprints": key_fingerprints(),
         "file": out.name,
         "sha256": file_sha256(out),
         "size_bytes": out.stat().st_size,
-        "row_counts": row_counts(),
         **extra,
     }
     target = sidecar_path(out)
@@ -265,6 +272,7 @@ def _backup_sqlite(url: URL, out: Path) -> dict[str, Any]:
                 source.backup(destination, pages=-1)
                 destination.execute("PRAGMA journal_mode=DELETE")  # a self-contained file
                 _check_sqlite(destination, temporary)
+                counts, revision = _sqlite_contents(destination)  # counted in the copy
             finally:
                 destination.close()
         finally:
@@ -275,7 +283,27 @@ def _backup_sqlite(url: URL, out: Path) -> dict[str, Any]:
         _fsync_directory(out.parent)
     finally:
         temporary.unlink(missing_ok=True)
-    return {"sqlite_version": sqlite3.sqlite_version}
+    return {
+        "sqlite_version": sqlite3.sqlite_version,
+        "row_counts": counts,
+        "schema_revision": revision,
+    }
+
+
+def _sqlite_contents(connection: sqlite3.Connection) -> tuple[dict[str, int], str | None]:
+    """Rows per table and the schema revision of a SQLite file (the backup copy)."""
+    names = sorted(
+        row[0]
+        for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    )
+    counts = {
+        name: int(connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0])
+        for name in names
+    }
+    revision = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    return counts, (str(revision[0]) if revision else None)
 
 
 def _check_sqlite(connection: sqlite3.Connection, path: Path) -> None:
@@ -422,18 +450,41 @@ def _run(command: list[str], url: URL) -> None:
 
 
 def _backup_postgresql(url: URL, out: Path) -> dict[str, Any]:
+    """``pg_dump`` of one snapshot, the one a transaction of ours exported and counts in: the
+    sidecar's row counts are exactly what the dump holds, however busy the app is."""
+    from vaikuttavuus.extensions import db
+
     major = server_major_version()
     pg_dump = client_program("pg_dump", major)
     temporary = Path(tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")[1])
     try:
-        _run([pg_dump, "--format=custom", "--file", str(temporary), "--no-password"], url)
+        with db.engine.connect() as connection:
+            connection.exec_driver_sql(
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+            )
+            snapshot = str(connection.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
+            counts = row_counts(connection)
+            revision = _revision_of(connection)
+            # The exported snapshot lives as long as this transaction: dump while it is open.
+            _run(
+                [pg_dump, "--format=custom", "--file", str(temporary), "--no-password",
+                 f"--snapshot={snapshot}"],
+                url,
+            )  # fmt: skip
+            connection.rollback()
         with temporary.open("rb") as handle:
             os.fsync(handle.fileno())
         temporary.replace(out)
         _fsync_directory(out.parent)
     finally:
         temporary.unlink(missing_ok=True)
-    return {"server_major_version": major, "pg_dump": pg_dump}
+    return {
+        "server_major_version": major,
+        "pg_dump": pg_dump,
+        "row_counts": counts,
+        "schema_revision": revision,
+        "snapshot": snapshot,
+    }
 
 
 def _restore_postgresql(url: URL, file: Path) -> None:

@@ -44,13 +44,70 @@ def ensure_instance_config(folder: Path) -> bool:
     return True
 
 
+_SETTING_LINES = (r"^{key}\s*=.*$", r"^#\s*{key}\s*=.*$")  # the setting, else its example
+
+
+def write_instance_setting(folder: Path, key: str, value: str) -> None:
+    """Set ``key = "value"`` in ``instance/config.py``: replaces the setting (or its commented
+    example) where it stands, else appends it."""
+    import json
+    import re
+
+    path = folder / "config.py"
+    text = path.read_text(encoding="utf-8")
+    line = f"{key} = {json.dumps(value)}"
+    for form in _SETTING_LINES:
+        pattern = re.compile(form.format(key=re.escape(key)), re.MULTILINE)
+        if pattern.search(text):
+            text = pattern.sub(lambda _match: line, text, count=1)
+            break
+    else:
+        text = text.rstrip("\n") + "\n" + line + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def checked_base_url(value: str) -> str:
+    """A public base URL as links use it: http(s), a host, no query; no trailing slash."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+        raise click.BadParameter(
+            "give the address patients open, e.g. https://vaikuttavuus.example.fi",
+            param_hint="--public-base-url",
+        )
+    return value.strip().rstrip("/")
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def port_of_public_url(base_url: str) -> int | None:
+    """The port of a loopback PUBLIC_BASE_URL (the demo's), which ``serve`` listens on by
+    default; None for a public address (a reverse proxy forwards to the server's own port)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    if parts.hostname not in LOOPBACK_HOSTS:
+        return None
+    try:
+        return parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+
+
 def _fail(message: str) -> None:
     click.secho(message, fg="red", err=True)
     sys.exit(1)
 
 
 @click.command("init")
-def init_command() -> None:
+@click.option(
+    "--public-base-url",
+    default=None,
+    help="Write PUBLIC_BASE_URL (the address in patient links) into instance/config.py.",
+)
+def init_command(public_base_url: str | None) -> None:
     """Create or upgrade the database and load the definitions (safe to run again)."""
     from vaikuttavuus import create_app
     from vaikuttavuus.database import current_revision, upgrade_schema
@@ -60,6 +117,10 @@ def init_command() -> None:
     folder = instance_folder()
     if ensure_instance_config(folder):
         click.echo(f"Created {folder / 'config.py'} with new secret keys (keep it safe).")
+    if public_base_url is not None:
+        url = checked_base_url(public_base_url)
+        write_instance_setting(folder, "PUBLIC_BASE_URL", url)
+        click.echo(f"Patient links use {url} (PUBLIC_BASE_URL in {folder / 'config.py'}).")
     app = create_app()
     with app.app_context():
         upgrade_schema()
@@ -218,17 +279,34 @@ def patient_url(token: str) -> str:
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int, envvar="PORT")
+@click.option(
+    "--port",
+    default=None,
+    type=int,
+    envvar="PORT",
+    help="Port (default: the port of a local PUBLIC_BASE_URL, else 5000).",
+)
 @click.option("--workers", default=None, type=int, help="Worker processes (config SERVE_WORKERS).")
 @click.option(
     "--threads", default=None, type=int, help="Threads per worker (config SERVE_THREADS)."
 )
-def serve_command(host: str, port: int, workers: int | None, threads: int | None) -> None:
+def serve_command(host: str, port: int | None, workers: int | None, threads: int | None) -> None:
     """Serve the app with gunicorn (a production WSGI server)."""
     from vaikuttavuus import create_app
     from vaikuttavuus.server import run_gunicorn
 
     app = create_app()  # fail early, in the foreground, on a configuration error
+    base_url = str(app.config["PUBLIC_BASE_URL"])
+    link_port = port_of_public_url(base_url)
+    if port is None:
+        port = link_port or 5000
+    elif link_port is not None and link_port != port:
+        click.secho(
+            f"Warning: patient links point to {base_url} (PUBLIC_BASE_URL) but the server "
+            f"listens on port {port}. Set it with `vaikuttavuus init --public-base-url URL`.",
+            fg="yellow",
+            err=True,
+        )
     processes = workers or int(app.config["SERVE_WORKERS"])
     store = str(app.config.get("RATELIMIT_STORAGE_URI") or "")
     if processes > 1 and store.startswith("memory:"):

@@ -111,6 +111,7 @@ def export_command(
     out: Path,
 ) -> None:
     """Export a pilot's pseudonymised data (long or wide CSV/XLSX, or a FHIR Bundle)."""
+    from vaikuttavuus.database import read_snapshot
     from vaikuttavuus.extensions import db
     from vaikuttavuus.queries import pilot_by_code
     from vaikuttavuus.services import audit, exports
@@ -129,42 +130,46 @@ def export_command(
         _fail("--from must not be after --to.")
         return
     details: dict[str, object] = {"format": output_format, **options.as_details()}
-    if output_format == "fhir":
-        count = exports.count_rows(db.session, pilot, "fhir", options)
-        _write_atomically(
-            out,
-            lambda path: exports.write_text(path, exports.fhir_bundle(db.session, pilot, options)),
-        )
-        action = "export_fhir"
-    else:
-        details["shape"] = shape
-        action = "export_data"
-        typed_shape: exports.Shape = "long" if shape == "long" else "wide"
-        entries = exports.dictionary(db.session, pilot, typed_shape, options, lang)
-        if shape == "long":
-            header, rows = exports.long_header(), exports.long_rows(db.session, pilot, options)
-        else:
-            layout = exports.wide_layout(db.session, pilot)
-            header, rows = layout.header, exports.wide_rows(db.session, pilot, layout, options)
-        cells = [entry.cells() for entry in entries]
-        if output_format == "xlsx":
-            counts = _write_atomically(
-                out,
-                lambda path: exports.write_xlsx(
-                    path,
-                    [("data", header, rows), ("dictionary", exports.DICTIONARY_COLUMNS, cells)],
-                )["data"],
-            )
-            count = int(counts or 0)
-        else:
-            count = int(
-                _write_atomically(out, lambda path: exports.write_csv(path, header, rows)) or 0
-            )
-            dictionary = dictionary_path(out)
+    with read_snapshot():  # every row from one moment of the data
+        if output_format == "fhir":
+            count = exports.count_rows(db.session, pilot, "fhir", options)
             _write_atomically(
-                dictionary, lambda path: exports.write_csv(path, exports.DICTIONARY_COLUMNS, cells)
+                out,
+                lambda path: exports.write_text(
+                    path, exports.fhir_bundle(db.session, pilot, options)
+                ),
             )
-            details["dictionary"] = dictionary.name
+            action = "export_fhir"
+        else:
+            details["shape"] = shape
+            action = "export_data"
+            typed_shape: exports.Shape = "long" if shape == "long" else "wide"
+            entries = exports.dictionary(db.session, pilot, typed_shape, options, lang)
+            if shape == "long":
+                header, rows = exports.long_header(), exports.long_rows(db.session, pilot, options)
+            else:
+                layout = exports.wide_layout(db.session, pilot)
+                header, rows = layout.header, exports.wide_rows(db.session, pilot, layout, options)
+            cells = [entry.cells() for entry in entries]
+            if output_format == "xlsx":
+                counts = _write_atomically(
+                    out,
+                    lambda path: exports.write_xlsx(
+                        path,
+                        [("data", header, rows), ("dictionary", exports.DICTIONARY_COLUMNS, cells)],
+                    )["data"],
+                )
+                count = int(counts or 0)
+            else:
+                count = int(
+                    _write_atomically(out, lambda path: exports.write_csv(path, header, rows)) or 0
+                )
+                dictionary = dictionary_path(out)
+                _write_atomically(
+                    dictionary,
+                    lambda path: exports.write_csv(path, exports.DICTIONARY_COLUMNS, cells),
+                )
+                details["dictionary"] = dictionary.name
     details["rows"] = count
     audit.record(
         action,

@@ -37,6 +37,7 @@ import click
 from flask.cli import with_appcontext
 
 from vaikuttavuus.cli.patient_report import patient_command
+from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.domain.cea import DEFAULT_BOOTSTRAP
 from vaikuttavuus.services.analytics import DEFAULT_SEED
 
@@ -332,15 +333,16 @@ def table_command(
     if unit is not None and unit not in cohort_units(db.session, pilot.id):  # type: ignore[attr-defined]
         _fail(f"No unit '{unit}' in '{pilot_code}'.")
     filters = Filters(period=period, arm=arm, unit=unit, time_point=time_point)
-    analysis = CohortAnalysis(
-        db.session,
-        pilot,  # type: ignore[arg-type]
-        filters,
-        n_boot=n_boot,
-        seed=seed,
-        as_of=as_of.date() if as_of is not None else None,  # type: ignore[attr-defined]
-    )
-    table = cohort_table(analysis, name, TableRequest(effect=effect, score=score, by=by))
+    with read_snapshot():  # every number from one moment of the data, as on the page
+        analysis = CohortAnalysis(
+            db.session,
+            pilot,  # type: ignore[arg-type]
+            filters,
+            n_boot=n_boot,
+            seed=seed,
+            as_of=as_of.date() if as_of is not None else None,  # type: ignore[attr-defined]
+        )
+        table = cohort_table(analysis, name, TableRequest(effect=effect, score=score, by=by))
     if table is None:
         _fail(f"The pilot '{pilot_code}' has no table '{name}'.")
         return
@@ -393,7 +395,8 @@ def mixed_model_command(
         _fail(
             f"No service score '{score}' in '{pilot_code}' ({', '.join(analysis.service_scores)})."
         )
-    result, error, _cached = mixed_model(analysis, score, by)  # type: ignore[arg-type]
+    with read_snapshot():
+        result, error, _cached = mixed_model(analysis, score, by)  # type: ignore[arg-type]
     if result is None:
         _fail(f"The mixed model could not be fitted: {error}")
         return
@@ -465,7 +468,7 @@ def estimates_command(
         as_of=as_of.date() if as_of is not None else None,  # type: ignore[attr-defined]
         imputations=imputations,
     )
-    with force_locale(lang):
+    with read_snapshot(), force_locale(lang):  # every estimate from one moment of the data
         data = estimates(analysis)
         text = (
             json.dumps(data, ensure_ascii=False, indent=2) + "\n"

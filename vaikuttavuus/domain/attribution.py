@@ -95,6 +95,7 @@ from threadpoolctl import threadpool_limits
 from vaikuttavuus.domain import causal
 from vaikuttavuus.domain.cea import fieller_interval
 from vaikuttavuus.domain.imputation import multiple_imputation, pool
+from vaikuttavuus.domain.notes import Note
 from vaikuttavuus.domain.stats import plain
 
 __all__ = [
@@ -1063,7 +1064,12 @@ class _Run:
             )
             for column, groups in imputed.not_imputable.items():
                 self.notes.append(
-                    f"'{column}' could not be imputed in group(s) {', '.join(groups)}"
+                    Note(
+                        "not_imputable",
+                        f"'{column}' could not be imputed in group(s) {', '.join(groups)}",
+                        variable=column,
+                        groups=list(groups),
+                    )
                 )
             return list(imputed.datasets), self.missing_shares(frame)
         return [frame], self.missing_shares(frame)
@@ -1156,7 +1162,14 @@ class _Run:
             baseline = rows.column(self.data.baselines.get(score))
             observed = np.isfinite(y)
             if observed.sum() < 2 * plan.min_cell:
-                self.notes.append(f"{score} at {tp}: too few answers to analyse")
+                self.notes.append(
+                    Note(
+                        "too_few_answers",
+                        f"{score} at {tp}: too few answers to analyse",
+                        score=score,
+                        time_point=tp,
+                    )
+                )
                 continue
             response = None
             if responding:
@@ -1168,8 +1181,13 @@ class _Run:
                 response = responses[signature]
                 if response is None and not observed.all():
                     self.notes.append(
-                        f"{score} at {tp}: no response model could be fitted; persons who did "
-                        "not answer are left out"
+                        Note(
+                            "no_response_model",
+                            f"{score} at {tp}: no response model could be fitted; persons who "
+                            "did not answer are left out",
+                            score=score,
+                            time_point=tp,
+                        )
                     )
                     fit = _outcome(
                         rows.x[observed], a[observed], y[observed],
@@ -1222,7 +1240,14 @@ class _Run:
         if main is None:
             return
         if main.subset is not None:  # only those who answered: no guidance, MNAR or cost
-            self.notes.append(f"{score} at {tp}: no client-guidance or cost figures")
+            self.notes.append(
+                Note(
+                    "no_guidance_figures",
+                    f"{score} at {tp}: no client-guidance or cost figures",
+                    score=score,
+                    time_point=tp,
+                )
+            )
             return
         cell = self.cell_of[rows.keep]
         inside = cell >= 0
@@ -1339,7 +1364,14 @@ class _Run:
             )
         for (tp, s), reason in sorted(self.failures.items()):
             self.notes.append(
-                f"{self.categories[s]} at {tp}: the propensity model did not converge ({reason})"
+                Note(
+                    "propensity_not_converged",
+                    f"{self.categories[s]} at {tp}: the propensity model did not converge "
+                    f"({reason})",
+                    category=self.categories[s],
+                    time_point=tp,
+                    detail=reason,
+                )
             )
         return Attribution(
             plan=plan,

@@ -154,7 +154,7 @@ class Tdabc(Spec):
     the ranges of the deterministic sensitivity analysis."""
 
     price_year: int = Field(ge=MIN_YEAR, le=MAX_YEAR)
-    description: str | None = None
+    description: LocalizedText | None = None
     resources: tuple[TdabcResource, ...] = Field(min_length=1)
     activities: tuple[TdabcActivity, ...] = ()
     sensitivity: SensitivityRanges = SensitivityRanges()

@@ -48,6 +48,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats as sps
 
+from vaikuttavuus.domain.notes import Note, warning_notes
 from vaikuttavuus.domain.stats import (
     covariate_design,
     normal_quantile,
@@ -78,10 +79,9 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
 
 
 def _caught(messages: list[str], caught: list[warnings.WarningMessage], context: str) -> None:
-    for item in caught:
-        text = f"{context}: {type(item.message).__name__}: {item.message}"
-        if text not in messages:
-            messages.append(text)
+    for note in warning_notes(context, caught):
+        if note not in messages:
+            messages.append(note)
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,20 +148,40 @@ def analysis_data(
     design.index = persons["person_id"].to_numpy()
     complete = design.notna().all(axis=1)
     if (~complete).any():
-        notes.append(f"{int((~complete).sum())} person(s) left out for missing covariates")
+        count = int((~complete).sum())
+        notes.append(
+            Note(
+                "missing_covariates",
+                f"{count} person(s) left out for missing covariates",
+                count=count,
+            )
+        )
     base = persons[["person_id"]].set_index("person_id")
     base = base.join(design[complete], how="inner")
     base[_BASELINE_COLUMN] = wide[baseline].reindex(base.index)
     no_baseline = base[_BASELINE_COLUMN].isna()
     if no_baseline.any():
-        notes.append(f"{int(no_baseline.sum())} person(s) left out for a missing baseline")
+        count = int(no_baseline.sum())
+        notes.append(
+            Note(
+                "missing_baseline",
+                f"{count} person(s) left out for a missing baseline",
+                count=count,
+            )
+        )
     base = base[~no_baseline]
     for term in list(design.columns):
         values = base[term].to_numpy(dtype=float)
         if len(base) and np.allclose(values, base[_BASELINE_COLUMN].to_numpy()):
             base = base.drop(columns=term)
             design = design.drop(columns=term)
-            notes.append(f"covariate '{term}' is the baseline score, which is always adjusted for")
+            notes.append(
+                Note(
+                    "covariate_is_baseline",
+                    f"covariate '{term}' is the baseline score, which is always adjusted for",
+                    covariate=term,
+                )
+            )
     episodes = exposures[exposures["person_id"].isin(base.index)].copy()
     if "contacts" in episodes.columns:
         contacts = pd.to_numeric(episodes["contacts"], errors="coerce")
@@ -291,7 +311,14 @@ def mixed_model_effects(
     modelled = [c for c in data.categories if min_exposed <= counts[c] <= n_all - min_exposed]
     for category in data.categories:
         if category not in modelled:
-            notes.append(f"{category}: too few exposed or unexposed persons; not modelled")
+            notes.append(
+                Note(
+                    "category_too_few",
+                    f"{category}: too few exposed or unexposed persons; not modelled",
+                    category=category,
+                    by=by,
+                )
+            )
     if not modelled:
         raise LonelinessError("no category has enough exposed and unexposed persons")
     scores = outcomes[(outcomes["score"] == score) & outcomes["time_point"].isin(order)]
@@ -319,7 +346,13 @@ def mixed_model_effects(
                 )
                 candidate = model.fit(reml=True, method=method)
             except (np.linalg.LinAlgError, ValueError) as error:
-                notes.append(f"mixed model ({method}) failed: {error}")
+                notes.append(
+                    Note(
+                        "mixed_model_failed",
+                        f"mixed model ({method}) failed: {error}",
+                        detail=f"{method}: {error}",
+                    )
+                )
                 continue
         _caught(notes, caught, f"mixed model ({method})")
         result, method_used = candidate, method

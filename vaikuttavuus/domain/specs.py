@@ -802,6 +802,50 @@ class PrimaryPlan(Spec):
         return f"{self.instrument}.{self.score}"
 
 
+PHONE_NUMBER = r"^\+?[0-9][0-9 ()-]{4,24}[0-9]$"
+
+
+class UnitContact(Spec):
+    """How a patient or client reaches a person: a name, a phone number and its hours.
+
+    ``unit`` is the enrolment's unit as imported (e.g. ``PHKS urologia``); the pilot's default
+    contact has none. Shown on the patient pages (introduction, opt-out, thank-you) and in the
+    printed letters and messages.
+    """
+
+    unit: str | None = Field(default=None, min_length=1, max_length=80)
+    name: LocalizedText
+    phone: str = Field(pattern=PHONE_NUMBER)
+    hours: LocalizedText
+
+    @property
+    def phone_uri(self) -> str:
+        """The number as a ``tel:`` link target (digits and a leading +)."""
+        return "tel:" + re.sub(r"[^0-9+]", "", self.phone)
+
+
+class PatientContacts(Spec):
+    """A pilot's contact details: a default and, optionally, one per unit."""
+
+    default: UnitContact
+    units: tuple[UnitContact, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PatientContacts:
+        if self.default.unit is not None:
+            raise ValueError("the default contact has no 'unit'")
+        names = [contact.unit for contact in self.units]
+        if any(name is None for name in names):
+            raise ValueError("every contact under 'units' names its 'unit'")
+        if len(set(names)) != len(names):
+            raise ValueError("each unit has one contact")
+        return self
+
+    def for_unit(self, unit: str | None) -> UnitContact:
+        """The unit's contact, else the pilot's default."""
+        return next((c for c in self.units if unit is not None and c.unit == unit), self.default)
+
+
 class PilotSpec(Spec):
     """A value-based-care pilot: arms, schedule, outcomes, cost window and analysis settings."""
 
@@ -828,6 +872,7 @@ class PilotSpec(Spec):
     currency_year: int = Field(ge=2000, le=2100)
     start_date: date | None = None
     analysis: AnalysisSpec = AnalysisSpec()
+    contacts: PatientContacts | None = None
 
     @field_validator("version", mode="before")
     @classmethod

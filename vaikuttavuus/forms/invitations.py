@@ -31,13 +31,17 @@ class ExtendForm(FlaskForm):
         _l("Days"),
         default=14,
         validators=[DataRequired(), NumberRange(min=1, max=MAX_EXTENSION_DAYS)],
-        render_kw={"inputmode": "numeric", "min": 1, "max": MAX_EXTENSION_DAYS},
+        render_kw={"inputmode": "numeric", "min": 1, "max": MAX_EXTENSION_DAYS, "class": "number"},
     )
     submit = SubmitField(_l("Extend"))
 
 
 class CancelForm(FlaskForm):
-    submit = SubmitField(_l("Cancel the invitation"))
+    submit = SubmitField(_l("Yes, cancel the invitation"))
+
+
+class RestoreForm(FlaskForm):
+    submit = SubmitField(_l("Undo the cancellation"))
 
 
 class LetterBatchForm(FlaskForm):

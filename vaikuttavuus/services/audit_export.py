@@ -13,8 +13,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from vaikuttavuus.domain.identity import is_pseudonym, normalise_pseudonym
 from vaikuttavuus.domain.spreadsheet import FORMULA_START, spreadsheet_safe
-from vaikuttavuus.models import AuditEvent
+from vaikuttavuus.models import AuditEvent, Person
 
 __all__ = ["FORMULA_START", "AuditFilters", "csv_lines", "parse_filters", "spreadsheet_cell"]
 
@@ -47,6 +48,7 @@ class AuditFilters:
     actor: str = ""
     action: str = ""
     person: int | None = None
+    pseudonym: str = ""  # the person by their pseudonym (what staff see), e.g. P-7K3M9Q
     start: date | None = None
     end: date | None = None
     invalid: tuple[str, ...] = ()  # names of filters whose value could not be understood
@@ -61,6 +63,12 @@ class AuditFilters:
             statement = statement.where(AuditEvent.action == self.action)
         if self.person is not None:
             statement = statement.where(AuditEvent.person_id == self.person)
+        if self.pseudonym:
+            statement = statement.where(
+                AuditEvent.person_id.in_(
+                    select(Person.id).where(Person.pseudonym == self.pseudonym)
+                )
+            )
         if self.start is not None:
             statement = statement.where(
                 AuditEvent.occurred_at >= datetime.combine(self.start, time(), UTC)
@@ -76,6 +84,7 @@ class AuditFilters:
             "actor": self.actor,
             "action": self.action,
             "person": self.person,
+            **({"pseudonym": self.pseudonym} if self.pseudonym else {}),
             "from": self.start.isoformat() if self.start else None,
             "to": self.end.isoformat() if self.end else None,
         }
@@ -85,10 +94,17 @@ def parse_filters(args: Mapping[str, str]) -> AuditFilters:
     """Filters from query parameters; values that make no sense are reported, not guessed."""
     invalid: list[str] = []
     person: int | None = None
+    pseudonym = ""
     raw_person = (args.get("person") or "").strip()
     if raw_person:
         if raw_person.isascii() and raw_person.isdigit() and int(raw_person) <= MAX_ID:
             person = int(raw_person)
+        elif (
+            len(raw_person) <= 40
+            and raw_person[:1] in "Pp"
+            and is_pseudonym(normalise_pseudonym(raw_person))
+        ):
+            pseudonym = normalise_pseudonym(raw_person)
         else:
             invalid.append("person")
 
@@ -106,6 +122,7 @@ def parse_filters(args: Mapping[str, str]) -> AuditFilters:
         actor=(args.get("actor") or "").strip()[:120],
         action=(args.get("action") or "").strip()[:40],
         person=person,
+        pseudonym=pseudonym,
         start=day("from"),
         end=day("to"),
         invalid=tuple(invalid),

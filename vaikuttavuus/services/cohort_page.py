@@ -22,6 +22,7 @@ from vaikuttavuus.services.cohort_view import (
     suppression_note,
 )
 from vaikuttavuus.services.methods import methods_table
+from vaikuttavuus.services.note_texts import note_text
 from vaikuttavuus.services.primary_view import primary_view
 
 SECTIONS = ("overview", "quality", "outcomes", "costs", "cea", "funnel", "services", "methods")
@@ -115,7 +116,7 @@ def cohort_page(
         }
         if mixed and chosen:
             result, error, cached = mixed_model(analysis, chosen, "service_type")
-            content["mixed_error"] = error
+            content["mixed_error"] = note_text(error, labels) if error is not None else None
             content["mixed_cached"] = cached
             if result is not None:
                 content["mixed"] = mixed_view(analysis, labels, chosen, "service_type", result)

@@ -25,6 +25,7 @@ from typing import Any
 from flask_babel import force_locale
 from sqlalchemy.orm import Session
 
+from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.models import Pilot
 from vaikuttavuus.services.analytics import CohortAnalysis, Filters, Published
 from vaikuttavuus.services.cohort_view import (
@@ -124,8 +125,9 @@ def render_cohort_summary_pdf(
 
     if language not in LANGUAGES:
         raise ValueError(f"unknown language '{language}'")
-    analysis = CohortAnalysis(session, pilot, filters, as_of=as_of)
-    with force_locale(language):
-        context = summary_context(analysis, language)
-    context["demo_data"] = demo_data_present(session)
+    with read_snapshot(session):  # every figure from one moment of the data
+        analysis = CohortAnalysis(session, pilot, filters, as_of=as_of)
+        with force_locale(language):
+            context = summary_context(analysis, language)
+        context["demo_data"] = demo_data_present(session)
     return render_pdf("cohort_summary.html", language, **context)

@@ -92,9 +92,19 @@ def _funnel(name: str) -> Callable[[CohortAnalysis, TableRequest], object]:
 
 
 def _funnel_limits(analysis: CohortAnalysis, _request: TableRequest) -> object:
+    """The limits around each arm's share (the plots compare units within their arm)."""
+    import pandas as pd
+
     groups = analysis.funnel.groups.values()
     largest = [int(n) for g in groups for n in g.table["n"].dropna()]
-    return analysis.funnel_curve(max([*largest, 10]))
+    curves = [
+        analysis.funnel_curve(max([*largest, 10]), arm=arm).assign(arm=arm)
+        for arm in analysis.funnel.p0_by_arm
+    ]
+    if not curves:
+        return analysis.funnel_curve(max([*largest, 10]))
+    frame = pd.concat(curves, ignore_index=True)
+    return frame[["arm", *[c for c in frame.columns if c != "arm"]]]
 
 
 def _strategy_ceac(analysis: CohortAnalysis, request: TableRequest) -> object:

@@ -35,6 +35,7 @@ from vaikuttavuus.services.analytics import (
     Published,
     ServiceSection,
 )
+from vaikuttavuus.services.note_texts import note_texts
 
 Kind = str
 """How a column is shown: ``count``, ``number``, ``percent``, ``euro``, ``share`` (0–1 as %),
@@ -810,7 +811,9 @@ def outcome_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
             highs=[r["change_ci_high"] for r in primary_rows],
             x_label=_(
                 "Mean change, %(score)s (95%% CI)", score=labels.score_short(section.primary)
-            ),
+            )
+            + "\n"
+            + better_direction(analysis.direction(section.primary)),
             alt=_(
                 "Mean change from baseline in %(score)s per arm and follow-up: %(values)s",
                 score=labels.score(section.primary),
@@ -840,7 +843,7 @@ def outcome_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
         else None,
         "qalys": qalys if not section.qalys.empty else None,
         "qaly_difference": section.qaly_difference,
-        "notes": list(section.notes),
+        "notes": note_texts(section.notes, labels),
     }
 
 
@@ -849,7 +852,7 @@ def cost_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
     page and the management PDF show these same tables)."""
     costs = analysis.costs
     missing = int(analysis.costs_missing.sum())
-    notes = list(costs.notes)
+    notes = note_texts(costs.notes, labels)
     if missing:
         notes.insert(
             0,
@@ -939,7 +942,7 @@ def cea_view(analysis: CohortAnalysis, labels: Labels, effect: str) -> dict[str,
                 else None,
                 "icer": icer_text(result, labels)
                 if result.available
-                else (_("too few persons to show") if result.hidden else _("not available")),
+                else unavailable_text(analysis, result),
                 "fieller": fieller_text(result),
                 "probability": row.get("ceac_reference_wtp"),
             }
@@ -986,7 +989,12 @@ def cea_view(analysis: CohortAnalysis, labels: Labels, effect: str) -> dict[str,
         ),
     )
     result = ce.effects.get(effect) or next(iter(ce.effects.values()), None)
-    view: dict[str, Any] = {"summary": summary, "effect": result, "notes": list(ce.notes)}
+    view: dict[str, Any] = {
+        "summary": summary,
+        "effect": result,
+        "notes": note_texts(ce.notes, labels),
+        "effect_notes": note_texts(result.notes, labels) if result is not None else [],
+    }
     if result is None:
         return view
     args = effect_csv_args(result.effect)
@@ -1256,6 +1264,23 @@ def quadrant_shares(delta_cost: Sequence[float], delta_effect: Sequence[float]) 
     }
 
 
+def better_direction(direction: str) -> str:
+    """Which side of a difference or change is better, for a chart's axis."""
+    if direction == "higher_is_better":
+        return _("← worse · better →  (a positive value is an improvement)")
+    return _("← better · worse →  (a negative value is an improvement)")
+
+
+def unavailable_text(analysis: CohortAnalysis, result: EffectResult) -> str:
+    """Why a comparison of the arms shows no figure: the arm filter (which leaves one arm),
+    too few persons in an arm, or no estimate."""
+    if analysis.filters.arm is not None:
+        return _("the comparison needs both arms: remove the arm filter")
+    if result.hidden:
+        return _("too few persons to show")
+    return _("not available")
+
+
 def icer_text(result: EffectResult, labels: Labels) -> str | None:
     """The ICER cell: a status word for dominance (never a negative ICER), else € per unit."""
     if not result.available or result.two_arm is None:
@@ -1281,55 +1306,83 @@ def fieller_text(result: EffectResult) -> str | None:
 
 
 def funnel_view(analysis: CohortAnalysis, labels: Labels) -> list[tuple[str, Figure]]:
+    """One funnel plot per grouping (unit, professional): each group against its own arm's
+    responder share (the arms differ by design), every arm's share and limits drawn in its
+    colour, the dots named."""
     funnel = analysis.funnel
-    figures = []
+    figures: list[tuple[str, Figure]] = []
     if funnel.p0 is None:
         return figures
+    arm_shares = ", ".join(
+        f"{labels.arm(arm)} {fmt_share(share)}" for arm, share in funnel.p0_by_arm.items()
+    )
+    arm_index = {arm: index for index, arm in enumerate(funnel.p0_by_arm)}
     for name, published in funnel.groups.items():
-        label_kind = "text"
+        grouping = labels.grouping(name).lower()
         table = table_view(
             published,
             [
-                Column("group", labels.grouping(name), label_kind),
+                Column("group", labels.grouping(name), "text"),
+                Column("arm", _("Arm"), "arm"),
                 Column("n", _("Persons"), "count"),
                 Column("responders", _("Responders"), "count"),
                 Column("share", _("Share"), "share"),
+                Column("expected", _("Expected from the arm"), "share"),
                 Column("low_95", _("95% limits"), "interval_share", high="high_95"),
                 Column("low_998", _("99.8% limits"), "interval_share", high="high_998"),
                 Column("position", _("Position"), "position"),
             ],
             _(
-                "Responders by %(grouping)s: %(score)s at %(time_point)s (cohort %(p0)s)",
-                grouping=labels.grouping(name).lower(),
+                "Responders by %(grouping)s against the share of their arm: %(score)s at "
+                "%(time_point)s (arms: %(shares)s)",
+                grouping=grouping,
                 score=labels.score(funnel.score),
                 time_point=labels.time_point(funnel.follow_up),
-                p0=fmt_share(funnel.p0),
+                shares=arm_shares,
             ),
             labels,
             name=published.name,
         )
         shown = [r for r in published.records() if r["n"] is not None and r["share"] is not None]
-        curve = analysis.funnel_curve(max([int(r["n"]) for r in shown] + [10]))
-        chart = plotting.funnel_chart(
+        largest = max([int(r["n"]) for r in shown] + [10])
+        arms = []
+        for arm, share in funnel.p0_by_arm.items():
+            curve = analysis.funnel_curve(largest, arm=arm)
+            arms.append(
+                plotting.ArmFunnel(
+                    name=_(
+                        "%(arm)s (%(share)s)", arm=labels.arm(arm), share=fmt_share(share)
+                    ),
+                    p0=share,
+                    n=curve["n"].tolist(),
+                    low_95=curve["low_95"].tolist(),
+                    high_95=curve["high_95"].tolist(),
+                    low_998=curve["low_998"].tolist(),
+                    high_998=curve["high_998"].tolist(),
+                )
+            )
+        chart = plotting.arm_funnel_chart(
             n=[r["n"] for r in shown],
             share=[r["share"] for r in shown],
-            p0=float(funnel.p0),
-            curve_n=curve["n"].tolist(),
-            limits={
-                _("95% limits"): (curve["low_95"].tolist(), curve["high_95"].tolist()),
-                _("99.8% limits"): (curve["low_998"].tolist(), curve["high_998"].tolist()),
-            },
+            point_labels=[str(r["group"]) for r in shown],
+            point_arms=[arm_index.get(str(r["arm"])) for r in shown],
+            arms=arms,
             labels={
                 "x": _("Persons"),
-                "y": _("Responders (%)"),
-                "groups": labels.grouping(name),
-                "p0": _("Cohort"),
+                "y": _("Responders (%); higher is better"),
+                "limits_95": _("95% limits"),
+                "limits_998": _("99.8% limits"),
+                "mixed": _("Patients of both arms"),
             },
             alt=_(
-                "Funnel plot of the responder share by %(grouping)s: %(values)s",
-                grouping=labels.grouping(name).lower(),
+                "Funnel plot of the responder share by %(grouping)s against the share of "
+                "their arm (%(shares)s): %(values)s",
+                grouping=grouping,
+                shares=arm_shares,
                 values="; ".join(
-                    f"{r['group']} {fmt_share(r['share'])} (n {fmt_count(r['n'])})" for r in shown
+                    f"{r['group']} ({labels.arm(r['arm'])}) {fmt_share(r['share'])} "
+                    f"(n {fmt_count(r['n'])})"
+                    for r in shown
                 )
                 or "–",
             ),
@@ -1339,7 +1392,7 @@ def funnel_view(analysis: CohortAnalysis, labels: Labels) -> list[tuple[str, Fig
                 name,
                 Figure(
                     chart,
-                    _("Funnel plot by %(grouping)s", grouping=labels.grouping(name).lower()),
+                    _("Funnel plot by %(grouping)s", grouping=grouping),
                     table,
                 ),
             )
@@ -1382,7 +1435,12 @@ def service_view(
     cost per point, dose and missing answers."""
     section: ServiceSection = analysis.services(score, by)  # type: ignore[arg-type]
     args = {"score": score, "by": by}
-    view: dict[str, Any] = {"section": section, "by": by, "figure": None}
+    view: dict[str, Any] = {
+        "section": section,
+        "by": by,
+        "figure": None,
+        "notes": note_texts(section.notes, labels),
+    }
     if section.error is not None:
         return view
     kind = by
@@ -1477,7 +1535,9 @@ def service_view(
             x_label=_(
                 "Adjusted difference associated with the service, %(score)s (points)",
                 score=labels.score_short(score),
-            ),
+            )
+            + "\n"
+            + better_direction(section.direction),
             alt=_(
                 "Adjusted differences in %(score)s associated with each %(grouping)s: "
                 "%(values)s",

@@ -153,7 +153,7 @@ def tdabc_overview(catalogue: CostingCatalogue, language: str = "en") -> TdabcOv
     unit_costs.insert(2, "unit", unit_costs["product_code"].map(units))
     return TdabcOverview(
         price_year=tdabc.price_year,
-        description=tdabc.description,
+        description=tdabc.description.get(language) if tdabc.description else None,
         resources=resources,
         activities=activities,
         products=unit_costs,

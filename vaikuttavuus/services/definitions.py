@@ -72,9 +72,24 @@ def definition_hash(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+_MEASURES_CACHE: dict[Path, tuple[tuple[int, int], MeasureCatalogue]] = {}
+
+
 def load_measure_catalogue(directory: Path | None = None) -> MeasureCatalogue:
+    """The clinical measure catalogue, read again only when its file changed (the patient
+    page uses it on every view; parsing the YAML took longer than the page's queries)."""
     path = (directory or paths.cohorts_dir()) / MEASURES_FILE
-    return validate(MeasureCatalogue, read_yaml(path), str(path))
+    try:
+        status = path.stat()
+        stamp = (status.st_mtime_ns, status.st_size)
+    except OSError:
+        stamp = (-1, -1)
+    cached = _MEASURES_CACHE.get(path)
+    if cached is not None and cached[0] == stamp and stamp[0] >= 0:
+        return cached[1]
+    catalogue = validate(MeasureCatalogue, read_yaml(path), str(path))
+    _MEASURES_CACHE[path] = (stamp, catalogue)
+    return catalogue
 
 
 def load_all_definitions() -> tuple[list[InstrumentSpec], list[PilotSpec], MeasureCatalogue]:

@@ -35,6 +35,7 @@ from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from vaikuttavuus import plotting
+from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.domain.cea import icer_status
 from vaikuttavuus.domain.periods import GridPeriod, block_release
 from vaikuttavuus.domain.primary_cea import column as primary_column
@@ -1077,12 +1078,12 @@ def render_management_pdf(
     """The management summary PDF of ``pilot`` (at most two A4 pages)."""
     from vaikuttavuus.pdf import render_pdf
 
-    context = management_summary(
-        session, pilot, period, release, language, n_boot=n_boot, seed=seed
-    )
-    return render_pdf(
-        "management.html", language, pilots=[context], period=period, **_document(session)
-    )
+    with read_snapshot(session):  # every figure from one moment of the data
+        context = management_summary(
+            session, pilot, period, release, language, n_boot=n_boot, seed=seed
+        )
+        document = _document(session)
+    return render_pdf("management.html", language, pilots=[context], period=period, **document)
 
 
 def render_board_pack(
@@ -1098,15 +1099,17 @@ def render_board_pack(
     """The board pack: every pilot's two pages in one PDF, for the steering group."""
     from vaikuttavuus.pdf import render_pdf
 
-    contexts = [
-        management_summary(session, pilot, period, release, language, n_boot=n_boot, seed=seed)
-        for pilot in pilots
-    ]
+    with read_snapshot(session):  # every pilot from the same moment of the data
+        contexts = [
+            management_summary(session, pilot, period, release, language, n_boot=n_boot, seed=seed)
+            for pilot in pilots
+        ]
+        document = _document(session)
     return render_pdf(
         "management.html",
         language,
         pilots=contexts,
         period=period,
         board_pack=True,
-        **_document(session),
+        **document,
     )

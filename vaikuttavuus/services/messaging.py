@@ -75,6 +75,7 @@ from vaikuttavuus.models import (
 from vaikuttavuus.models.base import UTCDateTime
 from vaikuttavuus.security.tokens import token_hash
 from vaikuttavuus.services.definitions import pilot_spec
+from vaikuttavuus.services.patient_flow import unit_contact
 from vaikuttavuus.services.schedule import (
     InvitationActionError,
     RefreshResult,
@@ -403,6 +404,32 @@ class MessageFacts:
     closes_on: date
     link: str
     opt_out_link: str
+    contact: ContactFacts | None = None
+
+
+@dataclass(frozen=True)
+class ContactFacts:
+    """Whom to call (the unit's contact in the pilot definition), in the message's language."""
+
+    name: str
+    phone: str
+    hours: str
+
+
+def call_us(contact: ContactFacts | None) -> str:
+    """The sentence that tells how to reach a person (in the current locale)."""
+    if contact is None:
+        return _(
+            "If you cannot answer online, contact the unit that sent you the questionnaire: "
+            "staff can fill in the questionnaire with you, for example over the phone."
+        )
+    return _(
+        "Questions, or cannot answer online? Call %(name)s, %(phone)s (%(hours)s): staff can "
+        "fill in the questionnaire with you over the phone.",
+        name=contact.name,
+        phone=contact.phone,
+        hours=contact.hours,
+    )
 
 
 @dataclass(frozen=True)
@@ -444,7 +471,7 @@ def compose(facts: MessageFacts) -> MessageText:
             _("Hello,"),
             _(
                 "We ask you to answer a short questionnaire (%(time_point)s). Your answers help "
-                "us to know how well the care works and to improve it.",
+                "us to know how well the services work and to improve them.",
                 time_point=facts.time_point,
             ),
         ]
@@ -462,7 +489,8 @@ def compose(facts: MessageFacts) -> MessageText:
                 "link. The link is personal: please do not share it.",
                 date=deadline,
             ),
-            _("Taking part is voluntary and does not affect your care."),
+            _("Taking part is voluntary and does not affect the care or services you receive."),
+            call_us(facts.contact),
             _("If you do not want to receive questionnaires, tell us here:")
             + "\n"
             + facts.opt_out_link,
@@ -496,7 +524,7 @@ def letter_context(
             "paragraphs": [
                 _(
                     "We ask you to answer a short questionnaire (%(time_point)s). Your answers "
-                    "help us to know how well the care works and to improve it.",
+                    "help us to know how well the services work and to improve them.",
                     time_point=facts.time_point,
                 ),
                 *(
@@ -519,13 +547,11 @@ def letter_context(
                 "Point the camera of your phone at the code, or type the address into the "
                 "address bar of a web browser. The link is personal: please do not share it."
             ),
-            "help": _(
-                "If you cannot answer online, contact the unit that treated you: staff can fill "
-                "in the questionnaire with you, for example over the phone."
-            ),
+            "help": call_us(facts.contact),
+            "contact": facts.contact,
             "voluntary": _(
-                "Taking part is voluntary and does not affect your care. If you do not want to "
-                "receive questionnaires, you can say so through the link."
+                "Taking part is voluntary and does not affect the care or services you receive. "
+                "If you do not want to receive questionnaires, you can say so through the link."
             ),
         }
 
@@ -554,6 +580,7 @@ def personal_link(token: str) -> str:
 
 def _facts(invitation: Invitation, purpose: str, language: str, token: str) -> MessageFacts:
     link = personal_link(token)
+    contact = unit_contact(invitation.enrolment)
     return MessageFacts(
         purpose=purpose,
         language=language,
@@ -562,6 +589,13 @@ def _facts(invitation: Invitation, purpose: str, language: str, token: str) -> M
         closes_on=invitation.closes_on,
         link=link,
         opt_out_link=f"{link}/opt-out",
+        contact=None
+        if contact is None
+        else ContactFacts(
+            name=contact.name.get(language),
+            phone=contact.phone,
+            hours=contact.hours.get(language),
+        ),
     )
 
 
@@ -982,6 +1016,28 @@ def pending_letters(session: Session, clock: Clock, pilot_code: str | None = Non
     if pilot_code:
         statement = statement.where(OUTBOX.c.invitation_id.in_(_pilot_invitations(pilot_code)))
     return int(session.scalar(statement) or 0)
+
+
+SENDING_GRACE = timedelta(minutes=30)
+"""How long an e-mail or SMS may wait before the page says that sending does not run."""
+
+
+def waiting_since(
+    session: Session, clock: Clock, grace: timedelta = SENDING_GRACE
+) -> datetime | None:
+    """When the oldest e-mail or SMS that should already have gone out was due, if it has
+    waited longer than ``grace``: sending (``vaikuttavuus invitations send`` from cron) does not
+    run. None when nothing has waited that long."""
+    oldest = session.scalar(
+        select(func.min(OUTBOX.c.not_before)).where(
+            OUTBOX.c.status == "pending", OUTBOX.c.channel.in_(("email", "sms"))
+        )
+    )
+    if oldest is None:
+        return None
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return oldest if oldest < clock.now - grace else None
 
 
 def _pilot_invitations(pilot_code: str) -> Any:

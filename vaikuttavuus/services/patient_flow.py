@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from vaikuttavuus.database import insert_for, upsert
 from vaikuttavuus.domain.answers import StoredAnswer, missing_required
-from vaikuttavuus.domain.specs import InstrumentSpec, Section
+from vaikuttavuus.domain.specs import InstrumentSpec, Section, UnitContact
 from vaikuttavuus.models import (
     AccessToken,
     Answer,
@@ -27,10 +27,11 @@ from vaikuttavuus.models import (
     Person,
     Pilot,
     Response,
+    ServiceExposure,
     TimePoint,
 )
 from vaikuttavuus.security.tokens import token_hash
-from vaikuttavuus.services.definitions import current_instrument, instrument_spec
+from vaikuttavuus.services.definitions import current_instrument, instrument_spec, pilot_spec
 
 OPEN_STATUSES = frozenset({"scheduled", "open"})
 
@@ -298,3 +299,37 @@ def opt_out(session: Session, invitation: Invitation) -> int:
     )
     session.flush()
     return max(int(getattr(result, "rowcount", 0) or 0), 0)
+
+
+def unit_contact(enrolment: Enrolment) -> UnitContact | None:
+    """Whom the person can call: their unit's contact in the pilot definition, else the
+    pilot's default (None when the pilot declares no contacts)."""
+    contacts = pilot_spec(enrolment.pilot).contacts
+    return None if contacts is None else contacts.for_unit(enrolment.unit)
+
+
+def services_received(
+    session: Session, invitation: Invitation, language: str, today: date | None = None
+) -> list[str]:
+    """The services the person has received by now (type, and provider when known), named in
+    ``language``: what an experience questionnaire about "the services you received" means."""
+    spec = pilot_spec(invitation.enrolment.pilot)
+    names = {service.id: service.name.get(language) for service in spec.service_types}
+    if not names:
+        return []
+    until = min(today or date.today(), invitation.closes_on)
+    rows = session.execute(
+        select(ServiceExposure.service_type, ServiceExposure.provider_name)
+        .where(
+            ServiceExposure.enrolment_id == invitation.enrolment_id,
+            ServiceExposure.started_on <= until,
+        )
+        .order_by(ServiceExposure.started_on, ServiceExposure.id)
+    ).all()
+    found: list[str] = []
+    for service_type, provider in rows:
+        name = names.get(service_type, service_type)
+        label = f"{name} ({provider})" if provider else name
+        if label not in found:
+            found.append(label)
+    return found

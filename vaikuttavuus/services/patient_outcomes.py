@@ -30,11 +30,11 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import pandas as pd
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from vaikuttavuus.domain.answers import display_value
 from vaikuttavuus.domain.reference import reference_band
@@ -70,12 +70,18 @@ from vaikuttavuus.services.definitions import (
     load_measure_catalogue,
     pilot_spec,
 )
+from vaikuttavuus.services.reference_cache import (
+    Reference,
+    reference_by_time_point,
+    scored_responses,
+    values_by_time_point,
+)
 
 CLOSING_SOON_DAYS = 7
 """An open questionnaire closing within this many days (today included) raises an alert."""
 _TOLERANCE = 1e-9
 
-AlertKind = Literal["worse", "missed", "closing", "flag"]
+AlertKind = Literal["worse", "declined", "missed", "closing", "flag"]
 
 
 @dataclass(frozen=True)
@@ -190,6 +196,42 @@ class ScoreSeries:
             worsening is not None
             and self.minimal_important_change is not None
             and worsening >= self.minimal_important_change - _TOLERANCE
+        )
+
+    @property
+    def previous_follow_up(self) -> ScoreRow | None:
+        """The follow-up answered before the latest one (None when that is the baseline: a
+        change from the baseline is :attr:`worsening`)."""
+        latest = self.latest_follow_up
+        if latest is None:
+            return None
+        earlier = self.rows[1 : self.rows.index(latest)]
+        return next((row for row in reversed(earlier) if row.patient is not None), None)
+
+    @property
+    def decline_since_previous(self) -> float | None:
+        """How much worse the latest follow-up is than the previous one, in points (negative:
+        better); ``None`` without two follow-ups or a direction."""
+        latest, previous = self.latest_follow_up, self.previous_follow_up
+        if latest is None or previous is None or latest.patient is None:
+            return None
+        if previous.patient is None:
+            return None
+        if self.direction == "lower_is_better":
+            return latest.patient - previous.patient
+        if self.direction == "higher_is_better":
+            return previous.patient - latest.patient
+        return None
+
+    @property
+    def is_declining(self) -> bool:
+        """Worse than at the previous follow-up by at least the clinically important change
+        (e.g. EQ-5D-5L index 0.864 → 0.593 between 3 and 12 months)."""
+        decline = self.decline_since_previous
+        return (
+            decline is not None
+            and self.minimal_important_change is not None
+            and decline >= self.minimal_important_change - _TOLERANCE
         )
 
     def band_label(self, value: float | None) -> str | None:
@@ -320,6 +362,8 @@ class Alert:
     threshold: float | None = None
     closes_on: date | None = None
     days_left: int | None = None
+    previous: float | None = None
+    previous_label: str = ""
 
 
 @dataclass(frozen=True)
@@ -410,46 +454,69 @@ def _time_points_of(spec: PilotSpec, instrument: str, language: str) -> list[tup
     ]
 
 
+class ScoredCohort(Protocol):
+    """An instrument's scored responses in a pilot: one patient's values and the reference of
+    a score in an arm (:class:`vaikuttavuus.services.reference_cache.Entry`, or
+    :class:`FreshCohort` read for this request only)."""
+
+    def reference(self, arm: str, score: str) -> Reference: ...
+
+    def values_of(self, enrolment_id: int) -> dict[str, dict[str, Any]]: ...
+
+
+class FreshCohort:
+    """A scored frame read afresh (no cache)."""
+
+    def __init__(self, scores: pd.DataFrame) -> None:
+        self.scores = scores
+
+    def reference(self, arm: str, score: str) -> Reference:
+        same_arm = self.scores[self.scores["arm"] == arm] if not self.scores.empty else self.scores
+        return reference_by_time_point(reference_band(same_arm, score))
+
+    def values_of(self, enrolment_id: int) -> dict[str, dict[str, Any]]:
+        if self.scores.empty:
+            return {}
+        return values_by_time_point(self.scores[self.scores["enrolment_id"] == enrolment_id])
+
+
 def _instrument_series(
     pilot: PilotSpec,
     spec: InstrumentSpec,
-    cohort: pd.DataFrame,
+    cohort: ScoredCohort,
     enrolment_id: int,
     arm: str,
     language: str,
 ) -> InstrumentOutcome:
-    same_arm = cohort[cohort["arm"] == arm] if not cohort.empty else cohort
-    mine = cohort[cohort["enrolment_id"] == enrolment_id] if not cohort.empty else cohort
-    mine = mine.set_index("time_point") if not mine.empty else mine
+    mine = cohort.values_of(enrolment_id)
     time_points = _time_points_of(pilot, spec.id, language)
     outcome = InstrumentOutcome(spec.id, spec.title.get(language), time_points)
 
     def own(code: str, column: str) -> Any:
-        if mine.empty or code not in mine.index or column not in mine.columns:
+        value = mine.get(code, {}).get(column)
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
             return None
-        value = mine.at[code, column]
-        return None if value is pd.NA or (isinstance(value, float) and math.isnan(value)) else value
+        return value
 
     for score in main_scores(spec):
         band_score = next(
             (s for s in spec.scores if isinstance(s, BandScore) and s.of == score.id), None
         )
-        reference = reference_band(same_arm, score.id)
-        by_tp = reference.set_index("time_point") if not reference.empty else reference
+        reference = cohort.reference(arm, score.id)
         rows = []
         for code, label in time_points:
             band = own(code, band_score.id) if band_score is not None else None
-            has_ref = not by_tp.empty and code in by_tp.index
+            n, median, q1, q3 = reference.get(code, (0, None, None, None))
             rows.append(
                 ScoreRow(
                     time_point=code,
                     label=label,
                     patient=_none(own(code, score.id)),
                     band=None if band is None else str(band),
-                    n=int(by_tp.at[code, "n"]) if has_ref else 0,
-                    median=_none(by_tp.at[code, "median"]) if has_ref else None,
-                    q1=_none(by_tp.at[code, "q1"]) if has_ref else None,
-                    q3=_none(by_tp.at[code, "q3"]) if has_ref else None,
+                    n=n,
+                    median=median,
+                    q1=q1,
+                    q3=q3,
                     mode=own(code, "mode"),
                     proxy=bool(own(code, "proxy")),
                 )
@@ -501,7 +568,7 @@ def patient_series(
     """Every chartable score of one instrument: the patient's values and the cohort band."""
     pilot: Pilot = enrolment.pilot
     spec = instrument_spec(current_instrument(session, instrument_code))
-    cohort = instrument_scores(session, pilot.id, instrument_code)
+    cohort = FreshCohort(instrument_scores(session, pilot.id, instrument_code))
     outcome = _instrument_series(
         pilot_spec(pilot), spec, cohort, enrolment.id, enrolment.arm.code, language
     )
@@ -513,9 +580,9 @@ def patient_series(
 
 def _current_versions(session: Session, codes: Sequence[str]) -> dict[str, InstrumentVersion]:
     versions = session.scalars(
-        select(InstrumentVersion).where(
-            InstrumentVersion.code.in_(list(codes)), InstrumentVersion.is_current.is_(True)
-        )
+        select(InstrumentVersion)
+        .where(InstrumentVersion.code.in_(list(codes)), InstrumentVersion.is_current.is_(True))
+        .options(defer(InstrumentVersion.definition))  # specs are cached by content hash
     ).all()
     found = {version.code: version for version in versions}
     missing = [code for code in codes if code not in found]
@@ -735,7 +802,9 @@ def _prems(
         {
             v.id: v
             for v in session.scalars(
-                select(InstrumentVersion).where(InstrumentVersion.id.in_(version_ids))
+                select(InstrumentVersion)
+                .where(InstrumentVersion.id.in_(version_ids))
+                .options(defer(InstrumentVersion.definition))
             )
         }
         if version_ids
@@ -792,6 +861,21 @@ def _alerts(
                         threshold=series.minimal_important_change,
                     )
                 )
+            previous = series.previous_follow_up
+            if series.is_declining and latest is not None and previous is not None:
+                alerts.append(
+                    Alert(
+                        kind="declined",
+                        time_point=latest.time_point,
+                        time_point_label=latest.label,
+                        instrument_title=series.instrument_title,
+                        score_label=series.score_label,
+                        value=latest.patient,
+                        threshold=series.minimal_important_change,
+                        previous=previous.patient,
+                        previous_label=previous.label,
+                    )
+                )
         for flag in outcome.flags:
             latest_flag = flag.latest
             if flag.concerning and latest_flag is not None and latest_flag[2]:
@@ -831,23 +915,34 @@ def _alerts(
 
 
 def patient_overview(
-    session: Session, enrolment: Enrolment, language: str, today: date
+    session: Session,
+    enrolment: Enrolment,
+    language: str,
+    today: date,
+    *,
+    cached: bool = True,
 ) -> PatientOverview:
-    """Everything the clinician's patient page and the patient summary show."""
+    """Everything the clinician's patient page and the patient summary show.
+
+    The cohort's scored responses come from :mod:`vaikuttavuus.services.reference_cache`
+    (brought up to date with what the session's transaction sees); ``cached=False`` reads
+    and scores them afresh (the same numbers, slower)."""
     pilot = enrolment.pilot
     spec = pilot_spec(pilot)
     codes = list(spec.instrument_ids)
     versions = _current_versions(session, codes)
     specs = {code: instrument_spec(versions[code]) for code in codes}
     arm = enrolment.arm.code
-    instruments = []
-    for code in codes:
-        if specs[code].kind != "prom":
-            continue
-        cohort = instrument_scores(session, pilot.id, code)
-        instruments.append(
-            _instrument_series(spec, specs[code], cohort, enrolment.id, arm, language)
-        )
+    proms = [code for code in codes if specs[code].kind == "prom"]
+    cohorts: dict[str, ScoredCohort]
+    if cached:
+        cohorts = dict(scored_responses(session, pilot.id, proms))
+    else:
+        cohorts = {code: FreshCohort(instrument_scores(session, pilot.id, code)) for code in proms}
+    instruments = [
+        _instrument_series(spec, specs[code], cohorts[code], enrolment.id, arm, language)
+        for code in proms
+    ]
     invitations = _invitations(session, enrolment, spec, language)
     return PatientOverview(
         time_points=[(tp.id, tp.label.get(language)) for tp in spec.time_points],

@@ -1,9 +1,9 @@
 """The patient's outcomes as charts and as a one-page PDF summary in the patient's language.
 
-Charts are matplotlib figures rendered to SVG (:mod:`vaikuttavuus.plotting`). Rendering one
-takes a noticeable fraction of a second, so the charts of the clinician's page are kept in a
-small in-process cache keyed by everything drawn in them (values, texts, language): a chart is
-drawn again only when something in it changed.
+The clinician page's charts are drawn straight as SVG (:mod:`vaikuttavuus.svg_charts`, about
+a millisecond each) and kept in a small in-process cache keyed by everything drawn in them
+(values, texts, language); the PDF's small multiples are matplotlib figures
+(:mod:`vaikuttavuus.plotting`).
 
 The PDF (``reports/patient_summary.html`` + ``patient_summary.css``) is one A4 page whatever
 the record holds: at most :data:`KEY_SCORES_MAX` scores, the latest value of each clinical
@@ -23,14 +23,16 @@ from functools import lru_cache
 from typing import Any
 
 import pandas as pd
-from flask_babel import force_locale, format_decimal
+from babel.numbers import format_decimal as babel_format_decimal
+from flask_babel import force_locale, get_locale, ngettext
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
+from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.domain.disclosure import suppress_small_cells
 from vaikuttavuus.models import Enrolment
 from vaikuttavuus.pdf import render_pdf
-from vaikuttavuus.plotting import Band, Chart, TrajectoryPanel, trajectory_chart, trajectory_panels
+from vaikuttavuus.plotting import Band, Chart, TrajectoryPanel, trajectory_panels
 from vaikuttavuus.services.definitions import pilot_spec
 from vaikuttavuus.services.demo_data import demo_data_present
 from vaikuttavuus.services.patient_outcomes import (
@@ -40,6 +42,7 @@ from vaikuttavuus.services.patient_outcomes import (
     ScoreSeries,
     patient_overview,
 )
+from vaikuttavuus.svg_charts import trajectory_svg
 
 CHART_CACHE_SIZE = 256
 KEY_SCORES_MAX = 4
@@ -79,7 +82,7 @@ def _cached_trajectory(
     labels: tuple[tuple[str, str], ...],
     alt: str,
 ) -> Chart:
-    return trajectory_chart(
+    return trajectory_svg(
         time_labels=time_labels,
         patient=patient,
         median=median,
@@ -129,6 +132,17 @@ def series_chart(series: ScoreSeries) -> Chart:
 
 
 # -- formatting shared by the page and the PDF ----------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _decimal(value: float, pattern: str, locale: Any) -> str:
+    return babel_format_decimal(value, format=pattern, locale=locale)
+
+
+def format_decimal(value: float, format: str) -> str:
+    """flask_babel's ``format_decimal`` (current locale), remembered: a patient page formats
+    some eighty numbers, most of them cohort figures that repeat from patient to patient."""
+    return _decimal(value, format, get_locale())
 
 
 def measure_text(value: float | str | None) -> str:
@@ -222,16 +236,40 @@ def suppressed_reference(series: ScoreSeries, min_cell_size: int) -> list[dict[s
     return rows
 
 
+def points_text(value: float | None, decimals: int = 2) -> str:
+    """A number of points with its unit, *1 piste* / *3 pistettä* (Finnish takes the
+    partitive after any number but one, decimals included)."""
+    if value is None:
+        return "–"
+    one = abs(value - 1) < 1e-9
+    return ngettext(
+        "%(points)s point", "%(points)s points", 1 if one else 2, points=score_text(value, decimals)
+    )
+
+
 def _alert_text(alert: Alert) -> str:
     if alert.kind == "worse":
         return _(
             "%(instrument)s, %(score)s: worse than at the baseline by at least the clinically "
-            "important change of %(threshold)s points (%(baseline)s → %(value)s, %(time_point)s).",
+            "important change, %(threshold)s (%(baseline)s → %(value)s, %(time_point)s).",
             instrument=alert.instrument_title,
             score=alert.score_label,
-            threshold=score_text(alert.threshold),
+            threshold=points_text(alert.threshold),
             baseline=score_text(alert.baseline),
             value=score_text(alert.value),
+            time_point=alert.time_point_label,
+        )
+    if alert.kind == "declined":
+        return _(
+            "%(instrument)s, %(score)s: worse than at %(previous_time_point)s by at least the "
+            "clinically important change, %(threshold)s (%(previous)s → %(value)s, "
+            "%(time_point)s).",
+            instrument=alert.instrument_title,
+            score=alert.score_label,
+            threshold=points_text(alert.threshold),
+            previous=score_text(alert.previous),
+            value=score_text(alert.value),
+            previous_time_point=alert.previous_label,
             time_point=alert.time_point_label,
         )
     if alert.kind == "flag":
@@ -243,13 +281,19 @@ def _alert_text(alert: Alert) -> str:
         )
     if alert.kind == "missed":
         return _(
-            "The questionnaire of %(time_point)s was not answered.",
+            "%(time_point)s: the questionnaire was not answered.",
             time_point=alert.time_point_label,
         )
-    return _(
-        "The questionnaire of %(time_point)s is open and closes in %(days)s days.",
+    if not alert.days_left:
+        return _(
+            "%(time_point)s: the questionnaire is open and closes today.",
+            time_point=alert.time_point_label,
+        )
+    return ngettext(
+        "%(time_point)s: the questionnaire is open and closes in %(num)d day.",
+        "%(time_point)s: the questionnaire is open and closes in %(num)d days.",
+        alert.days_left,
         time_point=alert.time_point_label,
-        days=alert.days_left,
     )
 
 
@@ -412,6 +456,6 @@ def summary_language(enrolment: Enrolment, requested: str | None = None) -> str:
 
 def summary_pdf(session: Session, enrolment: Enrolment, language: str, today: date) -> bytes:
     """The one-page summary as PDF bytes, in ``language``."""
-    with force_locale(language):
+    with read_snapshot(session), force_locale(language):  # one moment of the data
         context = summary_context(session, enrolment, language, today)
     return render_pdf("patient_summary.html", language, **context)

@@ -38,6 +38,9 @@ from vaikuttavuus.models.base import UTCDateTime
 # Statuses a scheduler may still move; the others are final.
 LIVE_STATUSES = ("scheduled", "open")
 FINAL_STATUSES = ("completed", "cancelled", "opted_out")
+CANCELLED_BY_LEAD = "invitation cancelled"
+"""The note on the pending messages a pilot lead's cancellation stopped (undone by
+:func:`restore_invitation`)."""
 MAX_EXTENSION_DAYS = 365
 BULK_ROWS = 2000  # a change this large refreshes the planner's statistics (PostgreSQL)
 
@@ -352,9 +355,56 @@ def cancel_invitation(session: Session, invitation: Invitation, now: datetime) -
     session.execute(
         update(outbox)
         .where(outbox.c.invitation_id == invitation.id, outbox.c.status == "pending")
-        .values(status="cancelled", last_error="invitation cancelled")
+        .values(status="cancelled", last_error=CANCELLED_BY_LEAD)
     )
     session.flush()
+
+
+def can_restore(invitation: Invitation) -> bool:
+    """A cancelled, unanswered invitation of an active enrolment (cancelled by a pilot lead,
+    not by a withdrawal, erasure or opt-out): the cancellation can be undone."""
+    return (
+        invitation.status == "cancelled"
+        and invitation.completed_at is None
+        and invitation.cancelled_at is not None
+        and _person_problem(invitation) is None
+    )
+
+
+def restore_invitation(session: Session, invitation: Invitation, today: date) -> str:
+    """Undo :func:`cancel_invitation`: the status follows the window again, the links and the
+    messages the cancellation stopped work again. Returns the new status."""
+    problem = _person_problem(invitation)
+    if problem is not None:
+        raise InvitationActionError(problem, f"the person's enrolment is {problem}")
+    if not can_restore(invitation):
+        raise InvitationActionError(
+            invitation.status, f"a {invitation.status} invitation cannot be restored"
+        )
+    cancelled_at = invitation.cancelled_at
+    tokens = AccessToken.__table__
+    session.execute(
+        update(tokens)
+        .where(
+            tokens.c.invitation_id == invitation.id,
+            tokens.c.revoked_at == literal(cancelled_at, UTCDateTime()),
+        )
+        .values(revoked_at=None)
+    )
+    outbox = OutboxMessage.__table__
+    session.execute(
+        update(outbox)
+        .where(
+            outbox.c.invitation_id == invitation.id,
+            outbox.c.status == "cancelled",
+            outbox.c.last_error == CANCELLED_BY_LEAD,
+        )
+        .values(status="pending", last_error=None)
+    )
+    invitation.status = status_on(invitation.opens_on, invitation.closes_on, today)
+    invitation.cancelled_at = None
+    session.flush()
+    return invitation.status
 
 
 def extended_closes_on(closes_on: date, today: date, days: int) -> date:
@@ -460,9 +510,12 @@ def list_invitations(
     *,
     page: int = 1,
     page_size: int = 50,
+    today: date | None = None,
 ) -> InvitationPage:
     """One page of a pilot's invitations with the given filters: windows that have opened
-    first (the latest first), then the upcoming ones."""
+    first (the latest first), then the upcoming ones (the soonest first), whatever their
+    status (an upcoming invitation the person declined is still upcoming)."""
+    today = today or date.today()
     statement = (
         select(Invitation, Person, Arm, TimePoint)
         .join(Enrolment, Invitation.enrolment_id == Enrolment.id)
@@ -496,8 +549,9 @@ def list_invitations(
     page = min(max(page, 1), pages)
     found = session.execute(
         statement.order_by(
-            case((Invitation.status == "scheduled", 1), else_=0),  # upcoming ones last
-            Invitation.opens_on.desc(),
+            case((Invitation.opens_on > today, 1), else_=0),  # upcoming ones last,
+            case((Invitation.opens_on > today, Invitation.opens_on), else_=None).asc(),  # soonest
+            Invitation.opens_on.desc(),  # the opened ones, latest first
             Invitation.id.desc(),
         )
         .limit(page_size)

@@ -97,6 +97,63 @@ def _pilots(session: Session, codes: tuple[str, ...]) -> list[Pilot]:
     return pilots
 
 
+PILOT_ROLES = frozenset({Role.CLINICIAN.value, Role.PILOT_LEAD.value})
+"""Roles that see patients only in the pilots they are given."""
+
+
+def lacks_pilots(user: User) -> bool:
+    """A clinician or pilot lead with no pilot sees no patient at all."""
+    return user.role in PILOT_ROLES and not user.pilots
+
+
+def update_user(
+    session: Session,
+    user: User,
+    *,
+    role: str,
+    pilot_codes: tuple[str, ...],
+    display_name: str,
+    email: str | None,
+) -> dict[str, list[object]]:
+    """Change a user's role, pilots, name and e-mail; returns what changed as
+    ``{field: [before, after]}`` (for the audit trail)."""
+    if role not in ROLES:
+        raise UserError("role", f"unknown role '{role}'; one of {', '.join(ROLES)}")
+    pilots = _pilots(session, tuple(pilot_codes)) if role in PILOT_ROLES else []
+    before = {
+        "role": user.role,
+        "pilots": sorted(p.code for p in user.pilots),
+        "display_name": user.display_name,
+        "email": user.email,
+    }
+    user.role = role
+    user.pilots = pilots
+    user.display_name = display_name or user.username
+    user.email = email or None
+    after = {
+        "role": user.role,
+        "pilots": sorted(p.code for p in pilots),
+        "display_name": user.display_name,
+        "email": user.email,
+    }
+    if before["role"] != after["role"]:
+        user.session_nonce = new_session_nonce()  # a new role: sign in again
+    session.flush()
+    return {key: [before[key], after[key]] for key in before if before[key] != after[key]}
+
+
+def reset_password(user: User, password: str) -> None:
+    """An administrator sets a temporary password: the user is logged out everywhere and must
+    choose their own password at the next login (``password_changed_at`` is cleared)."""
+    set_password(user, password)
+    user.password_changed_at = None
+
+
+def must_choose_password(user: User) -> bool:
+    """The password was set by an administrator (a reset): the user must replace it."""
+    return user.password_changed_at is None
+
+
 def set_password(
     user: User,
     password: str,

@@ -32,7 +32,12 @@ from vaikuttavuus.security.throttle import (
     too_many_attempts,
 )
 from vaikuttavuus.services import audit
-from vaikuttavuus.services.users import UserError, authenticate, set_password
+from vaikuttavuus.services.users import (
+    UserError,
+    authenticate,
+    must_choose_password,
+    set_password,
+)
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -77,6 +82,10 @@ def login() -> Response | str:
                 session[PASSWORD_CHANGE_REQUIRED] = True
                 flash(_("Your password no longer meets the password rules. Choose a new one."),
                       "info")  # fmt: skip
+                target = url_for("auth.change_password")
+            elif must_choose_password(user):  # an administrator set a temporary password
+                session[PASSWORD_CHANGE_REQUIRED] = True
+                flash(_("An administrator has reset your password. Choose a new one."), "info")
                 target = url_for("auth.change_password")
             response = redirect(target)
             remember_device(response, user.username)

@@ -19,7 +19,7 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 from werkzeug.wrappers import Response
 
-from vaikuttavuus.database import LIKE_ESCAPE, contains_pattern
+from vaikuttavuus.database import LIKE_ESCAPE, contains_pattern, read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import Arm, Enrolment, Invitation, Person, Pilot, Role, TimePoint
@@ -107,14 +107,17 @@ def patients(pilot_code: str) -> str:
 
 
 def _open_invitations(enrolment_ids: list[int]) -> dict[int, str]:
+    """The open questionnaire of each enrolment, named in the user's language."""
     if not enrolment_ids:
         return {}
+    language = current_language()
     rows = db.session.execute(
-        select(Invitation.enrolment_id, TimePoint.code)
+        select(Invitation.enrolment_id, TimePoint)
         .join(TimePoint, Invitation.time_point_id == TimePoint.id)
         .where(Invitation.enrolment_id.in_(enrolment_ids), Invitation.status == "open")
+        .order_by(TimePoint.ordinal)
     ).all()
-    return {int(row[0]): str(row[1]) for row in rows}
+    return {int(row[0]): row[1].label(language) for row in rows}
 
 
 def _enrolment(pilot: Pilot, pseudonym: str) -> Enrolment:
@@ -145,12 +148,32 @@ def _links(pilot: Pilot, pseudonym: str) -> dict[str, str]:
 def patient(pilot_code: str, pseudonym: str) -> str:
     pilot = require_pilot(pilot_code)
     enrolment = _enrolment(pilot, pseudonym)
-    overview = patient_overview(db.session, enrolment, current_language(), date.today())
-    charts = {
-        (s.instrument_code, s.score_id): series_chart(s)
-        for s in overview.series
-        if s.has_patient_values
-    }
+    with read_snapshot() as snapshot:  # the patient and the cohort from one moment of the data
+        overview = patient_overview(db.session, enrolment, current_language(), date.today())
+        charts = {
+            (s.instrument_code, s.score_id): series_chart(s)
+            for s in overview.series
+            if s.has_patient_values
+        }
+        html = render_template(
+            "clinician/patient.html",
+            pilot=pilot,
+            enrolment=enrolment,
+            person=enrolment.person,
+            overview=overview,
+            charts=charts,
+            services_chart=services_chart(
+                overview, pilot_spec(pilot), enrolment.index_date, date.today()
+            ),
+            alerts=alert_texts(overview.alerts),
+            links=_links(pilot, pseudonym),
+            summary_languages=SUMMARY_LANGUAGES,
+            patient_language=summary_language(enrolment),
+            score_text=score_text,
+            cohort_text=cohort_text,
+            measure_text=measure_text,
+            snapshot_time=snapshot.taken_at,
+        )
     audit.record(
         "view_patient",
         object_type="enrolment",
@@ -158,24 +181,7 @@ def patient(pilot_code: str, pseudonym: str) -> str:
         person_id=enrolment.person_id,
         pilot_code=pilot.code,
     )
-    return render_template(
-        "clinician/patient.html",
-        pilot=pilot,
-        enrolment=enrolment,
-        person=enrolment.person,
-        overview=overview,
-        charts=charts,
-        services_chart=services_chart(
-            overview, pilot_spec(pilot), enrolment.index_date, date.today()
-        ),
-        alerts=alert_texts(overview.alerts),
-        links=_links(pilot, pseudonym),
-        summary_languages=SUMMARY_LANGUAGES,
-        patient_language=summary_language(enrolment),
-        score_text=score_text,
-        cohort_text=cohort_text,
-        measure_text=measure_text,
-    )
+    return html
 
 
 @bp.get("/<pilot_code>/<pseudonym>/summary.pdf")
@@ -186,7 +192,7 @@ def patient_summary(pilot_code: str, pseudonym: str) -> Response:
     pilot = require_pilot(pilot_code)
     enrolment = _enrolment(pilot, pseudonym)
     language = summary_language(enrolment, request.args.get("lang_pdf"))
-    pdf = summary_pdf(db.session, enrolment, language, date.today())
+    pdf = summary_pdf(db.session, enrolment, language, date.today())  # in one read snapshot
     audit.record(
         "export_patient_summary",
         object_type="enrolment",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import abort
 from flask_login import current_user
+from werkzeug.wrappers import Response
 
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import Pilot
@@ -25,3 +26,14 @@ def visible_pilots() -> list[Pilot]:
 
     pilots = db.session.scalars(select(Pilot).order_by(Pilot.code)).all()
     return [p for p in pilots if current_user.may_access_pilot(p.code)]
+
+
+DATA_VERSION_HEADER = "X-Data-Version"
+"""Response header of CSV and PDF downloads: the data version their snapshot saw."""
+
+
+def with_data_version(response: Response, label: str) -> Response:
+    """Say in ``response`` which data version (:class:`~vaikuttavuus.database.DataVersion`)
+    it was computed from."""
+    response.headers[DATA_VERSION_HEADER] = label
+    return response

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.domain.catalogue import DIRECT_COST_PRODUCT, UNALLOCATED_CENTRE
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
@@ -74,18 +75,35 @@ def cohort(pilot_code: str) -> str:
     """The pilot page's cost figures (same persons, filters and numbers), their chart and the
     episode cost of each person in them."""
     pilot = require_pilot(pilot_code)
-    filters = filters_from_request(pilot)
-    analysis = CohortAnalysis(db.session, pilot, Filters(filters.period, filters.arm, filters.unit))
-    report = cohort_costs(db.session, analysis, current_language())
     sort = request.args.get("sort", "pseudonym")
     if sort not in SORTS:
         sort = "pseudonym"
     page = page_number()
-    people = report.people.sort_values(
-        SORTS[sort], ascending=[sort != "total"] + [True] * (len(SORTS[sort]) - 1)
-    )
-    pages = max((len(people) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
-    shown = people.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    with read_snapshot() as snapshot:
+        filters = filters_from_request(pilot)
+        analysis = CohortAnalysis(
+            db.session, pilot, Filters(filters.period, filters.arm, filters.unit)
+        )
+        report = cohort_costs(db.session, analysis, current_language())
+        people = report.people.sort_values(
+            SORTS[sort], ascending=[sort != "total"] + [True] * (len(SORTS[sort]) - 1)
+        )
+        pages = max((len(people) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+        shown = people.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        html = render_template(
+            "costs/cohort.html",
+            pilot=pilot,
+            report=report,
+            chart=_chart(report),
+            filters=analysis.filters,
+            args=filter_args(analysis.filters),
+            units=cohort_units(db.session, pilot.id),
+            data_version=snapshot.data_version(pilot.id),
+            people=shown.to_dict(orient="records"),
+            page=page,
+            pages=pages,
+            sort=sort,
+        )
     audit.record(
         "view_cost_report",
         object_type="pilot",
@@ -93,19 +111,7 @@ def cohort(pilot_code: str) -> str:
         pilot_code=pilot.code,
         details={"page": page, "rows": len(shown), "filters": analysis.filters.to_dict()},
     )
-    return render_template(
-        "costs/cohort.html",
-        pilot=pilot,
-        report=report,
-        chart=_chart(report),
-        filters=analysis.filters,
-        args=filter_args(analysis.filters),
-        units=cohort_units(db.session, pilot.id),
-        people=shown.to_dict(orient="records"),
-        page=page,
-        pages=pages,
-        sort=sort,
-    )
+    return html
 
 
 @bp.get("/<pilot_code>/<pseudonym>")
@@ -119,7 +125,8 @@ def patient(pilot_code: str, pseudonym: str) -> str:
     )
     if enrolment is None or enrolment.person.erased_at is not None:
         abort(404)
-    costs = patient_costs(db.session, pilot, enrolment, current_language())
+    with read_snapshot():
+        costs = patient_costs(db.session, pilot, enrolment, current_language())
     audit.record(
         "view_patient_costs",
         object_type="enrolment",

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -23,16 +24,17 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
+from vaikuttavuus.database import SnapshotSession, read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import Pilot, Role
-from vaikuttavuus.queries import pilot_by_code
 from vaikuttavuus.security.access import allow
 from vaikuttavuus.services import audit, exports
 from vaikuttavuus.services.exports import ExportOptions, ExportOptionsError, Shape
-from vaikuttavuus.views.common import require_pilot, visible_pilots
+from vaikuttavuus.views.common import require_pilot, visible_pilots, with_data_version
 
 bp = Blueprint("exports", __name__, url_prefix="/exports")
 
@@ -100,36 +102,61 @@ def pilot(pilot_code: str) -> str:
     return _page(require_pilot(pilot_code))
 
 
-def _streamed(pilot_code: str, produce: Callable[[Pilot], Iterator[str]]) -> Iterator[str]:
-    """Run ``produce`` while the response is sent. The request's context is gone by then, so
-    each step runs in an application context (and database session) of its own that is closed
-    again before the step's text is handed to the server: no context stays pushed while the
-    response waits, and a response that is never read leaves nothing open."""
+def _snapshot(pilot: Pilot) -> tuple[SnapshotSession, Pilot]:
+    """The download's own read snapshot (one moment of the data for the whole file, its row
+    count included) and the pilot as that snapshot's session sees it."""
+    stream = SnapshotSession()
+    try:
+        mine = stream.session.get(Pilot, pilot.id)
+        assert mine is not None
+        stream.snapshot.data_version(pilot.id)  # read now (kept): the response header says it
+    except BaseException:
+        stream.close()
+        raise
+    return stream, mine
+
+
+def _streamed(stream: SnapshotSession, produce: Callable[[], Iterator[str]]) -> Iterator[str]:
+    """Run ``produce`` while the response is sent, reading in ``stream``'s snapshot. The
+    request's context is gone by then, so each step runs in an application context of its own
+    (for the settings the services read), popped again before the step's text is handed to
+    the server: no context stays pushed while the response waits. The snapshot's session and
+    connection belong to the download and are closed when it ends or is abandoned (the view
+    also closes them when the response is closed unread)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def generate() -> Iterator[str]:
-        produced: Iterator[str] | None = None
-        while True:
-            with app.app_context():
-                if produced is None:
-                    pilot = pilot_by_code(db.session, pilot_code)
-                    assert pilot is not None
-                    produced = produce(pilot)
-                text = next(produced, None)
-            if text is None:
-                return
-            yield text
+        try:
+            produced: Iterator[str] | None = None
+            while True:
+                with app.app_context():
+                    if produced is None:
+                        produced = produce()
+                    text = next(produced, None)
+                if text is None:
+                    return
+                yield text
+        finally:
+            stream.close()
 
     return generate()
 
 
+def _streamed_response(
+    stream: SnapshotSession, pilot: Pilot, produce: Callable[[], Iterator[str]], **options: Any
+) -> Response:
+    response = Response(_streamed(stream, produce), **options)
+    response.call_on_close(stream.close)
+    return with_data_version(response, stream.snapshot.data_version(pilot.id).label)
+
+
 def _rows(
-    pilot: Pilot, shape: Shape, options: ExportOptions
+    session: Session, pilot: Pilot, shape: Shape, options: ExportOptions
 ) -> tuple[list[str], Iterator[list[object]]]:
     if shape == "long":
-        return exports.long_header(), exports.long_rows(db.session, pilot, options)
-    layout = exports.wide_layout(db.session, pilot)
-    return layout.header, exports.wide_rows(db.session, pilot, layout, options)
+        return exports.long_header(), exports.long_rows(session, pilot, options)
+    layout = exports.wide_layout(session, pilot)
+    return layout.header, exports.wide_rows(session, pilot, layout, options)
 
 
 @bp.get("/<pilot_code>/long.csv", defaults={"shape": "long"})
@@ -140,25 +167,32 @@ def table_csv(pilot_code: str, shape: Shape) -> Response | tuple[str, int]:
     options = _options(pilot)
     if not isinstance(options, ExportOptions):
         return options
-    rows = exports.count_rows(db.session, pilot, shape, options)
+    stream, mine = _snapshot(pilot)
+    try:
+        rows = exports.count_rows(stream.session, mine, shape, options)
+        layout = exports.wide_layout(stream.session, mine) if shape == "wide" else None
+    except BaseException:
+        stream.close()
+        raise
     _record(
         pilot,
         "export_data",
         {"shape": shape, "format": "csv", "rows": rows, **options.as_details()},
     )
-    layout = exports.wide_layout(db.session, pilot) if shape == "wide" else None
     header = exports.long_header() if layout is None else layout.header
 
-    def produce(pilot: Pilot) -> Iterator[str]:
+    def produce() -> Iterator[str]:
         data = (
-            exports.long_rows(db.session, pilot, options)
+            exports.long_rows(stream.session, mine, options)
             if layout is None
-            else exports.wide_rows(db.session, pilot, layout, options)
+            else exports.wide_rows(stream.session, mine, layout, options)
         )
         return exports.csv_stream(header, data)
 
-    return Response(
-        _streamed(pilot.code, produce),
+    return _streamed_response(
+        stream,
+        pilot,
+        produce,
         mimetype=CSV_MIMETYPE,
         headers=_attachment(_filename(pilot, shape, "csv")),
     )
@@ -172,7 +206,8 @@ def dictionary_csv(pilot_code: str, shape: Shape) -> Response | tuple[str, int]:
     options = _options(pilot)
     if not isinstance(options, ExportOptions):
         return options
-    entries = exports.dictionary(db.session, pilot, shape, options, current_language())
+    with read_snapshot():
+        entries = exports.dictionary(db.session, pilot, shape, options, current_language())
     _record(
         pilot,
         "export_dictionary",
@@ -193,19 +228,21 @@ def table_xlsx(pilot_code: str, shape: Shape) -> Response | tuple[str, int]:
     options = _options(pilot)
     if not isinstance(options, ExportOptions):
         return options
-    header, data = _rows(pilot, shape, options)
-    entries = exports.dictionary(db.session, pilot, shape, options, current_language())
     handle, name = tempfile.mkstemp(prefix="vaikuttavuus-export-", suffix=".xlsx")
     os.close(handle)
     path = Path(name)
     try:
-        counts = exports.write_xlsx(
-            path,
-            [
-                ("data", header, data),
-                ("dictionary", exports.DICTIONARY_COLUMNS, [e.cells() for e in entries]),
-            ],
-        )
+        with read_snapshot() as snapshot:  # the whole file from one moment of the data
+            header, data = _rows(db.session, pilot, shape, options)
+            entries = exports.dictionary(db.session, pilot, shape, options, current_language())
+            counts = exports.write_xlsx(
+                path,
+                [
+                    ("data", header, data),
+                    ("dictionary", exports.DICTIONARY_COLUMNS, [e.cells() for e in entries]),
+                ],
+            )
+            version = snapshot.data_version(pilot.id)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -225,7 +262,7 @@ def table_xlsx(pilot_code: str, shape: Shape) -> Response | tuple[str, int]:
         direct_passthrough=True,
     )
     response.call_on_close(lambda: path.unlink(missing_ok=True))
-    return response
+    return with_data_version(response, version.label)
 
 
 def _file_chunks(path: Path, size: int = 256 * 1024) -> Iterator[bytes]:
@@ -246,10 +283,17 @@ def fhir_bundle(pilot_code: str) -> Response | tuple[str, int]:
     options = _options(pilot)
     if not isinstance(options, ExportOptions):
         return options
-    rows = exports.count_rows(db.session, pilot, "fhir", options)
+    stream, mine = _snapshot(pilot)
+    try:
+        rows = exports.count_rows(stream.session, mine, "fhir", options)
+    except BaseException:
+        stream.close()
+        raise
     _record(pilot, "export_fhir", {"format": "fhir", "rows": rows, **options.as_details()})
-    return Response(
-        _streamed(pilot.code, lambda pilot: exports.fhir_bundle(db.session, pilot, options)),
+    return _streamed_response(
+        stream,
+        pilot,
+        lambda: exports.fhir_bundle(stream.session, mine, options),
         mimetype=FHIR_MIMETYPE,
         headers=_attachment(_filename(pilot, "responses", "fhir.json")),
     )

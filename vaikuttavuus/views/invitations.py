@@ -26,6 +26,7 @@ from vaikuttavuus.forms.invitations import (
     ExtendForm,
     LetterBatchForm,
     ResendForm,
+    RestoreForm,
 )
 from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import Invitation, Pilot, Role
@@ -34,7 +35,7 @@ from vaikuttavuus.security.access import allow
 from vaikuttavuus.services import audit, messaging, schedule
 from vaikuttavuus.services.schedule import InvitationActionError, InvitationFilters
 from vaikuttavuus.views.common import require_pilot, visible_pilots
-from vaikuttavuus.web import day
+from vaikuttavuus.web import day, moment
 
 bp = Blueprint("invitations", __name__, url_prefix="/invitations")
 
@@ -72,6 +73,39 @@ ACTION_ERRORS = {
     "channel": _l("The person has no contact details for that channel."),
     "days": _l("Choose a number of days between 1 and 365."),
 }
+ACTION_ERRORS_RESTORE = {
+    **ACTION_ERRORS,
+    "cancelled": _l("The cancellation cannot be undone."),
+}
+
+
+MESSAGE_NOTES = {
+    schedule.CANCELLED_BY_LEAD: _l("Stopped: the invitation was cancelled."),
+    "invitation no longer open": _l("Stopped: the invitation was no longer open."),
+    "withdrawn or erased": _l("Stopped: the person withdrew or their data were erased."),
+    "no invitation": _l("The invitation no longer exists."),
+    "no e-mail, phone or postal address": _l(
+        "The person has no e-mail address, phone number or postal address."
+    ),
+    "no email contact": _l("The person has no e-mail address."),
+    "no sms contact": _l("The person has no phone number."),
+    "interrupted while sending (claim lease expired); not re-sent automatically": _l(
+        "Sending was interrupted; the message is not sent again automatically."
+    ),
+}
+"""The notes the sender stores on a message (English, for the log), as the page shows them."""
+
+
+def message_note(note: str | None) -> tuple[str, str | None]:
+    """A stored message note as (text in the user's language, technical detail or None)."""
+    if not note:
+        return "", None
+    if note in MESSAGE_NOTES:
+        return str(MESSAGE_NOTES[note]), None
+    if note.startswith("not sent: ") and note[10:] in ACTION_ERRORS:
+        return _("Not sent: %(reason)s", reason=ACTION_ERRORS[note[10:]]), None
+    # An error from the mail server or the SMS gateway: shown as it came, under a label.
+    return _("Delivery failed."), note
 
 
 def _labels() -> dict[str, object]:
@@ -80,6 +114,7 @@ def _labels() -> dict[str, object]:
         "message_status_labels": MESSAGE_STATUS_LABELS,
         "purpose_labels": PURPOSE_LABELS,
         "channel_labels": CHANNEL_LABELS,
+        "message_note": message_note,
     }
 
 
@@ -129,6 +164,7 @@ def listing(pilot_code: str) -> str:
         language,
         page=request.args.get("page", 1, type=int) or 1,
         page_size=PAGE_SIZE,
+        today=_today(),
     )
     clock = messaging.make_clock()
     audit.record(
@@ -153,6 +189,7 @@ def listing(pilot_code: str) -> str:
         result=page,
         filters=filters,
         letters_waiting=messaging.pending_letters(db.session, clock, pilot.code),
+        sending_stalled_since=messaging.waiting_since(db.session, clock),
         letter_batch_size=web_letter_batch_size(),
         letter_form=LetterBatchForm(),
         statuses=INVITATION_STATUSES,
@@ -195,10 +232,11 @@ def detail(pilot_code: str, invitation_id: int) -> str:
         can_resend=schedule.sendable_problem(invitation, today) is None,
         can_extend=schedule.can_extend(invitation),
         can_cancel=invitation.status not in schedule.FINAL_STATUSES,
+        can_restore=schedule.can_restore(invitation),
         can_enter=schedule.unanswered_and_answerable(invitation),
         resend_form=resend_form,
         extend_form=ExtendForm(),
-        cancel_form=CancelForm(),
+        restore_form=RestoreForm(),
         **_labels(),
     )
 
@@ -209,8 +247,9 @@ def _back(pilot: Pilot, invitation: Invitation) -> Response:
     )
 
 
-def _refused(error: InvitationActionError) -> None:
-    flash(str(ACTION_ERRORS.get(error.code, _("The action is not possible now."))), "error")
+def _refused(error: InvitationActionError, messages: dict[str, object] | None = None) -> None:
+    known = messages or ACTION_ERRORS
+    flash(str(known.get(error.code, _("The action is not possible now."))), "error")
 
 
 @bp.post("/<pilot_code>/<int:invitation_id>/resend")
@@ -243,17 +282,53 @@ def resend(pilot_code: str, invitation_id: int) -> Response:
     )
     if message.channel == "letter":
         flash(_("A new letter will be in the next letter batch."), "info")
+    elif (since := messaging.waiting_since(db.session, messaging.make_clock())) is not None:
+        flash(
+            _(
+                "The new link is waiting to be sent, but messages have been waiting since "
+                "%(time)s: sending does not seem to run. Ask the administrator to check it.",
+                time=moment(since),
+            ),
+            "error",
+        )
     else:
-        flash(_("A new link will be sent within a few minutes."), "info")
+        flash(
+            _(
+                "The new link is waiting to be sent. It goes out the next time messages are "
+                "sent (normally every few minutes)."
+            ),
+            "info",
+        )
     return _back(pilot, invitation)
 
 
-@bp.post("/<pilot_code>/<int:invitation_id>/cancel")
+@bp.route("/<pilot_code>/<int:invitation_id>/cancel", methods=["GET", "POST"])
 @allow(Role.PILOT_LEAD)
-def cancel(pilot_code: str, invitation_id: int) -> Response:
+def cancel(pilot_code: str, invitation_id: int) -> Response | str:
+    """Cancelling asks first (this page); the detail page then offers to undo it."""
     pilot = require_pilot(pilot_code)
     invitation = _invitation(pilot, invitation_id)
     form = CancelForm()
+    if request.method == "GET":
+        if invitation.status in schedule.FINAL_STATUSES:
+            return _back(pilot, invitation)
+        audit.record(
+            "view_invitation",
+            object_type="invitation",
+            object_id=invitation.id,
+            person_id=invitation.enrolment.person_id,
+            pilot_code=pilot.code,
+            details={"page": "cancel"},
+        )
+        return render_template(
+            "invitations/cancel.html",
+            pilot=pilot,
+            language=current_language(),
+            invitation=invitation,
+            person=invitation.enrolment.person,
+            form=form,
+            status_labels=INVITATION_STATUS_LABELS,
+        )
     if not form.validate_on_submit():
         abort(400)
     previous = invitation.status
@@ -270,7 +345,45 @@ def cancel(pilot_code: str, invitation_id: int) -> Response:
         pilot_code=pilot.code,
         details={"previous_status": previous},
     )
-    flash(_("The invitation was cancelled. Its links no longer work."), "info")
+    flash(
+        _(
+            "The invitation was cancelled. Its links no longer work. If this was a mistake, "
+            "undo it below."
+        ),
+        "info",
+    )
+    return _back(pilot, invitation)
+
+
+@bp.post("/<pilot_code>/<int:invitation_id>/restore")
+@allow(Role.PILOT_LEAD)
+def restore(pilot_code: str, invitation_id: int) -> Response:
+    """Undo a cancellation: the links and the stopped messages work again."""
+    pilot = require_pilot(pilot_code)
+    invitation = _invitation(pilot, invitation_id)
+    if not RestoreForm().validate_on_submit():
+        abort(400)
+    try:
+        status = schedule.restore_invitation(db.session, invitation, _today())
+    except InvitationActionError as error:
+        _refused(error, ACTION_ERRORS_RESTORE)
+        return _back(pilot, invitation)
+    audit.record(
+        "restore_invitation",
+        object_type="invitation",
+        object_id=invitation.id,
+        person_id=invitation.enrolment.person_id,
+        pilot_code=pilot.code,
+        details={"status": status},
+    )
+    flash(
+        _(
+            "The cancellation was undone (status now: %(status)s). The invitation's links work "
+            "again.",
+            status=INVITATION_STATUS_LABELS[status],
+        ),
+        "info",
+    )
     return _back(pilot, invitation)
 
 

@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from vaikuttavuus import queries
+from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.domain.periods import (
     GridPeriod,
     PeriodError,
@@ -36,7 +37,7 @@ from vaikuttavuus.services.management_report import (
     render_board_pack,
     render_management_pdf,
 )
-from vaikuttavuus.views.common import require_pilot, visible_pilots
+from vaikuttavuus.views.common import require_pilot, visible_pilots, with_data_version
 
 bp = Blueprint("management", __name__, url_prefix="/management")
 
@@ -108,19 +109,23 @@ def index() -> str:
     choice = choose_period(pilots)
     language = pdf_language()
     summary = None
-    if pilot is not None and choice.chosen is not None:
-        summary = management_summary(
-            db.session, pilot, choice.chosen, choice.release, current_language()
+    version = None
+    with read_snapshot() as snapshot:  # the whole summary from one moment of the data
+        if pilot is not None and choice.chosen is not None:
+            summary = management_summary(
+                db.session, pilot, choice.chosen, choice.release, current_language()
+            )
+            version = snapshot.data_version(pilot.id)
+        return render_template(
+            "management/index.html",
+            pilots=pilots,
+            pilot=pilot,
+            choice=choice,
+            period=choice.chosen,
+            pdf_language=language,
+            summary=summary,
+            data_version=version,
         )
-    return render_template(
-        "management/index.html",
-        pilots=pilots,
-        pilot=pilot,
-        choice=choice,
-        period=choice.chosen,
-        pdf_language=language,
-        summary=summary,
-    )
 
 
 def period_problem_page(message: str) -> tuple[str, int]:
@@ -136,7 +141,9 @@ def management_pdf_response(pilot: Pilot, *, audience: str) -> Response | tuple[
     if choice.problem is not None or choice.chosen is None:
         return period_problem_page(choice.problem or period_message(None, legacy=True))
     language = pdf_language()
-    pdf = render_management_pdf(db.session, pilot, choice.chosen, choice.release, language)
+    with read_snapshot() as snapshot:
+        pdf = render_management_pdf(db.session, pilot, choice.chosen, choice.release, language)
+        version = snapshot.data_version(pilot.id)
     audit.record(
         "export_pdf",
         object_type="management_summary",
@@ -153,7 +160,7 @@ def management_pdf_response(pilot: Pilot, *, audience: str) -> Response | tuple[
         f"{pilot.code}-management-summary-{choice.chosen.code}-{language}-"
         f"{choice.release.isoformat()}.pdf"
     )
-    return _pdf(pdf, name)
+    return with_data_version(_pdf(pdf, name), version.label)
 
 
 def _pdf(data: bytes, filename: str) -> Response:
@@ -201,9 +208,7 @@ def board_pack() -> Response | tuple[str, int]:
             "pilots": [pilot.code for pilot in pilots],
         },
     )
-    return _pdf(
-        pdf, f"board-pack-{choice.chosen.code}-{language}-{choice.release.isoformat()}.pdf"
-    )
+    return _pdf(pdf, f"board-pack-{choice.chosen.code}-{language}-{choice.release.isoformat()}.pdf")
 
 
 def download_label(pilot: str, period: str, language: str) -> str:

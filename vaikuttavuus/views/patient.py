@@ -25,7 +25,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import gettext as _
 from flask_babel import refresh
 from werkzeug.wrappers import Response
 
@@ -35,6 +34,7 @@ from vaikuttavuus.domain.answers import (
     is_enabled,
     missing_required,
 )
+from vaikuttavuus.domain.specs import UnitContact
 from vaikuttavuus.extensions import csrf, db, limiter
 from vaikuttavuus.forms.questionnaire import build_section_form, collect_answers, describe_field
 from vaikuttavuus.models import Invitation
@@ -102,15 +102,27 @@ def _autoflush_again(_error: BaseException | None) -> None:
 # -- helpers ---------------------------------------------------------------------------------
 
 
+LANGUAGE_COOKIE = "patient_language"
+"""The language a person chose with the page's language links, remembered by this browser
+only: another device opens the link in the language the unit registered (see _language)."""
+
+
 def _language(state: LinkState) -> str:
-    """The page language: ?lang= (remembered as the person's preference) or the preference."""
+    """The page language: ?lang= (the language links), else this browser's earlier choice,
+    else the person's registered language, else Finnish.
+
+    Choosing a language on the page does not change the person's registered language (the
+    language of their messages and of a new device); sending the answers in a language does
+    (see :func:`submit`).
+    """
     person = state.invitation.enrolment.person if state.invitation else None
-    requested = request.args.get("lang")
     languages = current_app.config["LANGUAGES"]
+    requested = request.args.get("lang")
+    remembered = request.cookies.get(LANGUAGE_COOKIE)
     if requested in languages:
-        if person is not None and person.preferred_language != requested:
-            person.preferred_language = requested
-        language = requested
+        language = str(requested)
+    elif remembered in languages:
+        language = str(remembered)
     elif person is not None and person.preferred_language in languages:
         language = person.preferred_language
     else:
@@ -118,6 +130,26 @@ def _language(state: LinkState) -> str:
     g.patient_language = language
     refresh()
     return language
+
+
+@bp.after_request
+def _remember_language(response: Response) -> Response:
+    """A language chosen with the language links is remembered by this browser (for the
+    patient pages only)."""
+    requested = request.args.get("lang")
+    if requested in current_app.config["LANGUAGES"] and (
+        request.cookies.get(LANGUAGE_COOKIE) != requested
+    ):
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            str(requested),
+            max_age=365 * 24 * 3600,
+            path="/r/",
+            httponly=True,
+            samesite="Lax",
+            secure=bool(current_app.config["SESSION_COOKIE_SECURE"]),
+        )
+    return response
 
 
 def _render(template: str, status: int = 200, **context: Any) -> Response:
@@ -135,15 +167,27 @@ def _render(template: str, status: int = 200, **context: Any) -> Response:
     return response
 
 
+def _contact(state: LinkState) -> UnitContact | None:
+    if state.invitation is None:
+        return None
+    return patient_flow.unit_contact(state.invitation.enrolment)
+
+
 def _problem_page(state: LinkState, token: str) -> Response:
     language = _language(state)
+    contact = _contact(state)
     if state.problem == "completed":
-        return _render("patient/done.html", token=token, language=language, state=state)
+        return _render(
+            "patient/done.html", token=token, language=language, state=state, contact=contact
+        )
     if state.problem == "opted_out":
-        return _render("patient/opted_out.html", token=token, language=language)
+        return _render("patient/opted_out.html", token=token, language=language, contact=contact)
     if state.problem == "not_open_yet" and state.invitation is not None:
         return _render(
-            "patient/not_open.html", language=language, opens_on=state.invitation.opens_on
+            "patient/not_open.html",
+            language=language,
+            opens_on=state.invitation.opens_on,
+            contact=contact,
         )
     return _render("patient/invalid.html", status=404, language=language)
 
@@ -172,6 +216,7 @@ def _context(state: LinkState, token: str, language: str) -> dict[str, Any]:
         "pilot": invitation.enrolment.pilot,
         "time_point": invitation.time_point,
         "closes_on": invitation.closes_on,
+        "contact": _contact(state),
     }
 
 
@@ -286,12 +331,18 @@ def step(token: str, number: int) -> Response:
                 "patient/_questions.html", language=language, **questions
             ),
         )
+    services = (
+        patient_flow.services_received(db.session, state.invitation, language)
+        if current.spec.kind == "prem" and state.invitation is not None
+        else []
+    )
     page = _render(
         "patient/step.html",
         status=status,
         **_context(state, token, language),
         current=current,
         steps=steps,
+        services_received=services,
         **questions,
     )
     page.commit_on_error = True  # type: ignore[attr-defined]  # keep the valid answers
@@ -389,6 +440,11 @@ def submit(token: str) -> Response:
             )
         )
     if not result.already:
+        # The language the answers were given in becomes the person's language: the next
+        # messages and a new device use it.
+        person = state.invitation.enrolment.person
+        if person.preferred_language != language:
+            person.preferred_language = language
         _audit(
             "patient_submit",
             state.invitation,
@@ -406,7 +462,7 @@ def thanks(token: str) -> Response:
     if state.problem != "completed":
         return _load(token)[1] or redirect(url_for("patient.start", token=token))
     language = _language(state)
-    return _render("patient/thanks.html", token=token, language=language)
+    return _render("patient/thanks.html", token=token, language=language, contact=_contact(state))
 
 
 @bp.route("/<token>/opt-out", methods=["GET", "POST"])
@@ -420,7 +476,9 @@ def opt_out(token: str) -> Response:
         if request.method == "POST":  # sent twice: already done, show the page again
             _check_form_token(state)
             return redirect(url_for("patient.opt_out", token=token, lang=language))
-        return _render("patient/opted_out.html", token=token, language=language)
+        return _render(
+            "patient/opted_out.html", token=token, language=language, contact=_contact(state)
+        )
     if request.method == "POST":
         _check_form_token(state)
         stopped = patient_flow.opt_out(db.session, state.invitation)
@@ -431,5 +489,5 @@ def opt_out(token: str) -> Response:
         token=token,
         language=language,
         form_token=form_token(state.token_digest),
-        message=_("You can stop receiving questionnaires."),
+        contact=_contact(state),
     )

@@ -9,14 +9,18 @@ from flask import (
     Blueprint,
     abort,
     current_app,
+    flash,
     make_response,
     redirect,
     render_template,
     request,
     url_for,
 )
+from flask_babel import format_date
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import Pilot, Role
@@ -29,13 +33,13 @@ from vaikuttavuus.services.cohort_summary import render_cohort_summary_pdf
 from vaikuttavuus.services.cohort_tables import TableRequest, cohort_table, to_csv
 from vaikuttavuus.services.definitions import pilot_spec
 from vaikuttavuus.services.management_report import LANGUAGES
-from vaikuttavuus.views.common import require_pilot, visible_pilots
+from vaikuttavuus.views.common import require_pilot, visible_pilots, with_data_version
 
 bp = Blueprint("pilot", __name__, url_prefix="/pilot")
 
 
-def period_from_request() -> tuple[date | None, date | None]:
-    """``?from=YYYY-MM-DD&to=YYYY-MM-DD``; anything unparseable is ignored."""
+def _requested_period() -> tuple[date | None, date | None]:
+    """``?from=YYYY-MM-DD&to=YYYY-MM-DD`` as asked; anything unparseable is ignored."""
 
     def parse(name: str) -> date | None:
         try:
@@ -44,6 +48,31 @@ def period_from_request() -> tuple[date | None, date | None]:
             return None
 
     return parse("from"), parse("to")
+
+
+def period_from_request() -> tuple[date | None, date | None]:
+    """The period of the query string; a reversed one (start after end) is ignored, see
+    :func:`reversed_period_notice`."""
+    start, end = _requested_period()
+    if start is not None and end is not None and start > end:
+        return None, None
+    return start, end
+
+
+def reversed_period_notice() -> None:
+    """Say so when the period's start is after its end (the whole period is shown instead of
+    the figures of an empty period, which would read as zeros)."""
+    start, end = _requested_period()
+    if start is not None and end is not None and start > end:
+        flash(
+            _(
+                "The period's start (%(start)s) is after its end (%(end)s): the whole period "
+                "is shown. Choose a start before the end.",
+                start=format_date(start),
+                end=format_date(end),
+            ),
+            "warning",
+        )
 
 
 def filters_from_request(pilot: Pilot) -> Filters:
@@ -97,27 +126,30 @@ def index() -> Response | str:
 @allow(Role.PILOT_LEAD)
 def overview(pilot_code: str) -> str:
     pilot = require_pilot(pilot_code)
-    filters = filters_from_request(pilot)
     section = request.args.get("section", SECTIONS[0])
-    analysis = CohortAnalysis(db.session, pilot, filters)
-    page = cohort_page(
-        analysis,
-        current_language(),
-        section=section,
-        effect=request.args.get("effect"),
-        score=request.args.get("score"),
-        mixed=request.args.get("mixed") == "1",
-        sectors=request.args.get("sectors") == "1",
-    )
-    return render_template(
-        "pilot/overview.html",
-        pilot=pilot,
-        page=page,
-        filters=filters,
-        args=filter_args(filters),
-        units=cohort_units(db.session, pilot.id),
-        costs_url=costs_url(pilot.code),
-    )
+    reversed_period_notice()
+    with read_snapshot() as snapshot:  # every figure of the page from one moment of the data
+        filters = filters_from_request(pilot)
+        analysis = CohortAnalysis(db.session, pilot, filters)
+        page = cohort_page(
+            analysis,
+            current_language(),
+            section=section,
+            effect=request.args.get("effect"),
+            score=request.args.get("score"),
+            mixed=request.args.get("mixed") == "1",
+            sectors=request.args.get("sectors") == "1",
+        )
+        return render_template(
+            "pilot/overview.html",
+            pilot=pilot,
+            page=page,
+            filters=filters,
+            args=filter_args(filters),
+            units=cohort_units(db.session, pilot.id),
+            costs_url=costs_url(pilot.code),
+            data_version=snapshot.data_version(pilot.id),
+        )
 
 
 @bp.get("/<pilot_code>/tables/<name>.csv")
@@ -125,14 +157,16 @@ def overview(pilot_code: str) -> str:
 def table_csv(pilot_code: str, name: str) -> Response:
     """The numbers of one table or figure of the cohort page, with the page's filters."""
     pilot = require_pilot(pilot_code)
-    filters = filters_from_request(pilot)
-    analysis = CohortAnalysis(db.session, pilot, filters)
     wanted = TableRequest(
         effect=request.args.get("effect"),
         score=request.args.get("score"),
         by=request.args.get("by"),
     )
-    table = cohort_table(analysis, name, wanted)
+    with read_snapshot() as snapshot:
+        filters = filters_from_request(pilot)
+        analysis = CohortAnalysis(db.session, pilot, filters)
+        table = cohort_table(analysis, name, wanted)
+        version = snapshot.data_version(pilot.id)
     if table is None:
         abort(404)
     audit.record(
@@ -142,7 +176,7 @@ def table_csv(pilot_code: str, name: str) -> Response:
         pilot_code=pilot.code,
         details={"filters": filters.to_dict(), "rows": len(table)},
     )
-    response = make_response(to_csv(table))
+    response = with_data_version(make_response(to_csv(table)), version.label)
     response.headers["Content-Type"] = "text/csv; charset=utf-8"
     filename = f"{pilot.code}-{name}-{date.today().isoformat()}.csv"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -176,8 +210,10 @@ def cohort_summary_pdf_response(*, pilot_code: str, audience: str) -> Response:
     download: the cohort page's analytics and numbers, for the page's filters."""
     pilot = require_pilot(pilot_code)
     language = pdf_language()
-    filters = filters_from_request(pilot)
-    pdf = render_cohort_summary_pdf(db.session, pilot, filters, language)
+    with read_snapshot() as snapshot:
+        filters = filters_from_request(pilot)
+        pdf = render_cohort_summary_pdf(db.session, pilot, filters, language)
+        version = snapshot.data_version(pilot.id)
     audit.record(
         "export_pdf",
         object_type="cohort_summary",
@@ -185,7 +221,7 @@ def cohort_summary_pdf_response(*, pilot_code: str, audience: str) -> Response:
         pilot_code=pilot.code,
         details={"language": language, "audience": audience, "filters": filters.to_dict()},
     )
-    response = make_response(pdf)
+    response = with_data_version(make_response(pdf), version.label)
     response.headers["Content-Type"] = "application/pdf"
     filename = f"{pilot.code}-cohort-summary-{date.today().isoformat()}.pdf"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -25,6 +25,7 @@ from werkzeug.wrappers import Response
 from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
+from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import Role
@@ -104,7 +105,8 @@ def person(pseudonym: str) -> str:
 
 
 def _access_data(scope: Scope, fmt: str) -> dict[str, Any]:
-    data = privacy.subject_access(db.session, scope, current_language())
+    with read_snapshot():  # everything stored about the person, from one moment
+        data = privacy.subject_access(db.session, scope, current_language())
     _audit("export_subject_access", scope, format=fmt)
     return data
 

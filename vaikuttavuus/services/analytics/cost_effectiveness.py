@@ -13,6 +13,7 @@ import pandas as pd
 
 from vaikuttavuus.domain import cea
 from vaikuttavuus.domain.adjusted_cea import bounded_probability as cea_bounded
+from vaikuttavuus.domain.notes import Note, costs_unavailable
 from vaikuttavuus.domain.specs import PilotSpec
 from vaikuttavuus.domain.stats import plain
 from vaikuttavuus.services.analytics.data import (
@@ -251,7 +252,7 @@ class CostEffectivenessSections(CohortData):
         intervention = next((a for a in self.arms if a != self.reference_arm), None)
         notes: list[str] = []
         if isinstance(self.episode_costs, str):
-            notes.append(self.episode_costs)
+            notes.append(costs_unavailable(self.episode_costs))
         effects: dict[str, EffectResult] = {}
         available = [e for e in EFFECTS if e != "qaly" or self.has_utility]
         for effect in available:
@@ -293,12 +294,19 @@ class CostEffectivenessSections(CohortData):
         follow_up = None if effect == "qaly" else self.follow_up
         two = boot = regression = None
         if intervention is None or self.filters.arm is not None:
-            notes.append("the comparison needs both arms (no arm filter)")
+            notes.append(
+                Note(
+                    "comparison_needs_both_arms"
+                    if self.filters.arm is not None
+                    else "comparison_needs_two_arms",
+                    "the comparison needs both arms (no arm filter)",
+                )
+            )
             return EffectResult(
                 effect, follow_up, arms, None, None, None, incremental, scale, hidden, tuple(notes)
             )
         if hidden:
-            notes.append("an arm has too few persons to show")
+            notes.append(Note("arm_too_few", "an arm has too few persons to show"))
         try:
             two_data = cea.TwoArmData.from_frame(
                 data.assign(arm=data["arm"].astype(str)),
@@ -312,7 +320,7 @@ class CostEffectivenessSections(CohortData):
                 two_data, wtp=scale.wtp, n_boot=self.n_boot, seed=self.seed
             )
         except cea.CEAError as error:
-            notes.append(str(error))
+            notes.append(Note("cea_failed", str(error), detail=str(error)))
             return EffectResult(
                 effect, follow_up, arms, None, None, None, incremental, scale, hidden, tuple(notes)
             )
@@ -341,7 +349,11 @@ class CostEffectivenessSections(CohortData):
         dropped = len(data) - len(complete)
         if dropped:
             notes.append(
-                f"net-benefit regression: {dropped} person(s) without a covariate left out"
+                Note(
+                    "regression_missing_covariates",
+                    f"net-benefit regression: {dropped} person(s) without a covariate left out",
+                    count=dropped,
+                )
             )
         usable = []
         for name in covariates:
@@ -349,7 +361,13 @@ class CostEffectivenessSections(CohortData):
             if column.nunique(dropna=True) > 1:
                 usable.append(name)
             else:
-                notes.append(f"net-benefit regression: covariate '{name}' does not vary; left out")
+                notes.append(
+                    Note(
+                        "regression_constant_covariate",
+                        f"net-benefit regression: covariate '{name}' does not vary; left out",
+                        covariate=name,
+                    )
+                )
         try:
             return cea.net_benefit_regression(
                 complete.assign(arm=complete["arm"].astype(str)),
@@ -361,7 +379,9 @@ class CostEffectivenessSections(CohortData):
                 wtp=scale.wtp,
             )
         except cea.CEAError as error:
-            notes.append(f"net-benefit regression: {error}")
+            notes.append(
+                Note("regression_failed", f"net-benefit regression: {error}", detail=str(error))
+            )
             return None
 
     def _procedure_types(

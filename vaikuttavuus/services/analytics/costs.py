@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from vaikuttavuus.domain import disclosure
+from vaikuttavuus.domain.notes import costs_unavailable
 from vaikuttavuus.domain.stats import mean_ci
 from vaikuttavuus.services.analytics.data import (
     CohortData,
@@ -99,7 +100,7 @@ class CostSections(CohortData):
         product_columns = ["arm", "product", "n", "mean_eur", "total_eur", "share"]
         costs = self.episode_costs
         if isinstance(costs, str):
-            notes.append(costs)
+            notes.append(costs_unavailable(costs))
             arm_rows: list[dict[str, Any]] = []
             centre = pd.DataFrame(columns=centre_columns)
             product = pd.DataFrame(columns=product_columns)

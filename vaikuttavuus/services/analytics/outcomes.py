@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from vaikuttavuus.domain import outcomes
+from vaikuttavuus.domain.notes import Note
 from vaikuttavuus.domain.stats import mean_ci
 from vaikuttavuus.services.analytics.data import (
     CohortData,
@@ -76,6 +77,7 @@ class OutcomeSections(CohortData):
             total_label=ALL,
             suppress_zeros=["n_responders"],
         )
+        published = self._in_reading_order(published, scores)
         qalys, difference = self._qalys(notes)
         return OutcomeSection(
             summary=published,
@@ -85,6 +87,28 @@ class OutcomeSections(CohortData):
             qaly_difference=difference,
             notes=tuple(notes),
         )
+
+    def _in_reading_order(self, published: Published, scores: list[str]) -> Published:
+        """Rows by score, then time point, then arm in the pilot's order with the whole
+        cohort last: every follow-up lists the arms in the same order."""
+        table = published.table
+        if table.empty:
+            return published
+        score_rank = {score: rank for rank, score in enumerate(scores)}
+        time_rank = {tp: rank for rank, tp in enumerate(self.time_points)}
+        arm_rank = {arm: rank for rank, arm in enumerate(self.arms)}
+        keys = [
+            (
+                score_rank.get(score, len(score_rank)),
+                time_rank.get(time_point, len(time_rank)),
+                len(arm_rank) + 1 if arm == ALL else arm_rank.get(arm, len(arm_rank)),
+            )
+            for score, time_point, arm in zip(
+                table["score"], table["time_point"], table["arm"], strict=True
+            )
+        ]
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        return published if order == list(range(len(keys))) else published.reordered(order)
 
     def _qalys(self, notes: list[str]) -> tuple[Published, outcomes.QalyDifference | None]:
         table = self.qaly_table
@@ -120,5 +144,5 @@ class OutcomeSections(CohortData):
             try:
                 difference = outcomes.adjusted_qaly_difference(table, reference=self.reference_arm)
             except outcomes.OutcomeError as error:
-                notes.append(str(error))
+                notes.append(Note("qaly_difference_failed", str(error), detail=str(error)))
         return published, difference

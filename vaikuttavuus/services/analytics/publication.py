@@ -63,6 +63,23 @@ class Published:
     def _primary_columns(self) -> dict[str, np.ndarray]:
         return {column: self.primary[column].to_numpy(dtype=bool) for column in self.primary}
 
+    def reordered(self, order: Sequence[int]) -> Published:
+        """The same table with its rows (and their suppression flags) in ``order``."""
+        rows = list(order)
+
+        def take(frame: pd.DataFrame) -> pd.DataFrame:
+            return frame.iloc[rows].reset_index(drop=True) if not frame.empty else frame
+
+        return Published(
+            self.name,
+            take(self.table),
+            self.min_count,
+            self.n_primary,
+            self.n_secondary,
+            take(self.hidden),
+            take(self.primary),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -11,6 +11,7 @@ management PDF and ``report estimates`` all ask for it.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import OrderedDict
@@ -24,10 +25,13 @@ import pandas as pd
 
 from vaikuttavuus import queries
 from vaikuttavuus.domain import attribution, loneliness
+from vaikuttavuus.domain.notes import Note
 from vaikuttavuus.domain.specs import FlagScore
 from vaikuttavuus.services.analytics.data import CohortData
 from vaikuttavuus.services.analytics.publication import Published, publish
 from vaikuttavuus.texts import N_, translate
+
+log = logging.getLogger(__name__)
 
 SERVICE_GROUPINGS: tuple[loneliness.Grouping, ...] = ("service_type", "provider_sector")
 WEB_MODES = ("web", "self")
@@ -388,16 +392,17 @@ class ServiceSections(CohortData):
 
     def _attribute(self, by: loneliness.Grouping) -> attribution.Attribution | str:
         if not self.service_scores or not self.follow_ups:
-            return translate("The pilot has no outcome scored at every time point.")
+            return translate(N_("The pilot has no outcome scored at every time point."))
         data = self.attribution_input(by)
         if by == "provider_sector":
             data = _with_service_types(self, data)
         if not any(f.due.any() for f in data.follow_ups):
-            return translate("No follow-up is due yet.")
+            return translate(N_("No follow-up is due yet."))
         try:
             return attribution.attribute(data, self.attribution_plan())
         except attribution.AttributionError as error:
-            return str(error)
+            log.warning("services analysis of %s failed: %s", self.pilot.code, error)
+            return translate(N_("The services could not be analysed from these data."))
 
     # -- published sections ----------------------------------------------------------------------
 
@@ -425,7 +430,9 @@ class ServiceSections(CohortData):
         empty = pd.DataFrame()
         if isinstance(found, str) or score not in found.scores:
             blank = self._publish(f"service_{by}", empty, counts=[])
-            error = found if isinstance(found, str) else translate("No estimates for this score.")
+            error = (
+                found if isinstance(found, str) else translate(N_("No estimates for this score."))
+            )
             return ServiceSection(
                 score, by, direction, primary, self.primary_time_point, follow_ups, blank,
                 blank, blank, blank, empty, blank, blank, blank, blank, (), error=error,
@@ -713,7 +720,7 @@ class ServiceSections(CohortData):
         if isinstance(found, str):
             return found
         if found.guidance is None:
-            return translate("The clients' profiles are not known.")
+            return translate(N_("The clients' profiles are not known."))
         table = found.guidance.estimate(profile)
         costs = service_unit_costs(self.exposures, self.as_of)
         table = table.merge(costs, on="category", how="left")
@@ -950,7 +957,8 @@ def mixed_model(
             min_exposed=analysis.min_cell,
         )
     except loneliness.LonelinessError as error:
-        result = str(error)
+        # cached for every user: a code the page translates, not a sentence in one language
+        result = Note("mixed_model_unavailable", str(error), detail=str(error))
     with _MIXED.lock:
         _MIXED.entries[key] = result
         while len(_MIXED.entries) > _MIXED.size:

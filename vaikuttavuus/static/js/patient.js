@@ -126,11 +126,22 @@
   // -- one click sends once -----------------------------------------------------------------
   // Disable the buttons after the first submit (the server is idempotent anyway, so a retry
   // after a network error is safe).
+  // The review page has the same send form above and below the answers: sending one counts
+  // for both.
+  var sendForms = document.querySelectorAll("form.submit-form");
   document.querySelectorAll("form").forEach(function (form) {
     form.addEventListener("submit", function (event) {
       var submitter = event.submitter;
       if (form.dataset.sent === "1") { event.preventDefault(); return; }
       form.dataset.sent = "1";
+      if (form.classList.contains("submit-form")) {
+        sendForms.forEach(function (other) {
+          other.dataset.sent = "1";
+          setTimeout(function () {
+            other.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
+          }, 0);
+        });
+      }
       if (submitter && submitter.name) {
         var hidden = document.createElement("input");
         hidden.type = "hidden";
