@@ -65,7 +65,6 @@ __all__ = [
     "KINDS",
     "MAX_REPORTED_ERRORS",
     "SCHEMAS",
-    "SETTINGS",
     "Column",
     "ImportContext",
     "ImportFileError",
@@ -106,8 +105,6 @@ KINDS: tuple[Kind, ...] = (
     "responses",
 )
 
-SETTINGS: tuple[str, ...] = ("operating_room", "outpatient_clinic")
-"""Where a procedure was done (the ``procedures.setting`` check constraint)."""
 RESPONSE_MODES: tuple[str, ...] = ("web", "phone", "paper", "imported")
 """How answers were given (the ``responses.mode`` check constraint)."""
 
@@ -685,7 +682,10 @@ SCHEMAS: dict[str, Schema] = {
             Column(
                 "setting",
                 "code",
-                N_("operating_room or outpatient_clinic."),
+                N_(
+                    "Where the procedure was done: a setting of the pilot definition "
+                    "(procedure_settings, else the arms) that the person's arm allows."
+                ),
                 "operating_room",
                 required=True,
                 vocabulary="settings",
@@ -1119,7 +1119,7 @@ class ImportContext:
             "service_types": lambda: (t.id for t in pilot.service_types),
             "provider_sectors": lambda: (s.id for s in pilot.provider_sectors),
             "time_points": lambda: (tp.id for tp in pilot.time_points),
-            "settings": lambda: SETTINGS,
+            "settings": lambda: (s.id for s in pilot.settings),
             "measures": lambda: (m.id for m in self.pilot_measures()),
             "products": lambda: self.product_codes,
             "cost_centres": lambda: self.cost_centre_codes,
@@ -1563,6 +1563,29 @@ class _Check:
                 ],
             )
 
+    def check_settings(self, arms: np.ndarray) -> None:
+        """A procedure's setting is one that its person's arm allows (``arms → settings`` of
+        the pilot; an arm without a list allows every setting of the pilot)."""
+        pilot = self.context.pilot
+        allowed = {arm.id: pilot.settings_of(arm.id) for arm in pilot.arms}
+        setting = self.values["setting"].to_numpy(dtype=object)
+        wrong = np.array(
+            [
+                isinstance(value, str) and arm in allowed and value not in allowed[arm]
+                for value, arm in zip(setting, arms, strict=True)
+            ],
+            dtype=bool,
+        )
+        self.errors.add(
+            wrong,
+            "setting",
+            "conflict",
+            lambda positions: [
+                {"reason": "setting", "arm": arms[p], "allowed": list(allowed[arms[p]])}
+                for p in positions
+            ],
+        )
+
     def check_measurements(self, index_day: np.ndarray) -> None:
         """The value by its measure's type and range, the unit, the time point's window.
 
@@ -1905,6 +1928,8 @@ def validate(
         check.errors.add(not_enrolled & mask, name, "unknown_person", {"reason": "not_enrolled"})
     if kind == "measurements":
         check.check_measurements(people.index_day)
+    if kind == "procedures":
+        check.check_settings(people.arm)
     if kind == "responses":
         from vaikuttavuus.domain import response_imports
 

@@ -518,6 +518,10 @@ def _score_inputs(score: Score) -> tuple[str, ...]:
 # --------------------------------------------------------------------------------------------
 
 
+MAX_SETTING_LENGTH = 40
+"""The longest procedure setting id (``procedures.setting``; an arm's id is as long)."""
+
+
 class ArmSpec(Spec):
     """An arm of the pilot. ``settings``: where this arm's procedures may be done (ids of the
     pilot's ``procedure_settings``; empty: any of them)."""
@@ -902,6 +906,12 @@ class PilotSpec(Spec):
         declared = [setting.id for setting in self.procedure_settings]
         if len(set(declared)) != len(declared):
             raise ValueError("procedure_settings: setting ids must be unique")
+        too_long = [s for s in declared if len(s) > MAX_SETTING_LENGTH]
+        if too_long:
+            raise ValueError(
+                f"procedure_settings: at most {MAX_SETTING_LENGTH} characters: "
+                f"{', '.join(too_long)}"
+            )
         for arm in self.arms:
             if arm.settings and not declared:
                 raise ValueError(

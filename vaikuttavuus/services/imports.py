@@ -850,6 +850,10 @@ _SPECIAL: dict[tuple[str, str], Any] = {
         "The person is already enrolled in this pilot (arm %(arm)s, index date %(index_date)s). "
         "Change the enrolment in the application, not by importing it again."
     ),
+    ("conflict", "setting"): _l(
+        "The person's arm %(arm)s does not do procedures in this setting; its settings are "
+        "%(allowed)s."
+    ),
     ("conflict", "superseded"): _l(
         "This value has already been corrected; correct the newest value instead."
     ),

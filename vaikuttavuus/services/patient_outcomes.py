@@ -310,6 +310,8 @@ class ProcedureRow:
     procedure_type: str
     type_label: str
     setting: str
+    setting_label: str
+    """The setting's name in the pilot definition (``procedure_settings`` or the arm)."""
     drg_code: str | None
 
 
@@ -691,6 +693,7 @@ def _procedures(
             procedure_type=row.procedure_type,
             type_label=labels.get(row.procedure_type, row.procedure_type),
             setting=row.setting,
+            setting_label=pilot.setting_name(row.setting, language),
             drg_code=row.drg_code,
         )
         for row in rows

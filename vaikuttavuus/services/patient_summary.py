@@ -437,7 +437,7 @@ def summary_context(
             for m in overview.measures
         ],
         "procedures": [
-            {"performed_on": p.performed_on, "label": p.type_label, "setting": p.setting}
+            {"performed_on": p.performed_on, "label": p.type_label, "setting": p.setting_label}
             for p in overview.procedures
         ],
         "free_texts": free_texts(overview.prems),
