@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from flask_babel import force_locale
 
 from tests.support.knee_pilot import FIXTURE
 from vaikuttavuus import create_app
@@ -30,10 +31,10 @@ def cohorts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def app_context() -> Iterator[None]:
-    """An English request context (messages), without a database."""
+    """A request context (messages), without a database."""
     app = create_app({"TESTING": True, "IGNORE_INSTANCE_CONFIG": True, "SECRET_KEY": "x",
                       "PSEUDONYM_KEY": "y", "DATABASE_URL": "sqlite://"})  # fmt: skip
-    with app.test_request_context(headers={"Accept-Language": "en"}):
+    with app.test_request_context():
         yield
 
 
@@ -136,8 +137,9 @@ def test_procedure_import_checks_the_setting_per_arm(app_context: None) -> None:
         (6, "setting", "unknown_code"),
     ]
     assert result.errors[0].params["allowed"] == ["inpatient_theatre"]
-    assert describe(result.errors[0]) == (
-        "The person's arm inpatient does not do procedures in this setting; its settings are "
-        "inpatient_theatre."
-    )
+    with force_locale("sv"):
+        assert describe(result.errors[0]) == (
+            "I personens grupp inpatient görs inga åtgärder i den här vårdmiljön; gruppens "
+            "vårdmiljöer är inpatient_theatre."
+        )
     assert sorted(result.errors[1].params["allowed"]) == ["day_surgery_unit", "inpatient_theatre"]
