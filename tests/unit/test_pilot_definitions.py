@@ -143,3 +143,10 @@ def test_procedure_import_checks_the_setting_per_arm(app_context: None) -> None:
             "vårdmiljöer är inpatient_theatre."
         )
     assert sorted(result.errors[1].params["allowed"]) == ["day_surgery_unit", "inpatient_theatre"]
+
+
+@pytest.mark.parametrize("name", ["bmi", "baseline_oks_totl", "baseline_ucla3_lonely"])
+def test_unknown_covariates_are_refused_naming_file_and_place(cohorts: Path, name: str) -> None:
+    edit(cohorts / "older-adults.yaml", "  - baseline_insecurity_safe_daily\n",
+         f"  - baseline_insecurity_safe_daily\n  - {name}\n")  # fmt: skip
+    problems("older-adults.yaml", "covariates[8]", name)
