@@ -114,6 +114,7 @@ def test_the_board_pack_and_finnish_by_default(cohort_app: Flask, tmp_path: Path
         (("--period", "2025Q5"), "is not a quarter, half-year or year"),
         (("--period", "2099"), "not released yet"),
         (("--lang", "de"), "'de' is not one of"),
+        (("--time-point", "baseline"), "--time-point must be a follow-up of bph: m3, m12"),
     ],
 )
 def test_bad_options_are_refused(

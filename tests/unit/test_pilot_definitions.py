@@ -150,3 +150,19 @@ def test_unknown_covariates_are_refused_naming_file_and_place(cohorts: Path, nam
     edit(cohorts / "older-adults.yaml", "  - baseline_insecurity_safe_daily\n",
          f"  - baseline_insecurity_safe_daily\n  - {name}\n")  # fmt: skip
     problems("older-adults.yaml", "covariates[8]", name)
+
+
+def test_the_willingness_to_pay_unit_comes_from_the_definition(app_context: None) -> None:
+    from types import SimpleNamespace
+
+    from vaikuttavuus.services.cohort_view import Labels
+
+    knee = Labels(SimpleNamespace(spec=KNEE), "sv")  # type: ignore[arg-type]
+    assert KNEE.willingness_to_pay("improvement").reference == 100
+    with force_locale("sv"):
+        assert knee.effect_unit("improvement") == "poäng knäfunktion"
+        assert knee.per_unit("improvement") == "per poäng knäfunktion"
+        assert knee.per_unit("qaly") == "per QALY"  # not declared: the default
+    with force_locale("fi"):
+        fi = Labels(SimpleNamespace(spec=KNEE), "fi")  # type: ignore[arg-type]
+        assert fi.per_unit("improvement") == "/ polven toimintakyvyn piste"

@@ -185,10 +185,19 @@ def _management_options(function: Any) -> Any:
 
 @report.command("management")
 @click.option("--pilot", "pilot_code", required=True, metavar="CODE", help="bph or older-adults.")
+@click.option(
+    "--time-point",
+    "time_point",
+    default=None,
+    metavar="T",
+    help="The follow-up of the key figures (default: the declared one when due, else the "
+    "latest that is due).",
+)
 @_management_options
 @with_appcontext
 def management_command(
     pilot_code: str,
+    time_point: str | None,
     period: object,
     lang: str,
     out: Path,
@@ -199,10 +208,16 @@ def management_command(
     """Write the management summary of a pilot (two A4 pages, small cells hidden)."""
     from vaikuttavuus.extensions import db
     from vaikuttavuus.services import audit
+    from vaikuttavuus.services.definitions import pilot_spec
     from vaikuttavuus.services.management_report import render_management_pdf
 
     pilot = _pilot(pilot_code)
     release, chosen = _release_and_period(period, as_of, [pilot.id])  # type: ignore[attr-defined]
+    follow_ups = [tp.id for tp in pilot_spec(pilot).time_points if not tp.baseline]  # type: ignore[arg-type]
+    if time_point is not None and time_point not in follow_ups:
+        raise click.UsageError(
+            f"--time-point must be a follow-up of {pilot_code}: {', '.join(follow_ups)}"
+        )
     pdf = render_management_pdf(
         db.session,
         pilot,  # type: ignore[arg-type]
@@ -211,6 +226,7 @@ def management_command(
         lang,
         n_boot=n_boot,
         seed=seed,
+        time_point=time_point,
     )
     _write(out, pdf)
     audit.record(
@@ -224,6 +240,7 @@ def management_command(
             "period": chosen.code,
             "release": release.isoformat(),
             "file": out.name,
+            **({"time_point": time_point} if time_point else {}),
         },
     )
     db.session.commit()

@@ -91,6 +91,8 @@ SUMMARY_DERIVED: dict[str, tuple[str, ...]] = {
     "n_follow_up": ("follow_up_mean", "follow_up_ci_low", "follow_up_ci_high"),
     "n": (
         "share_missing",
+        "paired_baseline_mean",
+        "paired_follow_up_mean",
         "change_mean",
         "change_sd",
         "change_ci_low",
@@ -613,6 +615,9 @@ def _summary_row(group: pd.DataFrame, level: float) -> dict[str, Any]:
         "follow_up_mean": follow.mean,
         "follow_up_ci_low": follow.ci_low,
         "follow_up_ci_high": follow.ci_high,
+        # the same persons as the change (both answers): follow-up − baseline = mean change
+        "paired_baseline_mean": float(group.loc[both, "baseline"].mean()) if n else math.nan,
+        "paired_follow_up_mean": float(group.loc[both, "follow_up"].mean()) if n else math.nan,
         "change_mean": change.mean,
         "change_sd": change.sd,
         "change_ci_low": change.ci_low,
@@ -644,7 +649,10 @@ def summarise_outcomes(
 ) -> OutcomeSummary:
     """n, means and medians with 95 % CIs, share missing and (for a responder table) the share
     of responders, per arm, score and follow-up time point; ``include_all`` adds the whole
-    cohort as arm ``"all"``."""
+    cohort as arm ``"all"``. ``baseline_mean`` and ``follow_up_mean`` are over everyone who
+    answered at that time point (``n_baseline``, ``n_follow_up``); ``paired_baseline_mean`` and
+    ``paired_follow_up_mean`` are over the ``n`` persons with both answers, whose difference is
+    ``change_mean``."""
     table = changes.table if isinstance(changes, ChangeTable | ResponderTable) else changes
     _require(table, ["arm", "score", "time_point", "baseline", "follow_up", "change"], "the data")
     frames = [table.assign(arm=table["arm"].astype(str))]

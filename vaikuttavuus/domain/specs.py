@@ -613,6 +613,9 @@ class WillingnessToPay(Spec):
     shown: tuple[float, ...] = Field(min_length=1)
     reference: float = Field(ge=0)
     source: LocalizedText
+    unit: LocalizedText | None = None
+    """One unit of the effect as the pages and PDFs name it (e.g. a point of the pilot's own
+    score); not declared: a point of improvement, a responder, a QALY."""
 
     @model_validator(mode="after")
     def _inside_grid(self) -> WillingnessToPay:

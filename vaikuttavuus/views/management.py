@@ -96,6 +96,11 @@ def pdf_language() -> str:
     return language if language in LANGUAGES else "fi"
 
 
+def chosen_time_point() -> str | None:
+    """The follow-up of the key figures asked for (None or unknown: automatic)."""
+    return (request.values.get("time_point") or "").strip() or None
+
+
 def _chosen_pilot(pilots: list[Pilot]) -> Pilot | None:
     chosen = request.values.get("pilot")
     return next((p for p in pilots if p.code == chosen), pilots[0] if pilots else None)
@@ -113,7 +118,12 @@ def index() -> str:
     with read_snapshot() as snapshot:  # the whole summary from one moment of the data
         if pilot is not None and choice.chosen is not None:
             summary = management_summary(
-                db.session, pilot, choice.chosen, choice.release, current_language()
+                db.session,
+                pilot,
+                choice.chosen,
+                choice.release,
+                current_language(),
+                time_point=chosen_time_point(),
             )
             version = snapshot.data_version(pilot.id)
         return render_template(
@@ -142,7 +152,14 @@ def management_pdf_response(pilot: Pilot, *, audience: str) -> Response | tuple[
         return period_problem_page(choice.problem or period_message(None, legacy=True))
     language = pdf_language()
     with read_snapshot() as snapshot:
-        pdf = render_management_pdf(db.session, pilot, choice.chosen, choice.release, language)
+        pdf = render_management_pdf(
+            db.session,
+            pilot,
+            choice.chosen,
+            choice.release,
+            language,
+            time_point=chosen_time_point(),
+        )
         version = snapshot.data_version(pilot.id)
     audit.record(
         "export_pdf",
