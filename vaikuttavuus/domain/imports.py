@@ -549,8 +549,48 @@ class Schema:
                 return column
         raise KeyError(name)
 
-    def example_row(self) -> tuple[str, ...]:
-        return tuple(column.example for column in self.columns)
+    def example_row(
+        self, pilot: PilotSpec | None = None, measures: MeasureCatalogue | None = None
+    ) -> tuple[str, ...]:
+        """An example row; for a ``pilot``, every value that its definition decides (pilot,
+        arm, procedure type and setting, time point, service type, provider sector and,
+        with the ``measures`` catalogue, a measure of the pilot with its unit and a value in
+        range) comes from that definition."""
+        values = {column.name: column.example for column in self.columns}
+        if pilot is None:
+            return tuple(values.values())
+        arm = pilot.reference_arm.id
+        first = {
+            "pilot": pilot.id,
+            "arms": arm,
+            "procedure_types": next((t.id for t in pilot.procedure_types), ""),
+            "settings": next(iter(pilot.settings_of(arm)), ""),
+            "service_types": next((t.id for t in pilot.service_types), ""),
+            "provider_sectors": next((s.id for s in pilot.provider_sectors), ""),
+            "time_points": pilot.baseline.id,
+        }
+        for column in self.columns:
+            if column.example and column.vocabulary in first:
+                values[column.name] = first[column.vocabulary]
+        if self.kind == "measurements" and measures is not None:
+            own = [m for m in measures.measures if not m.pilots or pilot.id in m.pilots]
+            if own and values["measure"] not in {m.id for m in own}:
+                measure = own[0]
+                values["measure"] = measure.id
+                values["unit"] = measure.unit or ""
+                values["value"] = _example_value(measure)
+        return tuple(values.values())
+
+
+def _example_value(measure: MeasureSpec) -> str:
+    """A valid value of ``measure`` for an example row (the middle of a numeric range)."""
+    if measure.type == "grade":
+        return measure.grades[0]
+    if measure.type == "yes_no":
+        return "no"
+    assert measure.min is not None and measure.max is not None
+    middle = (measure.min + measure.max) / 2
+    return str(round(middle)) if measure.type == "integer" else f"{middle:g}".replace(".", ",")
 
 
 PERSON_COLUMNS: tuple[str, str] = ("identity_code", "pseudonym")
