@@ -360,6 +360,15 @@ class CostEffectivenessSections(CohortData):
                     count=dropped,
                 )
             )
+        counts = complete["arm"].astype(str).value_counts()
+        if len(counts) < 2 or counts.min() < 2:  # nobody (or one) left in an arm
+            notes.append(
+                Note(
+                    "regression_too_few",
+                    "net-benefit regression: too few persons with every covariate in an arm",
+                )
+            )
+            return None
         usable = []
         for name in covariates:
             column = complete[name]
