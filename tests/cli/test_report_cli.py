@@ -174,7 +174,7 @@ def test_table_prints_the_pages_csv(cohort_app: Flask, tmp_path: Path) -> None: 
 
 
 def test_mixed_model_prints_its_effects(cohort_app: Flask) -> None:  # noqa: F811
-    result = invoke(cohort_app, "mixed-model", "--pilot", "older-adults", "--score", "ucla3.total")
+    result = invoke(cohort_app, "mixed-model", "--pilot", "older-adults")  # its primary score
     assert result.exit_code == 0, result.output
     header = result.output.splitlines()[0].split(",")
     assert header[:3] == ["category", "n_exposed", "slope_difference"]

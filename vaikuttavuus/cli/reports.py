@@ -184,7 +184,7 @@ def _management_options(function: Any) -> Any:
 
 
 @report.command("management")
-@click.option("--pilot", "pilot_code", required=True, metavar="CODE", help="bph or older-adults.")
+@click.option("--pilot", "pilot_code", required=True, metavar="CODE", help="The pilot's code.")
 @click.option(
     "--time-point",
     "time_point",
@@ -382,7 +382,11 @@ def table_command(
 
 @report.command("mixed-model")
 @click.option("--pilot", "pilot_code", required=True, metavar="CODE")
-@click.option("--score", default="ucla3.total", show_default=True)
+@click.option(
+    "--score",
+    default=None,
+    help="The score, e.g. ucla3.total (default: the pilot's primary score).",
+)
 @click.option(
     "--by",
     type=click.Choice(["service_type", "provider_sector"]),
@@ -392,7 +396,7 @@ def table_command(
 @click.option("--period", callback=_period, default=None, metavar="FROM:TO", help=PERIOD_HELP)
 @with_appcontext
 def mixed_model_command(
-    pilot_code: str, score: str, by: str, period: tuple[date | None, date | None]
+    pilot_code: str, score: str | None, by: str, period: tuple[date | None, date | None]
 ) -> None:
     """Fit the exploratory mixed model over all time points (slow on a large cohort) and
     print the difference in yearly change associated with each service as CSV (small cells
@@ -408,6 +412,7 @@ def mixed_model_command(
 
     pilot = _pilot(pilot_code)
     analysis = CohortAnalysis(db.session, pilot, Filters(period=period))  # type: ignore[arg-type]
+    score = score or analysis.primary_service_score
     if score not in analysis.service_scores:
         _fail(
             f"No service score '{score}' in '{pilot_code}' ({', '.join(analysis.service_scores)})."
