@@ -54,7 +54,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+
+from vaikuttavuus.database import AnySession
 
 __all__ = [
     "BulkInsertError",
@@ -80,7 +81,7 @@ class BulkInsertError(ValueError):
 
 
 def bulk_insert(
-    session: Session, table: Table, frame: pd.DataFrame, *, chunk_rows: int = CHUNK_ROWS
+    session: AnySession, table: Table, frame: pd.DataFrame, *, chunk_rows: int = CHUNK_ROWS
 ) -> int:
     """Insert every row of ``frame`` into ``table``; returns the number of rows.
 
@@ -120,7 +121,7 @@ def bulk_insert(
     return len(frame)
 
 
-def next_id(session: Session, table: Table) -> int:
+def next_id(session: AnySession, table: Table) -> int:
     """The first free id of ``table``: above its largest id and, on PostgreSQL, above every
     value its sequence has handed out (so ids of deleted rows are not reused there)."""
     (column,) = table.primary_key.columns
@@ -134,7 +135,7 @@ def next_id(session: Session, table: Table) -> int:
     return largest + 1
 
 
-def reset_sequence(session: Session, table: Table) -> None:
+def reset_sequence(session: AnySession, table: Table) -> None:
     """PostgreSQL: move the id sequence past the largest id (never backwards)."""
     sequence = _sequence_name(session, table)
     if sequence is None:
@@ -152,7 +153,7 @@ def reset_sequence(session: Session, table: Table) -> None:
 
 
 @contextmanager
-def foreign_keys_checked_at_end(session: Session, tables: Iterable[Table]) -> Iterator[None]:
+def foreign_keys_checked_at_end(session: AnySession, tables: Iterable[Table]) -> Iterator[None]:
     """PostgreSQL: check the foreign keys of ``tables`` once, at the end, not row by row.
 
     The tables' own foreign-key constraints are dropped for the block and added back after
@@ -191,7 +192,7 @@ def foreign_keys_checked_at_end(session: Session, tables: Iterable[Table]) -> It
     _add_constraints(session, dropped)
 
 
-def _add_constraints(session: Session, constraints: list[tuple[str, str, str]]) -> None:
+def _add_constraints(session: AnySession, constraints: list[tuple[str, str, str]]) -> None:
     preparer = session.get_bind().dialect.identifier_preparer
     for target, name, definition in constraints:
         session.execute(
@@ -200,7 +201,7 @@ def _add_constraints(session: Session, constraints: list[tuple[str, str, str]]) 
 
 
 @contextmanager
-def indexed_foreign_keys(session: Session, tables: Iterable[Table]) -> Iterator[None]:
+def indexed_foreign_keys(session: AnySession, tables: Iterable[Table]) -> Iterator[None]:
     """SQLite: index, for the block, the foreign-key columns of ``tables`` that no index
     starts with, so that deleting many parent rows does not scan the child table once per row
     (the foreign-key check). The indexes are created and dropped inside the caller's
@@ -242,7 +243,7 @@ def _unindexed_foreign_keys(table: Table) -> list[Column[Any]]:
     ]
 
 
-def lock_tables(session: Session, tables: Iterable[Table]) -> None:
+def lock_tables(session: AnySession, tables: Iterable[Table]) -> None:
     """PostgreSQL: keep other writers out of ``tables`` until the transaction ends (reads go
     on), so ids reserved with :func:`next_id` stay free. SQLite serialises writers anyway."""
     if session.get_bind().dialect.name != "postgresql":
@@ -353,10 +354,10 @@ def _column_values(column: Column[Any], values: pd.Series) -> tuple[np.ndarray, 
             raise BulkInsertError(f"{name}: not whole numbers")
         result[present] = numbers.to_numpy(dtype=np.int64).tolist()
     elif kind == "float":
-        numbers = pd.to_numeric(known, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        if np.isnan(numbers).any():
+        floats = pd.to_numeric(known, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        if np.isnan(floats).any():
             raise BulkInsertError(f"{name}: not numbers")
-        result[present] = numbers.tolist()
+        result[present] = floats.tolist()
     elif kind == "json":
         result[present] = [json.dumps(value, ensure_ascii=False) for value in known.tolist()]
     elif isinstance(known.dtype, pd.StringDtype):
@@ -525,7 +526,7 @@ def _escape(value: str) -> str:
     )
 
 
-def _sequence_name(session: Session, table: Table) -> str | None:
+def _sequence_name(session: AnySession, table: Table) -> str | None:
     if session.get_bind().dialect.name != "postgresql":
         return None
     (column,) = table.primary_key.columns

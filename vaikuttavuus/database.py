@@ -23,17 +23,23 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from alembic import command
 from alembic.config import Config
-from flask import Flask, Response, current_app
+from flask import Flask, current_app
+from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import Connection, Engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, scoped_session
-from sqlalchemy.sql import Insert
+from werkzeug.wrappers import Response
 
 from vaikuttavuus.extensions import db
+
+AnySession: TypeAlias = Session | scoped_session[FlaskSession]
+"""What the database layer and the services accept as a session: the request's scoped
+``db.session`` or a plain :class:`~sqlalchemy.orm.Session` (a CLI command's, a
+:class:`SnapshotSession`'s). Both offer the same methods."""
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 PRIVATE_FILE_MODE = 0o600
@@ -142,8 +148,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def is_sqlite(session_or_engine: Session | Engine | Connection | None = None) -> bool:
-    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else None
-    engine = bind or session_or_engine or db.engine
+    engine: Engine | Connection
+    if isinstance(session_or_engine, Session):
+        engine = session_or_engine.get_bind()
+    else:
+        engine = session_or_engine or db.engine
     return engine.dialect.name == "sqlite"
 
 
@@ -162,7 +171,7 @@ def contains_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def insert_for(session: Session, table: Any) -> Insert:
+def insert_for(session: AnySession, table: Any) -> postgresql.Insert | sqlite.Insert:
     """A dialect-specific INSERT that supports ``on_conflict_do_update``/``do_nothing``."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -173,7 +182,7 @@ def insert_for(session: Session, table: Any) -> Insert:
 
 
 def upsert(
-    session: Session,
+    session: AnySession,
     table: Any,
     rows: Sequence[dict[str, Any]],
     conflict_columns: Sequence[str],
@@ -237,7 +246,7 @@ class ReadSnapshot:
         return version
 
 
-def _plain_session(session: Session | scoped_session[Session] | None) -> Session:
+def _plain_session(session: AnySession | None) -> Session:
     if session is None:
         return db.session()
     if isinstance(session, scoped_session):
@@ -246,7 +255,7 @@ def _plain_session(session: Session | scoped_session[Session] | None) -> Session
 
 
 def current_snapshot(
-    session: Session | scoped_session[Session] | None = None,
+    session: AnySession | None = None,
 ) -> ReadSnapshot | None:
     """The read snapshot open on ``session`` (default: the app's), if any."""
     found = _plain_session(session).info.get(SNAPSHOT_KEY)
@@ -268,7 +277,7 @@ def _end_transaction_keeping_objects(session: Session) -> None:
 
 @contextlib.contextmanager
 def read_snapshot(
-    session: Session | scoped_session[Session] | None = None,
+    session: AnySession | None = None,
 ) -> Iterator[ReadSnapshot]:
     """Run the block's reads in one consistent, read-only snapshot of the database.
 

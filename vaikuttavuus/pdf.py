@@ -48,7 +48,7 @@ def _restricted_fetcher() -> Any:
     """
     from weasyprint.urls import URLFetcher
 
-    class RestrictedFetcher(URLFetcher):  # type: ignore[misc]
+    class RestrictedFetcher(URLFetcher):
         def fetch(self, url: str, headers: Any = None) -> Any:
             parts = urlsplit(url)
             if parts.scheme == "file":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -80,7 +80,7 @@ class LocalisedFormatter(Formatter):
         self.locale = locale
         self.decimals = 0
 
-    def set_locs(self, locs: Sequence[float]) -> None:  # type: ignore[override]
+    def set_locs(self, locs: list[float]) -> None:
         super().set_locs(locs)
         self.decimals = tick_decimals(list(locs))
 
@@ -129,7 +129,9 @@ def to_svg(figure: Figure) -> bytes:
 def to_png(figure: Figure, dpi: int = 150) -> bytes:
     localise_ticks(figure)
     buffer = io.BytesIO()
-    FigureCanvasAgg(figure).print_png(buffer, dpi=dpi)
+    # print_png takes no dpi (calling it with one raised TypeError); savefig does
+    FigureCanvasAgg(figure)
+    figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
 
 
@@ -158,7 +160,7 @@ def band_colour(band: Band, position: int) -> str:
 def grouped_bar_chart(
     *,
     categories: Sequence[str],
-    series: dict[str, Sequence[float | None]],
+    series: Mapping[str, Sequence[float | None]],
     y_label: str,
     alt: str,
     y_range: tuple[float, float] | None = None,
@@ -189,7 +191,7 @@ def grouped_bar_chart(
 def stacked_bar_chart(
     *,
     categories: Sequence[str],
-    segments: dict[str, Sequence[float | None]],
+    segments: Mapping[str, Sequence[float | None]],
     y_label: str,
     alt: str,
 ) -> Chart:
@@ -322,7 +324,7 @@ def _svg_with_text(figure: Figure) -> bytes:
         return to_svg(figure)
 
 
-def _thin(values: Sequence[float], limit: int) -> list[float]:
+def _thin(values: Iterable[float], limit: int) -> list[float]:
     """The first ``limit`` values (bootstrap replicates are exchangeable, so the first ones
     are a random sample of the cloud)."""
     return [float(v) for v in list(values)[:limit]]
@@ -330,8 +332,8 @@ def _thin(values: Sequence[float], limit: int) -> list[float]:
 
 def ce_plane_chart(
     *,
-    delta_effect: Sequence[float],
-    delta_cost: Sequence[float],
+    delta_effect: Iterable[float],
+    delta_cost: Iterable[float],
     point: tuple[float, float],
     labels: dict[str, str],
     alt: str,
@@ -402,7 +404,7 @@ def ce_plane_chart(
 def ceac_chart(
     *,
     wtp: Sequence[float],
-    curves: dict[str, Sequence[float]],
+    curves: Mapping[str, Sequence[float]],
     x_label: str,
     y_label: str,
     alt: str,

@@ -7,12 +7,12 @@ frames and the same code serves one patient and two hundred thousand.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
 import pandas as pd
 from sqlalchemy import Select, and_, func, select
-from sqlalchemy.orm import Session
 
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.scoring import score_frame
 from vaikuttavuus.models import (
     Answer,
@@ -42,7 +42,7 @@ RESPONSE_COLUMNS = [
 ]
 
 
-def frame(session: Session, statement: Select[tuple[object, ...]]) -> pd.DataFrame:
+def frame(session: AnySession, statement: Select[*tuple[Any, ...]]) -> pd.DataFrame:
     """Run a select and return its rows as a DataFrame with the select's column names."""
     result = session.execute(statement)
     columns = list(result.keys())
@@ -52,7 +52,7 @@ def frame(session: Session, statement: Select[tuple[object, ...]]) -> pd.DataFra
 
 def _responses_select(
     pilot_id: int, instrument_code: str, enrolment_ids: Sequence[int] | None
-) -> Select[tuple[object, ...]]:
+) -> Select[*tuple[Any, ...]]:
     statement = (
         select(
             Response.id.label("response_id"),
@@ -82,7 +82,7 @@ def _responses_select(
 
 
 def instrument_scores(
-    session: Session,
+    session: AnySession,
     pilot_id: int,
     instrument_code: str,
     enrolment_ids: Sequence[int] | None = None,
@@ -120,6 +120,7 @@ def instrument_scores(
     )
     wide = answers.pivot(index="response_id", columns="item_id", values="value_num")
     pieces = []
+    version_id: Any  # a value of the id column (pandas-stubs type group keys as any scalar)
     for version_id, group in meta.groupby("instrument_version_id", sort=False):
         version = session.get(InstrumentVersion, int(version_id))
         assert version is not None
@@ -131,7 +132,7 @@ def instrument_scores(
     return pd.concat(pieces).sort_values(["person_id", "time_point_order"]).reset_index(drop=True)
 
 
-def enrolment_overview(session: Session, pilot_id: int) -> pd.DataFrame:
+def enrolment_overview(session: AnySession, pilot_id: int) -> pd.DataFrame:
     """One row per enrolment: person, arm, index date, status."""
     return frame(
         session,
@@ -152,7 +153,7 @@ def enrolment_overview(session: Session, pilot_id: int) -> pd.DataFrame:
 
 
 def invitation_counts(
-    session: Session,
+    session: AnySession,
     pilot_id: int,
     period: tuple[date | None, date | None] = (None, None),
 ) -> pd.DataFrame:
@@ -180,11 +181,11 @@ def invitation_counts(
     return frame(session, statement)
 
 
-def pilot_by_code(session: Session, code: str) -> Pilot | None:
+def pilot_by_code(session: AnySession, code: str) -> Pilot | None:
     return session.scalar(select(Pilot).where(Pilot.code == code))
 
 
-def latest_invitation_status(session: Session, enrolment_ids: Sequence[int]) -> pd.DataFrame:
+def latest_invitation_status(session: AnySession, enrolment_ids: Sequence[int]) -> pd.DataFrame:
     """Per enrolment: the most recent time point invited and its status."""
     latest = (
         select(Invitation.enrolment_id, func.max(TimePoint.ordinal).label("ordinal"))
@@ -211,7 +212,7 @@ def latest_invitation_status(session: Session, enrolment_ids: Sequence[int]) -> 
 
 
 def cost_rows(
-    session: Session, pilot_id: int, enrolment_ids: Sequence[int] | None = None
+    session: AnySession, pilot_id: int, enrolment_ids: Sequence[int] | None = None
 ) -> pd.DataFrame:
     """The pilot's resource-use and direct-cost rows in the columns that
     :func:`vaikuttavuus.domain.costing.episode_costs` reads (``enrolment_id`` as the id)."""
@@ -242,7 +243,7 @@ def cost_rows(
 
 
 def cohort_pseudonyms(
-    session: Session,
+    session: AnySession,
     pilot_id: int,
     *,
     period: CohortPeriod = (None, None),
@@ -262,7 +263,7 @@ def cohort_pseudonyms(
     return rows
 
 
-def costing_tables(session: Session) -> dict[str, pd.DataFrame]:
+def costing_tables(session: AnySession) -> dict[str, pd.DataFrame]:
     """The costing catalogue as stored by ``vaikuttavuus init``: ``cost_centres``,
     ``products``, ``unit_costs`` and ``price_index`` frames."""
     from vaikuttavuus.models import CostCentre, PriceIndexPoint, Product, UnitCost
@@ -322,7 +323,7 @@ def _cohort_conditions(
 
 
 def _partitions(
-    session: Session, statement: Select[Any], size: int = _PARTITION
+    session: AnySession, statement: Select[*tuple[Any, ...]], size: int = _PARTITION
 ) -> Iterator[Sequence[Sequence[Any]]]:
     """The rows of ``statement`` as plain DBAPI tuples, ``size`` at a time, in the session's
     transaction. Raw column values: dates may be ISO text (SQLite) and numerics ``Decimal``
@@ -342,7 +343,7 @@ def _partitions(
 
         raw = connection.connection.dbapi_connection
         assert raw is not None
-        cursor = raw.cursor(name=f"cohort_{uuid.uuid4().hex}")  # type: ignore[call-arg]
+        cursor = raw.cursor(name=f"cohort_{uuid.uuid4().hex}")
         try:
             cursor.execute(str(compiled), values)
             while rows := cursor.fetchmany(size):
@@ -369,7 +370,9 @@ def _partitions(
         result.close()
 
 
-def _read(session: Session, statement: Select[Any], columns: Sequence[str]) -> pd.DataFrame:
+def _read(
+    session: AnySession, statement: Select[*tuple[Any, ...]], columns: Sequence[str]
+) -> pd.DataFrame:
     """All rows of ``statement`` as a DataFrame with ``columns`` (object columns; the caller
     converts types)."""
     pieces: list[list[Any]] = [[] for _ in columns]
@@ -401,7 +404,7 @@ def _floats(values: pd.Series) -> pd.Series:
 
 
 def cohort_enrolments(
-    session: Session,
+    session: AnySession,
     pilot_id: int,
     *,
     period: CohortPeriod = (None, None),
@@ -450,7 +453,7 @@ def cohort_enrolments(
     return rows
 
 
-def cohort_units(session: Session, pilot_id: int) -> list[str]:
+def cohort_units(session: AnySession, pilot_id: int) -> list[str]:
     """The units named on the pilot's enrolments, sorted (for the unit filter)."""
     return sorted(
         unit
@@ -462,7 +465,7 @@ def cohort_units(session: Session, pilot_id: int) -> list[str]:
 
 
 def cohort_scores(
-    session: Session,
+    session: AnySession,
     pilot_id: int,
     instrument_codes: Sequence[str],
     *,
@@ -581,7 +584,7 @@ def cohort_scores(
 
 
 def cohort_invitation_counts(
-    session: Session,
+    session: AnySession,
     pilot_id: int,
     *,
     period: CohortPeriod = (None, None),
@@ -618,7 +621,7 @@ def cohort_invitation_counts(
 
 
 def cohort_invitation_rows(
-    session: Session,
+    session: AnySession,
     pilot_id: int,
     *,
     period: CohortPeriod = (None, None),
@@ -659,7 +662,7 @@ def cohort_invitation_rows(
 
 
 def cohort_procedures(
-    session: Session,
+    session: AnySession,
     pilot_id: int,
     *,
     period: CohortPeriod = (None, None),
@@ -696,7 +699,7 @@ def cohort_procedures(
 
 
 def cohort_measurements(
-    session: Session,
+    session: AnySession,
     pilot_id: int,
     measure_codes: Sequence[str],
     *,
@@ -750,7 +753,7 @@ def cohort_measurements(
 
 
 def cohort_cost_items(
-    session: Session,
+    session: AnySession,
     pilot_id: int,
     *,
     period: CohortPeriod = (None, None),
@@ -792,7 +795,7 @@ def cohort_cost_items(
 
 
 def cohort_exposures(
-    session: Session,
+    session: AnySession,
     pilot_id: int,
     *,
     period: CohortPeriod = (None, None),
@@ -835,7 +838,7 @@ def cohort_exposures(
     return rows
 
 
-def pilot_import_log(session: Session, pilot_code: str) -> pd.DataFrame:
+def pilot_import_log(session: AnySession, pilot_code: str) -> pd.DataFrame:
     """The pilot's imports (not dry runs): ``kind``, ``status``, ``rows_total``,
     ``rows_stored``, ``rows_duplicate``, ``error_count`` and ``errors`` (the reported ones)."""
     from vaikuttavuus.models import ImportBatch
@@ -854,7 +857,7 @@ def pilot_import_log(session: Session, pilot_code: str) -> pd.DataFrame:
     )
 
 
-def cohort_data_version(session: Session, pilot_id: int) -> tuple[object, ...]:
+def cohort_data_version(session: AnySession, pilot_id: int) -> tuple[object, ...]:
     """A cheap fingerprint of the pilot's analysable data (counts, largest ids, latest
     changes): equal fingerprints mean equal analysis inputs, for caching slow models."""
     from vaikuttavuus.models import ServiceExposure
@@ -874,7 +877,7 @@ def cohort_data_version(session: Session, pilot_id: int) -> tuple[object, ...]:
     return (*enrolments, *responses, *exposures)
 
 
-def pilot_data_version(session: Session, pilot_id: int) -> tuple[object, ...]:
+def pilot_data_version(session: AnySession, pilot_id: int) -> tuple[object, ...]:
     """A fingerprint of everything the pilot's analyses and pages read, in one statement:
     per table the row count and largest id (and for responses the sum of ids and latest
     change, for invitations the counts per final status), so an import, a submitted answer,
@@ -928,7 +931,7 @@ def pilot_data_version(session: Session, pilot_id: int) -> tuple[object, ...]:
 
 
 def submitted_response_versions(
-    session: Session, pilot_id: int, instrument_codes: Sequence[str]
+    session: AnySession, pilot_id: int, instrument_codes: Sequence[str]
 ) -> dict[str, tuple[int, int, object]]:
     """Per instrument: (count, sum of ids, latest change) of the pilot's submitted responses,
     in one statement. Submitted responses never change (only whole responses are deleted, by
@@ -953,8 +956,8 @@ def submitted_response_versions(
 
 
 def submitted_since(
-    session: Session, pilot_id: int, instrument_code: str, since: object
-) -> list[tuple[int, object]]:
+    session: AnySession, pilot_id: int, instrument_code: str, since: datetime
+) -> list[tuple[int, datetime]]:
     """(id, latest change) of the pilot's submitted responses of an instrument changed at or
     after ``since``."""
     rows = session.execute(
@@ -970,7 +973,7 @@ def submitted_since(
     return [(int(row[0]), row[1]) for row in rows]
 
 
-def first_index_date(session: Session, pilot_ids: Sequence[int]) -> date | None:
+def first_index_date(session: AnySession, pilot_ids: Sequence[int]) -> date | None:
     """The earliest index date of the pilots' enrolments (the start of the period grid)."""
     if not pilot_ids:
         return None

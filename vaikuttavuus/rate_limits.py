@@ -63,9 +63,9 @@ class DatabaseStorage(Storage):
         table = self._table()
         now = time.time()
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        statement = insert(table).values(key=key, failures=amount, expires_at=now + expiry)
+        upsert = insert(table).values(key=key, failures=amount, expires_at=now + expiry)
         ended = table.c.expires_at <= now
-        statement = statement.on_conflict_do_update(
+        statement = upsert.on_conflict_do_update(
             index_elements=[table.c.key],
             set_={
                 "failures": case((ended, amount), else_=table.c.failures + amount),
@@ -136,7 +136,7 @@ class Throttle:
             from vaikuttavuus.extensions import db
 
             state["storage"] = DatabaseStorage(db.engine)
-        return state["storage"]  # type: ignore[no-any-return]
+        return state["storage"]
 
     @staticmethod
     def _key(limit: str, identifiers: tuple[str, ...]) -> tuple[RateLimitItem, tuple[str, ...]]:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from vaikuttavuus.domain.identity import mask_identity_codes
+
+if TYPE_CHECKING:
+    from gunicorn.glogging import _AtomsDict  # the stubs' type of the log atoms
 
 # A personal link is a credential: access logs show "/r/…" instead of its token, and every
 # other segment after /r/ that is not a page of the link (a number, review, submit …).
@@ -84,7 +87,7 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
-class RedactingLogger(Logger):  # type: ignore[misc]
+class RedactingLogger(Logger):
     """gunicorn's logger for personal data: the access log shows paths without query strings,
     ``/r/…`` instead of link tokens, and identity codes masked; the error log is masked too."""
 
@@ -93,9 +96,9 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         if not any(isinstance(f, _RedactingFilter) for f in self.error_log.filters):
             self.error_log.addFilter(_RedactingFilter())  # setup runs again on a reload (HUP)
 
-    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
-        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        cleaned = {}
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> _AtomsDict:
+        atoms: Mapping[str, Any] = super().atoms(resp, req, environ, request_time)
+        cleaned: dict[str, Any] = {}
         for key, value in atoms.items():
             if key in _QUERY_ATOMS:
                 shown = ""
@@ -104,7 +107,7 @@ class RedactingLogger(Logger):  # type: ignore[misc]
             else:
                 shown = value
             cleaned[key] = redact(shown)
-        return cleaned
+        return cast("_AtomsDict", cleaned)  # the same atoms, redacted
 
 
 LONG_REQUEST_SECONDS = 0.5
@@ -115,7 +118,7 @@ def _libc_malloc_trim() -> Callable[[int], int] | None:
     try:
         import ctypes
 
-        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+        return ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):
         return None  # not glibc
 
@@ -157,10 +160,10 @@ def hide_server_header() -> None:
         return [line for line in original(self) if not line.lower().startswith("server:")]
 
     default_headers.without_server = True  # type: ignore[attr-defined]
-    wsgi.Response.default_headers = default_headers
+    wsgi.Response.default_headers = default_headers  # type: ignore[method-assign]  # on purpose
 
 
-class GunicornApplication(BaseApplication):  # type: ignore[misc]
+class GunicornApplication(BaseApplication):
     """gunicorn serving the WSGI app that ``load_app`` returns (default: this app), with no
     ``Server`` header."""
 

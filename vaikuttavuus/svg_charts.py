@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from typing import TypeGuard
 from xml.sax.saxutils import escape, quoteattr
 
 from vaikuttavuus.plotting import OKABE_ITO, Band, Chart, band_colour
@@ -23,7 +24,7 @@ LEFT, RIGHT, TOP = 68, 16, 12
 LEGEND_ROW = 18
 
 
-def _finite(value: float | None) -> bool:
+def _finite(value: float | None) -> TypeGuard[float]:
     return value is not None and math.isfinite(value)
 
 

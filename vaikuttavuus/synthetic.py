@@ -661,6 +661,10 @@ class SyntheticData:
 # Small vectorised helpers
 # ------------------------------------------------------------------------------------------
 
+_NONE = np.array(None)
+"""None as an array, for ``np.where`` (what NumPy makes of a bare None; its type stubs do not
+accept None as a branch)."""
+
 
 def _day(value: date) -> int:
     return (value - _EPOCH).days
@@ -830,7 +834,8 @@ def _withdrawals(
     waited = rng.exponential(365.25 / _WITHDRAWAL_RATE[pilot], size=n)
     day = enrolled_day + 1 + np.floor(waited)
     happened = (day < today) & (day <= end_day)
-    reasons, weights = zip(*_WITHDRAWAL_REASONS[pilot], strict=True)
+    reasons = [reason for reason, _weight in _WITHDRAWAL_REASONS[pilot]]
+    weights = [weight for _reason, weight in _WITHDRAWAL_REASONS[pilot]]
     reason = _choice(rng, reasons, weights, n)
     reason[~happened] = None
     return np.where(happened, day, np.nan), reason
@@ -1983,7 +1988,7 @@ def _as_float(values: np.ndarray) -> np.ndarray:
 
 
 def _ascii(name: str) -> str:
-    folded = name.lower().translate(str.maketrans({"ä": "a", "ö": "o", "å": "a", "ü": "u"}))
+    folded = name.lower().translate(str.maketrans("äöåü", "aoau"))
     return folded.replace(" ", "")
 
 
@@ -2020,12 +2025,12 @@ def _contacts(
     n = len(channel)
     number = pd.Series(rng.integers(100, 1000, n)).astype(str).to_numpy(dtype=object)
     email = first_ascii + "." + last_ascii + "." + number + "@example.invalid"
-    email = np.where(channel == "email", email, None)
+    email = np.where(channel == "email", email, _NONE)
     middle = pd.Series(rng.integers(0, 1000, n)).astype(str).str.zfill(3).to_numpy(dtype=object)
     tail = pd.Series(rng.integers(0, 10000, n)).astype(str).str.zfill(4).to_numpy(dtype=object)
     phone = "+358 40 " + middle + " " + tail
     has_phone = (channel == "sms") | ((channel == "email") & (rng.random(n) < 0.3))
-    phone = np.where(has_phone, phone, None)
+    phone = np.where(has_phone, phone, _NONE)
     town = rng.integers(0, len(_TOWNS), n)
     street = np.empty(n, dtype=object)
     postal = np.empty(n, dtype=object)
@@ -2038,7 +2043,7 @@ def _contacts(
     staircase = _choice(rng, ("A", "B", "C"), (0.5, 0.3, 0.2), n)
     in_block = rng.random(n) < 0.6
     line1 = street + " " + house + np.where(in_block, " " + staircase + " " + flat, "")
-    address = np.where(channel == "letter", line1 + "\n" + postal, None)
+    address = np.where(channel == "letter", line1 + "\n" + postal, _NONE)
     return email, phone, address
 
 
@@ -2132,7 +2137,8 @@ def generate(
         return np.concatenate([getattr(c, attribute) for c in cohorts])
 
     female = joined("female")
-    languages, weights = zip(*_LANGUAGES, strict=True)
+    languages = [language for language, _weight in _LANGUAGES]
+    weights = [weight for _language, weight in _LANGUAGES]
     language = _choice(people_rng, languages, weights, total)
     channel = np.concatenate(
         [
@@ -2192,7 +2198,7 @@ def generate(
             + 1970,
             "sex": np.where(female, "female", "male").astype(object),
             "lives_alone": pd.array(
-                np.where(np.isnan(joined("lives_alone")), None, joined("lives_alone") > 0.5),
+                np.where(np.isnan(joined("lives_alone")), _NONE, joined("lives_alone") > 0.5),
                 dtype="boolean",
             ),
             "email": email,

@@ -29,6 +29,13 @@ SPECS: dict[str, InstrumentSpec] = {
     spec.id: spec for spec in load_instruments(questionnaires_dir())
 }
 SPEC_IDS = sorted(SPECS)
+INSECURITY_1 = next(
+    spec
+    for spec in load_instruments(questionnaires_dir())
+    if spec.id == "insecurity" and spec.version == "1"
+)
+"""Version 1 of the insecurity items: it still shows the project's note to the patient as help
+(version 2, issue 17, keeps that note out of the patient's texts)."""
 EXPECTED_TYPES = {
     "single_choice": "choice",
     "multiple_choice": "choice",
@@ -138,7 +145,7 @@ def test_export_min_max_scale_and_enable_when() -> None:
 
 
 def test_export_help_and_section_intro() -> None:
-    resource = questionnaire_to_fhir(SPECS["insecurity"], language="en")
+    resource = questionnaire_to_fhir(INSECURITY_1, language="en")
     additional = resource["item"][1]
     assert additional["item"][0]["linkId"] == "additional.intro"
     assert additional["item"][0]["type"] == "display"

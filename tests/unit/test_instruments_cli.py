@@ -115,7 +115,7 @@ def test_show_unknown_instrument_or_version(runner: CliRunner) -> None:
 def test_validate_shipped_folder(runner: CliRunner) -> None:
     result = run(runner, instruments, ["validate", str(questionnaires_dir())])
     assert result.exit_code == 0
-    assert result.stdout.strip() == "OK: 8 instrument definition(s) valid"
+    assert result.stdout.strip() == "OK: 10 instrument definition(s) valid"  # 8 + 2 new versions
     assert result.stderr == ""
 
 
@@ -407,7 +407,7 @@ def test_commands_are_registered_on_main(runner: CliRunner, ipss_csv: Path) -> N
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[1] == "007,north,16,9,7,3,moderate"
     listed = run(runner, main, ["instruments", "list", "--format", "json"])
-    assert len(json.loads(listed.stdout)) == 8
+    assert len(json.loads(listed.stdout)) == 10  # every version of the 8 instruments
     shown = run(runner, main, ["instruments", "show", "eq5d5l", "--format", "json"])
     assert [item["id"] for item in json.loads(shown.stdout)["items"]] == [
         "mo", "sc", "ua", "pd", "ad", "vas"

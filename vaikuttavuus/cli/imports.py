@@ -155,12 +155,12 @@ def import_file(
                 fg="red",
                 err=True,
             )
-            for error in outcome.errors[:SHOWN_ERRORS]:
-                where = f"line {error.line}" if error.line else "file"
-                if error.column:
-                    where += f", column {error.column}"
-                value = f" ({error.value!r})" if error.value else ""
-                click.echo(f"  {where}{value}: {describe(error)}", err=True)
+            for row_error in outcome.errors[:SHOWN_ERRORS]:
+                where = f"line {row_error.line}" if row_error.line else "file"
+                if row_error.column:
+                    where += f", column {row_error.column}"
+                value = f" ({row_error.value!r})" if row_error.value else ""
+                click.echo(f"  {where}{value}: {describe(row_error)}", err=True)
             hidden = outcome.error_count - min(len(outcome.errors), SHOWN_ERRORS)
             if hidden > 0:
                 more = " (see --report)" if report_path is None else f" (see {report_path})"

@@ -140,7 +140,8 @@ class GComputation:
 def _solve(gram: FloatArray, rhs: FloatArray) -> FloatArray:
     """Least-squares coefficients from X'X and X'y (the minimum-norm solution when X'X is
     singular, e.g. a covariate constant within an arm)."""
-    return np.linalg.lstsq(gram, rhs, rcond=None)[0]
+    # NumPy's stubs type the solution as any floating dtype; float64 inputs give float64
+    return np.linalg.lstsq(gram, rhs, rcond=None)[0]  # type: ignore[return-value]
 
 
 def g_computation(design: Design, outcomes: FloatArray) -> GComputation:

@@ -193,7 +193,7 @@ class CatalogueIssue:
     """For a duplicate, the position of the first definition."""
 
     def __str__(self) -> str:
-        where = self.section
+        where: str = self.section
         if self.index is not None:
             where += f"[{self.index}]"
         if self.field:

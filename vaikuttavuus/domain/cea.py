@@ -321,7 +321,8 @@ def _numeric_column(frame: pd.DataFrame, column: str) -> FloatArray:
             f"column '{column}' has {rows.size} empty, non-numeric or infinite value(s) "
             f"(data row {shown})"
         )
-    return numeric.to_numpy(dtype=np.float64)
+    # pandas-stubs type to_numpy(dtype=np.float64) as any floating dtype
+    return numeric.to_numpy(dtype=np.float64)  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------------------------

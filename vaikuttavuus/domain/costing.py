@@ -38,7 +38,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from statistics import NormalDist
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -90,7 +90,9 @@ def _listing(values: Iterable[object]) -> str:
 def _index_lookup(years: Iterable[int], price_index: pd.Series) -> dict[int, float]:
     """``{year: index}`` for the requested years; a missing year raises :class:`CostingError`."""
     wanted = sorted({int(year) for year in years})
-    known = {int(year): float(value) for year, value in price_index.items()}
+    known = {
+        int(year): float(value) for year, value in zip(price_index.index, price_index, strict=True)
+    }
     missing = [year for year in wanted if year not in known or not math.isfinite(known[year])]
     if missing:
         raise CostingError(
@@ -250,10 +252,11 @@ class EpisodeCosts:
     def n_persons(self) -> int:
         return len(self.totals)
 
-    def person(self, person_id: Hashable) -> dict[str, Any]:
+    def person(self, person_id: int) -> dict[str, Any]:
         """One person's total and the non-zero parts of their breakdowns."""
-        products = self.by_product.loc[person_id]
-        centres = self.by_cost_centre.loc[person_id]
+        # one row per person (a unique index), so a label selects a row: a Series
+        products = cast(pd.Series, self.by_product.loc[person_id])
+        centres = cast(pd.Series, self.by_cost_centre.loc[person_id])
         return {
             "total_eur": float(self.totals.loc[person_id]),
             "by_product": {str(k): float(v) for k, v in products.items() if v != 0},
@@ -489,7 +492,7 @@ def episode_costs(
 
 def _positions(values: pd.Series, codes: Sequence[str]) -> np.ndarray:
     """The position of each value in ``codes``; -1 for a missing or unknown value."""
-    return pd.Index(list(codes), dtype=object).get_indexer(values.to_numpy(dtype=object))
+    return pd.Index(list(codes), dtype=object).get_indexer(pd.Index(values.to_numpy(dtype=object)))
 
 
 def _breakdown(
@@ -656,7 +659,9 @@ def _structure(
     counts = arms.value_counts()
     pieces = []
     for arm in order:
-        totals = sums.loc[arm]
+        # pandas-stubs refuse a Hashable label (an arm may be any label of the arms Series)
+        totals = sums.loc[arm]  # type: ignore[call-overload]
+        n_arm = int(counts[arm])  # type: ignore[call-overload]
         arm_total = float(totals.sum())
         pieces.append(
             pd.DataFrame(
@@ -664,7 +669,7 @@ def _structure(
                     "arm": arm,
                     category: [str(c) for c in totals.index],
                     "total_eur": totals.to_numpy(dtype="float64"),
-                    "mean_eur": totals.to_numpy(dtype="float64") / int(counts[arm]),
+                    "mean_eur": totals.to_numpy(dtype="float64") / n_arm,
                     "share": totals.to_numpy(dtype="float64") / arm_total
                     if arm_total
                     else np.full(len(totals), np.nan),

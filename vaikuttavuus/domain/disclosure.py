@@ -28,10 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import ExtensionArray
 
 from vaikuttavuus.domain.stats import plain
 
@@ -207,11 +208,12 @@ def suppress_small_cells(
         hidden = primary | secondary
         n_primary += int(primary.sum())
         n_secondary += int(secondary.sum())
-        reasons[column] = np.where(primary, PRIMARY, np.where(secondary, SECONDARY, None))
+        # np.array(None) is what NumPy makes of a bare None; its stubs do not accept None
+        reasons[column] = np.where(primary, PRIMARY, np.where(secondary, SECONDARY, np.array(None)))
         integer = np.all(np.isnan(values) | (values == np.round(values)))
-        column_values = pd.array(values, dtype="Float64")
+        column_values: ExtensionArray = pd.array(values, dtype="Float64")
         if integer:
-            column_values = pd.array(values.round(), dtype="Float64").astype("Int64")
+            column_values = pd.array(values.round(), dtype="Float64").astype(pd.Int64Dtype())
         column_values[hidden] = pd.NA
         result[column] = column_values
         for name in derived.get(column, ()):
@@ -293,7 +295,8 @@ def suppress_two_way(
             extra[name] = frame
     row_name, col_name = "__row__", "__column__"
     long = table.rename_axis(index=row_name, columns=col_name).stack(future_stack=True)
-    frame = long.rename("count").reset_index()
+    # the columns have one level, so stacking gives a Series (the stubs say DataFrame)
+    frame = cast(pd.Series, long).rename("count").reset_index()
     for name, values in extra.items():
         aligned = values.reindex(index=table.index, columns=table.columns)
         stacked = aligned.rename_axis(index=row_name, columns=col_name).stack(future_stack=True)
@@ -313,7 +316,10 @@ def suppress_two_way(
     def back(column: str, source: pd.DataFrame) -> pd.DataFrame:
         wide = source.pivot(index=row_name, columns=col_name, values=column)
         wide = wide.reindex(index=table.index, columns=table.columns)
-        return wide.rename_axis(index=table.index.name, columns=table.columns.name)
+        # pandas-stubs accept only str names here; pandas takes any hashable (as the index has)
+        return wide.rename_axis(  # type: ignore[call-overload]
+            index=table.index.name, columns=table.columns.name
+        )
 
     reasons = result.reasons.assign(
         **{row_name: frame[row_name], col_name: frame[col_name]}

@@ -1486,7 +1486,8 @@ class _Check:
         words = np.array([BOOLEAN_ALIASES.get(t.casefold()) for t in cells.tolist()], dtype=object)
         unknown = pd.isna(words) & ~blank
         self.fail(unknown, column.name, "unknown_code", {"allowed": ["yes", "no"]})
-        return np.where(pd.isna(words), None, words == "yes")
+        # np.array(None) is what NumPy makes of a bare None; its stubs do not accept None
+        return np.where(pd.isna(words), np.array(None), words == "yes")
 
     def numbers(self, cells: pd.Series, blank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(float values, not-a-number mask): a decimal comma, spaces and "−" are accepted;
@@ -1594,14 +1595,15 @@ class _Check:
             start = self.values[earlier].to_numpy()
             end = self.values[later].to_numpy()
             wrong = (start != _NAT_DAY) & (end != _NAT_DAY) & (end < start)
-            self.errors.add(
-                wrong,
-                later,
-                "date_order",
-                lambda positions, start=start, earlier=earlier: [
+
+            def params(
+                positions: np.ndarray, start: np.ndarray = start, earlier: str = earlier
+            ) -> list[dict[str, Any]]:
+                return [
                     {"start": text, "start_column": earlier} for text in _iso(start[positions])
-                ],
-            )
+                ]
+
+            self.errors.add(wrong, later, "date_order", params)
 
     def check_settings(self, arms: np.ndarray) -> None:
         """A procedure's setting is one that its person's arm allows (``arms → settings`` of

@@ -57,7 +57,7 @@ class ImputationError(ValueError):
     """The data cannot be imputed as asked; the message names the problem."""
 
 
-class _NumpyMICEData(MICEData):  # type: ignore[misc]
+class _NumpyMICEData(MICEData):
     """:class:`MICEData` whose conditional models are main-effects linear models of every other
     column, with the design built by numpy (statsmodels' default formula for each variable is
     the same model written with patsy, which dominates the run time on small data).
@@ -66,6 +66,8 @@ class _NumpyMICEData(MICEData):  # type: ignore[misc]
     is one column selection of it, built once per update (fitting and predictive mean matching
     share it); statsmodels' frame ``data`` is refreshed from it after each ``update_all``, and
     the Gaussian parameter draw comes from the normal equations."""
+
+    data: pd.DataFrame  # statsmodels' frame of the data (statsmodels has no type information)
 
     def __init__(self, data: pd.DataFrame, **kwargs: Any) -> None:
         super().__init__(data, **kwargs)
@@ -381,6 +383,7 @@ def pool_columns(
     se = np.sqrt(np.clip(total, 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         gamma = np.where(total > 0, (1 + 1 / m) * between / total, 0.0)
+        df: FloatArray | float
         if math.isfinite(df_complete):
             dfc = max(float(df_complete), 1.0)
             observed = (dfc + 1) / (dfc + 3) * dfc * (1 - gamma)

@@ -192,7 +192,7 @@ def analysis_data(
     # counts > 0, gives), built from the episodes' positions instead of a per-group count
     pairs = episodes[["person_id", by]].dropna()
     matrix = np.zeros((len(base), len(categories)))
-    row = base.index.get_indexer(pairs["person_id"])
+    row = base.index.get_indexer(pd.Index(pairs["person_id"]))
     column = pd.Index(list(categories)).get_indexer(pairs[by])
     inside = (row >= 0) & (column >= 0)
     matrix[row[inside], column[inside]] = 1.0

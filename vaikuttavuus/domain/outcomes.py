@@ -114,7 +114,7 @@ class OutcomeError(ValueError):
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return plain(frame.reset_index(drop=True))  # type: ignore[no-any-return]
+    return plain(frame.reset_index(drop=True))
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -510,7 +510,7 @@ class QalyDifference:
     level: float
 
     def to_dict(self) -> dict[str, Any]:
-        return plain(self.__dict__)  # type: ignore[no-any-return]
+        return plain(self.__dict__)
 
 
 def adjusted_qaly_difference(

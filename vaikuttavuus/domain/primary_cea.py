@@ -465,7 +465,7 @@ def _unadjusted(
 
 def _missing(
     frame: pd.DataFrame, config: PrimaryConfig
-) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, int]]]:
+) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, int | None]]]:
     """Share and number missing per variable and arm before imputation; hidden (None) for an
     arm smaller than the minimum cell size and where fewer than that many (but some) are
     missing, since the count and the share would name a small group."""
@@ -494,7 +494,7 @@ def _missing(
         }
         for c, values in counts.items()
     }
-    return published, published_counts  # type: ignore[return-value]
+    return published, published_counts
 
 
 def _evpi(

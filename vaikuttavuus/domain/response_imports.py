@@ -306,14 +306,13 @@ def finish(check: _Check, people: _People, max_errors: int) -> Validation:
                 mask[where[problem == code]] = True
                 at = np.full(n, -1, dtype="int64")
                 at[where] = codes
-                errors.add(
-                    mask,
-                    column,
-                    code,
-                    lambda positions, at=at, found=found: [
-                        found[int(at[p])].params for p in positions
-                    ],
-                )
+
+                def params(
+                    positions: np.ndarray, at: np.ndarray = at, found: list[_Answer] = found
+                ) -> list[dict[str, Any]]:
+                    return [found[int(at[p])].params for p in positions]
+
+                errors.add(mask, column, code, params)
         answer_value[column] = value
         answer_number[column] = number
 
@@ -329,18 +328,20 @@ def finish(check: _Check, people: _People, max_errors: int) -> Validation:
     )
     repeated = _flag_repeats(check, candidates, response_key, None)
     candidates = candidates[~repeated]
-    keys: list[ResponseKey] = [
+    response_keys: list[ResponseKey] = [
         (int(enrolment_id[p]), str(time_point[p]), str(instrument[p])) for p in candidates
     ]
-    stored = context.stored_responses(list(dict.fromkeys(keys))) if keys else {}
+    stored = (
+        context.stored_responses(list(dict.fromkeys(response_keys))) if response_keys else {}
+    )
     already = np.zeros(n, dtype=bool)
     replaces = np.zeros(n, dtype=bool)
     conflicts: dict[int, dict[str, Any]] = {}
-    for position, key in zip(candidates, keys, strict=True):
-        found = stored.get(key)
-        if found is None:
+    for position, key in zip(candidates, response_keys, strict=True):
+        previous = stored.get(key)
+        if previous is None:
             continue
-        if found.status != "submitted":
+        if previous.status != "submitted":
             replaces[position] = True
             continue
         row_answers = {
@@ -349,15 +350,15 @@ def finish(check: _Check, people: _People, max_errors: int) -> Validation:
             if answer_value[column][position] is not None
         }
         row_day = _iso(np.array([day[position]]))[0]
-        stored_day = found.completed_on.isoformat() if found.completed_on else ""
+        stored_day = previous.completed_on.isoformat() if previous.completed_on else ""
         differs = [
             name
             for name, same in (
-                ("version", found.version == version[position]),
-                ("answers", dict(found.answers) == row_answers),
+                ("version", previous.version == version[position]),
+                ("answers", dict(previous.answers) == row_answers),
                 ("completed_on", stored_day == row_day),
-                ("mode", found.mode == mode[position]),
-                ("proxy", bool(found.proxy) == bool(proxy[position])),
+                ("mode", previous.mode == mode[position]),
+                ("proxy", bool(previous.proxy) == bool(proxy[position])),
             )
             if not same
         ]
@@ -365,7 +366,7 @@ def finish(check: _Check, people: _People, max_errors: int) -> Validation:
             conflicts[int(position)] = {
                 "reason": "submitted",
                 "differs": differs,
-                "completed_on": found.completed_on,
+                "completed_on": previous.completed_on,
             }
         else:
             already[position] = True
@@ -417,18 +418,18 @@ def _answers_frame(
     """One row per answer of the kept rows, in line order and then column order."""
     lines = check.index.to_numpy()
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    for order, column in enumerate(columns):
-        value = answer_value[column][keep]
-        present = pd.notna(value)
+    for position, column in enumerate(columns):
+        given = answer_value[column][keep]
+        present = pd.notna(given)
         if not present.any():
             continue
         rows = keep[present]
         parts.append(
             (
                 lines[rows],
-                np.full(len(rows), order, dtype="int64"),
+                np.full(len(rows), position, dtype="int64"),
                 np.full(len(rows), column, dtype=object),
-                value[present],
+                given[present],
                 answer_number[column][keep][present],
             )
         )
@@ -514,12 +515,13 @@ def _check_completeness(
         for item_id in pd.unique(first_item[incomplete]):
             mask = np.zeros(n, dtype=bool)
             mask[rows[first_item == item_id]] = True
-            notes.add(
-                mask,
-                str(item_id),
-                "incomplete",
-                lambda positions, params=params: [params[int(p)] for p in positions],
-            )
+
+            def item_params(
+                positions: np.ndarray, params: dict[int, dict[str, Any]] = params
+            ) -> list[dict[str, Any]]:
+                return [params[int(p)] for p in positions]
+
+            notes.add(mask, str(item_id), "incomplete", item_params)
 
 
 def _shown(

@@ -258,7 +258,7 @@ class _ItemReader:
         self._answers = answers
         self._cache: dict[str, FloatArray] = {}
         self._domains: dict[str, ItemDomain] = {}
-        self._prepared: dict[tuple[str, tuple[tuple[Code, float], ...]], _Prepared] = {}
+        self._prepared: dict[tuple[str, tuple[tuple[Code, float | None], ...]], _Prepared] = {}
         self.rows = len(answers)
 
     def domain(self, item_id: str) -> ItemDomain:
@@ -293,7 +293,7 @@ class _ItemReader:
         self._cache[item_id] = values
         return values
 
-    def prepared(self, item_id: str, recode: Mapping[Code, float] | None) -> _Prepared:
+    def prepared(self, item_id: str, recode: Mapping[Code, float | None] | None) -> _Prepared:
         """The item's (recoded) values, cached per recode."""
         key = (item_id, tuple(sorted(recode.items(), key=str)) if recode else ())
         if key not in self._prepared:

@@ -130,8 +130,9 @@ def costing_inputs(tdabc: Tdabc | None, products: Sequence[str]) -> list[Costing
         if product in derived:
             continue
         low, high = overrides.get(product, default)
-        factors = ({product: low}, {product: high})
-        inputs.append(CostingInput("unit_cost", product, low, high, *factors))
+        inputs.append(
+            CostingInput("unit_cost", product, low, high, {product: low}, {product: high})
+        )
     return inputs
 
 

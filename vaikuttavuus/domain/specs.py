@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-LANGUAGES: tuple[str, ...] = ("fi", "sv", "en")
+LANGUAGES: tuple[Literal["fi", "sv", "en"], ...] = ("fi", "sv", "en")
 DEFAULT_LANGUAGE = "fi"
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
 SLUG = r"^[a-z][a-z0-9_-]*$"

@@ -13,7 +13,9 @@ from typing import Any
 from markupsafe import Markup, escape
 from wtforms import Field
 from wtforms.widgets import CheckboxInput, RadioInput
-from wtforms.widgets.core import clean_key
+
+# types-WTForms 3.2 lacks clean_key (WTForms 3.3 has it)
+from wtforms.widgets.core import clean_key  # type: ignore[attr-defined]
 
 
 def html_params(**attributes: Any) -> str:
@@ -32,7 +34,8 @@ def _render_input(widget: Any, field: Field, attributes: dict[str, Any]) -> Mark
     attributes.setdefault("id", field.id)
     attributes.setdefault("type", widget.input_type)
     if "value" not in attributes:
-        attributes["value"] = field._value()
+        # every input field has _value (Field, as the stubs declare it, does not)
+        attributes["value"] = field._value()  # type: ignore[attr-defined]
     flags = vars(getattr(field, "flags", object()))
     for name in widget.validation_attrs:
         if name in flags and name not in attributes:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
+from sqlalchemy import JSON, DateTime, MetaData, Table, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, registry
 
@@ -54,3 +54,8 @@ class Base(DeclarativeBase):
             list[Any]: JSON(),
         },
     )
+
+    if TYPE_CHECKING:
+        # Every model is declared with a table (none maps a select or a join), so ``__table__``
+        # is a Table (SQLAlchemy declares the wider FromClause).
+        __table__: ClassVar[Table]

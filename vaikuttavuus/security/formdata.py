@@ -31,4 +31,4 @@ def declared_formdata(meta: Any, form: Any, formdata: Any) -> Any:
 
 
 def install() -> None:
-    FlaskForm.Meta.wrap_formdata = declared_formdata  # type: ignore[method-assign]
+    FlaskForm.Meta.wrap_formdata = declared_formdata

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import or_, update
-from sqlalchemy.orm import Session
 
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.answers import display_value, enabled_item_ids, missing_required
 from vaikuttavuus.models import Invitation, Response
 from vaikuttavuus.services import patient_flow
@@ -33,7 +33,7 @@ ASSISTED_MODES = ("phone", "paper")
 
 
 def responses_for(
-    session: Session,
+    session: AnySession,
     invitation: Invitation,
     language: str,
     user_id: int,
@@ -51,7 +51,7 @@ def responses_for(
 
 
 def mark_assisted(
-    session: Session,
+    session: AnySession,
     responses: list[Response],
     user_id: int,
     *,

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
 
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.identity import is_pseudonym, normalise_pseudonym
 from vaikuttavuus.domain.spreadsheet import FORMULA_START, spreadsheet_safe
 from vaikuttavuus.models import AuditEvent, Person
@@ -53,7 +53,7 @@ class AuditFilters:
     end: date | None = None
     invalid: tuple[str, ...] = ()  # names of filters whose value could not be understood
 
-    def statement(self) -> Select[tuple[AuditEvent]]:
+    def statement(self) -> Select[AuditEvent]:
         statement = select(AuditEvent)
         if self.invalid:
             return statement.where(AuditEvent.id.is_(None))  # nothing matches a bad filter
@@ -129,7 +129,7 @@ def parse_filters(args: Mapping[str, str]) -> AuditFilters:
     )
 
 
-def csv_lines(session: Session, filters: AuditFilters, batch: int = 2000) -> Iterator[str]:
+def csv_lines(session: AnySession, filters: AuditFilters, batch: int = 2000) -> Iterator[str]:
     """The CSV text, a few rows at a time, oldest event first, with a byte-order mark so that
     spreadsheets read it as UTF-8."""
     buffer = io.StringIO()

@@ -3,10 +3,13 @@ read it back as the domain's :class:`~vaikuttavuus.domain.catalogue.CostingCatal
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
 
 from vaikuttavuus import paths, queries
-from vaikuttavuus.database import upsert
+from vaikuttavuus.database import AnySession, upsert
 from vaikuttavuus.definitions.costing import load_costing
 from vaikuttavuus.domain import catalogue as domain
 from vaikuttavuus.domain.catalogue import CostingCatalogue
@@ -14,7 +17,7 @@ from vaikuttavuus.domain.specs import LocalizedText
 from vaikuttavuus.models import CostCentre, PriceIndexPoint, Product, UnitCost
 
 
-def sync_costing(session: Session, catalogue: CostingCatalogue | None = None) -> str:
+def sync_costing(session: AnySession, catalogue: CostingCatalogue | None = None) -> str:
     """Upsert cost centres, products, unit costs and the price index; returns a summary line."""
     catalogue = catalogue or load_costing(paths.costing_dir())
     upsert(
@@ -63,13 +66,19 @@ def sync_costing(session: Session, catalogue: CostingCatalogue | None = None) ->
     )
 
 
-def costing_catalogue(session: Session) -> CostingCatalogue:
+def _rows(frame: pd.DataFrame) -> Iterator[Any]:
+    """The frame's rows as named tuples (pandas-stubs type their fields as any scalar; they
+    have the types of the frame's columns)."""
+    return frame.itertuples()
+
+
+def costing_catalogue(session: AnySession) -> CostingCatalogue:
     """The catalogue as loaded into the database by ``vaikuttavuus init``."""
     tables = queries.costing_tables(session)
     return CostingCatalogue(
         cost_centres=tuple(
             domain.CostCentre(code=row.code, name=LocalizedText(**row.name))
-            for row in tables["cost_centres"].itertuples()
+            for row in _rows(tables["cost_centres"])
         ),
         products=tuple(
             domain.Product(
@@ -78,7 +87,7 @@ def costing_catalogue(session: Session) -> CostingCatalogue:
                 unit=row.unit,
                 cost_centre=row.cost_centre_code,
             )
-            for row in tables["products"].itertuples()
+            for row in _rows(tables["products"])
         ),
         unit_costs=tuple(
             domain.UnitCost(
@@ -86,10 +95,10 @@ def costing_catalogue(session: Session) -> CostingCatalogue:
                 price_year=int(row.price_year),
                 unit_cost_eur=float(row.unit_cost_eur),
             )
-            for row in tables["unit_costs"].itertuples()
+            for row in _rows(tables["unit_costs"])
         ),
         price_index=tuple(
             domain.PriceIndexPoint(year=int(row.year), index=float(row.index))
-            for row in tables["price_index"].itertuples()
+            for row in _rows(tables["price_index"])
         ),
     )

@@ -23,9 +23,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from flask_babel import force_locale
-from sqlalchemy.orm import Session
 
-from vaikuttavuus.database import read_snapshot
+from vaikuttavuus.database import AnySession, read_snapshot
 from vaikuttavuus.models import Pilot
 from vaikuttavuus.services.analytics import CohortAnalysis, Filters, Published
 from vaikuttavuus.services.cohort_view import (
@@ -113,7 +112,7 @@ def summary_context(analysis: CohortAnalysis, language: str) -> dict[str, Any]:
 
 
 def render_cohort_summary_pdf(
-    session: Session,
+    session: AnySession,
     pilot: Pilot,
     filters: Filters,
     language: str,

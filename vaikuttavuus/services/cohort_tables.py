@@ -64,7 +64,7 @@ def _service(analysis: CohortAnalysis, request: TableRequest) -> object:
     by = request.by if request.by in SERVICE_GROUPINGS else SERVICE_GROUPINGS[0]
     if score is None:
         return None
-    return analysis.services(score, by)  # type: ignore[arg-type]
+    return analysis.services(score, by)
 
 
 def _mixed(analysis: CohortAnalysis, request: TableRequest) -> pd.DataFrame | None:
@@ -77,7 +77,7 @@ def _mixed(analysis: CohortAnalysis, request: TableRequest) -> pd.DataFrame | No
     result, error, _cached = mixed_model(
         analysis,
         score or analysis.service_scores[0],
-        by,  # type: ignore[arg-type]
+        by,
     )
     if result is None:
         return pd.DataFrame({"error": [error]})

@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from flask_babel import format_currency, format_decimal, format_percent, get_locale, pgettext
 from flask_babel import gettext as _
@@ -804,15 +805,11 @@ def outcome_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
                 score=caption,
                 points=fmt_number(rule_scores[score], 0),
             )
-        tables.append(
-            table_view(
-                section.summary,
-                columns,
-                caption,
-                labels,
-                keep=lambda record, s=score: record["score"] == s,
-            )
-        )
+
+        def keep(record: pd.Series, s: str = score) -> bool:
+            return record["score"] == s
+
+        tables.append(table_view(section.summary, columns, caption, labels, keep=keep))
     primary_rows = [
         r
         for r in section.summary.records()
@@ -937,13 +934,13 @@ def effect_csv_args(effect: str) -> dict[str, str]:
 def cea_view(analysis: CohortAnalysis, labels: Labels, effect: str) -> dict[str, Any]:
     ce = analysis.cost_effectiveness
     summary_rows = []
-    for result in ce.effects.values():
-        row = result.summary_row()
+    for each in ce.effects.values():
+        row = each.summary_row()
         summary_rows.append(
             {
-                "effect": result.effect,
+                "effect": each.effect,
                 "n": f"{fmt_count(row.get('n_reference'))} / {fmt_count(row.get('n_intervention'))}"
-                if result.available
+                if each.available
                 else None,
                 "delta_cost": _with_interval(
                     fmt_euro(row.get("delta_cost")),
@@ -951,18 +948,18 @@ def cea_view(analysis: CohortAnalysis, labels: Labels, effect: str) -> dict[str,
                         row.get("delta_cost_low"), row.get("delta_cost_high"), kind="euro"
                     ),
                 )
-                if result.available
+                if each.available
                 else None,
                 "delta_effect": _with_interval(
                     fmt_signed(row.get("delta_effect"), 3),
                     fmt_interval(row.get("delta_effect_low"), row.get("delta_effect_high"), 3),
                 )
-                if result.available
+                if each.available
                 else None,
-                "icer": icer_text(result, labels)
-                if result.available
-                else unavailable_text(analysis, result),
-                "fieller": fieller_text(result),
+                "icer": icer_text(each, labels)
+                if each.available
+                else unavailable_text(analysis, each),
+                "fieller": fieller_text(each),
                 "probability": row.get("ceac_reference_wtp"),
             }
         )
@@ -1270,7 +1267,7 @@ def _with_interval(value: str, interval: str) -> str:
     return value if interval == "–" else f"{value} ({interval})"
 
 
-def quadrant_shares(delta_cost: Sequence[float], delta_effect: Sequence[float]) -> dict[str, float]:
+def quadrant_shares(delta_cost: npt.ArrayLike, delta_effect: npt.ArrayLike) -> dict[str, float]:
     """Shares of replicates in each quadrant of the CE plane (SE = dominant)."""
     dc = np.asarray(delta_cost, dtype=float)
     de = np.asarray(delta_effect, dtype=float)

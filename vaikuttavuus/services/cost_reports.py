@@ -11,9 +11,9 @@ from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy.orm import Session
 
 from vaikuttavuus import queries
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.catalogue import (
     CostingCatalogue,
 )
@@ -96,7 +96,7 @@ class CohortCosts:
     labels: Labels
 
 
-def cohort_costs(session: Session, analysis: CohortAnalysis, language: str) -> CohortCosts:
+def cohort_costs(session: AnySession, analysis: CohortAnalysis, language: str) -> CohortCosts:
     """The cost page of ``analysis``'s pilot and filters (call inside the page's locale)."""
     labels = Labels(analysis, language)
     view = cost_view(analysis, labels)
@@ -167,7 +167,7 @@ class PatientCosts:
 
 
 def patient_costs(
-    session: Session, pilot: Pilot, enrolment: Enrolment, language: str
+    session: AnySession, pilot: Pilot, enrolment: Enrolment, language: str
 ) -> PatientCosts:
     spec = pilot_spec(pilot)
     catalogue = costing_catalogue(session)

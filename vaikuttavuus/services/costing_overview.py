@@ -12,6 +12,7 @@ built from the costing folder (:func:`vaikuttavuus.paths.costing_dir`, the same 
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ class TdabcOverview:
     activities: pd.DataFrame
     products: pd.DataFrame
 
-    def derivations(self) -> list[dict[str, Any]]:
+    def derivations(self) -> list[dict[Hashable, Any]]:
         """Each product's row of :attr:`products` (as a dict) with ``activities``: its
         activity rows, for showing how the unit cost adds up."""
         lines = self.activities.to_dict(orient="records")

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from vaikuttavuus import paths
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.definitions import (
     MEASURES_FILE,
     DefinitionError,
@@ -290,7 +290,7 @@ def latest_versions(instruments: list[InstrumentSpec]) -> dict[str, InstrumentSp
     return {spec.id: spec for spec in sorted(instruments, key=lambda s: _version_key(s.version))}
 
 
-def sync_definitions(session: Session) -> SyncReport:
+def sync_definitions(session: AnySession) -> SyncReport:
     instruments, pilots, _measures = load_all_definitions()
     report = SyncReport()
     _sync_instruments(session, instruments, report)
@@ -303,7 +303,7 @@ def sync_definitions(session: Session) -> SyncReport:
     return report
 
 
-def _sync_instruments(session: Session, specs: list[InstrumentSpec], report: SyncReport) -> None:
+def _sync_instruments(session: AnySession, specs: list[InstrumentSpec], report: SyncReport) -> None:
     problems = []
     for spec in specs:
         data = spec.model_dump(mode="json")
@@ -349,7 +349,7 @@ def _sync_instruments(session: Session, specs: list[InstrumentSpec], report: Syn
             version.is_current = version is newest
 
 
-def _sync_pilot(session: Session, spec: PilotSpec, report: SyncReport) -> None:
+def _sync_pilot(session: AnySession, spec: PilotSpec, report: SyncReport) -> None:
     data = spec.model_dump(mode="json")
     digest = definition_hash(data)
     pilot = session.scalar(select(Pilot).where(Pilot.code == spec.id))
@@ -434,7 +434,7 @@ def pilot_spec(pilot: Pilot) -> PilotSpec:
     return spec
 
 
-def current_instrument(session: Session, code: str) -> InstrumentVersion:
+def current_instrument(session: AnySession, code: str) -> InstrumentVersion:
     version = session.scalar(
         select(InstrumentVersion).where(
             InstrumentVersion.code == code, InstrumentVersion.is_current.is_(True)

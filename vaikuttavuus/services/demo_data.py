@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import ColumnElement, Select, Table, delete, exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute
 
 from vaikuttavuus.bulk import (
     bulk_insert,
@@ -25,6 +26,7 @@ from vaikuttavuus.bulk import (
     lock_tables,
     next_id,
 )
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.models import (
     Answer,
     Arm,
@@ -58,12 +60,12 @@ class DemoSummary:
         return sum(self.counts.values())
 
 
-def demo_data_present(session: Session) -> bool:
+def demo_data_present(session: AnySession) -> bool:
     """Whether any demo person (``people.source = 'demo'``) is stored."""
     return bool(session.scalar(select(exists().where(Person.source == DEMO_SOURCE))))
 
 
-def load_demo_data(session: Session, data: SyntheticData) -> DemoSummary:
+def load_demo_data(session: AnySession, data: SyntheticData) -> DemoSummary:
     """Insert ``data`` (both pilots) and return the number of rows per table.
 
     Raises :class:`LookupError` when a pilot, arm, time point or instrument of the data set is
@@ -138,7 +140,7 @@ def load_demo_data(session: Session, data: SyntheticData) -> DemoSummary:
     return DemoSummary(counts=counts)
 
 
-def remove_demo_data(session: Session) -> dict[str, int]:
+def remove_demo_data(session: AnySession) -> dict[str, int]:
     """Delete every demo person and everything that refers to them, children first.
 
     The tables to clear are found from the foreign keys, so rows of tables added later go
@@ -171,7 +173,7 @@ def _table(model: type[Base]) -> Table:
 
 
 def _pilot_lookups(
-    session: Session,
+    session: AnySession,
 ) -> tuple[dict[str, int], dict[tuple[str, str], int], dict[tuple[str, str], int]]:
     pilots = {code: pilot_id for pilot_id, code in session.execute(select(Pilot.id, Pilot.code))}
     arms = {
@@ -191,7 +193,7 @@ def _pilot_lookups(
     return pilots, arms, time_points
 
 
-def _instrument_versions(session: Session, data: SyntheticData) -> dict[str, int]:
+def _instrument_versions(session: AnySession, data: SyntheticData) -> dict[str, int]:
     """The current version id of every instrument answered, checked against the data set."""
     result = {}
     for code in pd.unique(data.responses["instrument"]).tolist():
@@ -210,7 +212,7 @@ def _pairs(first: pd.Series, second: pd.Series) -> pd.Series:
     return pd.Series(list(zip(first.tolist(), second.tolist(), strict=True)), index=first.index)
 
 
-def _mapped(keys: pd.Series, ids: Mapping[object, int], what: str) -> pd.Series:
+def _mapped(keys: pd.Series, ids: Mapping[Any, int], what: str) -> pd.Series:
     codes, uniques = pd.factorize(keys)
     missing = [key for key in uniques if key not in ids]
     if missing:
@@ -227,7 +229,7 @@ def _with_enrolment_id(frame: pd.DataFrame, enrolment_base: int) -> pd.DataFrame
     return result
 
 
-def _avoid_clashes(session: Session, people: pd.DataFrame) -> None:
+def _avoid_clashes(session: AnySession, people: pd.DataFrame) -> None:
     """Keep the unique pseudonyms and identity hashes unique against stored people.
 
     A clashing pseudonym gets a fresh random one; a clashing identity hash (only possible
@@ -256,7 +258,11 @@ def _avoid_clashes(session: Session, people: pd.DataFrame) -> None:
         people.loc[people["identity_hash"].isin(known).to_numpy(), "identity_hash"] = None
 
 
-def _existing(session: Session, column: ColumnElement[str | None], values: list[str]) -> set[str]:
+def _existing(
+    session: AnySession,
+    column: InstrumentedAttribute[str] | InstrumentedAttribute[str | None],
+    values: list[str],
+) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(values), _LOOKUP_CHUNK):
         chunk = values[start : start + _LOOKUP_CHUNK]
@@ -285,7 +291,7 @@ def _plan_deletes(
     children = list(_children(table))
     if children:
         (primary,) = table.primary_key.columns
-        ids: Select[tuple[int]] = select(primary).where(condition)
+        ids: Select[int] = select(primary).where(condition)
         for child, column in children:
             _plan_deletes(child, column.in_(ids), plan)
     plan.append((table, condition))

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain import identity
 from vaikuttavuus.models import Arm, Enrolment, Person, Pilot
 from vaikuttavuus.security.tokens import pseudonym_key
@@ -44,7 +44,7 @@ def hash_identity_code(code: str) -> str:
 
 
 def find_person(
-    session: Session, *, identity_code: str | None = None, pseudonym: str | None = None
+    session: AnySession, *, identity_code: str | None = None, pseudonym: str | None = None
 ) -> Person | None:
     if identity_code:
         return session.scalar(
@@ -55,7 +55,7 @@ def find_person(
     return None
 
 
-def _new_pseudonym(session: Session) -> str:
+def _new_pseudonym(session: AnySession) -> str:
     rng = random.SystemRandom()
     while True:
         candidate = identity.new_pseudonym(rng)
@@ -63,7 +63,7 @@ def _new_pseudonym(session: Session) -> str:
             return candidate
 
 
-def add_person(session: Session, data: NewPerson, *, source: str = "form") -> Person:
+def add_person(session: AnySession, data: NewPerson, *, source: str = "form") -> Person:
     identity_hash = hash_identity_code(data.identity_code) if data.identity_code else None
     if identity_hash and session.scalar(
         select(Person.id).where(Person.identity_hash == identity_hash)
@@ -89,7 +89,7 @@ def add_person(session: Session, data: NewPerson, *, source: str = "form") -> Pe
 
 
 def enrol(
-    session: Session,
+    session: AnySession,
     person: Person,
     *,
     pilot_code: str,

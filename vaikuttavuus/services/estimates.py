@@ -101,7 +101,7 @@ def estimates(analysis: CohortAnalysis) -> dict[str, Any]:
             result["missing"] = analysis.service_missing()
             estimated = any(s["estimate"] is not None for s in result["services"])
             result["status"] = "ok" if estimated else "too_few"
-    return plain(result)  # type: ignore[no-any-return]
+    return plain(result)
 
 
 def _primary_estimates(analysis: CohortAnalysis, primary: PrimaryResult) -> dict[str, Any]:
@@ -323,7 +323,7 @@ def estimates_text(data: dict[str, Any]) -> str:
             )
             lines.append(f"  {variable}: {shares}")
     for scenario in data.get("sensitivity", []):
-        inmb = next(iter(scenario.get("inmb", {}).values()), {})
+        inmb: dict[str, Any] = next(iter(scenario.get("inmb", {}).values()), {})
         lines.append(
             f"  {scenario['name']}: delta_effect {_fmt(scenario['delta_effect'].get('estimate'))}, "
             f"delta_cost {_fmt(scenario['delta_cost'].get('estimate'), 0)}, "

@@ -33,6 +33,7 @@ openpyxl's write-only workbook to a temporary file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import hmac
@@ -50,9 +51,9 @@ import pandas as pd
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Row, func, select
-from sqlalchemy.orm import Session
 
 from vaikuttavuus import queries
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.answers import MULTI_SEPARATOR
 from vaikuttavuus.domain.costing import episode_costs
 from vaikuttavuus.domain.scoring import score_metadata
@@ -163,10 +164,11 @@ def parse_options(args: Mapping[str, Any]) -> ExportOptions:
         raw = str(args.get(name) or "").strip()
         if not raw:
             return None
-        try:
-            return date.fromisoformat(raw) if len(raw) == 10 else _invalid(name)
-        except ValueError:
-            return _invalid(name)
+        if len(raw) == 10:
+            with contextlib.suppress(ValueError):
+                return date.fromisoformat(raw)
+        _invalid(name)
+        return None
 
     def _invalid(name: str) -> None:
         problems.append(name)
@@ -287,11 +289,11 @@ class Chunk:
 
     low: int
     high: int
-    enrolments: list[Row[Any]]
+    enrolments: list[Row[*tuple[Any, ...]]]
 
 
 def enrolment_chunks(
-    session: Session, pilot: Pilot, options: ExportOptions, size: int | None = None
+    session: AnySession, pilot: Pilot, options: ExportOptions, size: int | None = None
 ) -> Iterator[Chunk]:
     size = size or CHUNK_SIZE
     last = 0
@@ -327,7 +329,7 @@ def enrolment_chunks(
 class _Specs:
     """Instrument specs by version id, with each version's item order and date items."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: AnySession) -> None:
         self.session = session
         self.by_version: dict[int, InstrumentSpec] = {}
         self.item_order: dict[int, dict[str, int]] = {}
@@ -347,9 +349,9 @@ class _Specs:
 
 
 def _answer_rows(
-    session: Session, pilot: Pilot, options: ExportOptions, chunk: Chunk
-) -> list[Row[Any]]:
-    return (
+    session: AnySession, pilot: Pilot, options: ExportOptions, chunk: Chunk
+) -> list[Row[*tuple[Any, ...]]]:
+    return list(
         session.connection()
         .execute(
             select(
@@ -382,7 +384,7 @@ def _answer_rows(
             )
         )
         .all()
-    )  # type: ignore[return-value]
+    )
 
 
 def _instrument_order(spec: PilotSpec) -> dict[tuple[str, str], int]:
@@ -404,7 +406,7 @@ def long_header() -> list[str]:
     return list(LONG_COLUMNS)
 
 
-def long_rows(session: Session, pilot: Pilot, options: ExportOptions) -> Iterator[list[Any]]:
+def long_rows(session: AnySession, pilot: Pilot, options: ExportOptions) -> Iterator[list[Any]]:
     """The long shape, one list of cell values per answer (header not included), ordered by
     enrolment, time point, the instruments' order at that time point and item order."""
     specs = _Specs(session)
@@ -494,7 +496,7 @@ class WideLayout:
     baseline_close_days: int
 
 
-def _current_specs(session: Session, codes: Sequence[str]) -> dict[str, InstrumentSpec]:
+def _current_specs(session: AnySession, codes: Sequence[str]) -> dict[str, InstrumentSpec]:
     versions = session.scalars(
         select(InstrumentVersion).where(
             InstrumentVersion.code.in_(list(codes)), InstrumentVersion.is_current.is_(True)
@@ -503,7 +505,7 @@ def _current_specs(session: Session, codes: Sequence[str]) -> dict[str, Instrume
     return {version.code: instrument_spec(version) for version in versions}
 
 
-def wide_layout(session: Session, pilot: Pilot) -> WideLayout:
+def wide_layout(session: AnySession, pilot: Pilot) -> WideLayout:
     """The wide shape's columns for ``pilot``: fixed columns, covariates, one column per
     instrument × score × time point (instruments in the pilot's order, scores in the
     definition's order, time points in schedule order) and ``cost_total_eur``."""
@@ -550,7 +552,7 @@ def wide_layout(session: Session, pilot: Pilot) -> WideLayout:
 
 
 def _chunk_scores(
-    session: Session, pilot: Pilot, layout: WideLayout, ids: list[int]
+    session: AnySession, pilot: Pilot, layout: WideLayout, ids: list[int]
 ) -> dict[tuple[int, str, str], dict[str, Any]]:
     """(enrolment id, instrument, time point) → that response's scores."""
     found: dict[tuple[int, str, str], dict[str, Any]] = {}
@@ -567,7 +569,7 @@ def _chunk_scores(
 
 
 def _baseline_measures(
-    session: Session, layout: WideLayout, chunk: Chunk
+    session: AnySession, layout: WideLayout, chunk: Chunk
 ) -> dict[tuple[int, str], float | str | None]:
     """(enrolment id, measure) → the latest current value measured by the end of the
     baseline window."""
@@ -606,7 +608,9 @@ def _baseline_measures(
     return values
 
 
-def _chunk_costs(session: Session, pilot: Pilot, catalogue: Any, chunk: Chunk) -> dict[int, float]:
+def _chunk_costs(
+    session: AnySession, pilot: Pilot, catalogue: Any, chunk: Chunk
+) -> dict[int, float]:
     spec = pilot_spec(pilot)
     ids = [row.id for row in chunk.enrolments]
     enrolments = pd.DataFrame(
@@ -624,7 +628,10 @@ def _chunk_costs(session: Session, pilot: Pilot, catalogue: Any, chunk: Chunk) -
         spec.currency_year,
         id_col="enrolment_id",
     )
-    return {int(k): round(float(v), 2) for k, v in costs.totals.items()}
+    return {
+        int(k): round(float(v), 2)
+        for k, v in zip(costs.totals.index, costs.totals, strict=True)
+    }
 
 
 def _score_value(value: Any, kind: str) -> Any:
@@ -640,7 +647,7 @@ def _score_value(value: Any, kind: str) -> Any:
 
 
 def wide_rows(
-    session: Session, pilot: Pilot, layout: WideLayout, options: ExportOptions
+    session: AnySession, pilot: Pilot, layout: WideLayout, options: ExportOptions
 ) -> Iterator[list[Any]]:
     """The wide shape, one list of cell values per enrolment (header not included)."""
     catalogue = None
@@ -683,7 +690,7 @@ def wide_rows(
 # -- counts -------------------------------------------------------------------------------------
 
 
-def count_rows(session: Session, pilot: Pilot, shape: str, options: ExportOptions) -> int:
+def count_rows(session: AnySession, pilot: Pilot, shape: str, options: ExportOptions) -> int:
     """Rows an export will hold: answers (long), enrolments (wide) or responses (FHIR)."""
     conditions = _filters(pilot.id, options)
     if shape == "wide":
@@ -779,7 +786,7 @@ def _codes(spec: InstrumentSpec, item_id: str, language: str) -> str:
 
 
 def dictionary(
-    session: Session, pilot: Pilot, shape: Shape, options: ExportOptions, language: str
+    session: AnySession, pilot: Pilot, shape: Shape, options: ExportOptions, language: str
 ) -> list[DictionaryEntry]:
     """Every column of the shape, described in ``language``; for the long shape also each item
     of each instrument version (the values of ``item_id``) with its answer codes."""
@@ -788,7 +795,7 @@ def dictionary(
 
 
 def _dictionary_entries(
-    session: Session, pilot: Pilot, shape: Shape, options: ExportOptions, language: str
+    session: AnySession, pilot: Pilot, shape: Shape, options: ExportOptions, language: str
 ) -> list[DictionaryEntry]:
     shifted = _shift_note(options)
     spec = pilot_spec(pilot)
@@ -1014,7 +1021,7 @@ def _fhir_answers(spec: InstrumentSpec, stored: Mapping[str, str]) -> dict[str, 
     return answers
 
 
-def fhir_bundle(session: Session, pilot: Pilot, options: ExportOptions) -> Iterator[str]:
+def fhir_bundle(session: AnySession, pilot: Pilot, options: ExportOptions) -> Iterator[str]:
     """A FHIR R4 ``Bundle`` (``collection``) of the submitted responses as JSON text, one entry
     at a time. Each ``QuestionnaireResponse`` is validated by :func:`response_to_fhir`; its
     ``id`` is a keyed hash of the response, its subject ``Patient/<person_key>`` and its

@@ -37,9 +37,9 @@ import pandas as pd
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Table, select
-from sqlalchemy.orm import Session
 
 from vaikuttavuus.bulk import bulk_insert
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain import identity
 from vaikuttavuus.domain.imports import (
     KINDS,
@@ -142,7 +142,7 @@ def _chunks(values: Sequence[Any], size: int = LOOKUP_CHUNK) -> Iterator[Sequenc
 
 
 def find_people(
-    session: Session, pilot_id: int, identity_hashes: Sequence[str], pseudonyms: Sequence[str]
+    session: AnySession, pilot_id: int, identity_hashes: Sequence[str], pseudonyms: Sequence[str]
 ) -> PeopleFound:
     """The stored (not erased) people among the hashes and pseudonyms, with their enrolment in
     the pilot if they have one."""
@@ -169,7 +169,7 @@ def find_people(
     )
 
 
-def _stored_hashes(session: Session, table: Table, hashes: Sequence[str]) -> set[str]:
+def _stored_hashes(session: AnySession, table: Table, hashes: Sequence[str]) -> set[str]:
     """The hashes among ``hashes`` that ``table`` holds, in chunks over the driver's cursor
     (a million look-ups through the ORM would cost more than the import)."""
     found: set[str] = set()
@@ -199,17 +199,17 @@ def _stored_hashes(session: Session, table: Table, hashes: Sequence[str]) -> set
 
 
 TABLES: dict[str, Table] = {
-    "procedures": Procedure.__table__,  # type: ignore[dict-item]
-    "measurements": ClinicalMeasurement.__table__,  # type: ignore[dict-item]
-    "resource_use": CostItem.__table__,  # type: ignore[dict-item]
-    "direct_costs": CostItem.__table__,  # type: ignore[dict-item]
-    "exposures": ServiceExposure.__table__,  # type: ignore[dict-item]
+    "procedures": Procedure.__table__,
+    "measurements": ClinicalMeasurement.__table__,
+    "resource_use": CostItem.__table__,
+    "direct_costs": CostItem.__table__,
+    "exposures": ServiceExposure.__table__,
 }
 """Where the rows of each kind go (people: ``people`` and ``enrolments``)."""
 
 
 def import_context(
-    session: Session,
+    session: AnySession,
     pilot: Pilot,
     kind: str,
     today: date | None = None,
@@ -258,7 +258,7 @@ def _none(_hashes: Sequence[str]) -> Collection[str]:
 
 
 def _pilot_for(
-    session: Session, kind: str, pilot_code: str | None, table: RawTable | None
+    session: AnySession, kind: str, pilot_code: str | None, table: RawTable | None
 ) -> Pilot:
     """The pilot named, or else the one the file can only be for.
 
@@ -325,7 +325,7 @@ def kind_applies(kind: str, spec: PilotSpec) -> bool:
     return all(context.allowed(name) for name in requires)
 
 
-def _pilots_of_people(session: Session, table: RawTable, pilots: Sequence[Pilot]) -> set[str]:
+def _pilots_of_people(session: AnySession, table: RawTable, pilots: Sequence[Pilot]) -> set[str]:
     """The codes of the ``pilots`` in which the people the file names are enrolled (each
     distinct identity code and pseudonym is looked at once; invalid ones are left to the
     checks)."""
@@ -363,7 +363,7 @@ def _pilots_of_people(session: Session, table: RawTable, pilots: Sequence[Pilot]
 
 
 def run_import(
-    session: Session,
+    session: AnySession,
     *,
     kind: str,
     data: bytes,
@@ -495,7 +495,7 @@ COSTED_KINDS = ("people", "procedures", "resource_use", "direct_costs")
 """Imports that change whose costs are complete: new people, index events, cost rows."""
 
 
-def missing_costs(session: Session, pilot: Pilot, today: date | None) -> tuple[int, int]:
+def missing_costs(session: AnySession, pilot: Pilot, today: date | None) -> tuple[int, int]:
     """(persons whose care cycle has ended without complete cost data, persons with complete
     cost data) in ``pilot`` by its declared rule (``analysis.costs``)."""
     from vaikuttavuus import queries
@@ -524,7 +524,7 @@ def missing_costs(session: Session, pilot: Pilot, today: date | None) -> tuple[i
 
 
 def _costs_note(
-    session: Session, pilot: Pilot, today: date | None, before: tuple[int, int] | None
+    session: AnySession, pilot: Pilot, today: date | None, before: tuple[int, int] | None
 ) -> RowError | None:
     """A note for the whole file when persons whose care cycle has ended lack cost data after
     the import: their costs are missing, not 0 €, and the cost figures changed."""
@@ -545,7 +545,7 @@ def _costs_note(
     )
 
 
-def _read(session: Session, kind: str, data: bytes) -> RawTable:
+def _read(session: AnySession, kind: str, data: bytes) -> RawTable:
     """The file's rows: CSV or XLSX, or for questionnaire answers a FHIR Bundle (JSON)."""
     if kind == "responses":
         from vaikuttavuus import fhir
@@ -650,7 +650,7 @@ def _rows_for(
 
 
 def _store(
-    session: Session,
+    session: AnySession,
     batch: ImportBatch,
     pilot: Pilot,
     validation: Validation,
@@ -682,7 +682,7 @@ def _store(
 
 
 @contextmanager
-def _large_cache(session: Session) -> Iterator[None]:
+def _large_cache(session: AnySession) -> Iterator[None]:
     """SQLite: a 128 MiB page cache while a large import writes (the default is 2 MiB), so
     index pages stay in memory; restored afterwards."""
     connection = session.connection()
@@ -698,7 +698,7 @@ def _large_cache(session: Session) -> Iterator[None]:
 
 
 def _store_people(
-    session: Session,
+    session: AnySession,
     batch: ImportBatch,
     pilot: Pilot,
     frame: pd.DataFrame,
@@ -708,6 +708,7 @@ def _store_people(
     """New people through :func:`add_person`, every enrolment through :func:`enrol` (which
     schedules its invitations)."""
     total = len(frame)
+    row: Any  # a named tuple of the frame's columns (pandas-stubs type its fields as any scalar)
     for done, row in enumerate(frame.itertuples(index=False), start=1):
         if pd.isna(row.person_id):
             person = add_person(
@@ -1001,7 +1002,7 @@ def template_table(
     return header, example_row(header, pilots[0], instruments)
 
 
-def current_instrument_specs(session: Session) -> dict[str, InstrumentSpec]:
+def current_instrument_specs(session: AnySession) -> dict[str, InstrumentSpec]:
     """Instrument id → the spec of its current version."""
     from vaikuttavuus.models import InstrumentVersion
     from vaikuttavuus.services.definitions import instrument_spec

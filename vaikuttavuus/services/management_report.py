@@ -32,10 +32,9 @@ import numpy as np
 import pandas as pd
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy.orm import Session
 
 from vaikuttavuus import plotting
-from vaikuttavuus.database import read_snapshot
+from vaikuttavuus.database import AnySession, read_snapshot
 from vaikuttavuus.domain.cea import icer_status
 from vaikuttavuus.domain.periods import GridPeriod, block_release
 from vaikuttavuus.domain.primary_cea import column as primary_column
@@ -136,7 +135,7 @@ class ReleasedCohort:
 
 
 def released_cohort(
-    session: Session,
+    session: AnySession,
     pilot: Pilot,
     period: GridPeriod,
     release: date,
@@ -565,7 +564,10 @@ def primary_allowed(cohort: ReleasedCohort) -> bool:
 def answer(cohort: ReleasedCohort, labels: Labels) -> dict[str, Any]:
     """The plain-language answer to the declared question, how sure it is, and the caveat."""
     analysis = cohort.analysis
-    question = analysis.spec.analysis.question.get(labels.language)
+    declared = analysis.spec.analysis.question
+    # both pilots declare their question; a spec without one fails here as it always did
+    assert declared is not None, "the pilot's analysis declares no question"
+    question = declared.get(labels.language)
     if analysis.primary is not None:
         return _two_arm_answer(cohort, labels, question)
     return _service_answer(cohort, labels, question)
@@ -1066,7 +1068,7 @@ def management_context(cohort: ReleasedCohort, language: str) -> dict[str, Any]:
 
 
 def management_summary(
-    session: Session,
+    session: AnySession,
     pilot: Pilot,
     period: GridPeriod,
     release: date,
@@ -1095,12 +1097,12 @@ def management_summary(
         return management_context(cohort, language)
 
 
-def _document(session: Session) -> dict[str, Any]:
+def _document(session: AnySession) -> dict[str, Any]:
     return {"generated_at": datetime.now(UTC), "demo_data": demo_data_present(session)}
 
 
 def render_management_pdf(
-    session: Session,
+    session: AnySession,
     pilot: Pilot,
     period: GridPeriod,
     release: date,
@@ -1123,7 +1125,7 @@ def render_management_pdf(
 
 
 def render_board_pack(
-    session: Session,
+    session: AnySession,
     pilots: Sequence[Pilot],
     period: GridPeriod,
     release: date,

@@ -9,8 +9,8 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.identity import mask_identity_codes
 from vaikuttavuus.domain.imports import RowError, table_from_rows, validate
 from vaikuttavuus.domain.specs import MeasureSpec
@@ -46,12 +46,12 @@ class HistoryRow:
     current: bool
 
 
-def pilot_measures(session: Session, enrolment: Enrolment) -> tuple[MeasureSpec, ...]:
+def pilot_measures(session: AnySession, enrolment: Enrolment) -> tuple[MeasureSpec, ...]:
     """The catalogue's measures that apply to the enrolment's pilot."""
     return import_context(session, enrolment.pilot, "measurements").pilot_measures()
 
 
-def history(session: Session, enrolment: Enrolment) -> list[HistoryRow]:
+def history(session: AnySession, enrolment: Enrolment) -> list[HistoryRow]:
     """Every value of the enrolment, newest measurement date first; corrections follow the
     value they replaced."""
     rows = session.execute(
@@ -72,7 +72,7 @@ def history(session: Session, enrolment: Enrolment) -> list[HistoryRow]:
 
 
 def _checked(
-    session: Session,
+    session: AnySession,
     enrolment: Enrolment,
     entry: MeasurementEntry,
     *,
@@ -123,7 +123,7 @@ def _without_stored(context: Any) -> Any:
 
 
 def add_measurement(
-    session: Session,
+    session: AnySession,
     enrolment: Enrolment,
     entry: MeasurementEntry,
     user: User | None,
@@ -144,7 +144,7 @@ def add_measurement(
 
 
 def correct_measurement(
-    session: Session,
+    session: AnySession,
     measurement: ClinicalMeasurement,
     *,
     value: str,

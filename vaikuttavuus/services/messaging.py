@@ -60,9 +60,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
 
-from vaikuttavuus.database import insert_for
+from vaikuttavuus.database import AnySession, insert_for
 from vaikuttavuus.models import (
     AccessToken,
     Enrolment,
@@ -237,7 +236,7 @@ class EnqueueResult:
     cancelled: int = 0
 
 
-def enqueue(session: Session, clock: Clock) -> EnqueueResult:
+def enqueue(session: AnySession, clock: Clock) -> EnqueueResult:
     """Add the due first messages and reminders; cancel pending rows that may no longer go.
 
     Bulk INSERT … SELECT … ON CONFLICT (dedupe_key) DO NOTHING per message kind; idempotent.
@@ -271,7 +270,7 @@ def enqueue(session: Session, clock: Clock) -> EnqueueResult:
 
 
 def _enqueue(
-    session: Session, clock: Clock, *, purpose: str, extra: Any, number: int | None
+    session: AnySession, clock: Clock, *, purpose: str, extra: Any, number: int | None
 ) -> int:
     suffix = f":reminder:{number}" if purpose == "reminder" else f":{purpose}"
     key = literal("inv:", String) + cast(Invitation.id, String) + literal(suffix, String)
@@ -321,7 +320,7 @@ def _enqueue(
     return _rowcount(session.execute(statement))
 
 
-def cancel_unsendable(session: Session, clock: Clock) -> int:
+def cancel_unsendable(session: AnySession, clock: Clock) -> int:
     """Pending messages whose invitation was answered, cancelled, opted out, withdrawn, erased
     or whose window closed become ``cancelled``."""
     pending = select(OUTBOX.c.invitation_id).where(OUTBOX.c.status == "pending")
@@ -336,7 +335,7 @@ def cancel_unsendable(session: Session, clock: Clock) -> int:
     return _rowcount(result)
 
 
-def expire_stale_claims(session: Session, clock: Clock) -> int:
+def expire_stale_claims(session: AnySession, clock: Clock) -> int:
     """Rows left in ``sending`` beyond the lease (a crash mid-send) become ``failed``.
 
     They are never sent again automatically: whether the first attempt reached the person is
@@ -358,7 +357,7 @@ def _rowcount(result: Any) -> int:
 
 
 def resend(
-    session: Session, invitation: Invitation, clock: Clock, channel: str | None = None
+    session: AnySession, invitation: Invitation, clock: Clock, channel: str | None = None
 ) -> OutboxMessage:
     """Queue a new message (new dedupe key, a new link at send time) for an open invitation.
 
@@ -715,7 +714,7 @@ def load_sms_sender(spec: str) -> SmsSender:
     sender = getattr(importlib.import_module(module_name), class_name)()
     if not callable(getattr(sender, "send", None)):
         raise TypeError(f"{spec} has no send(phone, text) method")
-    return sender  # type: ignore[no-any-return]
+    return sender
 
 
 @dataclass
@@ -787,7 +786,7 @@ class SendResult:
 
 
 def send_pending(
-    session: Session,
+    session: AnySession,
     clock: Clock,
     senders: Senders | None = None,
     *,
@@ -837,7 +836,7 @@ def send_pending(
     return result
 
 
-def claim_message(session: Session, message_id: int, clock: Clock) -> str | None:
+def claim_message(session: AnySession, message_id: int, clock: Clock) -> str | None:
     """Take one pending row for this run (committed); None when another run has it."""
     claim = secrets.token_hex(16)
     outcome = session.execute(
@@ -854,7 +853,7 @@ def claim_message(session: Session, message_id: int, clock: Clock) -> str | None
     return claim if _rowcount(outcome) == 1 else None
 
 
-def _finish(session: Session, message_id: int, claim: str, **values: Any) -> None:
+def _finish(session: AnySession, message_id: int, claim: str, **values: Any) -> None:
     """Move a row this run claimed to its outcome (and commit)."""
     session.execute(
         update(OUTBOX)
@@ -868,14 +867,14 @@ def _finish(session: Session, message_id: int, claim: str, **values: Any) -> Non
     session.commit()
 
 
-def _release(session: Session, message_id: int, claim: str, **values: Any) -> None:
+def _release(session: AnySession, message_id: int, claim: str, **values: Any) -> None:
     _finish(
         session, message_id, claim, status="pending", claim_token=None, claimed_at=None, **values
     )
 
 
 def _deliver(
-    session: Session, message_id: int, claim: str, clock: Clock, senders: Senders
+    session: AnySession, message_id: int, claim: str, clock: Clock, senders: Senders
 ) -> tuple[str, str]:
     message = session.get(OutboxMessage, message_id)
     assert message is not None
@@ -946,7 +945,7 @@ def _deliver(
     return channel, "sent"
 
 
-def message_attempts(session: Session, message_id: int) -> int | None:
+def message_attempts(session: AnySession, message_id: int) -> int | None:
     return session.scalar(select(OUTBOX.c.attempts).where(OUTBOX.c.id == message_id))
 
 
@@ -959,7 +958,7 @@ def _clean(error: BaseException, *secrets_: str) -> str:
     return text[:ERROR_LIMIT]
 
 
-def _revoke(session: Session, tokens: Iterable[str], now: datetime) -> None:
+def _revoke(session: AnySession, tokens: Iterable[str], now: datetime) -> None:
     hashes = [token_hash(t) for t in tokens]
     if hashes:
         session.execute(
@@ -971,7 +970,7 @@ def _revoke(session: Session, tokens: Iterable[str], now: datetime) -> None:
 
 
 def _mark_invitations_sent(
-    session: Session, sent: list[tuple[int, str]], channel: str, now: datetime
+    session: AnySession, sent: list[tuple[int, str]], channel: str, now: datetime
 ) -> None:
     """First/last send times, reminder count and channel of the invitations just sent to."""
     for reminder in (True, False):
@@ -1003,7 +1002,7 @@ class LetterBatch:
     person_ids: tuple[int, ...]
 
 
-def pending_letters(session: Session, clock: Clock, pilot_code: str | None = None) -> int:
+def pending_letters(session: AnySession, clock: Clock, pilot_code: str | None = None) -> int:
     statement = (
         select(func.count())
         .select_from(OUTBOX)
@@ -1023,7 +1022,7 @@ SENDING_GRACE = timedelta(minutes=30)
 
 
 def waiting_since(
-    session: Session, clock: Clock, grace: timedelta = SENDING_GRACE
+    session: AnySession, clock: Clock, grace: timedelta = SENDING_GRACE
 ) -> datetime | None:
     """When the oldest e-mail or SMS that should already have gone out was due, if it has
     waited longer than ``grace``: sending (``vaikuttavuus invitations send`` from cron) does not
@@ -1050,7 +1049,7 @@ def _pilot_invitations(pilot_code: str) -> Any:
 
 
 def produce_letter_batch(
-    session: Session,
+    session: AnySession,
     clock: Clock,
     *,
     pilot_code: str | None = None,
@@ -1205,7 +1204,7 @@ class RunReport:
     dry_run: bool = False
 
 
-def due_counts(session: Session, clock: Clock) -> dict[str, int]:
+def due_counts(session: AnySession, clock: Clock) -> dict[str, int]:
     rows = session.execute(
         select(OUTBOX.c.channel, func.count())
         .where(OUTBOX.c.status == "pending", OUTBOX.c.not_before <= clock.now)
@@ -1215,7 +1214,7 @@ def due_counts(session: Session, clock: Clock) -> dict[str, int]:
 
 
 def run(
-    session: Session,
+    session: AnySession,
     clock: Clock,
     senders: Senders | None = None,
     *,
@@ -1235,7 +1234,9 @@ def run(
     return RunReport(refreshed, enqueued, sent, due_counts(session, clock))
 
 
-def outbox_summary(session: Session, pilot_code: str | None = None) -> list[tuple[str, str, int]]:
+def outbox_summary(
+    session: AnySession, pilot_code: str | None = None
+) -> list[tuple[str, str, int]]:
     """(channel, status, count) of every outbox row, optionally of one pilot."""
     statement = select(OUTBOX.c.channel, OUTBOX.c.status, func.count()).group_by(
         OUTBOX.c.channel, OUTBOX.c.status
@@ -1247,7 +1248,7 @@ def outbox_summary(session: Session, pilot_code: str | None = None) -> list[tupl
 
 
 def invitation_summary(
-    session: Session, pilot_code: str | None = None
+    session: AnySession, pilot_code: str | None = None
 ) -> list[tuple[str, str, str, int]]:
     """(pilot, time point, status, count) of the invitations."""
     statement = (
@@ -1263,7 +1264,7 @@ def invitation_summary(
     return [(str(p), str(t), str(s), int(n)) for p, t, s, n in session.execute(statement).all()]
 
 
-def messages_of(session: Session, invitation_id: int) -> list[OutboxMessage]:
+def messages_of(session: AnySession, invitation_id: int) -> list[OutboxMessage]:
     """An invitation's outbox rows, oldest first."""
     return list(
         session.scalars(

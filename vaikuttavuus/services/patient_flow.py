@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import joinedload
 
-from vaikuttavuus.database import insert_for, upsert
+from vaikuttavuus.database import AnySession, insert_for, upsert
 from vaikuttavuus.domain.answers import StoredAnswer, missing_required
 from vaikuttavuus.domain.specs import InstrumentSpec, Section, UnitContact
 from vaikuttavuus.models import (
@@ -73,7 +73,7 @@ class Step:
     section: Section
 
 
-def resolve(session: Session, token: str, today: date | None = None) -> LinkState:
+def resolve(session: AnySession, token: str, today: date | None = None) -> LinkState:
     """Look a token up. Unknown, revoked, cancelled and expired links look the same."""
     digest = token_hash(token)
     row = session.execute(
@@ -110,7 +110,7 @@ def resolve(session: Session, token: str, today: date | None = None) -> LinkStat
     return LinkState(None, invitation, digest)
 
 
-def issue_token(session: Session, invitation: Invitation) -> str:
+def issue_token(session: AnySession, invitation: Invitation) -> str:
     """A new personal link token for ``invitation``; only its hash is stored."""
     from vaikuttavuus.security.tokens import new_token
 
@@ -121,7 +121,7 @@ def issue_token(session: Session, invitation: Invitation) -> str:
 
 
 def ensure_responses(
-    session: Session,
+    session: AnySession,
     invitation: Invitation,
     language: str,
     *,
@@ -170,7 +170,9 @@ def ensure_responses(
     return [existing[code] for code in codes]
 
 
-def _responses(session: Session, invitation: Invitation, codes: list[str]) -> dict[str, Response]:
+def _responses(
+    session: AnySession, invitation: Invitation, codes: list[str]
+) -> dict[str, Response]:
     found = session.scalars(
         select(Response)
         .where(
@@ -192,7 +194,7 @@ def steps_for(responses: list[Response]) -> list[Step]:
     return steps
 
 
-def stored_answers(session: Session, response_ids: list[int]) -> dict[int, dict[str, str]]:
+def stored_answers(session: AnySession, response_ids: list[int]) -> dict[int, dict[str, str]]:
     """Stored answers per response: response id → item id → stored value."""
     result: dict[int, dict[str, str]] = {rid: {} for rid in response_ids}
     rows = session.execute(
@@ -206,7 +208,7 @@ def stored_answers(session: Session, response_ids: list[int]) -> dict[int, dict[
 
 
 def save_section(
-    session: Session,
+    session: AnySession,
     response: Response,
     section: Section,
     values: Mapping[str, StoredAnswer | None],
@@ -256,7 +258,7 @@ class SubmitResult:
 
 
 def submit(
-    session: Session, invitation: Invitation, responses: list[Response], steps: list[Step]
+    session: AnySession, invitation: Invitation, responses: list[Response], steps: list[Step]
 ) -> SubmitResult:
     """Submit every response of the invitation; a second call is a no-op that succeeds."""
     if all(r.status == "submitted" for r in responses):
@@ -280,7 +282,7 @@ def submit(
     return SubmitResult(submitted=True)
 
 
-def opt_out(session: Session, invitation: Invitation) -> int:
+def opt_out(session: AnySession, invitation: Invitation) -> int:
     """The person does not want further questionnaires: stop this and future invitations.
 
     Returns how many invitations were stopped (for the audit event the caller records)."""
@@ -309,7 +311,7 @@ def unit_contact(enrolment: Enrolment) -> UnitContact | None:
 
 
 def services_received(
-    session: Session, invitation: Invitation, language: str, today: date | None = None
+    session: AnySession, invitation: Invitation, language: str, today: date | None = None
 ) -> list[str]:
     """The services the person has received by now (type, and provider when known), named in
     ``language``: what an experience questionnaire about "the services you received" means."""

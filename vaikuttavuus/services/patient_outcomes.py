@@ -27,15 +27,16 @@ Everything returned is plain values (no ORM objects), so the PDF templates can u
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
 import pandas as pd
 from sqlalchemy import select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import defer
 
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.answers import display_value
 from vaikuttavuus.domain.reference import reference_band
 from vaikuttavuus.domain.scoring import score_range
@@ -463,7 +464,7 @@ class ScoredCohort(Protocol):
 
     def reference(self, arm: str, score: str) -> Reference: ...
 
-    def values_of(self, enrolment_id: int) -> dict[str, dict[str, Any]]: ...
+    def values_of(self, enrolment_id: int) -> dict[str, dict[Hashable, Any]]: ...
 
 
 class FreshCohort:
@@ -476,7 +477,7 @@ class FreshCohort:
         same_arm = self.scores[self.scores["arm"] == arm] if not self.scores.empty else self.scores
         return reference_by_time_point(reference_band(same_arm, score))
 
-    def values_of(self, enrolment_id: int) -> dict[str, dict[str, Any]]:
+    def values_of(self, enrolment_id: int) -> dict[str, dict[Hashable, Any]]:
         if self.scores.empty:
             return {}
         return values_by_time_point(self.scores[self.scores["enrolment_id"] == enrolment_id])
@@ -565,7 +566,7 @@ def _instrument_series(
 
 
 def patient_series(
-    session: Session, enrolment: Enrolment, language: str, instrument_code: str
+    session: AnySession, enrolment: Enrolment, language: str, instrument_code: str
 ) -> list[ScoreSeries]:
     """Every chartable score of one instrument: the patient's values and the cohort band."""
     pilot: Pilot = enrolment.pilot
@@ -580,7 +581,7 @@ def patient_series(
 # -- the whole page -------------------------------------------------------------------------
 
 
-def _current_versions(session: Session, codes: Sequence[str]) -> dict[str, InstrumentVersion]:
+def _current_versions(session: AnySession, codes: Sequence[str]) -> dict[str, InstrumentVersion]:
     versions = session.scalars(
         select(InstrumentVersion)
         .where(InstrumentVersion.code.in_(list(codes)), InstrumentVersion.is_current.is_(True))
@@ -614,7 +615,7 @@ def _measure_value(row: Any, spec: MeasureSpec | None) -> float | str | None:
 
 
 def _measures(
-    session: Session, enrolment: Enrolment, pilot: PilotSpec, language: str
+    session: AnySession, enrolment: Enrolment, pilot: PilotSpec, language: str
 ) -> list[MeasureHistory]:
     rows = session.execute(
         select(
@@ -674,7 +675,7 @@ def _measures(
 
 
 def _procedures(
-    session: Session, enrolment: Enrolment, pilot: PilotSpec, language: str
+    session: AnySession, enrolment: Enrolment, pilot: PilotSpec, language: str
 ) -> list[ProcedureRow]:
     labels = {p.id: p.name.get(language) for p in pilot.procedure_types}
     rows = session.execute(
@@ -701,7 +702,7 @@ def _procedures(
 
 
 def _services(
-    session: Session, enrolment: Enrolment, pilot: PilotSpec, language: str
+    session: AnySession, enrolment: Enrolment, pilot: PilotSpec, language: str
 ) -> list[ServiceRow]:
     """The client's service episodes in order of their start."""
     from vaikuttavuus.models import ServiceExposure
@@ -736,7 +737,7 @@ def _services(
 
 
 def _invitations(
-    session: Session, enrolment: Enrolment, pilot: PilotSpec, language: str
+    session: AnySession, enrolment: Enrolment, pilot: PilotSpec, language: str
 ) -> list[InvitationRow]:
     labels = {tp.id: tp.label.get(language) for tp in pilot.time_points}
     rows = session.execute(
@@ -767,7 +768,7 @@ def _invitations(
 
 
 def _prems(
-    session: Session,
+    session: AnySession,
     enrolment: Enrolment,
     pilot: PilotSpec,
     codes: Sequence[str],
@@ -918,7 +919,7 @@ def _alerts(
 
 
 def patient_overview(
-    session: Session,
+    session: AnySession,
     enrolment: Enrolment,
     language: str,
     today: date,

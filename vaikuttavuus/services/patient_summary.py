@@ -26,9 +26,8 @@ import pandas as pd
 from babel.numbers import format_decimal as babel_format_decimal
 from flask_babel import force_locale, get_locale, ngettext
 from flask_babel import gettext as _
-from sqlalchemy.orm import Session
 
-from vaikuttavuus.database import read_snapshot
+from vaikuttavuus.database import AnySession, read_snapshot
 from vaikuttavuus.domain.disclosure import suppress_small_cells
 from vaikuttavuus.models import Enrolment
 from vaikuttavuus.pdf import render_pdf
@@ -332,7 +331,7 @@ def alert_texts(alerts: Sequence[Alert]) -> list[str]:
 
 
 def summary_context(
-    session: Session, enrolment: Enrolment, language: str, today: date
+    session: AnySession, enrolment: Enrolment, language: str, today: date
 ) -> dict[str, Any]:
     """Plain values for ``reports/patient_summary.html`` (call inside ``force_locale``)."""
     pilot = enrolment.pilot
@@ -454,7 +453,7 @@ def summary_language(enrolment: Enrolment, requested: str | None = None) -> str:
     return preferred if preferred in SUMMARY_LANGUAGES else "fi"
 
 
-def summary_pdf(session: Session, enrolment: Enrolment, language: str, today: date) -> bytes:
+def summary_pdf(session: AnySession, enrolment: Enrolment, language: str, today: date) -> bytes:
     """The one-page summary as PDF bytes, in ``language``."""
     with read_snapshot(session), force_locale(language):  # one moment of the data
         context = summary_context(session, enrolment, language, today)

@@ -240,7 +240,7 @@ def _scenario(name: str, labels: Labels) -> str:
         return _(
             "Non-responders %(delta)s points worse (%(arm)s only)",
             delta=delta,
-            arm=labels.arm(labels.analysis.primary_plan.comparison.other)  # type: ignore[union-attr]
+            arm=labels.arm(labels.analysis.primary_plan.comparison.other)
             if labels.analysis.primary_plan.comparison
             else "",
         )
@@ -662,7 +662,7 @@ def costing_sensitivity_view(analysis: CohortAnalysis, labels: Labels) -> dict[s
             [
                 {
                     "scenario": _scenario_row(row, labels),
-                    "inmb": fmt_euro(row["inmb"]),  # type: ignore[arg-type]
+                    "inmb": fmt_euro(row["inmb"]),
                 }
                 for row in scenarios
             ],

@@ -26,9 +26,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
 
 from vaikuttavuus import __version__
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.answers import display_value
 from vaikuttavuus.domain.identity import mask_identity_codes
 from vaikuttavuus.models import (
@@ -95,7 +95,7 @@ class Scope:
         return next((e for e in self.enrolments if e.pilot.code == pilot_code), None)
 
 
-def scope_for(session: Session, user: User, pseudonym: str) -> Scope | None:
+def scope_for(session: AnySession, user: User, pseudonym: str) -> Scope | None:
     """Admins act for anyone; a pilot lead for the enrolments in the pilots they lead."""
     person = session.scalar(select(Person).where(Person.pseudonym == pseudonym))
     if person is None:
@@ -141,12 +141,12 @@ def columns(row: Base, leave_out: Iterable[str] = ()) -> dict[str, Any]:
     skip = set(leave_out)
     return {
         column.key: plain(getattr(row, column.key))
-        for column in row.__table__.columns  # type: ignore[attr-defined]
+        for column in row.__table__.columns
         if column.key not in skip
     }
 
 
-def subject_access(session: Session, scope: Scope, language: str = "fi") -> dict[str, Any]:
+def subject_access(session: AnySession, scope: Scope, language: str = "fi") -> dict[str, Any]:
     """Everything stored about the person within ``scope``, as JSON-ready values."""
     person = scope.person
     enrolment_ids = [e.id for e in scope.enrolments]
@@ -170,7 +170,7 @@ def subject_access(session: Session, scope: Scope, language: str = "fi") -> dict
     }
 
 
-def _enrolment(session: Session, enrolment: Enrolment, language: str) -> dict[str, Any]:
+def _enrolment(session: AnySession, enrolment: Enrolment, language: str) -> dict[str, Any]:
     data = columns(enrolment)
     data["pilot"] = enrolment.pilot.code
     data["pilot_name"] = enrolment.pilot.label(language)
@@ -212,7 +212,7 @@ def _enrolment(session: Session, enrolment: Enrolment, language: str) -> dict[st
     return data
 
 
-def _invitation(session: Session, invitation: Invitation, language: str) -> dict[str, Any]:
+def _invitation(session: AnySession, invitation: Invitation, language: str) -> dict[str, Any]:
     data = columns(invitation)
     data["time_point"] = invitation.time_point.code
     data["time_point_name"] = invitation.time_point.label(language)
@@ -268,7 +268,7 @@ def _response(response: Response, language: str) -> dict[str, Any]:
     return data
 
 
-def _counts(session: Session, enrolment_ids: Sequence[int]) -> dict[str, int]:
+def _counts(session: AnySession, enrolment_ids: Sequence[int]) -> dict[str, int]:
     from sqlalchemy import func
 
     def count(model: Any, *where: Any) -> int:
@@ -311,7 +311,7 @@ class Outcome:
 
 
 def withdraw(
-    session: Session,
+    session: AnySession,
     enrolment: Enrolment,
     *,
     reason: str | None = None,
@@ -334,7 +334,7 @@ def withdraw(
 
 
 def _stop_invitations(
-    session: Session, enrolment_ids: Sequence[int], now: datetime, outcome: Outcome
+    session: AnySession, enrolment_ids: Sequence[int], now: datetime, outcome: Outcome
 ) -> None:
     """Cancel live invitations, revoke every link, cancel unsent messages, and remove the
     unsubmitted answers of the cancelled invitations (never part of any statistic)."""
@@ -397,7 +397,7 @@ def _count(result: Any) -> int:
 
 
 def erase(
-    session: Session,
+    session: AnySession,
     person: Person,
     *,
     delete_answers: bool = False,
@@ -461,7 +461,7 @@ def erase(
 
 
 def _delete_answers(
-    session: Session, enrolment_ids: Sequence[int], now: datetime, outcome: Outcome
+    session: AnySession, enrolment_ids: Sequence[int], now: datetime, outcome: Outcome
 ) -> None:
     """Delete every response and answer; the invitations they answered become cancelled, so
     response rates lose the answer from both the numerator and the denominator."""
@@ -486,7 +486,7 @@ def _delete_answers(
     session.expire_all()
 
 
-def _remove_free_text(session: Session, enrolment_ids: Sequence[int], outcome: Outcome) -> None:
+def _remove_free_text(session: AnySession, enrolment_ids: Sequence[int], outcome: Outcome) -> None:
     """Free-text answers can hold anything, names included: they go even when the rest stays
     (no statistic uses them)."""
     removed = 0

@@ -28,15 +28,15 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy.orm import Session
 
 from vaikuttavuus import queries
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.reference import reference_band
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -58,13 +58,14 @@ def _plain(value: object) -> float | None:
 
 def reference_by_time_point(band: pd.DataFrame) -> Reference:
     """:func:`vaikuttavuus.domain.reference.reference_band`'s frame as plain values."""
+    rows: Iterable[Any] = band.itertuples(index=False)  # named tuples of the band's columns
     return {
         str(row.time_point): (int(row.n), _plain(row.median), _plain(row.q1), _plain(row.q3))
-        for row in band.itertuples(index=False)
+        for row in rows
     }
 
 
-def values_by_time_point(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
+def values_by_time_point(rows: pd.DataFrame) -> dict[str, dict[Hashable, Any]]:
     """One patient's scored responses of an instrument: time point → column → value."""
     return {str(record["time_point"]): record for record in rows.to_dict("records")}
 
@@ -77,7 +78,7 @@ class Entry:
     scores: pd.DataFrame
     ids: frozenset[int]
     references: dict[tuple[str, str], Reference] = field(default_factory=dict)
-    _rows_of: dict[int, Any] | None = None
+    _rows_of: dict[Hashable, Any] | None = None
 
     def reference(self, arm: str, score: str) -> Reference:
         """The cohort reference of ``score`` in ``arm`` per time point (computed once)."""
@@ -90,7 +91,7 @@ class Entry:
             self.references[key] = found
         return found
 
-    def values_of(self, enrolment_id: int) -> dict[str, dict[str, Any]]:
+    def values_of(self, enrolment_id: int) -> dict[str, dict[Hashable, Any]]:
         """One patient's scored responses (time point → column → value)."""
         if self.scores.empty:
             return {}
@@ -114,18 +115,18 @@ class _Cache:
 _CACHE = _Cache()
 
 
-def _database(session: Session) -> str:
-    return session.get_bind().url.render_as_string(hide_password=True)
+def _database(session: AnySession) -> str:
+    return session.get_bind().engine.url.render_as_string(hide_password=True)
 
 
-def _full(session: Session, pilot_id: int, code: str, version: Version) -> Entry:
+def _full(session: AnySession, pilot_id: int, code: str, version: Version) -> Entry:
     scores = queries.instrument_scores(session, pilot_id, code)
     ids = frozenset(int(i) for i in scores["response_id"]) if not scores.empty else frozenset()
     return Entry(version, scores, ids)
 
 
 def _appended(
-    session: Session, pilot_id: int, code: str, held: Entry, version: Version
+    session: AnySession, pilot_id: int, code: str, held: Entry, version: Version
 ) -> Entry | None:
     """``held`` plus the responses submitted since, or ``None`` if they do not account exactly
     for ``version`` (then the caller reads everything)."""
@@ -155,7 +156,7 @@ def _appended(
     return Entry(version, scores, held.ids | frozenset(new_ids))
 
 
-def scored_responses(session: Session, pilot_id: int, codes: Sequence[str]) -> dict[str, Entry]:
+def scored_responses(session: AnySession, pilot_id: int, codes: Sequence[str]) -> dict[str, Entry]:
     """The scored responses of each instrument of ``codes`` in the pilot, as the session's
     transaction (the request's read snapshot) sees them."""
     versions = queries.submitted_response_versions(session, pilot_id, codes)

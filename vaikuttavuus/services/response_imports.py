@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import bindparam, delete, func, literal_column, or_, select, update
-from sqlalchemy.orm import Session
 
 from vaikuttavuus.bulk import bulk_insert, lock_tables, next_id
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.imports import ResponseKey, StoredResponse
 from vaikuttavuus.domain.specs import InstrumentSpec
 from vaikuttavuus.models import (
@@ -65,7 +65,7 @@ def _chunks(values: Sequence[Any], size: int = LOOKUP_CHUNK) -> Iterator[Sequenc
 # -- look-ups for the checks ------------------------------------------------------------------
 
 
-def instrument_versions(session: Session) -> dict[str, dict[str, InstrumentSpec]]:
+def instrument_versions(session: AnySession) -> dict[str, dict[str, InstrumentSpec]]:
     """Every loaded instrument version: code → version → spec."""
     found: dict[str, dict[str, InstrumentSpec]] = {}
     for version in session.scalars(select(InstrumentVersion).order_by(InstrumentVersion.id)):
@@ -73,7 +73,7 @@ def instrument_versions(session: Session) -> dict[str, dict[str, InstrumentSpec]
     return found
 
 
-def current_versions(session: Session) -> dict[str, str]:
+def current_versions(session: AnySession) -> dict[str, str]:
     """Instrument code → its current version."""
     return dict(
         session.execute(
@@ -85,7 +85,7 @@ def current_versions(session: Session) -> dict[str, str]:
 
 
 def stored_responses(
-    session: Session, pilot: Pilot, keys: Sequence[ResponseKey]
+    session: AnySession, pilot: Pilot, keys: Sequence[ResponseKey]
 ) -> dict[ResponseKey, StoredResponse]:
     """The stored responses among (enrolment id, time point, instrument) keys, submitted ones
     with their answers."""
@@ -133,7 +133,7 @@ def stored_responses(
     return result
 
 
-def subject_resolver(session: Session) -> Callable[[str], str | None]:
+def subject_resolver(session: AnySession) -> Callable[[str], str | None]:
     """``Patient/<key>`` of an export → the person's pseudonym (people not erased). The keys
     are computed on first use, one HMAC per person."""
     from vaikuttavuus.services.exports import PERSON_KEY_PURPOSE, KeyedHasher
@@ -163,7 +163,7 @@ def _noon(days: pd.Series) -> pd.Series:
 
 
 def _invitations(
-    session: Session, enrolment_ids: Sequence[int]
+    session: AnySession, enrolment_ids: Sequence[int]
 ) -> dict[tuple[int, int], tuple[int, str]]:
     """(enrolment id, time point id) → (invitation id, status)."""
     found: dict[tuple[int, int], tuple[int, str]] = {}
@@ -177,12 +177,15 @@ def _invitations(
     return found
 
 
-def _replace_started(session: Session, frame: pd.DataFrame, time_points: Mapping[str, int]) -> None:
+def _replace_started(
+    session: AnySession, frame: pd.DataFrame, time_points: Mapping[str, int]
+) -> None:
     """Delete the unsent responses (and their answers) that imported rows replace."""
     started = frame[frame["replaces"]]
     if started.empty:
         return
     ids: list[int] = []
+    row: Any  # a named tuple of the frame's columns (pandas-stubs type its fields as any scalar)
     for row in started.itertuples(index=False):
         found = session.scalar(
             select(Response.id).where(
@@ -207,7 +210,7 @@ def _idempotency_keys(count: int) -> np.ndarray:
 
 
 def store(
-    session: Session,
+    session: AnySession,
     batch: ImportBatch,
     pilot: Pilot,
     frame: pd.DataFrame,
@@ -228,7 +231,7 @@ def store(
     }
     responses_table = Response.__table__
     answers_table = Answer.__table__
-    lock_tables(session, [responses_table, answers_table])  # type: ignore[list-item]
+    lock_tables(session, [responses_table, answers_table])
     _replace_started(session, frame, time_points)
 
     enrolment_ids = frame["enrolment_id"].to_numpy(dtype="int64")
@@ -245,7 +248,7 @@ def store(
         version_ids[(code, version)]
         for code, version in zip(frame["instrument"], frame["version"], strict=True)
     ]
-    first = next_id(session, responses_table)  # type: ignore[arg-type]
+    first = next_id(session, responses_table)
     ids = np.arange(first, first + total, dtype="int64")
     submitted = _noon(frame["completed_on"]).reset_index(drop=True)
     rows = pd.DataFrame(
@@ -268,7 +271,7 @@ def store(
             "import_batch_id": batch.id,
         }
     )
-    bulk_insert(session, responses_table, rows)  # type: ignore[arg-type]
+    bulk_insert(session, responses_table, rows)
 
     response_of_line = pd.Series(ids, index=frame.index.to_numpy())
     answer_rows = pd.DataFrame(
@@ -282,7 +285,7 @@ def store(
     count = len(answer_rows)
     for start in range(0, count, ANSWER_CHUNK):
         chunk = answer_rows.iloc[start : start + ANSWER_CHUNK].reset_index(drop=True)
-        bulk_insert(session, answers_table, chunk)  # type: ignore[arg-type]
+        bulk_insert(session, answers_table, chunk)
         if progress is not None:
             progress(min(start + ANSWER_CHUNK, count), count)
     _complete_invitations(session, pilot, invitations, enrolment_ids, time_point_ids)
@@ -291,7 +294,7 @@ def store(
 
 
 def _complete_invitations(
-    session: Session,
+    session: AnySession,
     pilot: Pilot,
     invitations: Mapping[tuple[int, int], tuple[int, str]],
     enrolment_ids: np.ndarray,
@@ -319,6 +322,7 @@ def _complete_invitations(
             .where(Response.enrolment_id.in_(list(chunk)), Response.status == "submitted")
             .group_by(Response.enrolment_id, Response.time_point_id, Response.instrument_code)
         ):
+            assert latest is not None  # a submitted response has its submission time
             key = (int(enrolment_id), int(time_point_id))
             codes, last = answered.get(key, (set(), latest))
             codes.add(str(code))

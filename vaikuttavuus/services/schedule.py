@@ -21,9 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Date, case, exists, func, literal, or_, select, text, update
-from sqlalchemy.orm import Session
 
-from vaikuttavuus.database import LIKE_ESCAPE, contains_pattern, insert_for
+from vaikuttavuus.database import LIKE_ESCAPE, AnySession, contains_pattern, insert_for
 from vaikuttavuus.models import (
     AccessToken,
     Arm,
@@ -73,7 +72,7 @@ def status_on(opens_on: date, closes_on: date, today: date) -> str:
 
 
 def ensure_invitations(
-    session: Session, enrolment: Enrolment, today: date | None = None
+    session: AnySession, enrolment: Enrolment, today: date | None = None
 ) -> list[Invitation]:
     """One invitation per time point of the pilot (created once; windows follow the index
     date while the invitation is still unanswered)."""
@@ -131,7 +130,7 @@ class RefreshResult:
         }
 
 
-def refresh(session: Session, today: date, now: datetime | None = None) -> RefreshResult:
+def refresh(session: AnySession, today: date, now: datetime | None = None) -> RefreshResult:
     """Bring every invitation up to date for ``today`` in a few bulk statements.
 
     1. Stop: live invitations of people who opted out become ``opted_out``; those of withdrawn
@@ -180,14 +179,14 @@ def refresh(session: Session, today: date, now: datetime | None = None) -> Refre
     return RefreshResult(created, opened, expired, opted_out, cancelled)
 
 
-def _serialise(session: Session) -> None:
+def _serialise(session: AnySession) -> None:
     """PostgreSQL: one refresh at a time (the lock ends with the transaction). SQLite already
     serialises writers."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _REFRESH_LOCK_KEY})
 
 
-def _planner_statistics(session: Session) -> None:
+def _planner_statistics(session: AnySession) -> None:
     """SQLite: refresh the query planner's statistics (sampled, a few milliseconds).
 
     Without them SQLite walks every live invitation to stop the few of withdrawn or opted-out
@@ -201,7 +200,7 @@ def _planner_statistics(session: Session) -> None:
         session.execute(text(f"ANALYZE {table}"))
 
 
-def analyze_after_bulk(session: Session, table: str, rows: int) -> None:
+def analyze_after_bulk(session: AnySession, table: str, rows: int) -> None:
     """PostgreSQL: refresh ``table``'s planner statistics after this transaction changed many
     of its rows (ANALYZE counts the transaction's own new rows).
 
@@ -217,7 +216,7 @@ def _rowcount(result: Any) -> int:
     return max(int(getattr(result, "rowcount", 0) or 0), 0)
 
 
-def _stop_opted_out(session: Session) -> int:
+def _stop_opted_out(session: AnySession) -> int:
     invitations = Invitation.__table__
     people_who_opted_out = (
         select(Enrolment.id)
@@ -236,7 +235,7 @@ def _stop_opted_out(session: Session) -> int:
     )
 
 
-def _stop_ended(session: Session, now: datetime) -> int:
+def _stop_ended(session: AnySession, now: datetime) -> int:
     invitations = Invitation.__table__
     ended = (
         select(Enrolment.id)
@@ -255,14 +254,14 @@ def _stop_ended(session: Session, now: datetime) -> int:
     )
 
 
-def plus_days(session: Session, day: Any, days: Any) -> Any:
+def plus_days(session: AnySession, day: Any, days: Any) -> Any:
     """SQL for ``day + days`` (a date column plus an integer column), per dialect."""
     if session.get_bind().dialect.name == "sqlite":
         return func.date(day, func.printf("%d days", days), type_=Date)
     return day + days
 
 
-def _create_missing(session: Session, today: date) -> int:
+def _create_missing(session: AnySession, today: date) -> int:
     opens = plus_days(session, Enrolment.index_date, TimePoint.window_open_days)
     closes = plus_days(session, Enrolment.index_date, TimePoint.window_close_days)
     today_value = literal(today, Date)
@@ -335,7 +334,7 @@ def sendable_problem(invitation: Invitation, today: date) -> str | None:
     return None
 
 
-def cancel_invitation(session: Session, invitation: Invitation, now: datetime) -> None:
+def cancel_invitation(session: AnySession, invitation: Invitation, now: datetime) -> None:
     """Stop an unanswered invitation: its links stop working and pending messages are dropped."""
     if invitation.status in FINAL_STATUSES:
         raise InvitationActionError(
@@ -371,7 +370,7 @@ def can_restore(invitation: Invitation) -> bool:
     )
 
 
-def restore_invitation(session: Session, invitation: Invitation, today: date) -> str:
+def restore_invitation(session: AnySession, invitation: Invitation, today: date) -> str:
     """Undo :func:`cancel_invitation`: the status follows the window again, the links and the
     messages the cancellation stopped work again. Returns the new status."""
     problem = _person_problem(invitation)
@@ -414,7 +413,7 @@ def extended_closes_on(closes_on: date, today: date, days: int) -> date:
 
 
 def extend_invitation(
-    session: Session, invitation: Invitation, days: int, today: date
+    session: AnySession, invitation: Invitation, days: int, today: date
 ) -> tuple[date, date]:
     """Move the last day of an unanswered invitation; re-open it when it had expired.
 
@@ -503,7 +502,7 @@ class InvitationPage:
 
 
 def list_invitations(
-    session: Session,
+    session: AnySession,
     pilot_id: int,
     filters: InvitationFilters,
     language: str,
@@ -577,7 +576,7 @@ def list_invitations(
     return InvitationPage(rows=rows, total=total, page=page, pages=pages)
 
 
-def pilot_invitation(session: Session, pilot_id: int, invitation_id: int) -> Invitation | None:
+def pilot_invitation(session: AnySession, pilot_id: int, invitation_id: int) -> Invitation | None:
     """The invitation if it belongs to the pilot (and its person is not erased)."""
     return session.scalar(
         select(Invitation)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.models import Pilot, Role, User, new_session_nonce
 from vaikuttavuus.security.passwords import (
     hash_password,
@@ -51,7 +51,7 @@ class LoginResult:
 
 
 def create_user(
-    session: Session,
+    session: AnySession,
     *,
     username: str,
     password: str,
@@ -89,7 +89,7 @@ def create_user(
     return user
 
 
-def _pilots(session: Session, codes: tuple[str, ...]) -> list[Pilot]:
+def _pilots(session: AnySession, codes: tuple[str, ...]) -> list[Pilot]:
     pilots = list(session.scalars(select(Pilot).where(Pilot.code.in_(codes))))
     unknown = set(codes) - {p.code for p in pilots}
     if unknown:
@@ -107,7 +107,7 @@ def lacks_pilots(user: User) -> bool:
 
 
 def update_user(
-    session: Session,
+    session: AnySession,
     user: User,
     *,
     role: str,
@@ -171,7 +171,7 @@ def set_password(
     user.session_nonce = new_session_nonce()  # log out every other session
 
 
-def authenticate(session: Session, username: str, password: str) -> LoginResult:
+def authenticate(session: AnySession, username: str, password: str) -> LoginResult:
     user = session.scalar(select(User).where(User.username == username.strip()))
     if user is None:
         if "hash" not in _DUMMY_HASH:

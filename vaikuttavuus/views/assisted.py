@@ -156,7 +156,7 @@ def step(pilot_code: str, invitation_id: int, number: int) -> Response:
     language = _questionnaire_language(invitation)
     responses, steps = _steps(invitation, language)
     how, proxy = _answered_how()
-    here = {
+    here: dict[str, Any] = {  # url_for's values
         "pilot_code": pilot.code,
         "invitation_id": invitation.id,
         "qlang": language,

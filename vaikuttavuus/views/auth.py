@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import cast
 from urllib.parse import urlsplit
 
 from flask import (
@@ -130,12 +131,15 @@ def change_password() -> Response | str:
         if not verify_password(user.password_hash, form.current_password.data or ""):
             limiter.hit(limit, *who)
             audit.record("password_change_failed", object_type="user", object_id=user.id)
-            form.current_password.errors.append(_("The current password is wrong."))
+            # validated fields hold their errors in a list (the stubs say Sequence)
+            cast(list[str], form.current_password.errors).append(
+                _("The current password is wrong.")
+            )
         else:
             try:
                 set_password(user, form.new_password.data or "")
             except UserError as error:
-                form.new_password.errors.append(password_message(error.code))
+                cast(list[str], form.new_password.errors).append(password_message(error.code))
             else:
                 audit.record("password_changed", object_type="user", object_id=user.id)
                 start_session(user)

@@ -24,10 +24,9 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from vaikuttavuus.database import SnapshotSession, read_snapshot
+from vaikuttavuus.database import AnySession, SnapshotSession, read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import Pilot, Role
@@ -151,7 +150,7 @@ def _streamed_response(
 
 
 def _rows(
-    session: Session, pilot: Pilot, shape: Shape, options: ExportOptions
+    session: AnySession, pilot: Pilot, shape: Shape, options: ExportOptions
 ) -> tuple[list[str], Iterator[list[object]]]:
     if shape == "long":
         return exports.long_header(), exports.long_rows(session, pilot, options)

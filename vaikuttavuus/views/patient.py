@@ -314,7 +314,7 @@ def step(token: str, number: int) -> Response:
     else:
         form = build_section_form(current.spec, current.section, language, stored=stored)
     status = 422 if errors else 200
-    questions = {
+    questions: dict[str, Any] = {  # the questions template's context
         "form": form,
         "errors": errors,
         "describe_field": describe_field,

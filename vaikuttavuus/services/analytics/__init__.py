@@ -158,4 +158,4 @@ class CohortAnalysis(
                 self.services(score, by).to_dict()  # type: ignore[arg-type]
                 for score, by in services
             ]
-        return plain(result)  # type: ignore[no-any-return]
+        return plain(result)

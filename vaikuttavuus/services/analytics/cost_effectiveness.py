@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from vaikuttavuus.domain import cea
@@ -64,7 +64,7 @@ class EffectResult:
     def available(self) -> bool:
         return self.two_arm is not None and not self.hidden
 
-    def at(self, values: Sequence[float], lam: float) -> float | None:
+    def at(self, values: npt.ArrayLike, lam: float) -> float | None:
         """The value of a per-λ array at λ (exact grid point)."""
         if self.two_arm is None:
             return None
@@ -270,7 +270,7 @@ class CostEffectivenessSections(CohortData):
         frame = self.cea_frame
         data = frame[frame["cost"].notna() & frame[effect].notna()]
         notes: list[str] = []
-        arm_rows = []
+        arm_rows: list[dict[str, Any]] = []
         for arm in self.arms:
             part = data[data["arm"] == arm]
             arm_rows.append(

@@ -14,9 +14,9 @@ from typing import Any, Self
 
 import numpy as np
 import pandas as pd
-from sqlalchemy.orm import Session
 
 from vaikuttavuus import queries, report_settings
+from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain import outcomes
 from vaikuttavuus.domain.catalogue import CostingCatalogue
 from vaikuttavuus.domain.costing import (
@@ -114,7 +114,7 @@ class CohortData:
 
     def __init__(
         self,
-        session: Session,
+        session: AnySession,
         pilot: Pilot,
         filters: Filters | None = None,
         *,
@@ -197,7 +197,7 @@ class CohortData:
         instrument, score_id = score.split(".", 1)
         spec = self.instruments.get(instrument)
         value = spec.score(score_id).direction if spec is not None else None
-        return value or "lower_is_better"  # type: ignore[return-value]
+        return value or "lower_is_better"
 
     @cached_property
     def utility(self) -> str | None:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from vaikuttavuus.domain import outcomes
 from vaikuttavuus.domain.notes import Note
+from vaikuttavuus.domain.outcomes import QalyDifference
 from vaikuttavuus.domain.stats import mean_ci
 from vaikuttavuus.services.analytics.data import (
     CohortData,
@@ -27,7 +28,7 @@ class OutcomeSection:
     scores: tuple[str, ...]
     primary: str
     qalys: Published
-    qaly_difference: outcomes.QalyDifference | None
+    qaly_difference: QalyDifference | None
     notes: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,7 +49,12 @@ class OutcomeSections(CohortData):
 
     @cached_property
     def outcomes(self) -> OutcomeSection:
-        follow_ups = [self.follow_up] if self.filters.time_point in self.follow_ups else None
+        follow_up = self.follow_up  # the filter's time point when it is a follow-up
+        follow_ups = (
+            [follow_up]
+            if follow_up is not None and self.filters.time_point in self.follow_ups
+            else None
+        )
         parts = []
         scores = []
         notes: list[str] = []
@@ -110,7 +116,7 @@ class OutcomeSections(CohortData):
         order = sorted(range(len(keys)), key=keys.__getitem__)
         return published if order == list(range(len(keys))) else published.reordered(order)
 
-    def _qalys(self, notes: list[str]) -> tuple[Published, outcomes.QalyDifference | None]:
+    def _qalys(self, notes: list[str]) -> tuple[Published, QalyDifference | None]:
         table = self.qaly_table
         columns = ["arm", "n_persons", "n", "mean", "ci_low", "ci_high"]
         if table is None:

@@ -4,7 +4,7 @@ size), so the pages, the CSV downloads, the PDFs and the CLI show the same suppr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -41,7 +41,7 @@ class Published:
 
     def records(self) -> list[dict[str, Any]]:
         """Rows as plain dicts (hidden or missing values are ``None``)."""
-        return plain(self.table.to_dict("records"))  # type: ignore[no-any-return]
+        return plain(self.table.to_dict("records"))
 
     def data_columns(self) -> list[str]:
         return [c for c in self.table.columns if c != disclosure.MARKER]
@@ -55,12 +55,12 @@ class Published:
         return values is not None and bool(values[row])
 
     @cached_property
-    def _hidden_columns(self) -> dict[str, np.ndarray]:
+    def _hidden_columns(self) -> dict[Hashable, np.ndarray]:
         """``hidden`` as one boolean array per column (the views ask cell by cell)."""
         return {column: self.hidden[column].to_numpy(dtype=bool) for column in self.hidden}
 
     @cached_property
-    def _primary_columns(self) -> dict[str, np.ndarray]:
+    def _primary_columns(self) -> dict[Hashable, np.ndarray]:
         return {column: self.primary[column].to_numpy(dtype=bool) for column in self.primary}
 
     def reordered(self, order: Sequence[int]) -> Published:
@@ -130,7 +130,9 @@ def publish(
         suppress_zeros=suppress_zeros,
     )
     hidden = table.notna() & result.table[table.columns].isna()
-    primary = result.reasons.eq(disclosure.PRIMARY).reindex(columns=table.columns, fill_value=False)
+    primary = (result.reasons == disclosure.PRIMARY).reindex(
+        columns=table.columns, fill_value=False
+    )
     return Published(
         name,
         result.table,

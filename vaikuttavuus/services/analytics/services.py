@@ -343,7 +343,7 @@ class ServiceSections(CohortData):
             follow_ups={tp: offsets[tp] for tp in self.follow_ups},
             due=due,
             categories=categories,
-            directions={s: self.direction(s) for s in scores},  # type: ignore[misc]
+            directions={s: self.direction(s) for s in scores},
             care_start_days=self.spec.care_cycle.start_days,
             min_exposure_days=self.spec.analysis.min_exposure_days,
             as_of=self.as_of,
@@ -384,7 +384,7 @@ class ServiceSections(CohortData):
             _ATTRIBUTIONS.put(key, result)
         with self._lock:
             self._attribution_results[by] = result
-        return result  # type: ignore[no-any-return]
+        return result
 
     @cached_property
     def _attribution_results(self) -> dict[str, attribution.Attribution | str]:
