@@ -1040,8 +1040,8 @@ def utility_score(
     if declared == "none":
         return None
     if declared is not None:
-        instrument, score = declared.split(".", 1)
-        return instrument, score
+        instrument, score_id = declared.split(".", 1)
+        return instrument, score_id
     for code in pilot.baseline.instruments:
         spec = instruments.get(code)
         for score in spec.scores if spec is not None else ():

@@ -170,7 +170,7 @@ class Labels:
         """The unit of an effect as the pilot declares it (``willingness_to_pay → unit``)."""
         if name not in EFFECT_KINDS:
             return None
-        unit = self.analysis.spec.willingness_to_pay(name).unit  # type: ignore[arg-type]
+        unit = self.analysis.spec.willingness_to_pay(name).unit
         return unit.get(self.language) if unit is not None else None
 
     def effect_unit(self, name: object) -> str:

@@ -105,8 +105,8 @@ class ReleasedCohort:
         declared one."""
         analysis = self.analysis
         follow_ups = analysis.follow_ups
-        if self.requested_time_point in follow_ups:
-            return self.requested_time_point  # type: ignore[return-value]
+        if self.requested_time_point is not None and self.requested_time_point in follow_ups:
+            return self.requested_time_point
         declared = analysis.primary_plan.time_point
         if declared in follow_ups and self.is_due(declared):
             return declared
