@@ -23,6 +23,7 @@ from tests.conftest import FORM_TOKEN_FIELD, login
 from tests.support.cli import run_cli
 from tests.support.import_files import csv_bytes
 from tests.support.knee_pilot import INSTRUMENT, ITEMS, PILOT, definition_folders
+from tests.web.report_numbers import pdf_text
 from tests.web.test_walking_skeleton import answer_pages
 from vaikuttavuus.cli import main
 from vaikuttavuus.domain import identity
@@ -196,10 +197,26 @@ def test_the_knee_pilot_end_to_end(
     assert "polven toimintakyvyn piste" in cea
     imports = page(lead, f"/imports/{PILOT}/?lang=en")
     assert "inpatient_theatre" in imports and "day_surgery_unit" in imports
-    pdfs = (f"/pilot/{PILOT}/summary.pdf?lang=sv", f"/pilot/{PILOT}/management.pdf?lang_pdf=en")
-    for path in pdfs:
-        response = lead.get(path)
-        assert response.status_code == 200 and response.data.startswith(b"%PDF-"), path
+    # every PDF in three languages, each with the pilot's own names in that language
+    names = {
+        "fi": ("Polven tekonivelleikkaus", "Päiväkirurgia"),
+        "sv": ("Knäprotesoperation", "Dagkirurgi"),
+        "en": ("Knee arthroplasty", "Day surgery"),
+    }
+    for language, (pilot_name, arm_name) in names.items():
+        pdfs = (
+            (lead, f"/pilot/{PILOT}/summary.pdf?lang={language}"),
+            (lead, f"/pilot/{PILOT}/management.pdf?lang_pdf={language}"),
+            (
+                clinician,
+                f"/clinician/{PILOT}/{pseudonym(codes[-1])}/summary.pdf?lang_pdf={language}",
+            ),
+        )
+        for client, path in pdfs:
+            response = client.get(path)
+            assert response.status_code == 200 and response.data.startswith(b"%PDF-"), path
+            shown = pdf_text(response.data, tmp_path)
+            assert pilot_name in shown and arm_name in shown, path
 
     # report estimates: day surgery against inpatient care, in points of knee function
     result = knee_app.test_cli_runner().invoke(
