@@ -158,9 +158,20 @@ def _clean(values: Sequence[float | None]) -> list[float]:
 
 @dataclass(frozen=True)
 class Band:
+    """A severity band from ``low`` up to ``high`` (the next band's ``low``). ``shade`` orders
+    the shades from light (0, the best band) to dark, so the shading follows the score's
+    direction rather than the order the bands are listed in."""
+
     low: float
     high: float
     label: str
+    shade: int | None = None
+
+
+def band_colour(band: Band, position: int) -> str:
+    """The band's shade (its ``shade``, else its position among the bands)."""
+    rank = band.shade if band.shade is not None else position
+    return BAND_SHADES[min(rank, len(BAND_SHADES) - 1)]
 
 
 def grouped_bar_chart(
@@ -263,11 +274,11 @@ def trajectory_panels(
         ax = figure.add_subplot(1, count, index + 1)
         style_axes(ax)
         if panel.y_range is not None:
-            for shade, band in enumerate(panel.bands):
+            for position, band in enumerate(panel.bands):
                 ax.axhspan(
-                    band.low - 0.5,
-                    band.high + 0.5,
-                    color=BAND_SHADES[shade % len(BAND_SHADES)],
+                    band.low,
+                    band.high,
+                    color=band_colour(band, position),
                     alpha=0.6,
                     linewidth=0,
                 )

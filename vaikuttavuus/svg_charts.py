@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import TypeGuard
 from xml.sax.saxutils import escape, quoteattr
 
-from vaikuttavuus.plotting import BAND_SHADES, OKABE_ITO, Band, Chart
+from vaikuttavuus.plotting import OKABE_ITO, Band, Chart, band_colour
 
 WIDTH, HEIGHT = 640, 380
 FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
@@ -129,8 +129,8 @@ def trajectory_svg(
     ]
     if y_range is not None:
         for index, band in enumerate(bands):
-            top, low = py(band.high + 0.5), py(band.low - 0.5)
-            shade = BAND_SHADES[index % len(BAND_SHADES)]
+            top, low = py(band.high), py(band.low)
+            shade = band_colour(band, index)
             out.append(
                 f'<rect x="{LEFT}" y="{top:.1f}" width="{plot_w}" height="{low - top:.1f}" '
                 f'fill="{shade}" fill-opacity="0.6"/>'

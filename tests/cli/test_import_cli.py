@@ -21,6 +21,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from tests.support.import_files import CODES, csv_bytes, good_rows, xlsx_bytes
+from tests.support.knee_pilot import definition_folders
 from vaikuttavuus.cli import main
 from vaikuttavuus.cli.imports import CHECKING_LABEL, PROGRESS_MIN_ROWS, STORING_LABEL
 from vaikuttavuus.extensions import db
@@ -60,6 +61,28 @@ def test_template_prints_the_documented_header() -> None:
     assert lines[1].startswith("010150-901D,,qmax,")
     unknown = runner.invoke(main, ["import", "template", "nope"])
     assert unknown.exit_code == 2
+
+
+def test_template_examples_come_from_the_pilot_definition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--pilot``: the example row's arm, procedure type and setting are the pilot's own (the
+    test suite's knee pilot: its reference arm and the setting that arm allows)."""
+    for name, folder in definition_folders(tmp_path).items():
+        monkeypatch.setenv(name, str(folder))
+    runner = CliRunner()
+
+    def example(kind: str, pilot: str) -> str:
+        arguments = ["import", "template", kind, "--with-example", "--pilot", pilot]
+        result = runner.invoke(main, arguments)
+        assert result.exit_code == 0, result.output
+        return str(result.output.splitlines()[1])
+
+    assert ",knee,inpatient," in example("people", "knee")
+    assert example("procedures", "knee").startswith("010150-901D,,tka,inpatient_theatre,")
+    assert example("procedures", "bph").startswith("010150-901D,,turp,operating_room,")
+    unknown = runner.invoke(main, ["import", "template", "people", "--pilot", "nope"])
+    assert unknown.exit_code == 2 and "unknown pilot 'nope'" in unknown.output
 
 
 def test_help_shows_both_forms() -> None:

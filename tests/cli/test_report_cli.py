@@ -114,6 +114,7 @@ def test_the_board_pack_and_finnish_by_default(cohort_app: Flask, tmp_path: Path
         (("--period", "2025Q5"), "is not a quarter, half-year or year"),
         (("--period", "2099"), "not released yet"),
         (("--lang", "de"), "'de' is not one of"),
+        (("--time-point", "baseline"), "--time-point must be a follow-up of bph: m3, m12"),
     ],
 )
 def test_bad_options_are_refused(
@@ -173,7 +174,7 @@ def test_table_prints_the_pages_csv(cohort_app: Flask, tmp_path: Path) -> None: 
 
 
 def test_mixed_model_prints_its_effects(cohort_app: Flask) -> None:  # noqa: F811
-    result = invoke(cohort_app, "mixed-model", "--pilot", "older-adults", "--score", "ucla3.total")
+    result = invoke(cohort_app, "mixed-model", "--pilot", "older-adults")  # its primary score
     assert result.exit_code == 0, result.output
     header = result.output.splitlines()[0].split(",")
     assert header[:3] == ["category", "n_exposed", "slope_difference"]

@@ -145,6 +145,29 @@ def test_validate_reports_file_item_and_field(runner: CliRunner, tmp_path: Path)
     )
 
 
+def test_validate_reports_band_gaps_and_duplicate_keys(runner: CliRunner, tmp_path: Path) -> None:
+    """A band limit typed wrong leaves values without a band, and a key written twice in the
+    YAML silently replaces the first: both are refused with the place."""
+    text = IPSS_FILE.read_text(encoding="utf-8")
+    moderate = "      - label: moderate\n        min: 8\n"
+    assert moderate in text
+    gap = write(tmp_path / "ipss-1.yaml", text.replace(moderate, moderate.replace("8", "9")))
+    result = run(runner, instruments, ["validate", str(gap)])
+    assert result.exit_code == 1
+    assert f"{gap} (scores[band]): bands 'mild' (… 7) and 'moderate' (9 …) leave a gap" in (
+        result.stdout
+    )
+    repeated = text.replace('version: "1"\n', 'version: "1"\nversion: "2"\n')
+    twice = write(tmp_path / "ipss-1.yaml", repeated)
+    result = run(runner, instruments, ["validate", str(twice)])
+    assert result.exit_code == 1
+    line = text[: text.index('version: "1"\n')].count("\n") + 2
+    assert (
+        f"{twice} (line {line}, column 1): not valid YAML: the key 'version' appears twice "
+        f"(first on line {line - 1})"
+    ) in result.stdout
+
+
 def test_validate_reports_yaml_syntax_with_position(runner: CliRunner, tmp_path: Path) -> None:
     path = write(tmp_path / "bad-1.yaml", "id: bad\nversion: '1'\ntitle: [unclosed\n")
     result = run(runner, instruments, ["validate", str(path)])

@@ -321,6 +321,12 @@ def test_summarise_outcomes_per_arm_and_all() -> None:
     assert clinic["share_missing"] == pytest.approx(0.5)
     assert clinic["n_baseline"] == 3
     assert clinic["n_responders"] == 2 and clinic["n_classified"] == 2
+    # The paired means are over the persons with both answers, so their difference is the
+    # mean change; the unpaired baseline mean also counts who has no follow-up.
+    assert clinic["paired_follow_up_mean"] - clinic["paired_baseline_mean"] == pytest.approx(
+        clinic["change_mean"]
+    )
+    assert clinic["paired_baseline_mean"] != pytest.approx(clinic["baseline_mean"])
     everyone = summary.loc[(ALL_ARMS, "total", "m3")]
     assert everyone["n_persons"] == 7 and everyone["n"] == 5
     assert everyone["n_responders"] == 4

@@ -7,18 +7,22 @@ out by hand here, not from the engine.
 from __future__ import annotations
 
 import ast
+import copy
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from vaikuttavuus.definitions import load_instrument
 from vaikuttavuus.domain import scoring
 from vaikuttavuus.domain.scoring import (
     ScoringError,
+    band_positions,
     long_to_wide,
     score_answers,
     score_frame,
@@ -26,7 +30,7 @@ from vaikuttavuus.domain.scoring import (
     score_names,
     score_range,
 )
-from vaikuttavuus.domain.specs import InstrumentSpec
+from vaikuttavuus.domain.specs import BandScore, InstrumentSpec
 from vaikuttavuus.paths import questionnaires_dir
 
 IPSS_ITEMS = [f"ipss{i}" for i in range(1, 8)]
@@ -145,7 +149,7 @@ CUSTOM: dict[str, Any] = {
             "id": "visit_band",
             "method": "band",
             "of": "visit_count",
-            "bands": [{"label": "few", "min": 0, "max": 2}, {"label": "many", "min": 5, "max": 50}],
+            "bands": [{"label": "few", "min": 0, "max": 2}, {"label": "many", "min": 3, "max": 50}],
         },
     ],
 }
@@ -505,10 +509,51 @@ def test_flags_on_items_yes_no_and_decimal(custom: InstrumentSpec) -> None:
         score_answers(custom, {"weight": 20})
 
 
-def test_value_between_bands_has_no_band(custom: InstrumentSpec) -> None:
+def test_bands_are_half_open_and_end_at_the_last_max(custom: InstrumentSpec) -> None:
     assert score_answers(custom, {"visits": 1})["visit_band"] == "few"
-    assert score_answers(custom, {"visits": 3})["visit_band"] is None
+    assert score_answers(custom, {"visits": 2})["visit_band"] == "few"
+    assert score_answers(custom, {"visits": 3})["visit_band"] == "many"
     assert score_answers(custom, {"visits": 50})["visit_band"] == "many"
+    band = custom.score("visit_band")
+    assert isinstance(band, BandScore)
+    # a value between two integer limits (a prorated or imputed score) gets the lower band
+    values = np.array([2.0, 2.5, 2.999, 3.0, 50.0, 50.5, -0.1, np.nan])
+    labels = [band.ordered[p].label if p < 2 else None for p in band_positions(band, values)]
+    assert labels == ["few", "few", "few", "many", "many", None, None, None]
+    assert band.band_of(2.5) is band.ordered[0] and band.band_of(51) is None
+
+
+def test_prorated_ipss_between_band_limits_gets_a_band(ipss: InstrumentSpec) -> None:
+    """IPSS mild 0–7 / moderate 8–19: a total of 7.5 (not a whole number) is still banded."""
+    band = ipss.score("band")
+    assert isinstance(band, BandScore)
+    assert [band.band_of(v).label for v in (7.0, 7.5, 8.0, 19.99, 35.0)] == [  # type: ignore[union-attr]
+        "mild", "mild", "moderate", "moderate", "severe"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("bands", "problem"),
+    [
+        ([(0, 2), (5, 50)], "leave a gap"),
+        ([(0, 2.5), (2.7, 50)], "leave a gap"),
+        ([(0, 2), (2, 50)], "overlap"),
+        ([(1, 2), (3, 50)], "cover 1–50 but 'visit_count' ranges over 0–50"),
+    ],
+)
+def test_bands_with_gaps_or_short_of_the_range_are_refused(
+    bands: list[tuple[float, float]], problem: str
+) -> None:
+    definition = copy.deepcopy(CUSTOM)
+    for score in definition["scores"]:
+        if score["id"] == "visit_count":
+            score["range"] = [0, 50]
+        if score["id"] == "visit_band":
+            score["bands"] = [
+                {"label": f"b{n}", "min": low, "max": high} for n, (low, high) in enumerate(bands)
+            ]
+    with pytest.raises(ValidationError, match=re.escape(problem)):
+        InstrumentSpec.model_validate(definition)
 
 
 def test_score_answers_returns_plain_python(custom: InstrumentSpec) -> None:

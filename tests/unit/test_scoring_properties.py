@@ -104,11 +104,14 @@ def reference_scores(
             numeric[score.id] = result[score.id] = value
         elif isinstance(score, BandScore):
             source = numeric[score.of] if score.of in numeric else answers.get(score.of)
+            last = score.ordered[-1]
             result[score.id] = next(
-                (
+                (  # half-open: up to the next band's min, the last band up to its max
                     band.label
-                    for band in score.bands
-                    if source is not None and band.min <= source <= band.max
+                    for band, low, high in score.intervals()
+                    if source is not None
+                    and low <= source
+                    and (source < high or (band is last and source <= high))
                 ),
                 None,
             )
@@ -206,8 +209,12 @@ def test_bands_and_flags_consistent_with_their_source(case: tuple[str, dict[str,
                 continue
             assert isinstance(source, float)
             if isinstance(score, BandScore):
-                band = next(b for b in score.bands if b.label == result[score.id])
-                assert band.min <= source <= band.max
+                low, high = next(
+                    (low, high)
+                    for band, low, high in score.intervals()
+                    if band.label == result[score.id]
+                )
+                assert low <= source <= high
             else:
                 assert result[score.id] is COMPARE[score.operator](source, score.value)
 

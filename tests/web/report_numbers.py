@@ -598,8 +598,8 @@ def outcome_columns(labels: Any, score: str, with_responders: bool) -> list[Col]
         Col("time_point", "label", labeller=labels.time_point),
         Col("arm", "label", labeller=labels.arm),
         Col("n", "count"),
-        Col("baseline_mean", "number", digits),
-        Col("follow_up_mean", "number", digits),
+        Col("paired_baseline_mean", "number", digits),
+        Col("paired_follow_up_mean", "number", digits),
         Col("change_mean", "signed", digits),
         Col("change_ci_low", "interval", digits, high="change_ci_high"),
     ]
@@ -608,7 +608,12 @@ def outcome_columns(labels: Any, score: str, with_responders: bool) -> list[Col]
             Col("share_responders", "share"),
             Col("responders_ci_low", "interval_share", high="responders_ci_high"),
         ]
-    return [*columns, Col("share_missing", "share")]
+    return [
+        *columns,
+        Col("share_missing", "share"),
+        Col("n_baseline", "count"),
+        Col("baseline_mean", "number", digits),
+    ]
 
 
 def service_columns(labels: Any, by: str) -> dict[str, list[Col]]:

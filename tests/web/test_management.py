@@ -34,7 +34,13 @@ from tests.support.isolation import fresh_globals_per_request
 from tests.support.pdf_structure import assert_accessible
 from tests.web import report_numbers as rn
 from vaikuttavuus import queries
-from vaikuttavuus.domain.periods import GridPeriod, default_period, release_date, released_periods
+from vaikuttavuus.domain.periods import (
+    GridPeriod,
+    block_release,
+    default_period,
+    release_date,
+    released_periods,
+)
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import Arm, AuditEvent, Enrolment, Person, Pilot, Role
 from vaikuttavuus.security.access import PUBLIC, declared_access
@@ -264,6 +270,49 @@ def test_the_download_follows_the_form(boss: FlaskClient, management_app: Flask)
     event = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
     assert event is not None and event.action == "export_pdf"
     assert event.details["period"] == half.code and event.details["language"] == "sv"
+
+
+def _key_figure_labels(html: str) -> list[str]:
+    return [row[0] for row in rn.read_page(html).tables[0].rows]
+
+
+def test_the_key_figures_are_at_the_latest_due_follow_up_or_the_chosen_one(
+    boss: FlaskClient,
+    management_app: Flask,  # noqa: F811
+) -> None:
+    """The newest released quarter's 12-month follow-up is not due yet: the key figures are at
+    the latest follow-up that is (3 months, which has answers), not at one nobody could answer
+    yet; management can choose the follow-up on the page (an unknown one is automatic) and
+    the PDF follows the form."""
+    release, year = the_release()
+    pilot = queries.pilot_by_code(db.session, "bph")
+    assert pilot is not None
+    quarters = [p for p in released_periods(
+        queries.first_index_date(db.session, [pilot.id]), release) if p.kind == "Q"]  # fmt: skip
+    # the newest quarter whose 3-month follow-up is released but the 12-month one is not
+    quarter = max(q for q in quarters if block_release(q.end, 120) <= release < block_release(
+        q.end, 425))  # fmt: skip
+    cohort = released_cohort(db.session, pilot, quarter, release)
+    assert not cohort.is_due("m12") and cohort.is_due("m3")
+    assert cohort.time_point == "m3"
+    rates = cohort.analysis.response_rates.table.records()
+    assert any(r["time_point"] == "m3" and (r["responded"] or 0) > 0 for r in rates)
+    with rn.in_language(management_app, "fi"):
+        m3, m12 = Labels(cohort.analysis, "fi").time_point("m3"), "12 kuukautta"
+    labels = _key_figure_labels(boss.get(f"/management/?pilot=bph&period={quarter.code}").text)
+    assert any(m3 in label for label in labels) and not any(m12 in label for label in labels)
+
+    # the declared 12 months when it is due; 3 months when management chooses it
+    assert released_cohort(db.session, pilot, year, release).time_point == "m12"
+    page = boss.get(f"/management/?pilot=bph&period={year.code}&time_point=m3").text
+    assert any(m3 in label for label in _key_figure_labels(page))
+    assert '<option value="m3" selected>' in page
+    unknown = boss.get(f"/management/?pilot=bph&period={year.code}&time_point=m99").text
+    assert any(m12 in label for label in _key_figure_labels(unknown))
+    download = boss.get(
+        f"/management/summary.pdf?pilot=bph&period={year.code}&time_point=m3&lang_pdf=fi"
+    )
+    assert download.status_code == 200 and download.data.startswith(b"%PDF-")
 
 
 # -- the PDFs ------------------------------------------------------------------------------------

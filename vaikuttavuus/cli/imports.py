@@ -230,8 +230,9 @@ class _ProgressBars:
     "--pilot",
     "pilot_code",
     metavar="CODE",
-    help="responses: only the item columns of this pilot's instruments (default: every "
-    "pilot's); the example is for its baseline.",
+    help="The example row's codes (arm, setting, time point, …) come from this pilot's "
+    "definition; responses: only the item columns of its instruments (default: every "
+    "pilot's) and the example is for its baseline.",
 )
 def template(kind: str, with_example: bool, pilot_code: str | None) -> None:
     """Print the documented header of KIND (CSV, one line). For responses the item columns
@@ -239,18 +240,24 @@ def template(kind: str, with_example: bool, pilot_code: str | None) -> None:
     from vaikuttavuus.services.imports import template_csv
 
     pilots: list[Any] = []
-    instruments = None
-    if kind == "responses":
+    instruments = measures = None
+    if kind == "responses" or pilot_code is not None:
         from vaikuttavuus.services.definitions import latest_versions, load_all_definitions
 
-        specs, pilots, _measures = load_all_definitions()
-        instruments = latest_versions(specs)
+        specs, pilots, measures = load_all_definitions()
+        instruments = latest_versions(specs) if kind == "responses" else None
         if pilot_code is not None:
             pilots = [pilot for pilot in pilots if pilot.id == pilot_code]
             if not pilots:
                 raise click.BadParameter(f"unknown pilot '{pilot_code}'", param_hint="--pilot")
     click.echo(
-        template_csv(kind, with_example=with_example, pilots=pilots, instruments=instruments),
+        template_csv(
+            kind,
+            with_example=with_example,
+            pilots=pilots if kind == "responses" or pilot_code is not None else [],
+            instruments=instruments,
+            measures=measures,
+        ),
         nl=False,
     )
 

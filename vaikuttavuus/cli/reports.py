@@ -182,11 +182,20 @@ def _management_options(function: Any) -> Any:
 
 
 @report.command("management")
-@click.option("--pilot", "pilot_code", required=True, metavar="CODE", help="bph or older-adults.")
+@click.option("--pilot", "pilot_code", required=True, metavar="CODE", help="The pilot's code.")
+@click.option(
+    "--time-point",
+    "time_point",
+    default=None,
+    metavar="T",
+    help="The follow-up of the key figures (default: the declared one when due, else the "
+    "latest that is due).",
+)
 @_management_options
 @with_appcontext
 def management_command(
     pilot_code: str,
+    time_point: str | None,
     period: object,
     lang: str,
     out: Path,
@@ -197,10 +206,16 @@ def management_command(
     """Write the management summary of a pilot (two A4 pages, small cells hidden)."""
     from vaikuttavuus.extensions import db
     from vaikuttavuus.services import audit
+    from vaikuttavuus.services.definitions import pilot_spec
     from vaikuttavuus.services.management_report import render_management_pdf
 
     pilot = _pilot(pilot_code)
     release, chosen = _release_and_period(period, as_of, [pilot.id])  # type: ignore[attr-defined]
+    follow_ups = [tp.id for tp in pilot_spec(pilot).time_points if not tp.baseline]  # type: ignore[arg-type]
+    if time_point is not None and time_point not in follow_ups:
+        raise click.UsageError(
+            f"--time-point must be a follow-up of {pilot_code}: {', '.join(follow_ups)}"
+        )
     pdf = render_management_pdf(
         db.session,
         pilot,  # type: ignore[arg-type]
@@ -209,6 +224,7 @@ def management_command(
         lang,
         n_boot=n_boot,
         seed=seed,
+        time_point=time_point,
     )
     _write(out, pdf)
     audit.record(
@@ -222,6 +238,7 @@ def management_command(
             "period": chosen.code,
             "release": release.isoformat(),
             "file": out.name,
+            **({"time_point": time_point} if time_point else {}),
         },
     )
     db.session.commit()
@@ -364,7 +381,11 @@ def table_command(
 
 @report.command("mixed-model")
 @click.option("--pilot", "pilot_code", required=True, metavar="CODE")
-@click.option("--score", default="ucla3.total", show_default=True)
+@click.option(
+    "--score",
+    default=None,
+    help="The score, e.g. ucla3.total (default: the pilot's primary score).",
+)
 @click.option(
     "--by",
     type=click.Choice(["service_type", "provider_sector"]),
@@ -374,7 +395,7 @@ def table_command(
 @click.option("--period", callback=_period, default=None, metavar="FROM:TO", help=PERIOD_HELP)
 @with_appcontext
 def mixed_model_command(
-    pilot_code: str, score: str, by: str, period: tuple[date | None, date | None]
+    pilot_code: str, score: str | None, by: str, period: tuple[date | None, date | None]
 ) -> None:
     """Fit the exploratory mixed model over all time points (slow on a large cohort) and
     print the difference in yearly change associated with each service as CSV (small cells
@@ -391,6 +412,7 @@ def mixed_model_command(
 
     pilot = _pilot(pilot_code)
     analysis = CohortAnalysis(db.session, pilot, Filters(period=period))  # type: ignore[arg-type]
+    score = score or analysis.primary_service_score
     if score not in analysis.service_scores:
         _fail(
             f"No service score '{score}' in '{pilot_code}' ({', '.join(analysis.service_scores)})."

@@ -38,10 +38,37 @@ class DefinitionError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a mapping key written twice: PyYAML would silently
+    keep the last value, so a copy-paste slip would change a definition unnoticed."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"the key '{key}' appears twice (first on line {first.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path) -> Any:
+    """A definition file as Python data; invalid YAML, a duplicated key and an unreadable file
+    are a :class:`DefinitionError` naming the file and the line."""
     try:
         with path.open(encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
+            return yaml.load(handle, Loader=UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -144,8 +171,15 @@ MEASURES_FILE = "measures.yaml"
 def load_pilots(directory: Path, instrument_ids: Iterable[str]) -> list[PilotSpec]:
     """Every pilot in ``directory`` (all YAML files but the measure catalogue); each time point
     may only name known instruments."""
+    return [spec for _path, spec in load_pilot_files(directory, instrument_ids)]
+
+
+def load_pilot_files(
+    directory: Path, instrument_ids: Iterable[str]
+) -> list[tuple[Path, PilotSpec]]:
+    """:func:`load_pilots` with the file each pilot came from (for messages)."""
     known = set(instrument_ids)
-    specs: list[PilotSpec] = []
+    specs: list[tuple[Path, PilotSpec]] = []
     problems: list[Problem] = []
     files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
     for path in (f for f in files if f.name != MEASURES_FILE):
@@ -169,10 +203,10 @@ def load_pilots(directory: Path, instrument_ids: Iterable[str]) -> list[PilotSpe
                 problems.append(
                     Problem(str(path), "primary_outcome", f"unknown instrument '{rule.instrument}'")
                 )
-        specs.append(spec)
+        specs.append((path, spec))
     if problems:
         raise DefinitionError(problems)
-    ids = [s.id for s in specs]
+    ids = [s.id for _path, s in specs]
     if len(ids) != len(set(ids)):
         raise DefinitionError([Problem(str(directory), "", "two pilots share the same id")])
     return specs

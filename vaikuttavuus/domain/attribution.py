@@ -1704,6 +1704,8 @@ def _sensitivity(run: _Run, observed: pd.DataFrame) -> list[dict[str, Any]]:
             subsets.append(("web_only", complete & web))
     exposed_all = follow_up.exposure.exposed[run.rows]
     for analysis, keep in subsets:
+        if not keep.any():  # nobody to analyse yet (e.g. no follow-up answered)
+            continue
         part = run.design(base, keep, exposed_all, names)
         usable = [
             s for s in chosen

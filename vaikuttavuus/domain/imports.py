@@ -66,7 +66,6 @@ __all__ = [
     "KINDS",
     "MAX_REPORTED_ERRORS",
     "SCHEMAS",
-    "SETTINGS",
     "Column",
     "ImportContext",
     "ImportFileError",
@@ -99,8 +98,6 @@ Kind = Literal[
 ]
 KINDS: tuple[Kind, ...] = IMPORT_KINDS  # type: ignore[assignment]
 
-SETTINGS: tuple[str, ...] = ("operating_room", "outpatient_clinic")
-"""Where a procedure was done (the ``procedures.setting`` check constraint)."""
 RESPONSE_MODES: tuple[str, ...] = ("web", "phone", "paper", "imported")
 """How answers were given (the ``responses.mode`` check constraint)."""
 
@@ -545,8 +542,48 @@ class Schema:
                 return column
         raise KeyError(name)
 
-    def example_row(self) -> tuple[str, ...]:
-        return tuple(column.example for column in self.columns)
+    def example_row(
+        self, pilot: PilotSpec | None = None, measures: MeasureCatalogue | None = None
+    ) -> tuple[str, ...]:
+        """An example row; for a ``pilot``, every value that its definition decides (pilot,
+        arm, procedure type and setting, time point, service type, provider sector and,
+        with the ``measures`` catalogue, a measure of the pilot with its unit and a value in
+        range) comes from that definition."""
+        values = {column.name: column.example for column in self.columns}
+        if pilot is None:
+            return tuple(values.values())
+        arm = pilot.reference_arm.id
+        first = {
+            "pilot": pilot.id,
+            "arms": arm,
+            "procedure_types": next((t.id for t in pilot.procedure_types), ""),
+            "settings": next(iter(pilot.settings_of(arm)), ""),
+            "service_types": next((t.id for t in pilot.service_types), ""),
+            "provider_sectors": next((s.id for s in pilot.provider_sectors), ""),
+            "time_points": pilot.baseline.id,
+        }
+        for column in self.columns:
+            if column.example and column.vocabulary in first:
+                values[column.name] = first[column.vocabulary]
+        if self.kind == "measurements" and measures is not None:
+            own = [m for m in measures.measures if not m.pilots or pilot.id in m.pilots]
+            if own and values["measure"] not in {m.id for m in own}:
+                measure = own[0]
+                values["measure"] = measure.id
+                values["unit"] = measure.unit or ""
+                values["value"] = _example_value(measure)
+        return tuple(values.values())
+
+
+def _example_value(measure: MeasureSpec) -> str:
+    """A valid value of ``measure`` for an example row (the middle of a numeric range)."""
+    if measure.type == "grade":
+        return measure.grades[0]
+    if measure.type == "yes_no":
+        return "no"
+    assert measure.min is not None and measure.max is not None
+    middle = (measure.min + measure.max) / 2
+    return str(round(middle)) if measure.type == "integer" else f"{middle:g}".replace(".", ",")
 
 
 PERSON_COLUMNS: tuple[str, str] = ("identity_code", "pseudonym")
@@ -678,7 +715,10 @@ SCHEMAS: dict[str, Schema] = {
             Column(
                 "setting",
                 "code",
-                N_("operating_room or outpatient_clinic."),
+                N_(
+                    "Where the procedure was done: a setting of the pilot definition "
+                    "(procedure_settings, else the arms) that the person's arm allows."
+                ),
                 "operating_room",
                 required=True,
                 vocabulary="settings",
@@ -1112,7 +1152,7 @@ class ImportContext:
             "service_types": lambda: (t.id for t in pilot.service_types),
             "provider_sectors": lambda: (s.id for s in pilot.provider_sectors),
             "time_points": lambda: (tp.id for tp in pilot.time_points),
-            "settings": lambda: SETTINGS,
+            "settings": lambda: (s.id for s in pilot.settings),
             "measures": lambda: (m.id for m in self.pilot_measures()),
             "products": lambda: self.product_codes,
             "cost_centres": lambda: self.cost_centre_codes,
@@ -1558,6 +1598,29 @@ class _Check:
 
             self.errors.add(wrong, later, "date_order", params)
 
+    def check_settings(self, arms: np.ndarray) -> None:
+        """A procedure's setting is one that its person's arm allows (``arms → settings`` of
+        the pilot; an arm without a list allows every setting of the pilot)."""
+        pilot = self.context.pilot
+        allowed = {arm.id: pilot.settings_of(arm.id) for arm in pilot.arms}
+        setting = self.values["setting"].to_numpy(dtype=object)
+        wrong = np.array(
+            [
+                isinstance(value, str) and arm in allowed and value not in allowed[arm]
+                for value, arm in zip(setting, arms, strict=True)
+            ],
+            dtype=bool,
+        )
+        self.errors.add(
+            wrong,
+            "setting",
+            "conflict",
+            lambda positions: [
+                {"reason": "setting", "arm": arms[p], "allowed": list(allowed[arms[p]])}
+                for p in positions
+            ],
+        )
+
     def check_measurements(self, index_day: np.ndarray) -> None:
         """The value by its measure's type and range, the unit, the time point's window.
 
@@ -1900,6 +1963,8 @@ def validate(
         check.errors.add(not_enrolled & mask, name, "unknown_person", {"reason": "not_enrolled"})
     if kind == "measurements":
         check.check_measurements(people.index_day)
+    if kind == "procedures":
+        check.check_settings(people.arm)
     if kind == "responses":
         from vaikuttavuus.domain import response_imports
 

@@ -90,6 +90,8 @@ SUMMARY_DERIVED: dict[str, tuple[str, ...]] = {
     "n_follow_up": ("follow_up_mean", "follow_up_ci_low", "follow_up_ci_high"),
     "n": (
         "share_missing",
+        "paired_baseline_mean",
+        "paired_follow_up_mean",
         "change_mean",
         "change_sd",
         "change_ci_low",
@@ -254,11 +256,29 @@ class ResponderTable:
 def _band_ranges(
     bands: Mapping[str, tuple[float, float]] | BandScore | None,
 ) -> dict[str, tuple[float, float]]:
+    """Band label → ``(low, high)`` as written; :func:`_band_masks` reads them half-open."""
     if bands is None:
         return {}
     if isinstance(bands, BandScore):
         return {band.label: (band.min, band.max) for band in bands.bands}
     return {str(label): (float(low), float(high)) for label, (low, high) in bands.items()}
+
+
+def _band_masks(
+    values: np.ndarray, ranges: Mapping[str, tuple[float, float]]
+) -> dict[str, np.ndarray]:
+    """Per band, the values inside it: half-open intervals (a band runs up to the next band's
+    low, not included; the last one up to its high, included), so a prorated or imputed value
+    between two integer limits still gets a band (:class:`~vaikuttavuus.domain.specs.Band`)."""
+    ordered = sorted(ranges.items(), key=lambda item: item[1][0])
+    masks = {}
+    for position, (label, (low, high)) in enumerate(ordered):
+        if position + 1 < len(ordered):
+            upper = ordered[position + 1][1][0]
+            masks[label] = (values >= low) & (values < upper)
+        else:
+            masks[label] = (values >= low) & (values <= high)
+    return masks
 
 
 def _responder_arrays(
@@ -270,8 +290,7 @@ def _responder_arrays(
     """Band, threshold, relative improvement and responder flag per person (arrays)."""
     band = np.full(len(baseline), None, dtype=object)
     threshold = np.full(len(baseline), float(rule.min_improvement))
-    for label, (low, high) in ranges.items():
-        inside = (baseline >= low) & (baseline <= high)
+    for label, inside in _band_masks(baseline, ranges).items():
         band[inside] = label
         if label in rule.by_baseline_band:
             threshold[inside] = float(rule.by_baseline_band[label])
@@ -597,6 +616,9 @@ def _summary_row(group: pd.DataFrame, level: float) -> dict[str, Any]:
         "follow_up_mean": follow.mean,
         "follow_up_ci_low": follow.ci_low,
         "follow_up_ci_high": follow.ci_high,
+        # the same persons as the change (both answers): follow-up − baseline = mean change
+        "paired_baseline_mean": float(group.loc[both, "baseline"].mean()) if n else math.nan,
+        "paired_follow_up_mean": float(group.loc[both, "follow_up"].mean()) if n else math.nan,
         "change_mean": change.mean,
         "change_sd": change.sd,
         "change_ci_low": change.ci_low,
@@ -628,7 +650,10 @@ def summarise_outcomes(
 ) -> OutcomeSummary:
     """n, means and medians with 95 % CIs, share missing and (for a responder table) the share
     of responders, per arm, score and follow-up time point; ``include_all`` adds the whole
-    cohort as arm ``"all"``."""
+    cohort as arm ``"all"``. ``baseline_mean`` and ``follow_up_mean`` are over everyone who
+    answered at that time point (``n_baseline``, ``n_follow_up``); ``paired_baseline_mean`` and
+    ``paired_follow_up_mean`` are over the ``n`` persons with both answers, whose difference is
+    ``change_mean``."""
     table = changes.table if isinstance(changes, ChangeTable | ResponderTable) else changes
     _require(table, ["arm", "score", "time_point", "baseline", "follow_up", "change"], "the data")
     frames = [table.assign(arm=table["arm"].astype(str))]

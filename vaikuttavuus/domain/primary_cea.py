@@ -36,6 +36,7 @@ import pandas as pd
 from vaikuttavuus.domain import adjusted_cea, cea, outcomes
 from vaikuttavuus.domain.adjusted_cea import AdjustedCEA, AdjustedEstimate, bounded_probability
 from vaikuttavuus.domain.imputation import Imputations, missing_shares, multiple_imputation
+from vaikuttavuus.domain.scoring import band_positions
 from vaikuttavuus.domain.specs import BandScore, ResponderRule
 from vaikuttavuus.domain.stats import plain
 
@@ -612,12 +613,13 @@ def _subgroups(
     wtp = float(config.reference_wtp)
     base_column = column(config.outcome, config.baseline)
     results: list[Subgroup] = []
-    for band in config.bands.bands:
+    for position, band in enumerate(config.bands.ordered):
         parts = []
         n_ref = n_other = 0
         for data in datasets:
             baseline = data[base_column]
-            part = data[(baseline >= band.min) & (baseline <= band.max)]
+            inside = band_positions(config.bands, baseline) == position
+            part = data[inside]
             n_ref = max(n_ref, int((part["treat"] == 0).sum()))
             n_other = max(n_other, int((part["treat"] == 1).sum()))
             parts.append(part.dropna(subset=[*covariates, "improvement", COST]))

@@ -28,7 +28,9 @@ Rules (see :mod:`vaikuttavuus.domain.specs`):
   as they are. For a mean, ``prorate`` and ``available`` give the same value.
 * **value sets**: index = 1 − constant·[any level > 1] − Σ decrement(dimension, level); level 1
   has decrement 0 unless the value set says otherwise; any missing dimension gives ``NaN``.
-* **bands** are inclusive ``min``–``max`` intervals; a value in no band gives ``<NA>``.
+* **bands** are half-open: a band runs from its ``min`` up to the next band's ``min`` (not
+  included), the last one up to its ``max`` (included), so a prorated 7.6 between the limits
+  0–7 and 8–19 is in the lower band; a value below the first or above the last gives ``<NA>``.
 * **flags** compare a score (or an item) with a number.
 
 This module is pure: stdlib, numpy and pandas only; no web framework, database or file I/O.
@@ -65,6 +67,7 @@ __all__ = [
     "ItemDomain",
     "ScoreInfo",
     "ScoringError",
+    "band_positions",
     "item_domain",
     "long_to_wide",
     "scorable_items",
@@ -474,16 +477,20 @@ def _source(name: str, numeric: Mapping[str, FloatArray], reader: _ItemReader) -
 
 
 def _band(score: BandScore, values: FloatArray) -> pd.api.extensions.ExtensionArray:
-    bands = sorted(score.bands, key=lambda band: band.min)  # they do not overlap
+    labels = np.array([band.label for band in score.ordered] + [None], dtype=object)
+    return pd.array(labels[band_positions(score, values)], dtype=pd.StringDtype())
+
+
+def band_positions(score: BandScore, values: npt.ArrayLike) -> np.ndarray:
+    """Per value, the position of its band in :attr:`BandScore.ordered` (half-open intervals,
+    see the module docstring), or ``len(bands)`` for a value in no band (NaN included)."""
+    x = np.asarray(values, dtype=np.float64)
+    bands = score.ordered  # they do not overlap
     lows = np.array([band.min for band in bands], dtype=np.float64)
-    highs = np.array([band.max for band in bands], dtype=np.float64)
-    position = np.searchsorted(lows, values, side="right") - 1
-    inside = position >= 0
-    np.copyto(position, 0, where=~inside)
-    inside &= values <= highs[position]  # False for NaN
+    position = np.searchsorted(lows, x, side="right") - 1
+    inside = (position >= 0) & (x <= bands[-1].max)  # False for NaN
     np.copyto(position, len(bands), where=~inside)
-    labels = np.array([band.label for band in bands] + [None], dtype=object)
-    return pd.array(labels[position], dtype=pd.StringDtype())
+    return position
 
 
 _COMPARISONS: dict[str, Callable[[FloatArray, float], BoolArray]] = {

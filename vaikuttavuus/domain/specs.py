@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Annotated, Literal
 
@@ -207,14 +208,28 @@ class ItemScore(ScoreBase):
 
 
 class Band(Spec):
+    """One band of a score. Bands are half-open: a band runs from its ``min`` (included) up to
+    the next band's ``min`` (not included); the last band includes its ``max``. Limits are
+    written as usual (IPSS mild 0–7, moderate 8–19): a prorated 7.6 is mild."""
+
     label: str = Field(pattern=IDENTIFIER)
     min: float
     max: float
     text: LocalizedText | None = None
 
 
+def limit_step(values: Iterable[float]) -> float:
+    """The precision the limits are written at: 1 for whole numbers, 0.1 for one decimal …"""
+    decimals = 0
+    for value in values:
+        text = f"{float(value):.6f}".rstrip("0")
+        decimals = max(decimals, len(text.split(".")[1]) if "." in text else 0)
+    return 10.0**-decimals
+
+
 class BandScore(ScoreBase):
-    """A labelled band of another score, e.g. IPSS mild / moderate / severe."""
+    """A labelled band of another score, e.g. IPSS mild / moderate / severe (half-open
+    intervals: see :class:`Band`)."""
 
     method: Literal["band"]
     of: str = Field(pattern=IDENTIFIER)
@@ -222,14 +237,43 @@ class BandScore(ScoreBase):
 
     @model_validator(mode="after")
     def _no_overlap(self) -> BandScore:
-        ordered = sorted(self.bands, key=lambda b: b.min)
+        ordered = self.ordered
         for band in ordered:
             if band.min > band.max:
                 raise ValueError(f"band '{band.label}' has min greater than max")
+        step = limit_step(v for band in ordered for v in (band.min, band.max))
         for lower, upper in itertools.pairwise(ordered):
             if upper.min <= lower.max:
                 raise ValueError(f"bands '{lower.label}' and '{upper.label}' overlap")
+            if upper.min - lower.max > step + 1e-9:
+                raise ValueError(
+                    f"bands '{lower.label}' (… {lower.max:g}) and '{upper.label}' "
+                    f"({upper.min:g} …) leave a gap: the next band must start at most "
+                    f"{step:g} above the previous band's max"
+                )
         return self
+
+    @property
+    def ordered(self) -> tuple[Band, ...]:
+        """The bands from the lowest to the highest."""
+        return tuple(sorted(self.bands, key=lambda band: band.min))
+
+    def intervals(self) -> tuple[tuple[Band, float, float], ...]:
+        """Each band with the values it covers: ``[low, high)``, the last one ``[low, high]``
+        (see :class:`Band`)."""
+        ordered = self.ordered
+        highs = [upper.min for upper in ordered[1:]] + [ordered[-1].max]
+        return tuple((band, band.min, high) for band, high in zip(ordered, highs, strict=True))
+
+    def band_of(self, value: float | None) -> Band | None:
+        """The band ``value`` falls in (half-open intervals), or None."""
+        if value is None or math.isnan(value):
+            return None
+        for band, low, high in self.intervals():
+            last = band is self.ordered[-1]
+            if low <= value and (value < high or (last and value <= high)):
+                return band
+        return None
 
 
 class FlagScore(ScoreBase):
@@ -366,8 +410,29 @@ class InstrumentSpec(Spec):
                     self._check_scorable(score.id, score.of)
             if isinstance(score, BandScore):
                 band_ids.add(score.id)
+                self._check_band_coverage(score)
             score_ids.append(score.id)
         return self
+
+    def _check_band_coverage(self, score: BandScore) -> None:
+        """The bands cover the whole range of the score they band, when that range is known
+        (the score's ``range``, or the answer codes of an item)."""
+        low_high: tuple[float, float] | None = None
+        source = next((s for s in self.scores if s.id == score.of), None)
+        if isinstance(source, AggregateScore | ItemScore):
+            low_high = source.range
+        elif source is None and score.of in self.item_ids:
+            item = self.item(score.of)
+            codes = [float(o.code) for o in self.options_for(item) if _is_number(o.code)]
+            low_high = (min(codes), max(codes)) if codes else item.value_range
+        if low_high is None:
+            return
+        ordered = score.ordered
+        if ordered[0].min > low_high[0] or ordered[-1].max < low_high[1]:
+            raise ValueError(
+                f"score '{score.id}': the bands cover {ordered[0].min:g}–{ordered[-1].max:g} "
+                f"but '{score.of}' ranges over {low_high[0]:g}–{low_high[1]:g}"
+            )
 
     def _check_scorable(self, score_id: str, item_id: str) -> None:
         """A score can only read items whose answer is one number."""
@@ -454,10 +519,18 @@ def _score_inputs(score: Score) -> tuple[str, ...]:
 # --------------------------------------------------------------------------------------------
 
 
+MAX_SETTING_LENGTH = 40
+"""The longest procedure setting id (``procedures.setting``; an arm's id is as long)."""
+
+
 class ArmSpec(Spec):
+    """An arm of the pilot. ``settings``: where this arm's procedures may be done (ids of the
+    pilot's ``procedure_settings``; empty: any of them)."""
+
     id: str = Field(pattern=IDENTIFIER)
     name: LocalizedText
     reference: bool = False
+    settings: tuple[str, ...] = ()
 
 
 class TimePointSpec(Spec):
@@ -541,6 +614,9 @@ class WillingnessToPay(Spec):
     shown: tuple[float, ...] = Field(min_length=1)
     reference: float = Field(ge=0)
     source: LocalizedText
+    unit: LocalizedText | None = None
+    """One unit of the effect as the pages and PDFs name it (e.g. a point of the pilot's own
+    score); not declared: a point of improvement, a responder, a QALY."""
 
     @model_validator(mode="after")
     def _inside_grid(self) -> WillingnessToPay:
@@ -691,6 +767,18 @@ class AnalysisSpec(Spec):
     min_exposure_days: int = Field(default=30, ge=0, le=365)
     secondary_outcomes: tuple[str, ...] = ()
     multiplicity: Literal["holm", "bh"] = "holm"
+    guidance_flag: str | None = Field(
+        default=None, pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+    )
+    """A score (``instrument.score``) whose flag at the baseline is a dimension of the
+    client-guidance profile (older adults: feeling safe in daily life, flagged as feeling
+    insecure); not declared: no such dimension."""
+    utility: str | None = Field(
+        default=None, pattern=r"^([a-z][a-z0-9_]*\.[a-z][a-z0-9_]*|none)$"
+    )
+    """The utility score of the QALYs (``instrument.score``, e.g. ``eq5d5l.index``); not
+    declared: the first instrument scheduled at the baseline with a value-set score; ``none``:
+    no QALYs."""
     setting: LocalizedText | None = None
     """Where the pilot runs (CHEERS 2022 item 6)."""
     engagement: LocalizedText | None = None
@@ -784,6 +872,10 @@ class PilotSpec(Spec):
     service_types: tuple[CodedLabel, ...] = ()
     provider_sectors: tuple[CodedLabel, ...] = ()
     procedure_types: tuple[CodedLabel, ...] = ()
+    procedure_settings: tuple[CodedLabel, ...] = ()
+    """Where procedures are done (e.g. operating room, day surgery), with their names; an arm
+    may restrict its procedures to some of them (``arms → settings``). Not declared: the arms
+    themselves are the settings."""
     min_cell_size: int = Field(default=5, ge=1)
     currency_year: int = Field(ge=2000, le=2100)
     start_date: date | None = None
@@ -810,8 +902,50 @@ class PilotSpec(Spec):
         offsets = [tp.offset_days for tp in self.time_points]
         if offsets != sorted(offsets):
             raise ValueError("time points must be listed in order of offset_days")
+        self._check_settings()
         self._check_analysis(arm_ids, tp_ids)
         return self
+
+    def _check_settings(self) -> None:
+        declared = [setting.id for setting in self.procedure_settings]
+        if len(set(declared)) != len(declared):
+            raise ValueError("procedure_settings: setting ids must be unique")
+        too_long = [s for s in declared if len(s) > MAX_SETTING_LENGTH]
+        if too_long:
+            raise ValueError(
+                f"procedure_settings: at most {MAX_SETTING_LENGTH} characters: "
+                f"{', '.join(too_long)}"
+            )
+        for arm in self.arms:
+            if arm.settings and not declared:
+                raise ValueError(
+                    f"arms[{arm.id}] → settings: declare the settings under procedure_settings"
+                )
+            unknown = [s for s in arm.settings if s not in declared]
+            if unknown:
+                raise ValueError(
+                    f"arms[{arm.id}] → settings: unknown setting(s) {', '.join(unknown)} "
+                    f"(declared: {', '.join(declared)})"
+                )
+
+    @property
+    def settings(self) -> tuple[CodedLabel, ...]:
+        """Where procedures may be done: the declared ``procedure_settings``, else the arms."""
+        if self.procedure_settings:
+            return self.procedure_settings
+        return tuple(CodedLabel(id=arm.id, name=arm.name) for arm in self.arms)
+
+    def settings_of(self, arm_id: str) -> tuple[str, ...]:
+        """The settings an arm's procedures may be done in (its own list, else all)."""
+        arm = next((a for a in self.arms if a.id == arm_id), None)
+        if arm is not None and arm.settings:
+            return arm.settings
+        return tuple(s.id for s in self.settings)
+
+    def setting_name(self, setting_id: str, language: str) -> str:
+        """A setting's name in ``language`` (the id itself when unknown)."""
+        found = next((s for s in self.settings if s.id == setting_id), None)
+        return found.name.get(language) if found is not None else setting_id
 
     def _check_analysis(self, arm_ids: list[str], tp_ids: list[str]) -> None:
         primary = self.analysis.primary
@@ -894,6 +1028,26 @@ class PilotSpec(Spec):
         for tp in self.time_points:
             ordered.update(dict.fromkeys(tp.instruments))
         return tuple(ordered)
+
+
+def utility_score(
+    pilot: PilotSpec, instruments: Mapping[str, InstrumentSpec]
+) -> tuple[str, str] | None:
+    """The (instrument, score) of the pilot's QALYs: ``analysis → utility`` when declared,
+    else the first instrument scheduled at the baseline that has a value-set score (EQ-5D-5L
+    in the shipped pilots), else None."""
+    declared = pilot.analysis.utility
+    if declared == "none":
+        return None
+    if declared is not None:
+        instrument, score_id = declared.split(".", 1)
+        return instrument, score_id
+    for code in pilot.baseline.instruments:
+        spec = instruments.get(code)
+        for score in spec.scores if spec is not None else ():
+            if isinstance(score, ValueSetScore):
+                return code, score.id
+    return None
 
 
 def is_identifier(value: str) -> bool:

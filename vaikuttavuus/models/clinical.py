@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, text
+from sqlalchemy import Float, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vaikuttavuus.models.base import Base, utcnow
@@ -46,16 +46,15 @@ class ClinicalMeasurement(Base):
 
 class Procedure(Base):
     __tablename__ = "procedures"
-    __table_args__ = (
-        CheckConstraint("setting IN ('operating_room', 'outpatient_clinic')", name="setting_known"),
-    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     enrolment_id: Mapped[int] = mapped_column(
         ForeignKey("enrolments.id", ondelete="CASCADE"), index=True
     )
     procedure_type: Mapped[str] = mapped_column(String(40))
-    setting: Mapped[str] = mapped_column(String(20))
+    setting: Mapped[str] = mapped_column(String(40))
+    """Where the procedure was done: a setting of the pilot (``procedure_settings`` or an arm
+    id), checked by the import."""
     performed_on: Mapped[date]
     drg_code: Mapped[str | None] = mapped_column(String(20))
     unit: Mapped[str | None] = mapped_column(String(80))

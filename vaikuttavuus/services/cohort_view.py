@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from flask_babel import format_currency, format_decimal, format_percent, get_locale
+from flask_babel import format_currency, format_decimal, format_percent, get_locale, pgettext
 from flask_babel import gettext as _
 
 from vaikuttavuus import plotting
 from vaikuttavuus.domain.catalogue import DIRECT_COST_PRODUCT, UNALLOCATED_CENTRE
-from vaikuttavuus.domain.specs import BandScore
+from vaikuttavuus.domain.specs import EFFECT_KINDS, BandScore
 from vaikuttavuus.domain.stats import likelihood
 from vaikuttavuus.plotting import Chart
 from vaikuttavuus.services.analytics import (
@@ -166,7 +166,17 @@ class Labels:
             "qaly": _("QALYs"),
         }.get(str(name), str(name))
 
+    def _declared_unit(self, name: object) -> str | None:
+        """The unit of an effect as the pilot declares it (``willingness_to_pay → unit``)."""
+        if name not in EFFECT_KINDS:
+            return None
+        unit = self.analysis.spec.willingness_to_pay(name).unit
+        return unit.get(self.language) if unit is not None else None
+
     def effect_unit(self, name: object) -> str:
+        declared = self._declared_unit(name)
+        if declared is not None:
+            return declared
         return {
             "improvement": _("point of improvement"),
             "responder": _("responder"),
@@ -174,6 +184,9 @@ class Labels:
         }.get(str(name), str(name))
 
     def per_unit(self, name: object) -> str:
+        declared = self._declared_unit(name)
+        if declared is not None:
+            return pgettext("willingness to pay", "per %(unit)s", unit=declared)
         return {
             "improvement": _("per point of improvement"),
             "responder": _("per responder"),
@@ -738,19 +751,6 @@ def modes_view(analysis: CohortAnalysis, labels: Labels) -> TableView:
     )
 
 
-OUTCOME_COLUMNS = (
-    "time_point",
-    "arm",
-    "n",
-    "baseline_mean",
-    "follow_up_mean",
-    "change_mean",
-    "change_ci",
-    "share_responders",
-    "share_missing",
-)
-
-
 def outcome_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
     section = analysis.outcomes
     tables = []
@@ -760,8 +760,18 @@ def outcome_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
             Column("time_point", _("Follow-up"), "time_point"),
             Column("arm", _("Arm"), "arm"),
             Column("n", _("n (both answers)"), "count"),
-            Column("baseline_mean", _("Baseline mean"), "number", 2 if "index" in score else 1),
-            Column("follow_up_mean", _("Follow-up mean"), "number", 2 if "index" in score else 1),
+            Column(
+                "paired_baseline_mean",
+                _("Baseline mean (both answers)"),
+                "number",
+                2 if "index" in score else 1,
+            ),
+            Column(
+                "paired_follow_up_mean",
+                _("Follow-up mean (both answers)"),
+                "number",
+                2 if "index" in score else 1,
+            ),
             Column("change_mean", _("Mean change"), "signed", 2 if "index" in score else 1),
             Column(
                 "change_ci_low",
@@ -778,7 +788,16 @@ def outcome_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
                     "responders_ci_low", _("95% CI"), "interval_share", high="responders_ci_high"
                 ),
             ]
-        columns.append(Column("share_missing", _("Missing"), "share"))
+        columns += [
+            Column("share_missing", _("Missing"), "share"),
+            Column("n_baseline", _("Answered at baseline"), "count"),
+            Column(
+                "baseline_mean",
+                _("Baseline mean, everyone who answered it"),
+                "number",
+                2 if "index" in score else 1,
+            ),
+        ]
         caption = labels.score(score)
         if score in rule_scores:
             caption = _(

@@ -22,7 +22,7 @@ from vaikuttavuus.definitions import (
     DefinitionError,
     Problem,
     load_instruments,
-    load_pilots,
+    load_pilot_files,
     read_yaml,
     validate,
 )
@@ -33,6 +33,7 @@ from vaikuttavuus.domain.specs import (
     MeasureCatalogue,
     PilotSpec,
     ValueSetScore,
+    utility_score,
 )
 from vaikuttavuus.models import (
     Arm,
@@ -94,24 +95,31 @@ def load_measure_catalogue(directory: Path | None = None) -> MeasureCatalogue:
 def load_all_definitions() -> tuple[list[InstrumentSpec], list[PilotSpec], MeasureCatalogue]:
     """Read and cross-check every definition folder; raise one DefinitionError for all."""
     instruments = load_instruments(paths.questionnaires_dir())
-    pilots = load_pilots(paths.cohorts_dir(), instrument_ids={spec.id for spec in instruments})
+    files = load_pilot_files(paths.cohorts_dir(), instrument_ids={spec.id for spec in instruments})
+    pilots = [spec for _path, spec in files]
+    sources = {spec.id: str(path) for path, spec in files}
     measures = load_measure_catalogue()
-    _check_outcome_scores(instruments, pilots)
-    _check_analyses(instruments, pilots, measures)
+    _check_outcome_scores(instruments, pilots, sources)
+    _check_analyses(instruments, pilots, measures, sources)
     return instruments, pilots, measures
 
 
-def _check_outcome_scores(instruments: list[InstrumentSpec], pilots: list[PilotSpec]) -> None:
+def _check_outcome_scores(
+    instruments: list[InstrumentSpec], pilots: list[PilotSpec], sources: dict[str, str]
+) -> None:
     latest = latest_versions(instruments)
     problems = []
     for pilot in pilots:
-        for rule in (pilot.primary_outcome, *pilot.secondary_outcomes):
+        rules = [("primary_outcome", pilot.primary_outcome)] + [
+            (f"secondary_outcomes[{n}]", rule) for n, rule in enumerate(pilot.secondary_outcomes)
+        ]
+        for location, rule in rules:
             spec = latest[rule.instrument]
             if rule.score not in {score.id for score in spec.scores}:
                 problems.append(
                     Problem(
-                        str(paths.cohorts_dir() / f"{pilot.id}.yaml"),
-                        "outcomes",
+                        sources.get(pilot.id, pilot.id),
+                        location,
                         f"instrument '{rule.instrument}' has no score '{rule.score}'",
                     )
                 )
@@ -128,16 +136,19 @@ def _numeric_scores(spec: InstrumentSpec) -> set[str]:
 
 
 def _check_analyses(
-    instruments: list[InstrumentSpec], pilots: list[PilotSpec], measures: MeasureCatalogue
+    instruments: list[InstrumentSpec],
+    pilots: list[PilotSpec],
+    measures: MeasureCatalogue,
+    sources: dict[str, str] | None = None,
 ) -> None:
     """The declared analysis of each pilot names only what exists: its outcome scores (numeric,
-    scheduled at baseline and at the primary time point), the value set of the utility
-    instrument, and its covariates (demographics, ``baseline_<instrument>_<score>`` of an
-    instrument scheduled at baseline, or a clinical measure of the pilot)."""
+    scheduled at baseline and at the primary time point), the utility score and its value set,
+    and its covariates (demographics, ``baseline_<instrument>_<score>`` of an instrument
+    scheduled at baseline, or a clinical measure of the pilot)."""
     latest = {spec.id: spec for spec in sorted(instruments, key=lambda s: _version_key(s.version))}
     problems = []
     for pilot in pilots:
-        where = str(paths.cohorts_dir() / f"{pilot.id}.yaml")
+        where = (sources or {}).get(pilot.id) or str(paths.cohorts_dir() / f"{pilot.id}.yaml")
         plan = pilot.primary_plan()
         baseline = set(pilot.baseline.instruments)
         at_primary = set(pilot.time_point(plan.time_point).instruments)
@@ -164,9 +175,12 @@ def _check_analyses(
                         f"'{plan.time_point}'",
                     )
                 )
+        problems += _check_utility(pilot, latest, where)
+        problems += _check_guidance_flag(pilot, latest, where)
         value_set = pilot.analysis.value_set
         if value_set is not None:
-            utility = latest.get("eq5d5l")
+            found = utility_score(pilot, latest)
+            utility = latest.get(found[0]) if found is not None else None
             known = {
                 key
                 for score in (utility.scores if utility is not None else ())
@@ -218,6 +232,52 @@ def _check_analyses(
             )
     if problems:
         raise DefinitionError(problems)
+
+
+def _check_utility(
+    pilot: PilotSpec, latest: dict[str, InstrumentSpec], where: str
+) -> list[Problem]:
+    """A declared utility names a numeric score of an instrument scheduled at the baseline
+    and at a follow-up (QALYs are the area under its curve from the baseline)."""
+    declared = pilot.analysis.utility
+    if declared is None or declared == "none":
+        return []
+    instrument, score = declared.split(".", 1)
+    spec = latest.get(instrument)
+    location = "analysis → utility"
+    if spec is None:
+        return [Problem(where, location, f"unknown instrument '{instrument}'")]
+    if score not in _numeric_scores(spec):
+        return [Problem(where, location, f"'{declared}' is not a numeric score of '{instrument}'")]
+    follow_ups = [tp for tp in pilot.time_points if not tp.baseline]
+    if instrument not in pilot.baseline.instruments or not any(
+        instrument in tp.instruments for tp in follow_ups
+    ):
+        return [
+            Problem(
+                where,
+                location,
+                f"'{instrument}' must be scheduled at the baseline and at a follow-up",
+            )
+        ]
+    return []
+
+
+def _check_guidance_flag(
+    pilot: PilotSpec, latest: dict[str, InstrumentSpec], where: str
+) -> list[Problem]:
+    """A declared guidance flag names a score of a baseline instrument that has a flag."""
+    declared = pilot.analysis.guidance_flag
+    if declared is None:
+        return []
+    instrument, score = declared.split(".", 1)
+    spec = latest.get(instrument)
+    location = "analysis → guidance_flag"
+    if spec is None or instrument not in pilot.baseline.instruments:
+        return [Problem(where, location, f"'{instrument}' is not scheduled at the baseline")]
+    if not any(isinstance(s, FlagScore) and s.of == score for s in spec.scores):
+        return [Problem(where, location, f"'{instrument}' has no flag of '{score}'")]
+    return []
 
 
 def _version_key(version: str) -> tuple[Any, ...]:

@@ -27,7 +27,7 @@ from vaikuttavuus import plotting
 from vaikuttavuus.domain.attribution import AGE_BANDS, PROFILE_DIMENSIONS
 from vaikuttavuus.domain.specs import FlagScore
 from vaikuttavuus.services.analytics import CohortAnalysis
-from vaikuttavuus.services.analytics.services import SAFETY_SCORE, client_profile
+from vaikuttavuus.services.analytics.services import client_profile
 from vaikuttavuus.services.cohort_view import (
     Column,
     Figure,
@@ -128,10 +128,11 @@ def client_profile_of(analysis: CohortAnalysis, enrolment_id: int) -> Profile:
 
     lives = row["lives_alone"].astype("Float64").astype(float).to_numpy()
     age = (row["index_date"].dt.year - row["birth_year"]).to_numpy(dtype=float)
+    flag = analysis.spec.analysis.guidance_flag
     profile = client_profile(
         analysis,
         baseline(analysis.primary_service_score),
-        baseline(SAFETY_SCORE),
+        baseline(flag) if flag else np.array([math.nan]),
         lives,
         age,
     )

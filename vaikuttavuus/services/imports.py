@@ -57,7 +57,7 @@ from vaikuttavuus.domain.imports import (
     spreadsheet_safe,
     validate,
 )
-from vaikuttavuus.domain.specs import InstrumentSpec, PilotSpec
+from vaikuttavuus.domain.specs import InstrumentSpec, MeasureCatalogue, PilotSpec
 from vaikuttavuus.models import (
     Arm,
     ClinicalMeasurement,
@@ -851,6 +851,10 @@ _SPECIAL: dict[tuple[str, str], Any] = {
         "The person is already enrolled in this pilot (arm %(arm)s, index date %(index_date)s). "
         "Change the enrolment in the application, not by importing it again."
     ),
+    ("conflict", "setting"): _l(
+        "The person's arm %(arm)s does not do procedures in this setting; its settings are "
+        "%(allowed)s."
+    ),
     ("conflict", "superseded"): _l(
         "This value has already been corrected; correct the newest value instead."
     ),
@@ -981,13 +985,16 @@ def template_table(
     *,
     pilots: Sequence[PilotSpec] = (),
     instruments: Mapping[str, InstrumentSpec] | None = None,
+    measures: MeasureCatalogue | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(header, example row) of ``kind``. Questionnaire answers (``responses``) add one
-    column per item of the ``pilots``' instruments (``instruments``: id → the current
-    version) and take the example from the first pilot's baseline."""
+    """(header, example row) of ``kind``; the example's pilot-specific values come from the
+    first of ``pilots`` (see :meth:`Schema.example_row`). Questionnaire answers
+    (``responses``) add one column per item of the ``pilots``' instruments (``instruments``:
+    id → the current version) and take the example from the first pilot's baseline."""
     schema = SCHEMAS[kind]
     if kind != "responses" or not pilots or instruments is None:
-        return schema.header, schema.example_row()
+        pilot = pilots[0] if pilots else None
+        return schema.header, schema.example_row(pilot, measures)
     from vaikuttavuus.domain.response_imports import example_row, template_header
 
     codes = dict.fromkeys(code for pilot in pilots for code in pilot.instrument_ids)
@@ -1014,9 +1021,12 @@ def template_csv(
     with_example: bool = False,
     pilots: Sequence[PilotSpec] = (),
     instruments: Mapping[str, InstrumentSpec] | None = None,
+    measures: MeasureCatalogue | None = None,
 ) -> str:
     """The documented header of ``kind`` (and an example row) as CSV text."""
-    header, example = template_table(kind, pilots=pilots, instruments=instruments)
+    header, example = template_table(
+        kind, pilots=pilots, instruments=instruments, measures=measures
+    )
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -1031,13 +1041,16 @@ def template_xlsx(
     with_example: bool = False,
     pilots: Sequence[PilotSpec] = (),
     instruments: Mapping[str, InstrumentSpec] | None = None,
+    measures: MeasureCatalogue | None = None,
 ) -> bytes:
     """The header (and an example row) as an XLSX workbook, every cell formatted as text."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
-    header_names, example = template_table(kind, pilots=pilots, instruments=instruments)
+    header_names, example = template_table(
+        kind, pilots=pilots, instruments=instruments, measures=measures
+    )
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(kind)
     header = []

@@ -71,8 +71,6 @@ TREND_QUARTERS = 5
 """Quarters in the trend: the period's last quarter, the previous one and three before."""
 NOT_DUE = "·"
 """A trend cell whose follow-up (or care cycle) is not yet released for that quarter."""
-SERVICE_SCORE = "ucla3.total"
-"""The older adults' primary score when the pilot definition does not name one."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,9 +88,34 @@ class ReleasedCohort:
     analysis: CohortAnalysis
     quarters: dict[GridPeriod, CohortAnalysis]
     trend: list[GridPeriod]
+    requested_time_point: str | None = None
+    """The follow-up management chose for the key figures (None: automatic)."""
     _checks: dict[str, bool] = field(default_factory=dict)
     _service_blocks: set[str] | None = None
     """:func:`_service_grid_blocks`, once computed (kept in the management snapshot)."""
+
+    def is_due(self, time_point: str) -> bool:
+        """Whether ``time_point`` is released for at least one quarter of the period."""
+        close = {t.id: t.window_close_days for t in self.analysis.spec.time_points}[time_point]
+        return any(block_release(q.end, close) <= self.release for q in self.period.quarters())
+
+    @property
+    def time_point(self) -> str:
+        """The follow-up of the key figures: the one management chose; else the declared
+        primary time point when it is due for the period; else the latest follow-up that is
+        due (so the headline never shows a follow-up nobody could answer yet); else the
+        declared one."""
+        analysis = self.analysis
+        follow_ups = analysis.follow_ups
+        if self.requested_time_point is not None and self.requested_time_point in follow_ups:
+            return self.requested_time_point
+        declared = analysis.primary_plan.time_point
+        if declared in follow_ups and self.is_due(declared):
+            return declared
+        due = [tp for tp in follow_ups if self.is_due(tp)]
+        if due:
+            return due[-1]
+        return declared if declared in follow_ups else follow_ups[-1]
 
     @property
     def parts(self) -> list[CohortAnalysis]:
@@ -122,8 +145,11 @@ def released_cohort(
     n_boot: int | None = None,
     seed: int = DEFAULT_SEED,
     imputations: int | None = None,
+    time_point: str | None = None,
 ) -> ReleasedCohort:
-    """The analyses of ``pilot`` for ``period`` in ``release`` (see :class:`ReleasedCohort`)."""
+    """The analyses of ``pilot`` for ``period`` in ``release`` (see :class:`ReleasedCohort`);
+    ``time_point``: the follow-up of the key figures (None: see
+    :attr:`ReleasedCohort.time_point`)."""
     trend = period.previous_quarters(TREND_QUARTERS)
     start = min(period.start, trend[0].start)
     options: dict[str, Any] = {"seed": seed, "imputations": imputations}
@@ -134,7 +160,7 @@ def released_cohort(
     )
     quarters = {q: window.restricted(q.bounds) for q in sorted({*trend, *period.quarters()})}
     analysis = quarters[period] if period.kind == "Q" else window.restricted(period.bounds)
-    return ReleasedCohort(period, release, analysis, quarters, trend)
+    return ReleasedCohort(period, release, analysis, quarters, trend, time_point)
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,12 +215,7 @@ def _range(low: object, high: object, digits: int) -> str:
 
 
 def _primary_score(analysis: CohortAnalysis) -> str:
-    return analysis.primary_plan.outcome if analysis.primary_plan.outcome else SERVICE_SCORE
-
-
-def _primary_time_point(analysis: CohortAnalysis) -> str:
-    chosen = analysis.primary_plan.time_point
-    return chosen if chosen in analysis.follow_ups else (analysis.follow_ups[-1])
+    return analysis.primary_plan.outcome
 
 
 def key_figures(cohort: ReleasedCohort, labels: Labels) -> TableView:
@@ -203,7 +224,7 @@ def key_figures(cohort: ReleasedCohort, labels: Labels) -> TableView:
     analysis = cohort.analysis
     arms = [*analysis.arms, ALL]
     score = _primary_score(analysis)
-    tp = _primary_time_point(analysis)
+    tp = cohort.time_point
     enrolment = cohort.masked(lambda a: a.enrolment.table, ["arm"], ["enrolled"])
     rates = cohort.masked(
         lambda a: a.response_rates.table, ["arm", "time_point"], ["invited", "open"]
@@ -341,10 +362,9 @@ class _TrendRow:
     value: Callable[[CohortAnalysis], tuple[str, float | None]]
 
 
-def _trend_rows(analysis: CohortAnalysis, labels: Labels) -> list[_TrendRow]:
+def _trend_rows(analysis: CohortAnalysis, labels: Labels, primary_tp: str) -> list[_TrendRow]:
     score = _primary_score(analysis)
     first = analysis.follow_ups[0] if analysis.follow_ups else None
-    primary_tp = _primary_time_point(analysis)
     close = {t.id: t.window_close_days for t in analysis.spec.time_points}
     compared = list(analysis.arms)
     rows: list[_TrendRow] = []
@@ -453,7 +473,7 @@ def trend_table(cohort: ReleasedCohort, labels: Labels) -> TableView:
     hidden), with the change from the previous quarter."""
     quarters = cohort.trend
     rows = []
-    for spec in _trend_rows(cohort.analysis, labels):
+    for spec in _trend_rows(cohort.analysis, labels, cohort.time_point):
         record: dict[str, str] = {"figure": spec.label}
         numbers: list[float | None] = []
         for quarter in quarters:
@@ -1034,6 +1054,11 @@ def management_context(cohort: ReleasedCohort, language: str) -> dict[str, Any]:
         "period": cohort.period,
         "release": cohort.release,
         "min_cell_size": cohort.analysis.min_cell,
+        "time_point": cohort.time_point,
+        "time_points": [
+            (tp, labels.time_point(tp), cohort.is_due(tp)) for tp in cohort.analysis.follow_ups
+        ],
+        "time_point_chosen": cohort.requested_time_point in cohort.analysis.follow_ups,
         "answer": answer(cohort, labels),
         "key_figures": key_figures(cohort, labels),
         "trend": trend_table(cohort, labels),
@@ -1061,12 +1086,21 @@ def management_summary(
     n_boot: int | None = None,
     seed: int = DEFAULT_SEED,
     imputations: int | None = None,
+    time_point: str | None = None,
 ) -> dict[str, Any]:
-    """The context of one pilot's management summary in ``language``."""
+    """The context of one pilot's management summary in ``language``; ``time_point``: the
+    follow-up of the key figures (None: automatic, see :attr:`ReleasedCohort.time_point`)."""
     if language not in LANGUAGES:
         raise ValueError(f"unknown language '{language}'")
     cohort = released_cohort(
-        session, pilot, period, release, n_boot=n_boot, seed=seed, imputations=imputations
+        session,
+        pilot,
+        period,
+        release,
+        n_boot=n_boot,
+        seed=seed,
+        imputations=imputations,
+        time_point=time_point,
     )
     with force_locale(language):
         return management_context(cohort, language)
@@ -1085,14 +1119,16 @@ def render_management_pdf(
     *,
     n_boot: int | None = None,
     seed: int = DEFAULT_SEED,
+    time_point: str | None = None,
 ) -> bytes:
     """The management summary PDF of ``pilot`` (at most two A4 pages)."""
     from vaikuttavuus.pdf import render_pdf
 
     with read_snapshot(session):  # every figure from one moment of the data
         context = management_summary(
-            session, pilot, period, release, language, n_boot=n_boot, seed=seed
-        )
+            session, pilot, period, release, language, n_boot=n_boot, seed=seed,
+            time_point=time_point,
+        )  # fmt: skip
         document = _document(session)
     return render_pdf("management.html", language, pilots=[context], period=period, **document)
 

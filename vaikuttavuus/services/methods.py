@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 
 from vaikuttavuus.domain.imputation import DONORS
 from vaikuttavuus.domain.specs import ValueSetScore
-from vaikuttavuus.services.analytics import UTILITY, CohortAnalysis
+from vaikuttavuus.services.analytics import CohortAnalysis
 from vaikuttavuus.services.cohort_view import (
     Column,
     Labels,
@@ -96,12 +96,19 @@ def _instrument_text(analysis: CohortAnalysis, code: str, language: str) -> str:
     )
 
 
+def _utility_instrument(analysis: CohortAnalysis) -> str | None:
+    """The instrument of the pilot's utility score (None without QALYs)."""
+    return analysis.utility.split(".", 1)[0] if analysis.utility is not None else None
+
+
 def _value_set(analysis: CohortAnalysis) -> str | None:
-    spec = analysis.instruments.get(UTILITY[0])
-    if spec is None:
+    code = _utility_instrument(analysis)
+    spec = analysis.instruments.get(code) if code is not None else None
+    if spec is None or analysis.utility is None:
         return None
+    score_id = analysis.utility.split(".", 1)[1]
     for score in spec.scores:
-        if isinstance(score, ValueSetScore):
+        if isinstance(score, ValueSetScore) and score.id == score_id:
             chosen = analysis.spec.analysis.value_set or score.default_value_set
             value_set = score.value_sets.get(chosen)
             if value_set is not None:
@@ -233,7 +240,8 @@ def cheers_items(analysis: CohortAnalysis, labels: Labels) -> list[CheersItem]:
             else "",
         )
     text[11] = selection
-    instruments = [plan.instrument] + ([UTILITY[0]] if analysis.has_utility else [])
+    utility = _utility_instrument(analysis)
+    instruments = [plan.instrument] + ([utility] if utility is not None else [])
     text[12] = _(
         "Patient-reported: %(instruments)s, answered from a personal link, by phone or on paper "
         "at %(time_points)s (answer windows in the pilot definition).",
@@ -241,16 +249,24 @@ def cheers_items(analysis: CohortAnalysis, labels: Labels) -> list[CheersItem]:
         time_points=", ".join(labels.time_point(tp) for tp in analysis.time_points),
     )
     value_set = _value_set(analysis)
-    text[13] = (
-        _(
-            "Health-related quality of life valued with the EQ-5D-5L value set %(value_set)s; "
-            "QALYs are the area under the utility curve (linear between time points). No "
-            "Finnish EQ-5D-5L value set exists.",
+    if value_set and utility is not None:
+        text[13] = _(
+            "Health-related quality of life (%(instrument)s) valued with the value set "
+            "%(value_set)s; QALYs are the area under the utility curve (linear between time "
+            "points).",
+            instrument=labels.score(analysis.utility),
             value_set=value_set,
         )
-        if value_set and analysis.has_utility
-        else _("Not applicable: the pilot has no utility instrument, so no QALYs are computed.")
-    )
+    elif utility is not None:
+        text[13] = _(
+            "Utility: %(instrument)s as recorded; QALYs are the area under the utility curve "
+            "(linear between time points).",
+            instrument=labels.score(analysis.utility),
+        )
+    else:
+        text[13] = _(
+            "Not applicable: the pilot has no utility instrument, so no QALYs are computed."
+        )
     costs = declared.costs
     completeness = (
         _("at least one cost row inside the care cycle")

@@ -105,6 +105,10 @@ NOTE_TEXTS: dict[str, Text] = {
         covariate=labels.variable(v["covariate"]),
     ),
     "regression_failed": lambda v, labels: _("The net-benefit regression could not be fitted."),
+    "regression_too_few": lambda v, labels: _(
+        "Net-benefit regression: an arm has too few persons with every background variable "
+        "to fit it."
+    ),
     "mixed_model_unavailable": lambda v, labels: _("The mixed model could not be fitted."),
     "qaly_difference_failed": lambda v, labels: _(
         "The adjusted difference in QALYs could not be computed."

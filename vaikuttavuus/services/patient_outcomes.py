@@ -126,6 +126,7 @@ class ScoreSeries:
     per baseline band when the pilot sets one, else the instrument's)."""
     rows: list[ScoreRow] = field(default_factory=list)
     bands: list[tuple[float, float, str]] = field(default_factory=list)
+    """The severity bands, lowest first: (from, up to, label) with half-open intervals."""
     min_relative: float | None = None
     """The pilot's relative responder threshold (share of the baseline), if any."""
 
@@ -235,12 +236,24 @@ class ScoreSeries:
         )
 
     def band_label(self, value: float | None) -> str | None:
+        """The band of ``value``: the bands are half-open (each up to the next one's lower
+        limit, the last up to its upper limit), so a prorated score always gets one."""
         if value is None:
             return None
-        for low, high, label in self.bands:
-            if low <= value <= high:
+        for position, (low, high, label) in enumerate(self.bands):
+            last = position == len(self.bands) - 1
+            if low <= value and (value < high or (last and value <= high)):
                 return label
         return None
+
+    @property
+    def band_shades(self) -> tuple[int, ...]:
+        """Per band (lowest first), its shade from 0 (the best band, lightest) upwards: the
+        darker, the worse, whichever way the score runs."""
+        count = len(self.bands)
+        if self.direction == "higher_is_better":
+            return tuple(range(count - 1, -1, -1))
+        return tuple(range(count))
 
 
 @dataclass(frozen=True)
@@ -298,6 +311,8 @@ class ProcedureRow:
     procedure_type: str
     type_label: str
     setting: str
+    setting_label: str
+    """The setting's name in the pilot definition (``procedure_settings`` or the arm)."""
     drg_code: str | None
 
 
@@ -430,9 +445,9 @@ def _point_threshold(
     if rule is None:
         return score.minimal_important_change
     if rule.by_baseline_band and band_score is not None and baseline is not None:
-        for band in band_score.bands:
-            if band.min <= baseline <= band.max and band.label in rule.by_baseline_band:
-                return float(rule.by_baseline_band[band.label])
+        band = band_score.band_of(baseline)
+        if band is not None and band.label in rule.by_baseline_band:
+            return float(rule.by_baseline_band[band.label])
     return float(rule.min_improvement)
 
 
@@ -510,7 +525,10 @@ def _instrument_series(
                 )
             )
         bands = (
-            [(b.min, b.max, b.text.get(language) if b.text else b.label) for b in band_score.bands]
+            [
+                (low, high, band.text.get(language) if band.text else band.label)
+                for band, low, high in band_score.intervals()
+            ]
             if band_score is not None
             else []
         )
@@ -676,6 +694,7 @@ def _procedures(
             procedure_type=row.procedure_type,
             type_label=labels.get(row.procedure_type, row.procedure_type),
             setting=row.setting,
+            setting_label=pilot.setting_name(row.setting, language),
             drg_code=row.drg_code,
         )
         for row in rows

@@ -96,6 +96,15 @@ def _cached_trajectory(
     )
 
 
+def chart_bands(series: ScoreSeries) -> tuple[Band, ...]:
+    """The series' severity bands for a chart, shaded by the score's direction (the best band
+    lightest)."""
+    return tuple(
+        Band(low, high, label, shade)
+        for (low, high, label), shade in zip(series.bands, series.band_shades, strict=True)
+    )
+
+
 def series_chart(series: ScoreSeries) -> Chart:
     """One score of the patient over the time points against the cohort (current language)."""
     values = ", ".join(
@@ -114,7 +123,7 @@ def series_chart(series: ScoreSeries) -> Chart:
         tuple(row.q3 for row in series.rows),
         series.score_label,
         series.value_range,
-        tuple(Band(low, high, label) for low, high, label in series.bands),
+        chart_bands(series),
         series.important_change_line,
         tuple(sorted(chart_labels().items())),
         alt,
@@ -377,7 +386,7 @@ def summary_context(
                 q1=tuple(ref["q1"] if ref else None for _row, ref in aligned),
                 q3=tuple(ref["q3"] if ref else None for _row, ref in aligned),
                 y_range=series.value_range,
-                bands=tuple(Band(low, high, label) for low, high, label in series.bands),
+                bands=chart_bands(series),
                 important_change_line=line,
             )
         )
@@ -427,7 +436,7 @@ def summary_context(
             for m in overview.measures
         ],
         "procedures": [
-            {"performed_on": p.performed_on, "label": p.type_label, "setting": p.setting}
+            {"performed_on": p.performed_on, "label": p.type_label, "setting": p.setting_label}
             for p in overview.procedures
         ],
         "free_texts": free_texts(overview.prems),

@@ -37,7 +37,7 @@ from vaikuttavuus.i18n import current_language
 from vaikuttavuus.models import ImportBatch, Pilot, Role
 from vaikuttavuus.security.access import allow
 from vaikuttavuus.services import audit
-from vaikuttavuus.services.definitions import pilot_spec
+from vaikuttavuus.services.definitions import load_measure_catalogue, pilot_spec
 from vaikuttavuus.services.imports import (
     ImportRefusedError,
     current_instrument_specs,
@@ -193,7 +193,9 @@ def _kind_docs(pilot: Pilot) -> list[dict[str, object]]:
     for kind in KINDS:
         schema = SCHEMAS[kind]
         applies = all(context.allowed(name) for name in schema.requires)
-        header, example = template_table(kind, pilots=[spec], instruments=instruments)
+        header, example = template_table(
+            kind, pilots=[spec], instruments=instruments, measures=context.measures
+        )
         examples = dict(zip(header, example, strict=True))
         columns = []
         for column in schema.columns:
@@ -354,6 +356,7 @@ def template(pilot_code: str, kind: str, fmt: str) -> Response:
         "with_example": request.args.get("example") == "1",
         "pilots": [pilot_spec(pilot)],
         "instruments": current_instrument_specs(db.session),
+        "measures": load_measure_catalogue(),
     }
     if fmt == "csv":
         response = make_response(("\ufeff" + template_csv(kind, **options)).encode("utf-8"))

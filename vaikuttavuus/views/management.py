@@ -101,6 +101,11 @@ def pdf_language() -> str:
     return language if language in LANGUAGES else "fi"
 
 
+def chosen_time_point() -> str | None:
+    """The follow-up of the key figures asked for (None or unknown: automatic)."""
+    return (request.values.get("time_point") or "").strip() or None
+
+
 def _chosen_pilot(pilots: list[Pilot]) -> Pilot | None:
     chosen = request.values.get("pilot")
     return next((p for p in pilots if p.code == chosen), pilots[0] if pilots else None)
@@ -136,14 +141,28 @@ def index() -> str:
     summary = None
     version: Any = None
     computing: Any = None
+    time_point = chosen_time_point()  # another follow-up than the default: not precomputed
     if pilot is not None and choice.chosen is not None:
-        summary, served = served_summary(pilot, choice.chosen, choice.release, current_language())
+        summary, served = (
+            served_summary(pilot, choice.chosen, choice.release, current_language())
+            if time_point is None
+            else (None, None)
+        )
         if isinstance(served, snapshots.Served):
             version = served
-        elif summary is None:
+        elif summary is None and time_point is None:
             computing = served or True
         else:
-            with read_snapshot() as snapshot:
+            with read_snapshot() as snapshot:  # the whole summary from one moment of the data
+                if summary is None:
+                    summary = management_summary(
+                        db.session,
+                        pilot,
+                        choice.chosen,
+                        choice.release,
+                        current_language(),
+                        time_point=time_point,
+                    )
                 version = snapshot.data_version(pilot.id)
     return render_template(
         "management/index.html",
@@ -188,13 +207,25 @@ def management_pdf_response(pilot: Pilot, *, audience: str) -> Response | tuple[
     if choice.problem is not None or choice.chosen is None:
         return period_problem_page(choice.problem or period_message(None, legacy=True))
     language = pdf_language()
-    context, served = served_summary(pilot, choice.chosen, choice.release, language)
+    time_point = chosen_time_point()  # another follow-up than the default: not precomputed
+    context, served = (
+        served_summary(pilot, choice.chosen, choice.release, language)
+        if time_point is None
+        else (None, None)
+    )
     if context is not None and isinstance(served, snapshots.Served):
         pdf = _render([context], choice.chosen, language)
         label = served.label
     else:  # not stored yet (no worker has got to it): computed here, from one moment
         with read_snapshot() as snapshot:
-            pdf = render_management_pdf(db.session, pilot, choice.chosen, choice.release, language)
+            pdf = render_management_pdf(
+                db.session,
+                pilot,
+                choice.chosen,
+                choice.release,
+                language,
+                time_point=time_point,
+            )
             label = snapshot.data_version(pilot.id).label
     audit.record(
         "export_pdf",

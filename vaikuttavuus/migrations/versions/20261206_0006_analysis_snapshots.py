@@ -5,7 +5,7 @@
   signed payload in one transaction (:mod:`vaikuttavuus.services.snapshots`).
 
 Revision ID: 0006
-Revises: 0004 (0005 once that revision is on main: the chain stays linear)
+Revises: 0005
 Create Date: 2026-12-06 20:00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"  # "0005" once that revision (another branch) is on main
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -63,7 +63,6 @@ from vaikuttavuus.services.analytics.cost_effectiveness import (
 from vaikuttavuus.services.analytics.costs import CostSection, CostSections
 from vaikuttavuus.services.analytics.data import (
     DEFAULT_SEED,
-    UTILITY,
     CohortData,
     Filters,
     wtp_key,
@@ -86,7 +85,6 @@ from vaikuttavuus.services.analytics.primary import (
 from vaikuttavuus.services.analytics.publication import ALL, Published, publish
 from vaikuttavuus.services.analytics.services import (
     SERVICE_GROUPINGS,
-    SERVICE_SCORES,
     ServiceSection,
     ServiceSections,
     mixed_model,
@@ -99,8 +97,6 @@ __all__ = [
     "EFFECTS",
     "FUNNEL_Z",
     "SERVICE_GROUPINGS",
-    "SERVICE_SCORES",
-    "UTILITY",
     "CohortAnalysis",
     "CohortData",
     "CostEffectiveness",

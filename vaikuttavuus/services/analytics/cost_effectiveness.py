@@ -307,6 +307,11 @@ class CostEffectivenessSections(CohortData):
             )
         if hidden:
             notes.append(Note("arm_too_few", "an arm has too few persons to show"))
+            if sum(row["n"] >= 2 for row in arm_rows) < 2:  # nothing to compute yet
+                return EffectResult(
+                    effect, follow_up, arms, None, None, None, incremental, scale, hidden,
+                    tuple(notes),
+                )  # fmt: skip
         try:
             two_data = cea.TwoArmData.from_frame(
                 data.assign(arm=data["arm"].astype(str)),
@@ -355,6 +360,15 @@ class CostEffectivenessSections(CohortData):
                     count=dropped,
                 )
             )
+        counts = complete["arm"].astype(str).value_counts()
+        if len(counts) < 2 or counts.min() < 2:  # nobody (or one) left in an arm
+            notes.append(
+                Note(
+                    "regression_too_few",
+                    "net-benefit regression: too few persons with every covariate in an arm",
+                )
+            )
+            return None
         usable = []
         for name in covariates:
             column = complete[name]

@@ -27,7 +27,13 @@ from vaikuttavuus.domain.costing import (
 )
 from vaikuttavuus.domain.defaults import DEFAULT_SEED
 from vaikuttavuus.domain.periods import block_release_dates
-from vaikuttavuus.domain.specs import BandScore, InstrumentSpec, PilotSpec, ResponderRule
+from vaikuttavuus.domain.specs import (
+    BandScore,
+    InstrumentSpec,
+    PilotSpec,
+    ResponderRule,
+    utility_score,
+)
 from vaikuttavuus.models import Pilot
 from vaikuttavuus.services.analytics.publication import Published, publish
 from vaikuttavuus.services.catalogue import costing_catalogue
@@ -37,9 +43,6 @@ from vaikuttavuus.services.definitions import (
     load_measure_catalogue,
     pilot_spec,
 )
-
-UTILITY = ("eq5d5l", "index")
-"""The utility score used for QALYs, when the pilot schedules it."""
 
 # --------------------------------------------------------------------------------------------
 # Filters
@@ -194,9 +197,18 @@ class CohortData:
         value = spec.score(score_id).direction if spec is not None else None
         return value or "lower_is_better"
 
+    @cached_property
+    def utility(self) -> str | None:
+        """The utility score of the QALYs (``instrument.score``): declared in the pilot's
+        analysis, else the first baseline instrument with a value-set score; None without."""
+        found = utility_score(self.spec, self.instruments)
+        if found is None or found[0] not in self.scheduled_instruments:
+            return None
+        return _score_name(*found)
+
     @property
     def has_utility(self) -> bool:
-        return UTILITY[0] in self.scheduled_instruments
+        return self.utility is not None
 
     @property
     def has_procedures(self) -> bool:
@@ -646,7 +658,8 @@ class CohortData:
         """QALYs per person (AUC over every time point; complete cases), or None."""
         if not self.has_utility:
             return None
-        utilities = self.score_long(_score_name(*UTILITY))
+        assert self.utility is not None
+        utilities = self.score_long(self.utility)
         last = self.time_points[-1]
         due = self._due_ids(last)
         roster = self.persons[self.persons["person_id"].isin(due)]

@@ -13,7 +13,6 @@ from vaikuttavuus.domain.notes import Note
 from vaikuttavuus.domain.outcomes import QalyDifference
 from vaikuttavuus.domain.stats import mean_ci
 from vaikuttavuus.services.analytics.data import (
-    UTILITY,
     CohortData,
     _score_name,
 )
@@ -67,8 +66,8 @@ class OutcomeSections(CohortData):
             scores.append(score)
             if not table.empty:
                 parts.append(outcomes.summarise_outcomes(table).table)
-        utility = _score_name(*UTILITY)
-        if self.has_utility:
+        utility = self.utility
+        if utility is not None:
             table = self.changes(utility, follow_ups)
             scores.append(utility)
             if not table.empty:

@@ -35,7 +35,7 @@ from vaikuttavuus.domain.primary_cea import column as _column
 from vaikuttavuus.domain.sensitivity import TornadoBar, costing_inputs, tornado
 from vaikuttavuus.domain.specs import BandScore, PrimaryPlan, ResponderRule
 from vaikuttavuus.domain.stats import covariate_design
-from vaikuttavuus.services.analytics.data import UTILITY, CohortData, _score_name
+from vaikuttavuus.services.analytics.data import CohortData
 
 __all__ = ["EstimatePair", "PrimaryResult", "PrimarySection", "Scenario", "Subgroup"]
 
@@ -124,8 +124,8 @@ class PrimarySection(CohortData):
 
     def _primary_scores(self) -> list[str]:
         scores = [self.primary_plan.outcome]
-        if self.has_utility:
-            scores.append(_score_name(*UTILITY))
+        if self.utility is not None:
+            scores.append(self.utility)
         return scores
 
     def _clusters(self, people: pd.DataFrame) -> pd.Series:
@@ -150,7 +150,7 @@ class PrimarySection(CohortData):
         """The declared covariates as numeric columns (categories as indicators). Baseline
         scores of the primary score and the utility are the ``score@baseline`` columns
         already in the frame, so they are not repeated."""
-        own = {self.primary_plan.outcome, _score_name(*UTILITY)}
+        own = {self.primary_plan.outcome, self.utility}
         names = []
         for name in self.spec.covariates:
             if name not in self.covariates.columns:
@@ -190,7 +190,7 @@ class PrimarySection(CohortData):
             reference_wtp=float(declared["improvement"].reference),
             rule=self.primary_rule,
             bands=self._band_score(),
-            utility=_score_name(*UTILITY) if self.has_utility else None,
+            utility=self.utility,
             discount_rate=analysis.discount_rate if self.spec.horizon_days > 365 else 0.0,
             imputations=(self.imputations or analysis.missing_data.imputations)
             if analysis.missing_data.method == "multiple_imputation"

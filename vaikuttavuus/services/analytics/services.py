@@ -34,15 +34,6 @@ from vaikuttavuus.texts import N_, translate
 log = logging.getLogger(__name__)
 
 SERVICE_GROUPINGS: tuple[loneliness.Grouping, ...] = ("service_type", "provider_sector")
-DEFAULT_SECONDARY_SCORES: tuple[str, ...] = (
-    "djg6.total",
-    "lonely1.frequency",
-    "insecurity.safe_daily",
-)
-"""Secondary outcomes of the services analysis when the definition declares none."""
-SERVICE_SCORES = ("ucla3.total", *DEFAULT_SECONDARY_SCORES)
-SAFETY_SCORE = "insecurity.safe_daily"
-"""The baseline score whose flag (feeling insecure) is a client-guidance profile dimension."""
 WEB_MODES = ("web", "self")
 """Response modes that are the person's own answer in the app (``self`` before issue 14)."""
 
@@ -215,10 +206,12 @@ class ServiceSections(CohortData):
     @cached_property
     def service_scores(self) -> list[str]:
         """The analysed outcomes: the declared primary score, then the declared secondary
-        outcomes (default :data:`DEFAULT_SECONDARY_SCORES`), those scheduled at the baseline
-        and at every follow-up."""
+        outcomes (``analysis → secondary_outcomes``, else the pilot's ``secondary_outcomes``),
+        those scheduled at the baseline and at every follow-up."""
         plan = self.spec.primary_plan()
-        declared = self.spec.analysis.secondary_outcomes or DEFAULT_SECONDARY_SCORES
+        declared = self.spec.analysis.secondary_outcomes or tuple(
+            f"{rule.instrument}.{rule.score}" for rule in self.spec.secondary_outcomes
+        )
         wanted = list(dict.fromkeys([plan.outcome, *declared]))
         scheduled = {tp.id: set(tp.instruments) for tp in self.spec.time_points}
         chosen = []
@@ -281,15 +274,13 @@ class ServiceSections(CohortData):
 
     def _profile(self, confounders: pd.DataFrame) -> pd.DataFrame:
         """The client-guidance profile of each roster row (see :func:`client_profile`)."""
-        baseline = {
-            score: self._baseline_values(score)
-            for score in (self.primary_service_score, SAFETY_SCORE)
-        }
+        flag = self.spec.analysis.guidance_flag
+        primary = self._baseline_values(self.primary_service_score)
         return pd.DataFrame(
             client_profile(
                 self,
-                baseline[self.primary_service_score],
-                baseline[SAFETY_SCORE],
+                primary,
+                self._baseline_values(flag) if flag else np.full(len(primary), np.nan),
                 self.roster["lives_alone"].astype("Float64").astype(float).to_numpy(),
                 (self.roster["index_date"].dt.year - self.roster["birth_year"]).to_numpy(),
             )
@@ -818,8 +809,9 @@ def client_profile(
                 loneliness_baseline, value_range[0], value_range[1], float(flag.value)
             )
     insecure = np.full(len(safety_baseline), None, dtype=object)
-    instrument, score_id = SAFETY_SCORE.split(".", 1)
-    safety = analysis.instruments.get(instrument)
+    declared = analysis.spec.analysis.guidance_flag
+    instrument, _sep, score_id = (declared or "").partition(".")
+    safety = analysis.instruments.get(instrument) if declared else None
     if safety is not None:
         flag = next(
             (s for s in safety.scores if isinstance(s, FlagScore) and s.of == score_id), None
