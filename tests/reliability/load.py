@@ -112,7 +112,8 @@ class Client:
         except requests.Timeout:
             self.stats.add(timeouts=1)
             raise
-        except requests.ConnectionError as error:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
+            # refused, reset, or the body cut off when the server died after the headers
             self.stats.add(connection_errors=1)
             raise ServerGoneError(path) from error
         if response.status_code >= 500:

@@ -592,7 +592,11 @@ def layouts(labels: Any) -> dict[str, list[Col]]:
     }
 
 
-def outcome_columns(labels: Any, score: str, with_responders: bool) -> list[Col]:
+def outcome_columns(
+    labels: Any, score: str, with_responders: bool, unpaired: bool = True
+) -> list[Col]:
+    """The outcome table's columns; ``unpaired``: with the baseline of everyone who answered it
+    (the page has them, the A4 summary not)."""
     digits = 2 if "index" in score else 1
     columns = [
         Col("time_point", "label", labeller=labels.time_point),
@@ -608,12 +612,10 @@ def outcome_columns(labels: Any, score: str, with_responders: bool) -> list[Col]
             Col("share_responders", "share"),
             Col("responders_ci_low", "interval_share", high="responders_ci_high"),
         ]
-    return [
-        *columns,
-        Col("share_missing", "share"),
-        Col("n_baseline", "count"),
-        Col("baseline_mean", "number", digits),
-    ]
+    columns.append(Col("share_missing", "share"))
+    if unpaired:
+        columns += [Col("n_baseline", "count"), Col("baseline_mean", "number", digits)]
+    return columns
 
 
 def service_columns(labels: Any, by: str) -> dict[str, list[Col]]:

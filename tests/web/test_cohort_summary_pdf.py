@@ -73,7 +73,7 @@ def expected_tables(
                                              layout["response_rates"], fmt)),
             ("primary outcome", expected_rows(
                 from_published(analysis.outcomes.summary),
-                outcome_columns(labels, primary, with_responders=True),
+                outcome_columns(labels, primary, with_responders=True, unpaired=False),
                 fmt,
                 keep=lambda record: record["score"] == primary,
             )),

@@ -72,7 +72,7 @@ def summary_context(analysis: CohortAnalysis, language: str) -> dict[str, Any]:
     """Plain values for ``reports/cohort_summary.html`` (call inside ``force_locale``)."""
     labels = Labels(analysis, language)
     enrolment = enrolment_view(analysis, labels)
-    outcomes = outcome_view(analysis, labels)
+    outcomes = outcome_view(analysis, labels, unpaired=False)
     primary_table = outcomes["tables"][0] if outcomes["tables"] else None
     with_services = analysis.has_services and bool(analysis.service_scores)
     return {

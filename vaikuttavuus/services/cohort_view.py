@@ -751,7 +751,11 @@ def modes_view(analysis: CohortAnalysis, labels: Labels) -> TableView:
     )
 
 
-def outcome_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
+def outcome_view(
+    analysis: CohortAnalysis, labels: Labels, *, unpaired: bool = True
+) -> dict[str, Any]:
+    """The outcome tables per score. ``unpaired``: also the baseline of everyone who answered
+    it, beside the paired means (the page; the A4 summary has no room for them)."""
     section = analysis.outcomes
     tables = []
     rule_scores = {f"{r.instrument}.{r.score}": r.min_improvement for r in analysis.rules}
@@ -788,16 +792,17 @@ def outcome_view(analysis: CohortAnalysis, labels: Labels) -> dict[str, Any]:
                     "responders_ci_low", _("95% CI"), "interval_share", high="responders_ci_high"
                 ),
             ]
-        columns += [
-            Column("share_missing", _("Missing"), "share"),
-            Column("n_baseline", _("Answered at baseline"), "count"),
-            Column(
-                "baseline_mean",
-                _("Baseline mean, everyone who answered it"),
-                "number",
-                2 if "index" in score else 1,
-            ),
-        ]
+        columns.append(Column("share_missing", _("Missing"), "share"))
+        if unpaired:
+            columns += [
+                Column("n_baseline", _("Answered at baseline"), "count"),
+                Column(
+                    "baseline_mean",
+                    _("Baseline mean, everyone who answered it"),
+                    "number",
+                    2 if "index" in score else 1,
+                ),
+            ]
         caption = labels.score(score)
         if score in rule_scores:
             caption = _(
