@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -27,6 +28,11 @@ from tests.support import postgres
 from tests.support.isolation import fresh_globals_per_request
 from vaikuttavuus import create_app
 from vaikuttavuus.extensions import db, limiter
+
+# The app's "today" is the county's day (``vaikuttavuus.county_time``), not the server's; a test's
+# ``date.today()`` must be the same day even when the suite runs between 22 and 24 UTC.
+os.environ["TZ"] = "Europe/Helsinki"
+time.tzset()
 
 BACKENDS = [
     b.strip()

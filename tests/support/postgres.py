@@ -125,6 +125,7 @@ def start(durable: bool = False) -> PostgresServer:
         f"-c unix_socket_directories={sockets}",
         "-c max_connections=200",
         "-c shared_buffers=128MB",
+        "-c timezone=UTC",  # like a server in a UTC container, whatever the tests' TZ
     ]
     if not durable:
         options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]

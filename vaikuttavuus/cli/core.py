@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from vaikuttavuus.config import SAMPLE_INSTANCE_CONFIG
+from vaikuttavuus.county_time import county_today
 
 
 def instance_folder() -> Path:
@@ -163,7 +163,7 @@ def demo_data_command(people: int, seed: int, replace: bool, today: Any, no_logi
     from vaikuttavuus.services import demo_data
     from vaikuttavuus.services.definitions import load_all_definitions
 
-    reference = today.date() if today is not None else date.today()
+    reference = today.date() if today is not None else county_today()
     if demo_data.demo_data_present(db.session) and not replace:
         click.echo("Demo data already present (use --replace to generate it again).")
     else:
@@ -248,7 +248,7 @@ def demo_patient_link() -> str | None:
     from vaikuttavuus.models import Enrolment, Invitation, Person, Pilot, Response
     from vaikuttavuus.services.patient_flow import issue_token
 
-    today = date.today()
+    today = county_today()
     answered = select(Response.enrolment_id).where(
         Response.time_point_id == Invitation.time_point_id
     )

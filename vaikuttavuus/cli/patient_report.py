@@ -12,11 +12,12 @@ import getpass
 import os
 import sys
 import tempfile
-from datetime import date
 from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
+
+from vaikuttavuus.county_time import county_today
 
 
 def _fail(message: str) -> None:
@@ -82,7 +83,7 @@ def patient_command(pilot_code: str, pseudonym: str, lang: str | None, out: Path
         _fail(f"No patient '{pseudonym}' in pilot '{pilot_code}'.")
         return
     language = summary_language(enrolment, lang)
-    _write(out, summary_pdf(db.session, enrolment, language, date.today()))
+    _write(out, summary_pdf(db.session, enrolment, language, county_today()))
     audit.record(
         "export_patient_summary",
         object_type="enrolment",

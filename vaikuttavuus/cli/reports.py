@@ -37,6 +37,7 @@ import click
 from flask.cli import with_appcontext
 
 from vaikuttavuus.cli.patient_report import patient_command
+from vaikuttavuus.county_time import county_today
 from vaikuttavuus.domain.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 
 __all__ = ["COMMANDS", "parse_period", "report"]
@@ -133,7 +134,7 @@ def _release_and_period(period: object, as_of: object, pilot_ids: list[int]) -> 
     )
     from vaikuttavuus.extensions import db
 
-    day = as_of.date() if as_of is not None else date.today()  # type: ignore[attr-defined]
+    day = as_of.date() if as_of is not None else county_today()  # type: ignore[attr-defined]
     release = release_date(day)
     if period is None:
         first = queries.first_index_date(db.session, pilot_ids)

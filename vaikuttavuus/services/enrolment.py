@@ -8,6 +8,7 @@ from datetime import date
 
 from sqlalchemy import select
 
+from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain import identity
 from vaikuttavuus.models import Arm, Enrolment, Person, Pilot
@@ -116,7 +117,7 @@ def enrol(
         pilot_id=pilot.id,
         arm_id=arm.id,
         index_date=index_date,
-        enrolled_on=enrolled_on or date.today(),
+        enrolled_on=enrolled_on or county_today(),
         unit=unit,
         clinician_code=clinician_code,
     )

@@ -39,6 +39,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Table, select
 
 from vaikuttavuus.bulk import bulk_insert
+from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain import identity
 from vaikuttavuus.domain.imports import (
@@ -233,7 +234,7 @@ def import_context(
     return ImportContext(
         pilot=pilot_spec(pilot),
         measures=load_measure_catalogue(),
-        today=today or date.today(),
+        today=today or county_today(),
         hash_identity_code=hash_identity_code,
         product_codes=tuple(session.scalars(select(Product.code).order_by(Product.code))),
         cost_centre_codes=tuple(session.scalars(select(CostCentre.code).order_by(CostCentre.code))),
@@ -320,7 +321,7 @@ def kind_applies(kind: str, spec: PilotSpec) -> bool:
     if not requires:
         return True
     context = ImportContext(
-        pilot=spec, measures=load_measure_catalogue(), today=date.today(), hash_identity_code=str
+        pilot=spec, measures=load_measure_catalogue(), today=county_today(), hash_identity_code=str
     )
     return all(context.allowed(name) for name in requires)
 
@@ -507,7 +508,7 @@ def missing_costs(session: AnySession, pilot: Pilot, today: date | None) -> tupl
         return 0, 0
     rows = queries.cohort_cost_items(session, pilot.id)
     rule = spec.analysis.costs
-    as_of = today or date.today()
+    as_of = today or county_today()
     complete = costs_complete(
         enrolments[["enrolment_id", "index_date"]],
         rows,

@@ -61,6 +61,7 @@ from sqlalchemy import (
     update,
 )
 
+from vaikuttavuus.county_time import county_zone
 from vaikuttavuus.database import AnySession, insert_for
 from vaikuttavuus.models import (
     AccessToken,
@@ -124,7 +125,7 @@ def make_clock(
 ) -> Clock:
     """A clock for a run. ``today`` alone keeps the current time of day on that date (so the
     CLI's ``--today`` behaves like running on that day); ``now`` alone derives ``today``."""
-    zone = ZoneInfo(timezone or _config("BABEL_DEFAULT_TIMEZONE", "Europe/Helsinki"))
+    zone = ZoneInfo(timezone) if timezone else county_zone()
     if now is None:
         current = datetime.now(zone)
         if today is not None:

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import joinedload
 
+from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import AnySession, insert_for, upsert
 from vaikuttavuus.domain.answers import StoredAnswer, missing_required
 from vaikuttavuus.domain.specs import InstrumentSpec, Section, UnitContact
@@ -85,7 +86,7 @@ def resolve(session: AnySession, token: str, today: date | None = None) -> LinkS
     if row is None:
         return LinkState("invalid", token_digest=digest)
     access, invitation = row
-    today = today or date.today()
+    today = today or county_today()
     if invitation.status == "completed":
         return LinkState("completed", invitation, digest)
     if access.revoked_at is not None or invitation.status in {"cancelled", "expired"}:
@@ -319,7 +320,7 @@ def services_received(
     names = {service.id: service.name.get(language) for service in spec.service_types}
     if not names:
         return []
-    until = min(today or date.today(), invitation.closes_on)
+    until = min(today or county_today(), invitation.closes_on)
     rows = session.execute(
         select(ServiceExposure.service_type, ServiceExposure.provider_name)
         .where(

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from flask import current_app
 from sqlalchemy import select
 
+from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import Pilot
@@ -55,7 +56,7 @@ def management_keys(pilot: Pilot, today: date | None = None) -> list[snapshots.S
     from vaikuttavuus.domain.periods import default_period, release_date, released_periods
     from vaikuttavuus.services.management_snapshots import management_key
 
-    release = release_date(today or date.today())
+    release = release_date(today or county_today())
     periods = released_periods(queries.first_index_date(db.session, [pilot.id]), release)
     chosen = [default_period(periods), *sorted(p for p in periods if p.kind == "Q")[-2:]]
     unique = list(dict.fromkeys(p for p in chosen if p is not None))

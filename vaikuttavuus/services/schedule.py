@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Date, case, exists, func, literal, or_, select, text, update
 
+from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import LIKE_ESCAPE, AnySession, contains_pattern, insert_for
 from vaikuttavuus.models import (
     AccessToken,
@@ -76,7 +77,7 @@ def ensure_invitations(
 ) -> list[Invitation]:
     """One invitation per time point of the pilot (created once; windows follow the index
     date while the invitation is still unanswered)."""
-    today = today or date.today()
+    today = today or county_today()
     existing = {
         inv.time_point_id: inv
         for inv in session.scalars(
@@ -514,7 +515,7 @@ def list_invitations(
     """One page of a pilot's invitations with the given filters: windows that have opened
     first (the latest first), then the upcoming ones (the soonest first), whatever their
     status (an upcoming invitation the person declined is still upcoming)."""
-    today = today or date.today()
+    today = today or county_today()
     statement = (
         select(Invitation, Person, Arm, TimePoint)
         .join(Enrolment, Invitation.enrolment_id == Enrolment.id)

@@ -64,6 +64,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
+from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import AnySession, DataVersion, read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import AnalysisSnapshot, InstrumentVersion, Pilot
@@ -160,7 +161,7 @@ def cohort_key(
     settings = report_settings.current()
     params = {
         "filters": filters.to_dict(),
-        "as_of": (filters.release or as_of or date.today()).isoformat(),
+        "as_of": (filters.release or as_of or county_today()).isoformat(),
         "n_boot": int(n_boot if n_boot is not None else settings.n_boot),
         "seed": int(seed if seed is not None else DEFAULT_SEED),
         "imputations": imputations if imputations is not None else settings.imputations,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import (
     Blueprint,
     abort,
@@ -28,6 +26,7 @@ from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from vaikuttavuus.county_time import county_today
 from vaikuttavuus.extensions import db
 from vaikuttavuus.forms.auth import ConfirmForm
 from vaikuttavuus.i18n import current_language
@@ -350,7 +349,7 @@ def audit_csv() -> Response:
     if filters.invalid:
         abort(400)
     audit.record("export_audit_log", object_type="audit_log", details=filters.as_details())
-    filename = f"audit-log-{date.today().isoformat()}.csv"
+    filename = f"audit-log-{county_today().isoformat()}.csv"
     return Response(
         stream_with_context(audit_export.csv_lines(db.session, filters)),
         mimetype="text/csv",

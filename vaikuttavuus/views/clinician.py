@@ -3,8 +3,6 @@ alerts, clinical measures, procedures and PREM answers) and the patient's one-pa
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import (
     Blueprint,
     abort,
@@ -19,6 +17,7 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 from werkzeug.wrappers import Response
 
+from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import LIKE_ESCAPE, contains_pattern, read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
@@ -149,7 +148,7 @@ def patient(pilot_code: str, pseudonym: str) -> str:
     pilot = require_pilot(pilot_code)
     enrolment = _enrolment(pilot, pseudonym)
     with read_snapshot() as snapshot:  # the patient and the cohort from one moment of the data
-        overview = patient_overview(db.session, enrolment, current_language(), date.today())
+        overview = patient_overview(db.session, enrolment, current_language(), county_today())
         charts = {
             (s.instrument_code, s.score_id): series_chart(s)
             for s in overview.series
@@ -163,7 +162,7 @@ def patient(pilot_code: str, pseudonym: str) -> str:
             overview=overview,
             charts=charts,
             services_chart=services_chart(
-                overview, pilot_spec(pilot), enrolment.index_date, date.today()
+                overview, pilot_spec(pilot), enrolment.index_date, county_today()
             ),
             alerts=alert_texts(overview.alerts),
             links=_links(pilot, pseudonym),
@@ -192,7 +191,7 @@ def patient_summary(pilot_code: str, pseudonym: str) -> Response:
     pilot = require_pilot(pilot_code)
     enrolment = _enrolment(pilot, pseudonym)
     language = summary_language(enrolment, request.args.get("lang_pdf"))
-    pdf = summary_pdf(db.session, enrolment, language, date.today())  # in one read snapshot
+    pdf = summary_pdf(db.session, enrolment, language, county_today())  # in one read snapshot
     audit.record(
         "export_patient_summary",
         object_type="enrolment",
@@ -203,6 +202,6 @@ def patient_summary(pilot_code: str, pseudonym: str) -> Response:
     )
     response = make_response(pdf)
     response.headers["Content-Type"] = "application/pdf"
-    filename = f"{pilot.code}-{pseudonym}-summary-{date.today().isoformat()}.pdf"
+    filename = f"{pilot.code}-{pseudonym}-summary-{county_today().isoformat()}.pdf"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from flask import (
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import AnySession, SnapshotSession, read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
@@ -73,7 +73,7 @@ def _page(pilot: Pilot, errors: dict[str, str] | None = None) -> str:
 
 
 def _filename(pilot: Pilot, name: str, suffix: str) -> str:
-    return f"{pilot.code}-{name}-{date.today().isoformat()}.{suffix}"
+    return f"{pilot.code}-{name}-{county_today().isoformat()}.{suffix}"
 
 
 def _attachment(filename: str) -> dict[str, str]:

@@ -19,6 +19,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from vaikuttavuus import queries
+from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.domain.periods import (
     GridPeriod,
@@ -80,7 +81,7 @@ def period_message(error: PeriodError | None, legacy: bool = False) -> str:
 def choose_period(pilots: list[Pilot], today: date | None = None) -> PeriodChoice:
     """The ``period`` of the query string (a grid period of the current release), else the
     default (the newest released year)."""
-    release = release_date(today or date.today())
+    release = release_date(today or county_today())
     first = queries.first_index_date(db.session, [p.id for p in pilots])
     periods = released_periods(first, release)
     fallback = default_period(periods)

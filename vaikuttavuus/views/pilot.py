@@ -24,6 +24,7 @@ from flask_babel import format_date
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import current_snapshot, read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
@@ -266,7 +267,7 @@ def table_csv(pilot_code: str, name: str) -> Response:
     )
     response = with_data_version(make_response(to_csv(table)), label)
     response.headers["Content-Type"] = "text/csv; charset=utf-8"
-    filename = f"{pilot.code}-{name}-{date.today().isoformat()}.csv"
+    filename = f"{pilot.code}-{name}-{county_today().isoformat()}.csv"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -311,6 +312,6 @@ def cohort_summary_pdf_response(*, pilot_code: str, audience: str) -> Response:
     )
     response = with_data_version(make_response(pdf), version.label)
     response.headers["Content-Type"] = "application/pdf"
-    filename = f"{pilot.code}-cohort-summary-{date.today().isoformat()}.pdf"
+    filename = f"{pilot.code}-cohort-summary-{county_today().isoformat()}.pdf"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -13,7 +13,6 @@ with the enrolment (where erasure reaches them), never in the audit trail.
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Any
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
@@ -25,6 +24,7 @@ from werkzeug.wrappers import Response
 from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
+from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.i18n import current_language
@@ -118,7 +118,7 @@ def access_json(pseudonym: str) -> Response:
     data = _access_data(scope, "json")
     response = make_response(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))
     response.mimetype = "application/json"
-    filename = f"{scope.person.pseudonym}-own-data-{date.today().isoformat()}.json"
+    filename = f"{scope.person.pseudonym}-own-data-{county_today().isoformat()}.json"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -132,7 +132,7 @@ def access_pdf(pseudonym: str) -> Response:
     pdf = render_pdf("subject_access.html", language, data=data, person=data["person"])
     response = make_response(pdf)
     response.mimetype = "application/pdf"
-    filename = f"{scope.person.pseudonym}-own-data-{date.today().isoformat()}.pdf"
+    filename = f"{scope.person.pseudonym}-own-data-{county_today().isoformat()}.pdf"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from vaikuttavuus import queries, report_settings
+from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain import outcomes
 from vaikuttavuus.domain.catalogue import CostingCatalogue
@@ -128,7 +129,7 @@ class CohortData:
         self.filters = filters or Filters()
         self.n_boot = n_boot if n_boot is not None else settings.n_boot
         self.seed = seed
-        self.as_of = self.filters.release or as_of or date.today()
+        self.as_of = self.filters.release or as_of or county_today()
         self.imputations = imputations if imputations is not None else settings.imputations
         """Imputed data sets of the primary analysis (None: the pilot's declared number)."""
         self.min_cell = self.spec.min_cell_size
