@@ -72,6 +72,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=60.0,
         help="Length of the soak (scenario 'soak', run with --only soak; default 60).",
     )
+    parser.add_argument(
+        "--snapshot-people",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Data set size of the snapshot scenarios (snapshot_build, snapshot_read, "
+        "pdf_from_snapshot; default: the run's smallest, e.g. 200000 for the design size).",
+    )
     parser.add_argument("--list", action="store_true", help="List the scenarios and exit.")
     return parser.parse_args(argv)
 
@@ -133,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         backends=backends,
         quick=args.quick,
         say=say,
-        options={"soak_minutes": args.soak_minutes},
+        options={"soak_minutes": args.soak_minutes, "snapshot_people": args.snapshot_people},
     )
 
     def scenario_backends(

@@ -16,8 +16,8 @@ the stored analyses and renders the PDF (labels, figure, WeasyPrint); median of 
 slower pilot.
 
 All three run on the smallest data set of the run (the quick run's 1 000 people, or the full
-run's smallest); the design-size figures (200 000 people) are for a later run
-(``--only snapshot_build`` with the sizes raised).
+run's smallest), or on ``--snapshot-people N`` (the design size:
+``scripts/bench --only snapshot_build,snapshot_read,pdf_from_snapshot --snapshot-people 200000``).
 """
 
 from __future__ import annotations
@@ -134,11 +134,19 @@ def snapshots_task(url: str, people: int) -> dict[str, Any]:
     return result
 
 
+def snapshot_people(context: Context) -> int:
+    """The data set of the snapshot scenarios: ``--snapshot-people``, else the run's smallest."""
+    chosen = context.options.get("snapshot_people")
+    if chosen is not None and chosen <= 0:
+        raise SystemExit("--snapshot-people must be a positive number of people")
+    return int(chosen) if chosen else min(context.sizes.people)
+
+
 def run_snapshots(
     context: Context, backend: str | None, _wanted: frozenset[str]
 ) -> dict[str, Figures]:
     assert backend is not None
-    people = min(context.sizes.people)
+    people = snapshot_people(context)
     workspace = context.workspace
     workspace.ensure_datasets(backend, [people])
     context.say(f"{backend}: snapshots, {people} people")

@@ -270,3 +270,44 @@ def test_the_management_summary_and_its_pdf_come_from_the_snapshot(
     pack = manager.get("/management/board-pack.pdf?lang_pdf=fi")
     assert pack.status_code == 200
     assert pack.data.startswith(b"%PDF")
+
+
+def test_the_cohort_summary_pdf_comes_from_its_snapshot(
+    lead: FlaskClient, cohort_app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.web.report_numbers import pdf_text
+    from vaikuttavuus.services.cohort_summary import render_cohort_summary_pdf
+
+    first = lead.get("/pilot/bph/summary.pdf?lang_pdf=en")
+    assert first.status_code == 200 and first.data.startswith(b"%PDF")
+    [row] = ready_rows("bph")
+    assert row.params["view"] == {"section": snapshots.SUMMARY_VIEW}
+    assert first.headers["X-Data-Version"] == row.data_version[:10]
+    computed_now = render_cohort_summary_pdf(db.session, pilot("bph"), Filters(), "en")
+    db.session.rollback()
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("computed in the request")
+
+    monkeypatch.setattr("vaikuttavuus.views.pilot.render_cohort_summary_pdf", refuse)
+    monkeypatch.setattr("vaikuttavuus.views.pilot.CohortAnalysis", refuse)
+    monkeypatch.setattr(snapshots, "build", refuse)
+    again = lead.get("/pilot/bph/summary.pdf?lang_pdf=en")
+    assert again.status_code == 200
+    assert again.headers["X-Data-Version"] == row.data_version[:10]
+    # every figure of the stored analysis is the one computed from the data now
+    assert pdf_text(again.data, tmp_path) == pdf_text(computed_now, tmp_path)
+    swedish = lead.get("/pilot/bph/summary.pdf?lang_pdf=sv")
+    assert swedish.status_code == 200 and swedish.data.startswith(b"%PDF")
+    assert len(ready_rows("bph")) == 1
+
+
+def test_the_default_cohort_summary_is_precomputed(cohort_app: Flask) -> None:
+    from vaikuttavuus.services import precompute
+
+    views = [
+        key.params_dict.get("view")
+        for key in precompute.default_keys(pilot("bph"))
+        if key.kind == "cohort"
+    ]
+    assert {"section": snapshots.SUMMARY_VIEW} in views

@@ -119,14 +119,35 @@ def render_cohort_summary_pdf(
     *,
     as_of: date | None = None,
 ) -> bytes:
-    """The cohort summary PDF of ``pilot`` for ``filters`` (the pilot page's) in ``language``."""
-    from vaikuttavuus.pdf import render_pdf
-
-    if language not in LANGUAGES:
-        raise ValueError(f"unknown language '{language}'")
+    """The cohort summary PDF of ``pilot`` for ``filters`` (the pilot page's) in ``language``,
+    computed now from one moment of the data."""
+    _check_language(language)
     with read_snapshot(session):  # every figure from one moment of the data
         analysis = CohortAnalysis(session, pilot, filters, as_of=as_of)
-        with force_locale(language):
-            context = summary_context(analysis, language)
-        context["demo_data"] = demo_data_present(session)
+        context = _context(analysis, language, demo_data=demo_data_present(session))
+    return _render(context, language)
+
+
+def cohort_summary_pdf_of(analysis: CohortAnalysis, language: str, *, demo_data: bool) -> bytes:
+    """The cohort summary PDF of an analysis already computed (e.g. restored from a snapshot
+    built by a worker: then nothing is computed in the request)."""
+    _check_language(language)
+    return _render(_context(analysis, language, demo_data=demo_data), language)
+
+
+def _check_language(language: str) -> None:
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown language '{language}'")
+
+
+def _context(analysis: CohortAnalysis, language: str, *, demo_data: bool) -> dict[str, Any]:
+    with force_locale(language):
+        context = summary_context(analysis, language)
+    context["demo_data"] = demo_data
+    return context
+
+
+def _render(context: dict[str, Any], language: str) -> bytes:
+    from vaikuttavuus.pdf import render_pdf
+
     return render_pdf("cohort_summary.html", language, **context)

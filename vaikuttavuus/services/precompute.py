@@ -39,14 +39,15 @@ _LOCK = threading.Lock()
 
 
 def default_keys(pilot: Pilot) -> list[snapshots.SnapshotKey]:
-    """Every section of the cohort page without filters (its default options), and the
-    management summary of the default period (the newest released year) and of the newest
-    two released quarters."""
+    """Every section of the cohort page without filters (its default options) and the cohort
+    summary PDF without filters, and the management summary of the default period (the newest
+    released year) and of the newest two released quarters."""
     from vaikuttavuus.services.analytics import Filters
     from vaikuttavuus.services.cohort_page import SECTIONS
 
     keys = [
-        snapshots.cohort_key(pilot, Filters(), view={"section": section}) for section in SECTIONS
+        snapshots.cohort_key(pilot, Filters(), view={"section": section})
+        for section in (*SECTIONS, snapshots.SUMMARY_VIEW)
     ]
     return keys + management_keys(pilot)
 

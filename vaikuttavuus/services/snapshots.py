@@ -170,12 +170,19 @@ def cohort_key(
     return SnapshotKey(pilot.id, KIND_COHORT, tuple(sorted(params.items())))
 
 
+SUMMARY_VIEW = "summary"
+"""The view of a cohort key that holds what the cohort summary PDF shows (every section's
+tables, as the PDF has them)."""
+
+
 def cohort_view_of(asked: dict[str, Any]) -> dict[str, Any]:
     """The cohort page's view in a canonical form: the section (unknown: the first) and the
     options that section has (the CEA effect; the service score and both groupings)."""
     from vaikuttavuus.services.cohort_page import SECTIONS
 
     section = asked.get("section")
+    if section == SUMMARY_VIEW:
+        return {"section": SUMMARY_VIEW}
     section = section if section in SECTIONS else SECTIONS[0]
     view: dict[str, Any] = {"section": section}
     if section == "cea" and asked.get("effect"):
@@ -499,15 +506,20 @@ def _renew(writer: Session, claim: Claim, progress: int) -> None:
 
 
 def compute_cohort(analysis: Any, view: dict[str, Any], progress: Callable[[int], None]) -> None:
-    """Compute what the cohort page's ``view`` shows (as the page builds it, in Finnish: the
-    labels are thrown away, the computed sections stay in ``analysis``)."""
+    """Compute what the cohort page's ``view`` (or the cohort summary PDF, :data:`SUMMARY_VIEW`)
+    shows, as the page builds it, in Finnish: the labels are thrown away, the computed sections
+    stay in ``analysis``."""
     from flask_babel import force_locale
 
     from vaikuttavuus.services.cohort_page import cohort_page
+    from vaikuttavuus.services.cohort_summary import summary_context
 
     progress(10)
     with current_app.test_request_context(), force_locale("fi"):
-        cohort_page(analysis, "fi", **view)
+        if view.get("section") == SUMMARY_VIEW:
+            summary_context(analysis, "fi")
+        else:
+            cohort_page(analysis, "fi", **view)
     progress(90)
 
 

@@ -34,9 +34,10 @@ from vaikuttavuus.security.access import allow
 from vaikuttavuus.services import audit, snapshots
 from vaikuttavuus.services.analytics import CohortAnalysis, Filters
 from vaikuttavuus.services.cohort_page import SECTIONS, cohort_page
-from vaikuttavuus.services.cohort_summary import render_cohort_summary_pdf
+from vaikuttavuus.services.cohort_summary import cohort_summary_pdf_of, render_cohort_summary_pdf
 from vaikuttavuus.services.cohort_tables import TableRequest, cohort_table, to_csv
 from vaikuttavuus.services.definitions import pilot_spec
+from vaikuttavuus.services.demo_data import demo_data_present
 from vaikuttavuus.services.management_report import LANGUAGES
 from vaikuttavuus.views.common import require_pilot, visible_pilots, with_data_version
 
@@ -299,10 +300,13 @@ def cohort_summary_pdf_response(*, pilot_code: str, audience: str) -> Response:
     download: the cohort page's analytics and numbers, for the page's filters."""
     pilot = require_pilot(pilot_code)
     language = pdf_language()
-    with read_snapshot() as snapshot:
+    with read_snapshot():
         filters = filters_from_request(pilot)
-        pdf = render_cohort_summary_pdf(db.session, pilot, filters, language)
-        version = snapshot.data_version(pilot.id)
+    pdf, label = _summary_from_snapshot(pilot, filters, language)
+    if pdf is None or label is None:  # no snapshot yet (no worker has got to it)
+        with read_snapshot() as snapshot:
+            pdf = render_cohort_summary_pdf(db.session, pilot, filters, language)
+            label = snapshot.data_version(pilot.id).label
     audit.record(
         "export_pdf",
         object_type="cohort_summary",
@@ -310,8 +314,26 @@ def cohort_summary_pdf_response(*, pilot_code: str, audience: str) -> Response:
         pilot_code=pilot.code,
         details={"language": language, "audience": audience, "filters": filters.to_dict()},
     )
-    response = with_data_version(make_response(pdf), version.label)
+    response = with_data_version(make_response(pdf), label)
     response.headers["Content-Type"] = "application/pdf"
     filename = f"{pilot.code}-cohort-summary-{county_today().isoformat()}.pdf"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def _summary_from_snapshot(
+    pilot: Pilot, filters: Filters, language: str
+) -> tuple[bytes | None, str | None]:
+    """The cohort summary PDF from the snapshot of its view (a refresh is asked for when it is
+    missing or old); ``(None, None)`` when there is none yet or it lacks what the PDF needs."""
+    key = snapshots.cohort_key(pilot, filters, view={"section": snapshots.SUMMARY_VIEW})
+    served = snapshots.serve(pilot, key)
+    if not isinstance(served, snapshots.Served):
+        return None, None
+    with read_snapshot():
+        demo_data = demo_data_present(db.session)
+    try:
+        return cohort_summary_pdf_of(served.analysis, language, demo_data=demo_data), served.label
+    except snapshots.SnapshotMissError as error:
+        logger.warning("cohort summary PDF computed in the request: %s", error)
+        return None, None
