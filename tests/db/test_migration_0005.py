@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy import delete
 from sqlalchemy.exc import DatabaseError
 
-from vaikuttavuus.database import alembic_config, current_revision, upgrade_schema
+from vaikuttavuus.database import alembic_config, current_revision, table_names, upgrade_schema
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import Procedure
 
@@ -44,6 +44,10 @@ def test_any_setting_is_stored_and_the_downgrade_needs_the_old_ones(
     with pytest.raises(RuntimeError, match="1 procedure"):
         downgrade("0004")
     assert db.session.get(Procedure, day_surgery) is not None
+    # the refused run changed nothing, not even the steps before the refusal (SQLite too)
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert current_revision() == head
+    assert "analysis_snapshots" in table_names()
 
     db.session.execute(delete(Procedure).where(Procedure.id == day_surgery))
     db.session.commit()

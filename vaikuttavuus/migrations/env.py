@@ -58,7 +58,21 @@ def _run(connection: Connection) -> None:
         render_item=render_item,
     )
     with context.begin_transaction():
+        _begin_sqlite_transaction(connection)
         context.run_migrations()
+
+
+def _begin_sqlite_transaction(connection: Connection) -> None:
+    """SQLite's driver opens a transaction only before a data change, so each DDL statement
+    would be committed on its own: a step refused half-way through a run (a downgrade that
+    would lose data) would leave the earlier steps' tables changed but their revision not
+    recorded. An explicit BEGIN makes the run one transaction on SQLite too (its DDL is
+    transactional), as it is on PostgreSQL."""
+    if connection.dialect.name != "sqlite":
+        return
+    driver = connection.connection.dbapi_connection
+    if driver is not None and not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN")
 
 
 if context.is_offline_mode():
