@@ -93,6 +93,9 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         "SNAPSHOT_DEBOUNCE_SECONDS": 60,
         # ... but at most this long after the last snapshot when the data never stop changing.
         "SNAPSHOT_MAX_DELAY_SECONDS": 900,
+        # Days a finished snapshot is kept (nightly pruning; the newest two of each view stay
+        # until then): views nobody asks for again and old code versions go.
+        "SNAPSHOT_RETENTION_DAYS": 30,
         # Password hashing (argon2id); tests lower the cost.
         "ARGON2_TIME_COST": 3,
         "ARGON2_MEMORY_COST": 65536,

@@ -134,6 +134,7 @@ def _register_tasks(huey: Huey, app: Flask) -> dict[str, Any]:
         from vaikuttavuus.services import precompute
 
         with _context(app):
+            precompute.prune_expired_snapshots()
             return precompute.refresh_all(lambda keys: enqueue_builds(keys, app=app))
 
     return {

@@ -150,6 +150,17 @@ def test_newer_data_show_the_stored_figures_while_a_worker_refreshes_them(
     assert VERSION.search(fresh).group(1) != old_version  # type: ignore[union-attr]
     assert len(ready_rows("bph")) == 2
 
+    # a third data version: the oldest snapshot of the view goes, the newest two stay
+    add_person()
+    html(lead, url)
+    assert run_pending(queue) == 1
+    newest = html(lead, url)
+    kept = {row.data_version[:10] for row in ready_rows("bph")}
+    assert len(kept) == 2
+    shown = [re.search(r"([0-9a-f]{10})\)", page).group(1) for page in (before, newest)]  # type: ignore[union-attr]
+    assert shown[1] in kept
+    assert shown[0] not in kept
+
 
 def test_filters_never_seen_before_wait_for_the_worker(
     lead: FlaskClient,

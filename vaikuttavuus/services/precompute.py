@@ -6,8 +6,9 @@ morning's first management download) is served from a snapshot.
   unchanged for ``SNAPSHOT_DEBOUNCE_SECONDS`` (an import or a morning of answers is one
   refresh, not hundreds) — or at the latest after ``SNAPSHOT_MAX_DELAY_SECONDS`` when the data
   never stop changing — queue the builds of the default views.
-* :func:`refresh_all` — nightly: the default views of every pilot for the new day (the
-  as-of date is part of the key).
+* :func:`prune_expired_snapshots` then :func:`refresh_all` — nightly: old snapshots go
+  (:mod:`vaikuttavuus.services.snapshot_retention`), then the default views of every pilot
+  are queued for the new day (the as-of date is part of the key).
 
 The *default views* of a pilot are the sections of the cohort page without filters (as a pilot
 lead first opens them, with their CSVs) and the management pack: the summary of the default
@@ -16,6 +17,7 @@ period (the newest released year) and of the current and previous released quart
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +31,8 @@ from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import Pilot
 from vaikuttavuus.services import snapshots
+
+logger = logging.getLogger(__name__)
 
 Enqueue = Callable[[list[snapshots.SnapshotKey]], object]
 """Queues one build of views of one analysis."""
@@ -66,6 +70,18 @@ def management_keys(pilot: Pilot, today: date | None = None) -> list[snapshots.S
 
 def _pilots() -> list[Pilot]:
     return list(db.session.scalars(select(Pilot).order_by(Pilot.id)))
+
+
+def prune_expired_snapshots() -> int:
+    """Delete the finished snapshots older than ``SNAPSHOT_RETENTION_DAYS`` (nightly, before
+    :func:`refresh_all`); returns how many went."""
+    from vaikuttavuus.services.snapshot_retention import DEFAULT_RETENTION_DAYS, prune_expired
+
+    days = int(current_app.config.get("SNAPSHOT_RETENTION_DAYS") or DEFAULT_RETENTION_DAYS)
+    removed = prune_expired(db.session, retention_days=days)
+    db.session.commit()
+    logger.info("%d analysis snapshots older than %d days removed", removed, days)
+    return removed
 
 
 def refresh_all(enqueue: Enqueue) -> int:

@@ -570,6 +570,25 @@ def _store(writer: Session, claim: Claim, payload: bytes, signature: str, taken:
     return stored == 1
 
 
+def _prune(writer: Session, key: SnapshotKey, version: str) -> None:
+    """Drop the snapshots the one just stored has superseded (kept when that fails: the new
+    snapshot is stored either way)."""
+    from vaikuttavuus.services.snapshot_retention import prune_superseded
+
+    try:
+        prune_superseded(
+            writer,
+            pilot_id=key.pilot_id,
+            kind=key.kind,
+            params_key=key.digest,
+            code_version=version,
+        )
+        writer.commit()
+    except Exception:
+        logger.exception("pruning superseded snapshots failed")
+        writer.rollback()
+
+
 def _fail(writer: Session, claims: list[Claim], error: BaseException) -> None:
     with contextlib.suppress(Exception):
         writer.rollback()
@@ -634,6 +653,8 @@ def build_views(keys: list[SnapshotKey]) -> list[BuildResult]:
                 payload, signature = dump(harvest(analysis))
                 stored = _store(writer, claim, payload, signature, snapshot.taken_at)
                 open_claims.remove(claim)
+                if stored:
+                    _prune(writer, key, version)
                 results[number] = BuildResult("built" if stored else "busy", claim.id)
         return results
     except BaseException as error:
@@ -671,6 +692,8 @@ def build_management(key: SnapshotKey) -> BuildResult:
             _renew(writer, claim, 90)
             payload, signature = dump(management_snapshots.harvest(cohort))
             stored = _store(writer, claim, payload, signature, snapshot.taken_at)
+            if stored:
+                _prune(writer, key, version)
         return BuildResult("built" if stored else "busy", claim.id)
     except BaseException as error:
         if claim is not None and isinstance(error, Exception):
