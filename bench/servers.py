@@ -125,3 +125,36 @@ def hello_server(
         "--workers", str(workers), "--threads", str(threads),
     ]  # fmt: skip
     return _serve("bare Flask", command, env, log, timeout)
+
+
+@contextlib.contextmanager
+def worker_process(env: dict[str, str], log: Path, *, threads: int = 1) -> Iterator[None]:
+    """``vaikuttavuus worker`` with ``env`` (the analysis snapshots of the cohort pages and
+    PDFs are built there, not in the web workers, as in production); stopped with SIGTERM,
+    then SIGKILL."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "vaikuttavuus.cli", "worker", "--threads", str(threads)]
+    with log.open("ab") as stream:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=stream, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        time.sleep(1.0)
+        if process.poll() is not None:
+            raise ServerError(f"vaikuttavuus worker stopped at once:\n{_tail(log)}")
+        yield
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""

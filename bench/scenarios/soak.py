@@ -10,7 +10,10 @@ with threads, each keeping one HTTP connection (``requests``):
 * **clinicians** — logged in; open patient pages (``/clinician/<pilot>/<pseudonym>``) of random
   patients of both pilots, now and then the patient list;
 * **pilot leads** — logged in; read every section of the cohort page and the CSVs behind them,
-  in turn, for both pilots.
+  in turn, for both pilots. As in production, a ``vaikuttavuus worker`` next to the server
+  builds the analysis snapshots the pages read (its own job queue per scenario); a page asked
+  for before its snapshot exists answers "being computed" (counted:
+  ``pilot_lead_waiting_pages``).
 
 ``clinician_page``: the clinician's patient page alone (8 connections, as ``page_get``) against
 bare Flask's ``GET /hello`` served the same way → ``per_s``, ``ratio_vs_bare``, ``p95_ms``;
@@ -46,7 +49,7 @@ import numpy as np
 from bench.load import Request, run_load, status_is
 from bench.results import Figures
 from bench.scenarios import Context, Scenario, register
-from bench.servers import app_server, hello_server
+from bench.servers import app_server, hello_server, worker_process
 from bench.tasks import task
 
 PEOPLE = 2_000
@@ -311,6 +314,8 @@ class Traffic:
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
         self.submitted = 0
+        self.lead_waiting = 0
+        """Cohort pages answered with "being computed" (no snapshot yet; the worker builds it)."""
 
     def start(self, mix: Mix, *, clinicians: bool = True) -> None:
         plan: list[tuple[Callable[[int, float], None], int, float]] = [
@@ -451,7 +456,11 @@ class Traffic:
         position = number * 7
         while not self.stop.is_set():
             path = paths[position % len(paths)]
-            self._request(session, "pilot_lead", "GET", path, lambda a: a.status_code == 200)
+            answer = self._request(
+                session, "pilot_lead", "GET", path, lambda a: a.status_code == 200
+            )
+            if answer is not None and 'http-equiv="refresh"' in answer.text:
+                self.lead_waiting += 1
             position += 1
             self.stop.wait(pause)
 
@@ -476,6 +485,14 @@ def _prepare(context: Context, backend: str, links: int) -> tuple[str, dict[str,
     return url, prepared
 
 
+def _with_job_queue(workspace: Any, url: str, name: str) -> dict[str, str]:
+    """The server's and its worker's environment, with a job queue of their own (a file in
+    the workspace), so that no job of another scenario reaches this one's worker."""
+    env = workspace.env(url)
+    env["JOB_QUEUE_URL"] = f"sqlite:///{workspace.root / f'jobs-{name}.sqlite3'}"
+    return env
+
+
 def run_clinician_page(
     context: Context, backend: str | None, wanted: frozenset[str]
 ) -> dict[str, Figures]:
@@ -486,14 +503,14 @@ def run_clinician_page(
     url, prepared = _prepare(context, backend, links=400 if context.quick else 1_000)
     common = {"workers": sizes.workers, "threads": sizes.threads}
     figures: Figures = {**common, "backend": backend, "data_set_people": PEOPLE}
+    env = _with_job_queue(workspace, url, f"clinician-{backend}")
     try:
         with (
             hello_server(
                 workspace.env(), workspace.log_path(f"hello-c-{backend}"), **common
             ) as bare,
-            app_server(
-                workspace.env(url), workspace.log_path(f"serve-c-{backend}"), **common
-            ) as app,
+            app_server(env, workspace.log_path(f"serve-c-{backend}"), **common) as app,
+            worker_process(env, workspace.log_path(f"worker-c-{backend}")),
         ):
             session = _login(f"http://{app.host}:{app.port}", *prepared["users"]["clinician"])
             cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
@@ -537,6 +554,7 @@ def run_clinician_page(
             figures["under_load"] = summary
             figures["under_load_errors"] = sum(k["errors"] for k in summary.values())
             figures["under_load_seconds"] = under_load_seconds
+            figures["pilot_lead_waiting_pages"] = traffic.lead_waiting
             figures["problems"] = dict(recorder.problems)
             figures["load_average"] = round(os.getloadavg()[0], 2)
     finally:
@@ -559,10 +577,12 @@ def run_soak(context: Context, backend: str | None, wanted: frozenset[str]) -> d
         "minutes": minutes,
         "mix": SOAK_MIX.__dict__,
     }
+    env = _with_job_queue(workspace, url, f"soak-{backend}")
     try:
-        with app_server(
-            workspace.env(url), workspace.log_path(f"serve-soak-{backend}"), **common
-        ) as app:
+        with (
+            app_server(env, workspace.log_path(f"serve-soak-{backend}"), **common) as app,
+            worker_process(env, workspace.log_path(f"worker-soak-{backend}")),
+        ):
             recorder = Recorder()
             sampler = Sampler(app.process.pid, _wal_reader(context, backend, url))
             sampling = threading.Thread(target=sampler.run, daemon=True)
@@ -594,6 +614,7 @@ def run_soak(context: Context, backend: str | None, wanted: frozenset[str]) -> d
                     "error_rate": round(errors / total, 5) if total else None,
                     "per_s": round(total / (minutes * 60), 2),
                     "submits": traffic.submitted,
+                    "pilot_lead_waiting_pages": traffic.lead_waiting,
                     "kinds": summary,
                     "per_minute": recorder.per_minute(),
                     "problems": dict(recorder.problems),
