@@ -56,12 +56,13 @@ SMALL = 10
 LARGE = 3 * SMALL
 SLACK = 0
 """How many more statements a page may run on the larger cohort."""
-MAX_STATEMENTS = 80
+MAX_STATEMENTS = 90
 """No page needs more statements than this, whatever the cohort. The cohort and management
-pages count the building of their analysis snapshot too (the tests' queue is immediate: the
-worker's reads run inside the request), about 30 statements of snapshot bookkeeping (the
-lookups before and after, the claim, the progress, the store) on top of the analysis' own
-reads; served from a stored snapshot they run about 25."""
+pages and the cohort summary PDF count the building of their analysis snapshot too (the tests'
+queue is immediate: the worker's reads run inside the request), about 35 statements of
+snapshot bookkeeping (the lookups before and after, the claim, the progress, the store, the
+pruning of superseded snapshots) on top of the analysis' own reads (the older adults' summary
+PDF: 84 in all); served from a stored snapshot they run about 25."""
 
 PILOTS: dict[str, dict[str, Any]] = {
     "bph": {
@@ -310,7 +311,9 @@ def compare(client: FlaskClient, cohort: Cohort, paths: Callable[[], Iterable[st
     }
     assert not growing, growing
     assert all(len(statements) < MAX_STATEMENTS for statements in large.values()), {
-        path: len(statements) for path, statements in large.items()
+        path: len(statements)
+        for path, statements in large.items()
+        if len(statements) >= MAX_STATEMENTS
     }
 
 
