@@ -127,13 +127,23 @@ def hello_server(
     return _serve("bare Flask", command, env, log, timeout)
 
 
+WORKER_NICENESS = 10
+"""The worker's ``nice`` value (systemd ``Nice=10`` in ``docs/operations.md``)."""
+
+
 @contextlib.contextmanager
-def worker_process(env: dict[str, str], log: Path, *, threads: int = 1) -> Iterator[None]:
+def worker_process(
+    env: dict[str, str], log: Path, *, threads: int = 1, nice: int = WORKER_NICENESS
+) -> Iterator[None]:
     """``vaikuttavuus worker`` with ``env`` (the analysis snapshots of the cohort pages and
-    PDFs are built there, not in the web workers, as in production); stopped with SIGTERM,
-    then SIGKILL."""
+    PDFs are built there, not in the web workers, as in production), at the lower CPU
+    priority ``docs/operations.md`` recommends for a worker beside the web server; stopped
+    with SIGTERM, then SIGKILL."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "vaikuttavuus.cli", "worker", "--threads", str(threads)]
+    command = [
+        "nice", "-n", str(nice),
+        sys.executable, "-m", "vaikuttavuus.cli", "worker", "--threads", str(threads),
+    ]  # fmt: skip
     with log.open("ab") as stream:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=stream, stderr=subprocess.STDOUT,

@@ -510,7 +510,6 @@ def run_clinician_page(
                 workspace.env(), workspace.log_path(f"hello-c-{backend}"), **common
             ) as bare,
             app_server(env, workspace.log_path(f"serve-c-{backend}"), **common) as app,
-            worker_process(env, workspace.log_path(f"worker-c-{backend}")),
         ):
             session = _login(f"http://{app.host}:{app.port}", *prepared["users"]["clinician"])
             cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
@@ -544,9 +543,10 @@ def run_clinician_page(
             )
             recorder = Recorder()
             traffic = Traffic(f"http://{app.host}:{app.port}", recorder, prepared)
-            traffic.start(SOAK_MIX)
-            traffic.stop.wait(under_load_seconds)
-            traffic.finish()
+            with worker_process(env, workspace.log_path(f"worker-c-{backend}")):
+                traffic.start(SOAK_MIX)
+                traffic.stop.wait(under_load_seconds)
+                traffic.finish()
             summary = recorder.summary(since=10.0)
             clinician = summary.get("clinician", {})
             figures["p95_under_load_ms"] = clinician.get("p95_ms")
