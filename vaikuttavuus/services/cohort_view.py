@@ -760,6 +760,7 @@ def outcome_view(
     tables = []
     rule_scores = {f"{r.instrument}.{r.score}": r.min_improvement for r in analysis.rules}
     for score in section.scores:
+        digits = 2 if "index" in score else 1
         columns = [
             Column("time_point", _("Follow-up"), "time_point"),
             Column("arm", _("Arm"), "arm"),
@@ -768,20 +769,20 @@ def outcome_view(
                 "paired_baseline_mean",
                 _("Baseline mean (both answers)"),
                 "number",
-                2 if "index" in score else 1,
+                digits,
             ),
             Column(
                 "paired_follow_up_mean",
                 _("Follow-up mean (both answers)"),
                 "number",
-                2 if "index" in score else 1,
+                digits,
             ),
-            Column("change_mean", _("Mean change"), "signed", 2 if "index" in score else 1),
+            Column("change_mean", _("Mean change"), "signed", digits),
             Column(
                 "change_ci_low",
                 _("95% CI"),
                 "interval",
-                2 if "index" in score else 1,
+                digits,
                 high="change_ci_high",
             ),
         ]
@@ -800,7 +801,7 @@ def outcome_view(
                     "baseline_mean",
                     _("Baseline mean, everyone who answered it"),
                     "number",
-                    2 if "index" in score else 1,
+                    digits,
                 ),
             ]
         caption = labels.score(score)
