@@ -395,3 +395,8 @@ def current_revision() -> str | None:
 
 def table_names() -> list[str]:
     return sorted(inspect(db.engine).get_table_names())
+
+
+def affected_rows(result: Any) -> int:
+    """The rows an UPDATE or DELETE changed (0 when the driver does not say)."""
+    return max(int(getattr(result, "rowcount", 0) or 0), 0)

@@ -62,7 +62,7 @@ from sqlalchemy import (
 )
 
 from vaikuttavuus.county_time import county_zone
-from vaikuttavuus.database import AnySession, insert_for
+from vaikuttavuus.database import AnySession, affected_rows, insert_for
 from vaikuttavuus.models import (
     AccessToken,
     Enrolment,
@@ -318,7 +318,7 @@ def _enqueue(
         # the number of rows inserted (SQLAlchemy keeps it for UPDATE/DELETE only by default)
         .execution_options(preserve_rowcount=True)
     )
-    return _rowcount(session.execute(statement))
+    return affected_rows(session.execute(statement))
 
 
 def cancel_unsendable(session: AnySession, clock: Clock) -> int:
@@ -333,7 +333,7 @@ def cancel_unsendable(session: AnySession, clock: Clock) -> int:
         .where(OUTBOX.c.status == "pending", OUTBOX.c.invitation_id.in_(stopped))
         .values(status="cancelled", last_error="invitation no longer open")
     )
-    return _rowcount(result)
+    return affected_rows(result)
 
 
 def expire_stale_claims(session: AnySession, clock: Clock) -> int:
@@ -350,11 +350,8 @@ def expire_stale_claims(session: AnySession, clock: Clock) -> int:
             last_error="interrupted while sending (claim lease expired); not re-sent automatically",
         )
     )
-    return _rowcount(result)
+    return affected_rows(result)
 
-
-def _rowcount(result: Any) -> int:
-    return max(int(getattr(result, "rowcount", 0) or 0), 0)
 
 
 def resend(
@@ -851,7 +848,7 @@ def claim_message(session: AnySession, message_id: int, clock: Clock) -> str | N
         )
     )
     session.commit()
-    return claim if _rowcount(outcome) == 1 else None
+    return claim if affected_rows(outcome) == 1 else None
 
 
 def _finish(session: AnySession, message_id: int, claim: str, **values: Any) -> None:

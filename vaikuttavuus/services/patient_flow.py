@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import joinedload
 
 from vaikuttavuus.county_time import county_today
-from vaikuttavuus.database import AnySession, insert_for, upsert
+from vaikuttavuus.database import AnySession, affected_rows, insert_for, upsert
 from vaikuttavuus.domain.answers import StoredAnswer, missing_required
 from vaikuttavuus.domain.specs import InstrumentSpec, Section, UnitContact
 from vaikuttavuus.models import (
@@ -301,7 +301,7 @@ def opt_out(session: AnySession, invitation: Invitation) -> int:
         .values(status="opted_out")
     )
     session.flush()
-    return max(int(getattr(result, "rowcount", 0) or 0), 0)
+    return affected_rows(result)
 
 
 def unit_contact(enrolment: Enrolment) -> UnitContact | None:

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from vaikuttavuus import __version__
-from vaikuttavuus.database import AnySession
+from vaikuttavuus.database import AnySession, affected_rows
 from vaikuttavuus.domain.answers import display_value
 from vaikuttavuus.domain.identity import mask_identity_codes
 from vaikuttavuus.models import (
@@ -390,7 +390,7 @@ def _stop_invitations(
 
 
 def _count(result: Any) -> int:
-    return max(int(getattr(result, "rowcount", 0) or 0), 0)
+    return affected_rows(result)
 
 
 # -- erasure -------------------------------------------------------------------------------------

@@ -23,7 +23,13 @@ from typing import Any
 from sqlalchemy import Date, case, exists, func, literal, or_, select, text, update
 
 from vaikuttavuus.county_time import county_today
-from vaikuttavuus.database import LIKE_ESCAPE, AnySession, contains_pattern, insert_for
+from vaikuttavuus.database import (
+    LIKE_ESCAPE,
+    AnySession,
+    affected_rows,
+    contains_pattern,
+    insert_for,
+)
 from vaikuttavuus.models import (
     AccessToken,
     Arm,
@@ -151,7 +157,7 @@ def refresh(session: AnySession, today: date, now: datetime | None = None) -> Re
     cancelled = _stop_ended(session, now)
     created = _create_missing(session, today)
     analyze_after_bulk(session, "invitations", created)
-    opened = _rowcount(
+    opened = affected_rows(
         session.execute(
             update(Invitation.__table__)
             .where(
@@ -162,7 +168,7 @@ def refresh(session: AnySession, today: date, now: datetime | None = None) -> Re
             .values(status="open")
         )
     )
-    expired = _rowcount(
+    expired = affected_rows(
         session.execute(
             update(Invitation.__table__)
             .where(
@@ -213,9 +219,6 @@ def analyze_after_bulk(session: AnySession, table: str, rows: int) -> None:
         session.execute(text(f"ANALYZE {table}"))
 
 
-def _rowcount(result: Any) -> int:
-    return max(int(getattr(result, "rowcount", 0) or 0), 0)
-
 
 def _stop_opted_out(session: AnySession) -> int:
     invitations = Invitation.__table__
@@ -224,7 +227,7 @@ def _stop_opted_out(session: AnySession) -> int:
         .join(Person, Enrolment.person_id == Person.id)
         .where(Person.opted_out_at.is_not(None))
     )
-    return _rowcount(
+    return affected_rows(
         session.execute(
             update(invitations)
             .where(
@@ -243,7 +246,7 @@ def _stop_ended(session: AnySession, now: datetime) -> int:
         .join(Person, Enrolment.person_id == Person.id)
         .where(or_(Enrolment.status != "active", Person.erased_at.is_not(None)))
     )
-    return _rowcount(
+    return affected_rows(
         session.execute(
             update(invitations)
             .where(
@@ -312,7 +315,7 @@ def _create_missing(session: AnySession, today: date) -> int:
         # the number of rows inserted (SQLAlchemy keeps it for UPDATE/DELETE only by default)
         .execution_options(preserve_rowcount=True)
     )
-    return _rowcount(session.execute(statement))
+    return affected_rows(session.execute(statement))
 
 
 # -- a pilot lead's actions -----------------------------------------------------------------------

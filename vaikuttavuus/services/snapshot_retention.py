@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
 
-from vaikuttavuus.database import AnySession
+from vaikuttavuus.database import AnySession, affected_rows
 from vaikuttavuus.models import AnalysisSnapshot
 
 KEEP_READY = 2
@@ -60,7 +60,7 @@ def prune_superseded(
         .where(older_ready | older_failed)
         .execution_options(synchronize_session=False)
     )
-    return max(int(getattr(result, "rowcount", 0) or 0), 0)
+    return affected_rows(result)
 
 
 def prune_expired(session: AnySession, *, retention_days: int, now: datetime | None = None) -> int:
@@ -74,4 +74,4 @@ def prune_expired(session: AnySession, *, retention_days: int, now: datetime | N
     result = session.execute(
         delete(AnalysisSnapshot).where(ready | failed).execution_options(synchronize_session=False)
     )
-    return max(int(getattr(result, "rowcount", 0) or 0), 0)
+    return affected_rows(result)

@@ -65,7 +65,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from vaikuttavuus.county_time import county_today
-from vaikuttavuus.database import AnySession, DataVersion, read_snapshot
+from vaikuttavuus.database import AnySession, DataVersion, affected_rows, read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import AnalysisSnapshot, InstrumentVersion, Pilot
 
@@ -468,7 +468,7 @@ def _claim(
     if row.status == "building" and row.lease_until is not None and row.lease_until > now:
         return None
     # failed, or a builder that died: take it over (compare-and-set on the old token)
-    taken = _rowcount(
+    taken = affected_rows(
         writer.execute(
             update(AnalysisSnapshot)
             .where(AnalysisSnapshot.id == row.id, AnalysisSnapshot.status == row.status)
@@ -491,9 +491,6 @@ def _claim(
     writer.commit()
     return Claim(row.id, token) if taken == 1 else None
 
-
-def _rowcount(result: Any) -> int:
-    return max(int(getattr(result, "rowcount", 0) or 0), 0)
 
 
 def _renew(writer: Session, claim: Claim, progress: int) -> None:
@@ -550,7 +547,7 @@ def _same_analysis(keys: list[SnapshotKey]) -> bool:
 
 def _store(writer: Session, claim: Claim, payload: bytes, signature: str, taken: datetime) -> bool:
     """Payload and ``ready`` in one transaction (only while the claim is still ours)."""
-    stored = _rowcount(
+    stored = affected_rows(
         writer.execute(
             update(AnalysisSnapshot)
             .where(AnalysisSnapshot.id == claim.id, AnalysisSnapshot.lease_token == claim.token)
