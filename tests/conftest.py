@@ -75,6 +75,8 @@ def test_config(database_url: str, **overrides: Any) -> dict[str, Any]:
         "REPORT_IMPUTATIONS": 4,
         # analysis snapshots are built at once, in the request that asks for them
         "JOB_QUEUE_URL": "immediate",
+        # every data version read is checked against the full fingerprint of the data
+        "DATA_VERSION_AUDIT": True,
     }
     config.update(overrides)
     return config

@@ -55,6 +55,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
+from vaikuttavuus.change_log import note_write
 from vaikuttavuus.database import AnySession
 
 __all__ = [
@@ -115,6 +116,7 @@ def bulk_insert(
         raise DBAPIError.instance(
             f"bulk insert into {table.name}", None, error, driver_error
         ) from error
+    note_write(connection, table.name)  # the driver's writes pass no SQLAlchemy event
     primary = list(table.primary_key.columns)
     if dialect == "postgresql" and len(primary) == 1 and primary[0].name in frame.columns:
         reset_sequence(session, table)

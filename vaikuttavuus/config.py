@@ -96,6 +96,9 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         # Days a finished snapshot is kept (nightly pruning; the newest two of each view stay
         # until then): views nobody asks for again and old code versions go.
         "SNAPSHOT_RETENTION_DAYS": 30,
+        # Check every data version read against the full fingerprint of the data (slow at
+        # scale: for the test suite, which turns it on, and for diagnosing a stale page).
+        "DATA_VERSION_AUDIT": False,
         # Password hashing (argon2id); tests lower the cost.
         "ARGON2_TIME_COST": 3,
         "ARGON2_MEMORY_COST": 65536,

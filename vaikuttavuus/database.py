@@ -27,13 +27,14 @@ from typing import Any, TypeAlias
 
 from alembic import command
 from alembic.config import Config
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import Connection, Engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, scoped_session
 from werkzeug.wrappers import Response
 
+from vaikuttavuus import change_log  # noqa: F401  (registers the change log's events)
 from vaikuttavuus.extensions import db
 
 AnySession: TypeAlias = Session | scoped_session[FlaskSession]
@@ -208,12 +209,16 @@ class SnapshotError(RuntimeError):
     """A read snapshot was opened while the session held unsaved changes."""
 
 
+class DataVersionAuditError(AssertionError):
+    """``DATA_VERSION_AUDIT``: the data changed but the change log's version did not."""
+
+
 @dataclass(frozen=True)
 class DataVersion:
-    """What a snapshot saw of one pilot's data: a fingerprint of everything the analyses read
-    (:func:`vaikuttavuus.queries.pilot_data_version`). Equal versions mean equal inputs, so it
-    is the key for anything cached or stored per data (reference bands today, analysis
-    snapshots later)."""
+    """What a snapshot saw of one pilot's data: its newest rows in the data change log
+    (:func:`vaikuttavuus.change_log.latest_change`), which every committed change of what the
+    analyses read moves. Equal versions mean equal inputs, so it is the key for anything
+    cached or stored per data (reference bands, analysis snapshots)."""
 
     pilot_id: int
     fingerprint: tuple[object, ...]
@@ -238,12 +243,33 @@ class ReadSnapshot:
         """The pilot's data version as this snapshot sees it (read once per snapshot)."""
         version = self._versions.get(pilot_id)
         if version is None:
-            from vaikuttavuus.queries import pilot_data_version
+            from vaikuttavuus.change_log import latest_change
 
-            fingerprint = pilot_data_version(self.session, pilot_id)
+            fingerprint = latest_change(self.session, pilot_id)
             version = DataVersion(pilot_id, fingerprint, self.taken_at)
             self._versions[pilot_id] = version
+            if has_app_context() and current_app.config.get("DATA_VERSION_AUDIT"):
+                _audit_data_version(self.session, version)
         return version
+
+
+def _audit_data_version(session: Session, version: DataVersion) -> None:
+    """Check the change log against the full fingerprint of the data
+    (:func:`vaikuttavuus.queries.pilot_data_version`, which aggregates every table the
+    analyses read): one version must always stand for one fingerprint. On in the test suite,
+    so every write path its tests take is checked; too slow for production at scale."""
+    from vaikuttavuus.queries import pilot_data_version
+
+    fingerprint = pilot_data_version(session, version.pilot_id)
+    seen: dict[tuple[int, tuple[object, ...]], tuple[object, ...]]
+    seen = current_app.extensions.setdefault("vaikuttavuus.data_version_audit", {})
+    key = (version.pilot_id, version.fingerprint)
+    earlier = seen.setdefault(key, fingerprint)
+    if earlier != fingerprint:
+        raise DataVersionAuditError(
+            f"pilot {version.pilot_id}: the data changed ({earlier} -> {fingerprint}) but the "
+            f"change log's version {version.fingerprint} did not: a write outside its scopes?"
+        )
 
 
 def _plain_session(session: AnySession | None) -> Session:

@@ -857,26 +857,6 @@ def pilot_import_log(session: AnySession, pilot_code: str) -> pd.DataFrame:
     )
 
 
-def cohort_data_version(session: AnySession, pilot_id: int) -> tuple[object, ...]:
-    """A cheap fingerprint of the pilot's analysable data (counts, largest ids, latest
-    changes): equal fingerprints mean equal analysis inputs, for caching slow models."""
-    from vaikuttavuus.models import ServiceExposure
-
-    in_pilot = Enrolment.pilot_id == pilot_id
-    enrolments = session.execute(select(func.count(), func.max(Enrolment.id)).where(in_pilot)).one()
-    responses = session.execute(
-        select(func.count(), func.max(Response.id), func.max(Response.updated_at))
-        .join(Enrolment, Response.enrolment_id == Enrolment.id)
-        .where(in_pilot, Response.status == "submitted")
-    ).one()
-    exposures = session.execute(
-        select(func.count(), func.max(ServiceExposure.id))
-        .join(Enrolment, ServiceExposure.enrolment_id == Enrolment.id)
-        .where(in_pilot)
-    ).one()
-    return (*enrolments, *responses, *exposures)
-
-
 def pilot_data_version(session: AnySession, pilot_id: int) -> tuple[object, ...]:
     """A fingerprint of everything the pilot's analyses and pages read, in one statement:
     per table the row count and largest id (and for responses the sum of ids and latest

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from tests.support.answering import answer_and_submit
 from vaikuttavuus import queries
+from vaikuttavuus.change_log import latest_change
 from vaikuttavuus.database import SnapshotError, current_snapshot, read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import AuditEvent, Pilot, Response
@@ -53,7 +54,7 @@ def test_a_snapshot_does_not_see_what_is_committed_meanwhile(
         assert _submitted() == before
         again = queries.cohort_scores(db.session, pilot.id, ["ipss", "eq5d5l"])
         assert {k: len(v) for k, v in again.items()} == {k: len(v) for k, v in scores.items()}
-        assert queries.pilot_data_version(db.session, pilot.id) == version.fingerprint
+        assert latest_change(db.session, pilot.id) == version.fingerprint
         with read_snapshot() as nested:  # joins the open snapshot
             assert nested is snapshot
             assert _submitted() == before

@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from vaikuttavuus.extensions import db
-from vaikuttavuus.models import AnalysisSnapshot, Pilot
+from vaikuttavuus.models import AnalysisSnapshot, DataChange, Pilot
 from vaikuttavuus.services import precompute
 from vaikuttavuus.services.snapshot_retention import prune_expired, prune_superseded
 
@@ -118,7 +118,12 @@ def test_the_nightly_job_uses_the_configured_retention(app: Flask) -> None:
     old = add_row(bph, "ready", (NOW - long_ago).total_seconds() / 3600)
     fresh = add_row(bph, "ready", (NOW - datetime.now(UTC)).total_seconds() / 3600 + 1)
     db.session.commit()
+    db.session.add_all([DataChange(pilot_id=bph, token=t) for t in ("older", "newest")])
+    db.session.commit()
     app.config["SNAPSHOT_RETENTION_DAYS"] = 7
     assert precompute.prune_expired_snapshots() == 1
     assert remaining() == {fresh}
     assert old not in remaining()
+    # the data change log keeps only the newest row of the pilot (its version stays)
+    tokens = db.session.scalars(select(DataChange.token).where(DataChange.pilot_id == bph))
+    assert list(tokens) == ["newest"]

@@ -160,6 +160,12 @@ def test_newer_data_show_the_stored_figures_while_a_worker_refreshes_them(
     shown = [re.search(r"([0-9a-f]{10})\)", page).group(1) for page in (before, newest)]  # type: ignore[union-attr]
     assert shown[1] in kept
     assert shown[0] not in kept
+    # the process holds one state and one drawn page of the view, not one per data version
+    from vaikuttavuus.views import pilot as pilot_views
+
+    database = db.engine.url.render_as_string(hide_password=True)
+    assert sum(1 for slot in snapshots._STATES if slot[0] == database) == 1
+    assert sum(1 for view in pilot_views._PAGES if view[0] == database) == 1
 
 
 def test_filters_never_seen_before_wait_for_the_worker(

@@ -8,6 +8,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection, engine_from_config, pool
 
+from vaikuttavuus import change_log
 from vaikuttavuus.models import Base
 from vaikuttavuus.models.base import UTCDateTime
 
@@ -57,7 +58,7 @@ def _run(connection: Connection) -> None:
         compare_type=True,
         render_item=render_item,
     )
-    with context.begin_transaction():
+    with change_log.migrating(connection), context.begin_transaction():
         _begin_sqlite_transaction(connection)
         context.run_migrations()
 

@@ -11,6 +11,7 @@ from vaikuttavuus.models.costing import (
     ServiceExposure,
     UnitCost,
 )
+from vaikuttavuus.models.data_changes import DataChange
 from vaikuttavuus.models.instruments import InstrumentVersion
 from vaikuttavuus.models.people import Enrolment, Person
 from vaikuttavuus.models.pilots import Arm, Pilot, TimePoint, TimePointInstrument
@@ -31,6 +32,7 @@ __all__ = [
     "ClinicalMeasurement",
     "CostCentre",
     "CostItem",
+    "DataChange",
     "Enrolment",
     "ImportBatch",
     "InstrumentVersion",

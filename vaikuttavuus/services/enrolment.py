@@ -8,6 +8,7 @@ from datetime import date
 
 from sqlalchemy import select
 
+from vaikuttavuus import change_log
 from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain import identity
@@ -84,8 +85,8 @@ def add_person(session: AnySession, data: NewPerson, *, source: str = "form") ->
         preferred_language=data.preferred_language,
         source=source,
     )
-    session.add(person)
-    session.flush()
+    with change_log.analysis_neutral_scope(session):  # in no pilot until enrolled
+        session.add(person)
     return person
 
 
@@ -121,7 +122,8 @@ def enrol(
         unit=unit,
         clinician_code=clinician_code,
     )
-    session.add(enrolment)
-    session.flush()
-    ensure_invitations(session, enrolment, today=today)
+    with change_log.pilot_scope(session, pilot.id):
+        session.add(enrolment)
+        session.flush()
+        ensure_invitations(session, enrolment, today=today)
     return enrolment

@@ -38,6 +38,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Table, select
 
+from vaikuttavuus import change_log
 from vaikuttavuus.bulk import bulk_insert
 from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import AnySession
@@ -402,94 +403,99 @@ def run_import(
     except ImportFileError as error:
         file_errors, file_error_count = error.errors, error.count
     pilot = _pilot_for(session, kind, pilot_code, table)
-    shown_name = mask_identity_codes(filename or "upload")[-MAX_FILENAME:]
-    batch = ImportBatch(
-        kind=kind,
-        pilot_code=pilot.code,
-        filename=shown_name,
-        file_sha256=hashlib.sha256(data).hexdigest(),
-        user_id=user.id if user is not None else None,
-        actor=(user.username if user is not None else actor) or "system",
-        dry_run=dry_run,
-        allow_outside_window=allow_outside_window,
-        status=RUNNING,
-        started_at=utcnow(),
-    )
-    session.add(batch)
-    session.flush()
-
-    validation: Validation | None = None
-    if table is not None:
-        rows = table.rows
-
-        def checked(done: int, steps: int) -> None:
-            if check_progress is not None:
-                check_progress(rows * done // max(steps, 1), rows)
-
-        try:
-            context = import_context(
-                session, pilot, kind, today, allow_outside_window=allow_outside_window
-            )
-            validation = validate(kind, table, context, progress=checked)
-        except ImportFileError as error:
-            file_errors, file_error_count = error.errors, error.count
-    if validation is None:
-        _finish(batch, REJECTED, errors=file_errors, error_count=file_error_count)
-        batch.rows_total = table.rows if table is not None else 0
-    elif not validation.ok:
-        _finish(
-            batch,
-            REJECTED,
-            errors=list(validation.errors),
-            error_count=validation.error_count,
+    # an import changes its pilot's data only (its new people are in no other pilot)
+    with change_log.pilot_scope(session, pilot.id):
+        shown_name = mask_identity_codes(filename or "upload")[-MAX_FILENAME:]
+        batch = ImportBatch(
+            kind=kind,
+            pilot_code=pilot.code,
+            filename=shown_name,
+            file_sha256=hashlib.sha256(data).hexdigest(),
+            user_id=user.id if user is not None else None,
+            actor=(user.username if user is not None else actor) or "system",
+            dry_run=dry_run,
+            allow_outside_window=allow_outside_window,
+            status=RUNNING,
+            started_at=utcnow(),
         )
-    elif dry_run:
-        _finish(batch, CHECKED)
-    else:
-        costs_before = missing_costs(session, pilot, today) if kind in COSTED_KINDS else None
-        try:
-            with session.begin_nested():
-                stored = _store(session, batch, pilot, validation, user, today, progress)
-        except Exception:
-            log.exception("import %s (%s) failed while storing; nothing was stored", batch.id, kind)
-            _finish(batch, FAILED, errors=[RowError(0, None, None, "import_failed")], error_count=1)
+        session.add(batch)
+        session.flush()
+
+        validation: Validation | None = None
+        if table is not None:
+            rows = table.rows
+
+            def checked(done: int, steps: int) -> None:
+                if check_progress is not None:
+                    check_progress(rows * done // max(steps, 1), rows)
+
+            try:
+                context = import_context(
+                    session, pilot, kind, today, allow_outside_window=allow_outside_window
+                )
+                validation = validate(kind, table, context, progress=checked)
+            except ImportFileError as error:
+                file_errors, file_error_count = error.errors, error.count
+        if validation is None:
+            _finish(batch, REJECTED, errors=file_errors, error_count=file_error_count)
+            batch.rows_total = table.rows if table is not None else 0
+        elif not validation.ok:
+            _finish(
+                batch,
+                REJECTED,
+                errors=list(validation.errors),
+                error_count=validation.error_count,
+            )
+        elif dry_run:
+            _finish(batch, CHECKED)
         else:
-            batch.rows_stored = stored
-            _finish(batch, STORED)
-    if validation is not None:
-        batch.rows_total = validation.rows_total
-        batch.rows_duplicate = validation.rows_duplicate
-        notes = [note.to_dict() for note in validation.notes]
-        note_count = validation.note_count
-        if batch.status == STORED and kind in COSTED_KINDS:
-            note = _costs_note(session, pilot, today, costs_before)
-            if note is not None:
-                notes.insert(0, note.to_dict())
-                note_count += 1
-        batch.notes = notes
-        batch.note_count = note_count
-    session.flush()
-    audit.record(
-        "import_dry_run" if dry_run else "import",
-        object_type="import_batch",
-        object_id=batch.id,
-        pilot_code=pilot.code,
-        actor=batch.actor,
-        details={
-            "kind": kind,
-            # the file is named by its hash and its batch (object_id): a file name often names
-            # a person, and the audit trail is kept for years; the pilot's import log has it
-            "sha256": batch.file_sha256,
-            "status": batch.status,
-            "rows_total": batch.rows_total,
-            "rows_stored": batch.rows_stored,
-            "rows_duplicate": batch.rows_duplicate,
-            "error_count": batch.error_count,
-            **({"note_count": batch.note_count} if batch.note_count else {}),
-            **({"allow_outside_window": True} if allow_outside_window else {}),
-        },
-    )
-    return outcome_of(batch)
+            costs_before = missing_costs(session, pilot, today) if kind in COSTED_KINDS else None
+            try:
+                with session.begin_nested():
+                    stored = _store(session, batch, pilot, validation, user, today, progress)
+            except Exception:
+                log.exception(
+                    "import %s (%s) failed while storing; nothing was stored", batch.id, kind
+                )
+                failure = [RowError(0, None, None, "import_failed")]
+                _finish(batch, FAILED, errors=failure, error_count=1)
+            else:
+                batch.rows_stored = stored
+                _finish(batch, STORED)
+        if validation is not None:
+            batch.rows_total = validation.rows_total
+            batch.rows_duplicate = validation.rows_duplicate
+            notes = [note.to_dict() for note in validation.notes]
+            note_count = validation.note_count
+            if batch.status == STORED and kind in COSTED_KINDS:
+                note = _costs_note(session, pilot, today, costs_before)
+                if note is not None:
+                    notes.insert(0, note.to_dict())
+                    note_count += 1
+            batch.notes = notes
+            batch.note_count = note_count
+        session.flush()
+        audit.record(
+            "import_dry_run" if dry_run else "import",
+            object_type="import_batch",
+            object_id=batch.id,
+            pilot_code=pilot.code,
+            actor=batch.actor,
+            details={
+                "kind": kind,
+                # the file is named by its hash and its batch (object_id): a file name often names
+                # a person, and the audit trail is kept for years; the pilot's import log has it
+                "sha256": batch.file_sha256,
+                "status": batch.status,
+                "rows_total": batch.rows_total,
+                "rows_stored": batch.rows_stored,
+                "rows_duplicate": batch.rows_duplicate,
+                "error_count": batch.error_count,
+                **({"note_count": batch.note_count} if batch.note_count else {}),
+                **({"allow_outside_window": True} if allow_outside_window else {}),
+            },
+        )
+        return outcome_of(batch)
 
 
 COSTED_KINDS = ("people", "procedures", "resource_use", "direct_costs")

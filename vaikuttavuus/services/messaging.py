@@ -61,6 +61,7 @@ from sqlalchemy import (
     update,
 )
 
+from vaikuttavuus import change_log
 from vaikuttavuus.county_time import county_zone
 from vaikuttavuus.database import AnySession, affected_rows, insert_for
 from vaikuttavuus.models import (
@@ -970,7 +971,15 @@ def _revoke(session: AnySession, tokens: Iterable[str], now: datetime) -> None:
 def _mark_invitations_sent(
     session: AnySession, sent: list[tuple[int, str]], channel: str, now: datetime
 ) -> None:
-    """First/last send times, reminder count and channel of the invitations just sent to."""
+    """First/last send times, reminder count and channel of the invitations just sent to
+    (delivery details no analysis reads)."""
+    with change_log.analysis_neutral_scope(session):
+        _mark_sent(session, sent, channel, now)
+
+
+def _mark_sent(
+    session: AnySession, sent: list[tuple[int, str]], channel: str, now: datetime
+) -> None:
     for reminder in (True, False):
         ids = [inv for inv, purpose in sent if (purpose == "reminder") == reminder]
         for start in range(0, len(ids), 500):

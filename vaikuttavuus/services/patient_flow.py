@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import joinedload
 
+from vaikuttavuus import change_log
 from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import AnySession, affected_rows, insert_for, upsert
 from vaikuttavuus.domain.answers import StoredAnswer, missing_required
@@ -104,10 +105,12 @@ def resolve(session: AnySession, token: str, today: date | None = None) -> LinkS
     now = datetime.now(UTC)
     if access.last_used_at is None or access.last_used_at < now - LAST_USED_RESOLUTION:
         access.last_used_at = now
-    if invitation.opened_at is None:
-        invitation.opened_at = now
-    if invitation.status == "scheduled":
-        invitation.status = "open"
+    if invitation.opened_at is None or invitation.status == "scheduled":
+        with change_log.pilot_scope(session, enrolment.pilot_id):
+            if invitation.opened_at is None:
+                invitation.opened_at = now
+            if invitation.status == "scheduled":
+                invitation.status = "open"
     return LinkState(None, invitation, digest)
 
 
@@ -165,8 +168,8 @@ def ensure_responses(
         statement = insert_for(session, Response.__table__).on_conflict_do_nothing(
             index_elements=["enrolment_id", "time_point_id", "instrument_code"]
         )
-        session.execute(statement, rows)
-        session.flush()
+        with change_log.pilot_scope(session, invitation.enrolment.pilot_id):
+            session.execute(statement, rows)
         existing = _responses(session, invitation, codes)
     return [existing[code] for code in codes]
 
@@ -235,20 +238,23 @@ def save_section(
         if answer is not None and item_id in section_items
     ]
     emptied = [i for i in section_items if i in values and values[i] is None]
-    upsert(
-        session,
-        Answer.__table__,
-        given,
-        conflict_columns=("response_id", "item_id"),
-        update_columns=("value", "value_num", "updated_at"),
-    )
-    if emptied:
-        session.execute(
-            delete(Answer).where(Answer.response_id == response.id, Answer.item_id.in_(emptied))
+    # a draft: the analyses read submitted answers only
+    with change_log.analysis_neutral_scope(session):
+        upsert(
+            session,
+            Answer.__table__,
+            given,
+            conflict_columns=("response_id", "item_id"),
+            update_columns=("value", "value_num", "updated_at"),
         )
-    response.updated_at = now
-    response.language = language
-    session.flush()
+        if emptied:
+            session.execute(
+                delete(Answer).where(
+                    Answer.response_id == response.id, Answer.item_id.in_(emptied)
+                )
+            )
+        response.updated_at = now
+        response.language = language
 
 
 @dataclass(frozen=True)
@@ -271,15 +277,15 @@ def submit(
         if any(item_id in section_items for item_id in missing):
             return SubmitResult(submitted=False, first_incomplete_step=step.number)
     now = datetime.now(UTC)
-    session.execute(
-        update(Response)
-        .where(Response.id.in_([r.id for r in responses]), Response.status == "in_progress")
-        .values(status="submitted", submitted_at=now, updated_at=now),
-        execution_options={"synchronize_session": "evaluate"},
-    )
-    invitation.status = "completed"
-    invitation.completed_at = now
-    session.flush()
+    with change_log.pilot_scope(session, invitation.enrolment.pilot_id):
+        session.execute(
+            update(Response)
+            .where(Response.id.in_([r.id for r in responses]), Response.status == "in_progress")
+            .values(status="submitted", submitted_at=now, updated_at=now),
+            execution_options={"synchronize_session": "evaluate"},
+        )
+        invitation.status = "completed"
+        invitation.completed_at = now
     return SubmitResult(submitted=True)
 
 
@@ -290,6 +296,7 @@ def opt_out(session: AnySession, invitation: Invitation) -> int:
     now = datetime.now(UTC)
     enrolment: Enrolment = invitation.enrolment
     person: Person = enrolment.person
+    # the person's opt-out stops their invitations in every pilot: a change for all pilots
     if person.opted_out_at is None:
         person.opted_out_at = now
     result = session.execute(

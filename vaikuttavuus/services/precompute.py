@@ -7,7 +7,8 @@ morning's first management download) is served from a snapshot.
   refresh, not hundreds) — or at the latest after ``SNAPSHOT_MAX_DELAY_SECONDS`` when the data
   never stop changing — queue the builds of the default views.
 * :func:`prune_expired_snapshots` then :func:`refresh_all` — nightly: old snapshots go
-  (:mod:`vaikuttavuus.services.snapshot_retention`), then the default views of every pilot
+  (:mod:`vaikuttavuus.services.snapshot_retention`) with the data change log's superseded
+  rows (:func:`vaikuttavuus.change_log.prune`), then the default views of every pilot
   are queued for the new day (the as-of date is part of the key).
 
 The *default views* of a pilot are the sections of the cohort page without filters (as a pilot
@@ -26,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from flask import current_app
 from sqlalchemy import select
 
+from vaikuttavuus import change_log
 from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import read_snapshot
 from vaikuttavuus.extensions import db
@@ -81,6 +83,9 @@ def prune_expired_snapshots() -> int:
     removed = prune_expired(db.session, retention_days=days)
     db.session.commit()
     logger.info("%d analysis snapshots older than %d days removed", removed, days)
+    changes = change_log.prune(db.session)  # no version changes: only superseded rows go
+    db.session.commit()
+    logger.info("%d superseded rows of the data change log removed", changes)
     return removed
 
 

@@ -283,18 +283,23 @@ def load(payload: bytes, signature: str | None) -> dict[str, Any] | None:
 
 STATES_KEPT = 16
 """Loaded snapshot states kept per process (least recently used go first): a page view of a
-snapshot read a moment ago neither reads its payload again nor unpickles it."""
-_STATES: OrderedDict[tuple[str, int, str, str], dict[str, Any]] = OrderedDict()
-"""Keyed by database, row id, key digest and data version (a deleted row's id may be reused)."""
+snapshot read a moment ago neither reads its payload again nor unpickles it. One per analysis
+key: a newer snapshot of the key replaces the older one, so what is kept is bounded by the
+keys in use, however often the data change."""
+_STATES: OrderedDict[tuple[str, str], tuple[tuple[str, int, str, str], dict[str, Any]]]
+_STATES = OrderedDict()
+"""By database and key digest: (database, row id, key digest, data version) of the state
+held (a deleted row's id may be reused) and the state."""
 _STATES_LOCK = threading.Lock()
 
 
 def _cached_state(held: tuple[str, int, str, str]) -> dict[str, Any] | None:
     with _STATES_LOCK:
-        state = _STATES.get(held)
-        if state is not None:
-            _STATES.move_to_end(held)
-        return state
+        found = _STATES.get((held[0], held[2]))
+        if found is None or found[0] != held:
+            return None
+        _STATES.move_to_end((held[0], held[2]))
+        return found[1]
 
 
 def forget_states() -> None:
@@ -305,7 +310,12 @@ def forget_states() -> None:
 
 def _keep_state(held: tuple[str, int, str, str], state: dict[str, Any]) -> None:
     with _STATES_LOCK:
-        _STATES[held] = state
+        slot = (held[0], held[2])
+        found = _STATES.get(slot)
+        if found is not None and found[0] != held and found[0][1] > held[1]:
+            return  # a newer snapshot of the key is held: an older one is not kept over it
+        _STATES[slot] = (held, state)
+        _STATES.move_to_end(slot)
         while len(_STATES) > STATES_KEPT:
             _STATES.popitem(last=False)
 

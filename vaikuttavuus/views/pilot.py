@@ -149,33 +149,36 @@ def served_analysis(pilot: Pilot, filters: Filters) -> snapshots.Served | snapsh
 
 
 PAGES_KEPT = 64
-"""Cohort pages (their content: tables, charts, labels) kept per process, per snapshot,
-language and view: the charts are drawn once per snapshot and language, not on every view."""
-_PAGES: OrderedDict[tuple[object, ...], Any] = OrderedDict()
+"""Cohort pages (their content: tables, charts, labels) kept per process, one per view
+(pilot, filters, section, language): the charts are drawn once per snapshot and language,
+not on every view. A view's page of a newer snapshot replaces the older one, so what is kept
+is bounded by the views in use, however often the data change."""
+_PAGES: OrderedDict[tuple[object, ...], tuple[tuple[object, ...], Any]] = OrderedDict()
 _PAGES_LOCK = threading.Lock()
 
 
 def _kept_page(served: snapshots.Served, section: str) -> Any:
     """The page of ``served`` for the request's view and language (drawn once)."""
-    key = (
+    view = (
         db.engine.url.render_as_string(hide_password=True),
-        served.snapshot_id,
-        served.label,
+        served.analysis.pilot.id,
         request.query_string,
         current_language(),
         section,
         *(request.args.get(name) for name in ("effect", "score", "mixed", "sectors")),
     )
+    drawn_from = (served.snapshot_id, served.label)
     with _PAGES_LOCK:
-        page = _PAGES.get(key)
-        if page is not None:
-            _PAGES.move_to_end(key)
-            return page
+        held = _PAGES.get(view)
+        if held is not None and held[0] == drawn_from:
+            _PAGES.move_to_end(view)
+            return held[1]
     page = _page(served.analysis, section)
     if request.args.get("mixed") == "1":
         return page  # the mixed model has its own cache (and may still be running)
     with _PAGES_LOCK:
-        _PAGES[key] = page
+        _PAGES[view] = (drawn_from, page)
+        _PAGES.move_to_end(view)
         while len(_PAGES) > PAGES_KEPT:
             _PAGES.popitem(last=False)
     return page

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vaikuttavuus import queries
+from vaikuttavuus import change_log
 from vaikuttavuus.domain import attribution, loneliness
 from vaikuttavuus.domain.notes import Note
 from vaikuttavuus.domain.specs import FlagScore
@@ -354,7 +354,7 @@ class ServiceSections(CohortData):
     # -- the analysis --------------------------------------------------------------------------
 
     def _cache_key(self, by: str) -> Hashable:
-        version = queries.cohort_data_version(self.session, self.pilot.id)
+        version = change_log.latest_change(self.session, self.pilot.id)
         database = self.session.get_bind().engine.url.render_as_string(hide_password=True)
         plan = self.attribution_plan()
         return (
@@ -924,8 +924,8 @@ def mixed_model(
 ) -> tuple[loneliness.MixedModelEffects | None, str | None, bool]:
     """The mixed model of ``score`` by ``by``: (result, error message, whether it came from the
     cache). Cached in the process per pilot, filters, score, grouping and
-    :func:`vaikuttavuus.queries.cohort_data_version`, so new data give a new fit."""
-    version = queries.cohort_data_version(analysis.session, analysis.pilot.id)
+    data version (:func:`vaikuttavuus.change_log.latest_change`), so new data give a new fit."""
+    version = change_log.latest_change(analysis.session, analysis.pilot.id)
     database = analysis.session.get_bind().engine.url.render_as_string(hide_password=True)
     key = (
         database,
