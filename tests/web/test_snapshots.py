@@ -168,6 +168,31 @@ def test_newer_data_show_the_stored_figures_while_a_worker_refreshes_them(
     assert sum(1 for view in pilot_views._PAGES if view[0] == database) == 1
 
 
+def test_a_csv_without_its_section_comes_from_the_snapshot_that_holds_it(
+    lead: FlaskClient, cohort_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vaikuttavuus.services.cohort_tables import cohort_table
+
+    html(lead, "/pilot/bph/?section=overview")
+    html(lead, "/pilot/bph/?section=funnel")
+    bph = pilot("bph")
+    overview = snapshots.existing(
+        bph, snapshots.cohort_key(bph, Filters(), view={"section": "overview"})
+    )
+    assert overview is not None
+    with pytest.raises(snapshots.SnapshotMissError):  # not in the view a sectionless link names
+        cohort_table(overview.analysis, "funnel_limits")
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("computed in the request")
+
+    monkeypatch.setattr("vaikuttavuus.views.pilot.CohortAnalysis", refuse)
+    answer = lead.get("/pilot/bph/tables/funnel_limits.csv")
+    assert answer.status_code == 200
+    assert answer.headers["X-Data-Version"] == overview.label
+    assert answer.get_data(as_text=True).count("\n") > 1
+
+
 def test_filters_never_seen_before_wait_for_the_worker(
     lead: FlaskClient,
     cohort_app: Flask,

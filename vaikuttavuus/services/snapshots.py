@@ -792,6 +792,19 @@ def serve(pilot: Pilot, key: SnapshotKey) -> Served | Building | None:
             _version, _data, stored, live = _lookup(pilot, key)
     if stored is None:
         return live
+    return _served(pilot, key, stored, live)
+
+
+def existing(pilot: Pilot, key: SnapshotKey) -> Served | None:
+    """The newest stored snapshot of ``key`` (current or not) without asking for a build:
+    for a download that can be answered from another view's snapshot."""
+    _version, _data, stored, live = _lookup(pilot, key)
+    return _served(pilot, key, stored, live) if stored is not None else None
+
+
+def _served(
+    pilot: Pilot, key: SnapshotKey, stored: StoredSnapshot, live: Building | None
+) -> Served:
     if key.kind == KIND_COHORT:
         analysis = restore(db.session, pilot, key, stored.state)
     else:

@@ -254,7 +254,10 @@ def table_csv(pilot_code: str, name: str) -> Response:
             table = cohort_table(served.analysis, name, wanted)
             label = served.label
         except snapshots.SnapshotMissError as error:
-            logger.warning("cohort table computed in the request: %s", error)
+            if "section" not in request.args:  # a bookmarked or scripted link: any section's
+                table, label = _table_from_any_section(pilot, filters, name, wanted)
+            if label is None:
+                logger.warning("cohort table computed in the request: %s", error)
     if label is None:
         with read_snapshot() as snapshot:
             analysis = CohortAnalysis(db.session, pilot, filters)
@@ -274,6 +277,24 @@ def table_csv(pilot_code: str, name: str) -> Response:
     filename = f"{pilot.code}-{name}-{county_today().isoformat()}.csv"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def _table_from_any_section(
+    pilot: Pilot, filters: Filters, name: str, wanted: TableRequest
+) -> tuple[Any, str | None]:
+    """A table asked for without its section (a CSV link kept or fetched by a script): from
+    the stored snapshot of the first section of the page that holds it, with the same
+    filters; (None, None) when none does."""
+    for section in SECTIONS:
+        view = {**requested_view(), "section": section}
+        served = snapshots.existing(pilot, snapshots.cohort_key(pilot, filters, view=view))
+        if served is None:
+            continue
+        try:
+            return cohort_table(served.analysis, name, wanted), served.label
+        except snapshots.SnapshotMissError:
+            continue
+    return None, None
 
 
 @bp.get("/<pilot_code>/summary.pdf")
