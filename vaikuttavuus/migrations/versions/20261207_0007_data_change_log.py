@@ -2,7 +2,8 @@
 
 * ``data_changes``: one row per committed transaction that changed what the analyses read
   (:mod:`vaikuttavuus.change_log`), for one pilot or for every pilot (``pilot_id`` NULL).
-  The upgrade writes one row for every pilot, so every database starts with a version.
+  The upgrade writes one row for all pilots (pilot_id NULL), so every database starts
+  with a version.
 
 Revision ID: 0007
 Revises: 0006
