@@ -802,6 +802,24 @@ def existing(pilot: Pilot, key: SnapshotKey) -> Served | None:
     return _served(pilot, key, stored, live) if stored is not None else None
 
 
+def stored_keys(pilot: Pilot, keys: list[SnapshotKey]) -> list[SnapshotKey]:
+    """Those of ``keys`` (in their order) that have a ready snapshot for this code version,
+    found in one statement."""
+    with read_snapshot():
+        version = version_of(db.session, pilot)
+        present = set(
+            db.session.scalars(
+                select(AnalysisSnapshot.params_key).where(
+                    AnalysisSnapshot.pilot_id == pilot.id,
+                    AnalysisSnapshot.params_key.in_([key.digest for key in keys]),
+                    AnalysisSnapshot.code_version == version,
+                    AnalysisSnapshot.status == "ready",
+                )
+            )
+        )
+    return [key for key in keys if key.digest in present]
+
+
 def _served(
     pilot: Pilot, key: SnapshotKey, stored: StoredSnapshot, live: Building | None
 ) -> Served:

@@ -284,17 +284,35 @@ def _table_from_any_section(
 ) -> tuple[Any, str | None]:
     """A table asked for without its section (a CSV link kept or fetched by a script): from
     the stored snapshot of the first section of the page that holds it, with the same
-    filters; (None, None) when none does."""
-    for section in SECTIONS:
-        view = {**requested_view(), "section": section}
-        served = snapshots.existing(pilot, snapshots.cohort_key(pilot, filters, view=view))
+    filters (the section that held it last time is tried first); (None, None) when none
+    does."""
+    learned = _TABLE_SECTIONS.get(name)
+    sections = [learned] if learned else []
+    sections += [section for section in SECTIONS if section != learned]
+    keys = {
+        section: snapshots.cohort_key(
+            pilot, filters, view={**requested_view(), "section": section}
+        )
+        for section in sections
+    }
+    stored = snapshots.stored_keys(pilot, list(keys.values()))
+    for section, key in keys.items():
+        if key not in stored:
+            continue
+        served = snapshots.existing(pilot, key)
         if served is None:
             continue
         try:
-            return cohort_table(served.analysis, name, wanted), served.label
+            table = cohort_table(served.analysis, name, wanted)
         except snapshots.SnapshotMissError:
             continue
+        _TABLE_SECTIONS[name] = section
+        return table, served.label
     return None, None
+
+
+_TABLE_SECTIONS: dict[str, str] = {}
+"""The section whose snapshot last held each table (a few names; tried first next time)."""
 
 
 @bp.get("/<pilot_code>/summary.pdf")
