@@ -105,17 +105,24 @@ class Client:
         if self.stop.is_set():
             raise ServerGoneError(path)
         self.stats.add(requests=1)
-        try:
-            response = self.session().request(
-                method, self.base + path, timeout=timeout, allow_redirects=False, **kwargs
-            )
-        except requests.Timeout:
-            self.stats.add(timeouts=1)
-            raise
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
-            # refused, reset, or the body cut off when the server died after the headers
-            self.stats.add(connection_errors=1)
-            raise ServerGoneError(path) from error
+        for attempt in range(2):
+            try:
+                response = self.session().request(
+                    method, self.base + path, timeout=timeout, allow_redirects=False, **kwargs
+                )
+                break
+            except requests.Timeout:
+                self.stats.add(timeouts=1)
+                raise
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
+                # refused, reset, or the body cut off when the server died after the headers;
+                # once more on a new connection first, as a browser does when the server had
+                # just closed the kept-alive one (a server that is gone refuses that too)
+                self.stats.add(connection_errors=1)
+                if attempt or self.stop.is_set():
+                    raise ServerGoneError(path) from error
+                del self.local.session  # the next request opens a new connection
+                time.sleep(0.05)
         if response.status_code >= 500:
             self.stats.problem(f"{method} {path}: {response.status_code}")
         return response
