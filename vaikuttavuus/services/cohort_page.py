@@ -38,6 +38,33 @@ class CohortPage:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DrawnPage:
+    """A section as drawn in one language, without the analysis it was drawn from: what an
+    analysis snapshot keeps of its view (the charts are drawn once, by the build)."""
+
+    section: str
+    content: dict[str, Any]
+    note: str
+    options: dict[str, Any]
+
+    @classmethod
+    def of(cls, page: CohortPage) -> DrawnPage:
+        return cls(section=page.section, content=page.content, note=page.note, options=page.options)
+
+    def page(self, analysis: CohortAnalysis, language: str) -> CohortPage:
+        """The page of ``analysis`` (the one it was drawn from, restored) in ``language`` (the
+        one it was drawn in)."""
+        return CohortPage(
+            section=self.section,
+            sections=section_labels(analysis),
+            labels=Labels(analysis, language),
+            content=self.content,
+            note=self.note,
+            options=self.options,
+        )
+
+
 def section_labels(analysis: CohortAnalysis) -> list[tuple[str, str]]:
     """The sections this pilot has, with their names."""
     names = {

@@ -17,7 +17,10 @@ definitions they were computed with), without the raw rows read from the databas
 restores an analysis from it (:func:`restore`) whose database access is cut off
 (:class:`DetachedSession`): labels, charts and the page's language are applied at request
 time, and anything the snapshot lacks raises :class:`SnapshotMissError` instead of quietly reading
-newer data into an older result.
+newer data into an older result. One exception: the cohort page's view, which the build draws
+anyway to learn what it needs, is kept as drawn in the build's language
+(:data:`DRAWN_LANGUAGE`, Finnish: :data:`DRAWN_PAGES`), so a Finnish page view draws no chart in
+the web worker; other languages are drawn at request time.
 
 **Serialisation.** The sections are frozen dataclasses holding pandas frames and numpy arrays;
 they are stored as a zlib-compressed pickle **signed** with HMAC-SHA-256 under a key derived
@@ -213,11 +216,13 @@ def filters_of(key: SnapshotKey) -> Any:
 
 @functools.cache
 def code_version() -> str:
-    """A fingerprint of the package's Python code and the snapshot format: a new release (or
-    any change of the code) never reads a result computed by another."""
+    """A fingerprint of the package's Python code, its message catalogues and the snapshot
+    format: a new release (or any change of the code) never reads a result computed by
+    another."""
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(f"format {FORMAT}".encode())
-    for path in sorted(package.rglob("*.py")):
+    # the catalogues too: a stored page (DRAWN_PAGES) holds translated text
+    for path in sorted([*package.rglob("*.py"), *package.glob("translations/*/LC_MESSAGES/*.po")]):
         if "migrations" in path.parts:
             continue
         digest.update(str(path.relative_to(package)).encode())
@@ -418,7 +423,7 @@ def restore(session: AnySession, pilot: Pilot, key: SnapshotKey, state: dict[str
         as_of=date.fromisoformat(params["as_of"]),
         imputations=params["imputations"],
     )
-    analysis.__dict__.update(state)
+    analysis.__dict__.update({name: value for name, value in state.items() if name != DRAWN_PAGES})
     analysis.session = DetachedSession()  # type: ignore[assignment]
     return analysis
 
@@ -502,7 +507,6 @@ def _claim(
     return Claim(row.id, token) if taken == 1 else None
 
 
-
 def _renew(writer: Session, claim: Claim, progress: int) -> None:
     writer.execute(
         update(AnalysisSnapshot)
@@ -512,22 +516,32 @@ def _renew(writer: Session, claim: Claim, progress: int) -> None:
     writer.commit()
 
 
-def compute_cohort(analysis: Any, view: dict[str, Any], progress: Callable[[int], None]) -> None:
+DRAWN_PAGES = "__drawn_pages__"
+"""The key of a cohort snapshot's state that holds its view as drawn by the build, by language
+(:class:`~vaikuttavuus.services.cohort_page.DrawnPage`); not an attribute of the analysis."""
+DRAWN_LANGUAGE = "fi"
+"""The language the build computes in, and keeps the drawn page of (the county's default)."""
+
+
+def compute_cohort(analysis: Any, view: dict[str, Any], progress: Callable[[int], None]) -> Any:
     """Compute what the cohort page's ``view`` (or the cohort summary PDF, :data:`SUMMARY_VIEW`)
-    shows, as the page builds it, in Finnish: the labels are thrown away, the computed sections
-    stay in ``analysis``."""
+    shows, as the page builds it, in :data:`DRAWN_LANGUAGE`: the computed sections stay in
+    ``analysis``; the drawn page is returned
+    (:class:`~vaikuttavuus.services.cohort_page.DrawnPage`; ``None`` for the summary)."""
     from flask_babel import force_locale
 
-    from vaikuttavuus.services.cohort_page import cohort_page
+    from vaikuttavuus.services.cohort_page import DrawnPage, cohort_page
     from vaikuttavuus.services.cohort_summary import summary_context
 
     progress(10)
-    with current_app.test_request_context(), force_locale("fi"):
+    drawn = None
+    with current_app.test_request_context(), force_locale(DRAWN_LANGUAGE):
         if view.get("section") == SUMMARY_VIEW:
-            summary_context(analysis, "fi")
+            summary_context(analysis, DRAWN_LANGUAGE)
         else:
-            cohort_page(analysis, "fi", **view)
+            drawn = DrawnPage.of(cohort_page(analysis, DRAWN_LANGUAGE, **view))
     progress(90)
+    return drawn
 
 
 def harvest(analysis: Any) -> dict[str, Any]:
@@ -656,8 +670,11 @@ def build_views(keys: list[SnapshotKey]) -> list[BuildResult]:
                 def progress(done: int, claim: Claim = claim) -> None:
                     _renew(writer, claim, done)
 
-                compute_cohort(analysis, key.params_dict["view"], progress)
-                payload, signature = dump(harvest(analysis))
+                drawn = compute_cohort(analysis, key.params_dict["view"], progress)
+                state = harvest(analysis)
+                if drawn is not None:
+                    state[DRAWN_PAGES] = {DRAWN_LANGUAGE: drawn}
+                payload, signature = dump(state)
                 stored = _store(writer, claim, payload, signature, snapshot.taken_at)
                 open_claims.remove(claim)
                 if stored:
@@ -745,6 +762,8 @@ class Served:
     stale: bool
     """Newer data exist than the figures show (a refresh has been asked for)."""
     refresh: Building | None
+    drawn: dict[str, Any]
+    """The view as the build drew it, by language (:data:`DRAWN_PAGES`; may be empty)."""
 
 
 IMMEDIATE_WAIT_SECONDS = 600.0
@@ -836,6 +855,7 @@ def _served(
         taken_at=stored.data_taken_at,
         stale=not stored.current,
         refresh=live,
+        drawn=dict(stored.state.get(DRAWN_PAGES) or {}),
     )
 
 

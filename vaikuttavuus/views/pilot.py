@@ -33,7 +33,7 @@ from vaikuttavuus.queries import cohort_units
 from vaikuttavuus.security.access import allow
 from vaikuttavuus.services import audit, snapshots
 from vaikuttavuus.services.analytics import CohortAnalysis, Filters
-from vaikuttavuus.services.cohort_page import SECTIONS, cohort_page
+from vaikuttavuus.services.cohort_page import SECTIONS, DrawnPage, cohort_page
 from vaikuttavuus.services.cohort_summary import cohort_summary_pdf_of, render_cohort_summary_pdf
 from vaikuttavuus.services.cohort_tables import TableRequest, cohort_table, to_csv
 from vaikuttavuus.services.definitions import pilot_spec
@@ -158,7 +158,8 @@ _PAGES_LOCK = threading.Lock()
 
 
 def _kept_page(served: snapshots.Served, section: str) -> Any:
-    """The page of ``served`` for the request's view and language (drawn once)."""
+    """The page of ``served`` for the request's view and language: as the build drew it
+    (in its language), else drawn here once per snapshot and kept."""
     view = (
         db.engine.url.render_as_string(hide_password=True),
         served.analysis.pilot.id,
@@ -167,6 +168,9 @@ def _kept_page(served: snapshots.Served, section: str) -> Any:
         section,
         *(request.args.get(name) for name in ("effect", "score", "mixed", "sectors")),
     )
+    drawn = _drawn_page(served)
+    if drawn is not None:  # drawn by the build: no chart is drawn in the web worker
+        return drawn.page(served.analysis, current_language())
     drawn_from = (served.snapshot_id, served.label)
     with _PAGES_LOCK:
         held = _PAGES.get(view)
@@ -182,6 +186,14 @@ def _kept_page(served: snapshots.Served, section: str) -> Any:
         while len(_PAGES) > PAGES_KEPT:
             _PAGES.popitem(last=False)
     return page
+
+
+def _drawn_page(served: snapshots.Served) -> DrawnPage | None:
+    """The request's view as the build drew it, when it drew it in the request's language
+    (the mixed model's part is never stored: it has its own cache)."""
+    if request.args.get("mixed") == "1":
+        return None
+    return served.drawn.get(current_language())
 
 
 def _page(analysis: CohortAnalysis, section: str) -> Any:
@@ -290,9 +302,7 @@ def _table_from_any_section(
     sections = [learned] if learned else []
     sections += [section for section in SECTIONS if section != learned]
     keys = {
-        section: snapshots.cohort_key(
-            pilot, filters, view={**requested_view(), "section": section}
-        )
+        section: snapshots.cohort_key(pilot, filters, view={**requested_view(), "section": section})
         for section in sections
     }
     stored = snapshots.stored_keys(pilot, list(keys.values()))
