@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from vaikuttavuus import queries
@@ -68,7 +69,7 @@ def reference_by_time_point(band: pd.DataFrame) -> Reference:
 def values_by_time_point(rows: pd.DataFrame) -> dict[str, dict[Hashable, Any]]:
     """One patient's scored responses of an instrument: time point → column → value (the
     values of ``DataFrame.to_dict("records")``, without its per-column cost on a few rows)."""
-    columns = list(rows.columns)
+    columns: list[Hashable] = list(rows.columns)
     records = (
         {
             name: None if value is pd.NA else value
@@ -109,7 +110,7 @@ class Entry:
         positions = self._rows_of.get(enrolment_id)
         if positions is None:
             return {}
-        return values_by_time_point(self.scores.take(positions))
+        return values_by_time_point(self.scores.take(np.asarray(positions, dtype=np.intp)))
 
 
 @dataclass
