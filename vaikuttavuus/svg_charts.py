@@ -1,4 +1,5 @@
-"""Small charts drawn straight as SVG (no matplotlib): the clinician page's trajectory chart.
+"""Small charts drawn straight as SVG (no matplotlib): the clinician page's trajectory chart
+and the client guidance timeline (scores and services on one time axis).
 
 The clinician's patient page shows one chart per score, and every patient's chart is
 different, so it is drawn on every view. matplotlib took about 0.1 s per chart (layout and the
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TypeGuard
 from xml.sax.saxutils import escape, quoteattr
 
@@ -241,3 +243,173 @@ def _legend_mark(kind: str, x: float, y: float) -> str:
         f'<rect x="{x}" y="{y - 6}" width="26" height="12" fill="{OKABE_ITO["sky_blue"]}" '
         'fill-opacity="0.35"/>'
     )
+
+
+# -- the client guidance timeline ---------------------------------------------------------
+
+MONTH_DAYS = 30.4375
+TIMELINE_WIDTH = 700
+SCORE_PANEL = 200
+SERVICE_ROW = 28
+LABEL_CHAR = 6.2
+"""Approximate width of one character of the small font, for the service labels' margin."""
+SERIES_COLOURS = [
+    OKABE_ITO[k] for k in ("blue", "orange", "green", "vermillion", "purple", "sky_blue", "black")
+]
+
+
+@dataclass(frozen=True)
+class ScoreLine:
+    """A score over time: days since the index date and the values (one series)."""
+
+    label: str
+    days: tuple[float, ...]
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ServiceBar:
+    """A service episode on a timeline: label, first and last day since the index date
+    (``end`` None: still running up to ``open_end``)."""
+
+    label: str
+    start: float
+    end: float | None
+
+
+def services_timeline_svg(
+    *,
+    scores: Sequence[ScoreLine],
+    services: Sequence[ServiceBar],
+    open_end: float,
+    y_label: str,
+    y_range: tuple[float, float] | None,
+    labels: dict[str, str],
+    alt: str,
+) -> Chart:
+    """A client's scores (top) and services (bottom) on one time axis in months since the
+    index date; a service still running is hatched up to ``open_end``. ``labels``: ``x`` (the
+    axis). Every client's chart is different and drawn on each view of the page, so it is
+    drawn here as SVG text (about a millisecond; matplotlib took about 0.15 s)."""
+    rows = max(len(services), 1)
+    longest = max((len(bar.label) for bar in services), default=0)
+    left = max(LEFT, min(8 + LABEL_CHAR * longest, TIMELINE_WIDTH // 2))
+    plot_w = TIMELINE_WIDTH - left - RIGHT
+    score_top, score_h = TOP, SCORE_PANEL
+    service_top = score_top + score_h + 14
+    service_h = 14 + SERVICE_ROW * rows
+    axis_y = service_top + service_h
+    height = axis_y + 44
+
+    ends = [bar.start for bar in services]
+    ends += [open_end if bar.end is None else bar.end for bar in services]
+    ends += [day for line in scores for day in line.days]
+    x_high = max([d / MONTH_DAYS for d in ends if _finite(d)] + [open_end / MONTH_DAYS, 1.0])
+    x_low = min([d / MONTH_DAYS for d in ends if _finite(d)] + [0.0])
+    x_pad = (x_high - x_low) * 0.03
+    x_low, x_high = x_low - x_pad, x_high + x_pad
+
+    values = [v for line in scores for v in line.values if _finite(v)]
+    if y_range is not None:
+        pad = (y_range[1] - y_range[0]) * 0.06 or 0.5
+        y_low, y_high = y_range[0] - pad, y_range[1] + pad
+    else:
+        y_low, y_high = (min(values), max(values)) if values else (0.0, 1.0)
+        margin = (y_high - y_low) * 0.06 or 0.5
+        y_low, y_high = y_low - margin, y_high + margin
+
+    def px(months: float) -> float:
+        return left + (months - x_low) / (x_high - x_low) * plot_w
+
+    def py(value: float) -> float:
+        return score_top + (y_high - value) / (y_high - y_low) * score_h
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{TIMELINE_WIDTH}" height="{height}" '
+        f'viewBox="0 0 {TIMELINE_WIDTH} {height}" role="img" font-family={quoteattr(FONT)}>',
+        f"<title>{escape(alt)}</title>",
+        f'<rect width="{TIMELINE_WIDTH}" height="{height}" fill="#ffffff"/>',
+        '<defs><pattern id="running" width="8" height="8" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)">'
+        f'<rect width="8" height="8" fill="{OKABE_ITO["green"]}" fill-opacity="0.35"/>'
+        f'<line x1="0" y1="0" x2="0" y2="8" stroke="{OKABE_ITO["green"]}" stroke-width="3"/>'
+        "</pattern></defs>",
+    ]
+    x_ticks = [t for t in nice_ticks(x_low, x_high, 8) if x_low <= t <= x_high]
+    y_ticks = [t for t in nice_ticks(y_low, y_high, 5) if y_low <= t <= y_high]
+    # the score panel: grid, lines, axis
+    for tick in y_ticks:
+        y = py(tick)
+        out.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
+            'stroke="#dddddd" stroke-width="0.8"/>'
+        )
+        out.append(f'<line x1="{left - 4}" x2="{left}" y1="{y:.1f}" y2="{y:.1f}" stroke="#000"/>')
+        out.append(_text(left - 7, y + 4, _tick_text(tick), size=TICK_FONT, anchor="end"))
+    for number, line in enumerate(scores):
+        colour = SERIES_COLOURS[number % len(SERIES_COLOURS)]
+        months = [day / MONTH_DAYS for day in line.days]
+        present: list[float | None] = [float(v) if _finite(v) else None for v in line.values]
+        for run in _runs(present):
+            marks = [(px(months[i]), py(float(line.values[i]))) for i in run]
+            if len(marks) > 1:
+                path = " ".join(f"{x:.1f},{y:.1f}" for x, y in marks)
+                out.append(
+                    f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.8"/>'
+                )
+            out.extend(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}"/>' for x, y in marks
+            )
+    out.append(
+        f'<path d="M{left},{score_top} V{score_top + score_h} H{left + plot_w}" fill="none" '
+        'stroke="#000000" stroke-width="1"/>'
+    )
+    middle, label_x = score_top + score_h / 2, max(16, left - 48)
+    out.append(
+        _text(label_x, middle, y_label, size=TICK_FONT, anchor="middle",
+              transform=f"rotate(-90 {label_x} {middle:.1f})")
+    )  # fmt: skip
+    for number, line in enumerate(scores):  # legend, upper right
+        colour = SERIES_COLOURS[number % len(SERIES_COLOURS)]
+        y = score_top + 12 + number * LEGEND_ROW
+        x = left + plot_w - 8
+        out.append(_text(x - 34, y + 4, line.label, size=SMALL_FONT, anchor="end"))
+        out.append(
+            f'<line x1="{x - 26}" x2="{x}" y1="{y}" y2="{y}" stroke="{colour}" '
+            f'stroke-width="1.8"/><circle cx="{x - 13}" cy="{y}" r="4" fill="{colour}"/>'
+        )
+    # the service panel: one row per service, a bar from its start to its end
+    for tick in x_ticks:
+        x = px(tick)
+        out.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{service_top}" y2="{axis_y}" '
+            'stroke="#dddddd" stroke-width="0.6"/>'
+        )
+    for position, bar in enumerate(services):
+        centre = service_top + 7 + SERVICE_ROW * position + SERVICE_ROW / 2
+        end = open_end if bar.end is None else bar.end
+        start_x = px(bar.start / MONTH_DAYS)
+        width = max(px(max(end - bar.start, 1.0) / MONTH_DAYS + x_low) - px(x_low), 1.0)
+        fill = "url(#running)" if bar.end is None else OKABE_ITO["green"]
+        out.append(
+            f'<rect x="{start_x:.1f}" y="{centre - SERVICE_ROW * 0.3:.1f}" width="{width:.1f}" '
+            f'height="{SERVICE_ROW * 0.6:.1f}" fill="{fill}" stroke="{OKABE_ITO["green"]}" '
+            'stroke-width="1"/>'
+        )
+        out.append(
+            f'<line x1="{left - 4}" x2="{left}" y1="{centre:.1f}" y2="{centre:.1f}" stroke="#000"/>'
+        )
+        out.append(_text(left - 7, centre + 4, bar.label, size=SMALL_FONT, anchor="end"))
+    out.append(
+        f'<path d="M{left},{service_top} V{axis_y} H{left + plot_w}" fill="none" '
+        'stroke="#000000" stroke-width="1"/>'
+    )
+    for tick in x_ticks:
+        x = px(tick)
+        out.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{axis_y}" y2="{axis_y + 4}" stroke="#000"/>'
+        )
+        out.append(_text(x, axis_y + 18, _tick_text(tick), size=TICK_FONT, anchor="middle"))
+    out.append(_text(left + plot_w / 2, axis_y + 36, labels["x"], size=TICK_FONT, anchor="middle"))
+    out.append("</svg>")
+    return Chart("\n".join(out).encode("utf-8"), alt)

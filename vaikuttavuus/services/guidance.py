@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from flask_babel import gettext as _
 
-from vaikuttavuus import plotting
+from vaikuttavuus import plotting, svg_charts
 from vaikuttavuus.domain.attribution import AGE_BANDS, PROFILE_DIMENSIONS
 from vaikuttavuus.domain.specs import FlagScore
 from vaikuttavuus.services.analytics import CohortAnalysis
@@ -296,9 +296,9 @@ def services_chart(
             days.append(float((when - index_date).days if when else offsets[row.time_point]))
             values.append(float(row.patient))
         if days:
-            lines.append(plotting.ScoreLine(series.score_label, tuple(days), tuple(values)))
+            lines.append(svg_charts.ScoreLine(series.score_label, tuple(days), tuple(values)))
     bars = [
-        plotting.ServiceBar(
+        svg_charts.ServiceBar(
             f"{s.type_label} ({s.sector_label})",
             float((s.started_on - index_date).days),
             None if s.ended_on is None else float((s.ended_on - index_date).days),
@@ -318,7 +318,7 @@ def services_chart(
         )
         or _("none"),
     )
-    return plotting.services_timeline(
+    return svg_charts.services_timeline_svg(
         scores=lines,
         services=bars,
         open_end=max(horizon, max((b.start for b in bars), default=0.0) + 30),
