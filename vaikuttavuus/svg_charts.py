@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TypeGuard
 from xml.sax.saxutils import escape, quoteattr
 
-from vaikuttavuus.plotting import OKABE_ITO, Band, Chart, band_colour
+from vaikuttavuus.plotting import OKABE_ITO, SERIES_COLOURS, Band, Chart, band_colour
 
 WIDTH, HEIGHT = 640, 380
 FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
@@ -253,9 +253,6 @@ SCORE_PANEL = 200
 SERVICE_ROW = 28
 LABEL_CHAR = 6.2
 """Approximate width of one character of the small font, for the service labels' margin."""
-SERIES_COLOURS = [
-    OKABE_ITO[k] for k in ("blue", "orange", "green", "vermillion", "purple", "sky_blue", "black")
-]
 
 
 @dataclass(frozen=True)
