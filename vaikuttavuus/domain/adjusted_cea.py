@@ -524,21 +524,60 @@ def _counts(
     return counts
 
 
+@dataclass(frozen=True)
+class _ArmProducts:
+    """Per person of one arm, the products whose weighted sums are the normal equations of a
+    weighted least-squares fit: zᵢzⱼ for i ≤ j (the Gram matrix's upper triangle) and zᵢyₖ.
+    They do not depend on the weights, so they are formed once per data set and each block of
+    replicates is two matrix products (``weights @ products``), not a three-way sum per
+    replicate."""
+
+    rows: npt.NDArray[np.bool_]
+    upper: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
+    squares: FloatArray
+    """n_arm × p(p+1)/2."""
+    cross: FloatArray
+    """n_arm × p·q."""
+
+    @classmethod
+    def of(cls, z: FloatArray, y: FloatArray, rows: npt.NDArray[np.bool_]) -> _ArmProducts:
+        za, ya = z[rows], y[rows]
+        upper = np.triu_indices(za.shape[1])
+        squares = za[:, upper[0]] * za[:, upper[1]]
+        cross = (za[:, :, None] * ya[:, None, :]).reshape(len(za), -1)
+        return cls(rows, upper, squares, cross)
+
+
+def _arm_products(
+    z: FloatArray, treat: npt.NDArray[np.bool_], y: FloatArray
+) -> tuple[_ArmProducts, _ArmProducts]:
+    return _ArmProducts.of(z, y, treat), _ArmProducts.of(z, y, ~treat)
+
+
 def _replicate_ates(
-    z: FloatArray, treat: npt.NDArray[np.bool_], y: FloatArray, weights: FloatArray
+    z: FloatArray,
+    treat: npt.NDArray[np.bool_],
+    y: FloatArray,
+    weights: FloatArray,
+    products: tuple[_ArmProducts, _ArmProducts] | None = None,
 ) -> FloatArray:
     """ATE per replicate (rows of ``weights``) and outcome column of ``y``, arm-specific slopes
-    refitted by weighted least squares, averaged over the replicate's covariates."""
+    refitted by weighted least squares, averaged over the replicate's covariates
+    (``products``: :func:`_arm_products` of the same ``z``, ``treat`` and ``y``, formed once)."""
+    arms = products if products is not None else _arm_products(z, treat, y)
+    p, q, block = z.shape[1], y.shape[1], weights.shape[0]
     total = weights.sum(axis=1)
     zbar = (weights @ z) / total[:, None]
     betas = []
-    for arm in (True, False):
-        rows = treat == arm
-        za, ya, wa = z[rows], y[rows], weights[:, rows]
-        gram = np.einsum("bn,ni,nj->bij", wa, za, za)
-        rhs = np.einsum("bn,ni,nq->biq", wa, za, ya)
-        scale = np.maximum(np.trace(gram, axis1=1, axis2=2) / za.shape[1], 1.0)
-        gram += _RIDGE * scale[:, None, None] * np.eye(za.shape[1])[None]
+    for arm in arms:
+        wa = weights[:, arm.rows]
+        gram = np.empty((block, p, p))
+        sums = wa @ arm.squares
+        gram[:, arm.upper[0], arm.upper[1]] = sums
+        gram[:, arm.upper[1], arm.upper[0]] = sums
+        rhs = (wa @ arm.cross).reshape(block, p, q)
+        scale = np.maximum(np.trace(gram, axis1=1, axis2=2) / p, 1.0)
+        gram += _RIDGE * scale[:, None, None] * np.eye(p)[None]
         betas.append(np.linalg.solve(gram, rhs))
     return np.einsum("bp,bpq->bq", zbar, betas[0] - betas[1])
 
@@ -577,17 +616,20 @@ def _bootstrap(
     collected: dict[str, list[FloatArray]] = {name: [] for name in [*effects, "cost"]}
     primary = next(iter(effects))
     for data in datasets:
-        matrices = {e: _design(data, treat, names, None).matrix() for e, names in effects.items()}
+        fitted: dict[str, tuple[FloatArray, FloatArray, tuple[_ArmProducts, _ArmProducts]]] = {}
+        for effect, names in effects.items():
+            z = _design(data, treat, names, None).matrix()
+            columns = [effect, cost] if effect == primary else [effect]
+            y = data[columns].to_numpy(dtype=float)
+            fitted[effect] = (z, y, _arm_products(z, treated, y))
         remaining = per_set
         while remaining > 0:
             block = min(_BLOCK, remaining)
             remaining -= block
             weights = _counts(arms, len(data), block, rng)
             for effect in effects:
-                columns = [effect, cost] if effect == primary else [effect]
-                ates = _replicate_ates(
-                    matrices[effect], treated, data[columns].to_numpy(dtype=float), weights
-                )
+                z, y, products = fitted[effect]
+                ates = _replicate_ates(z, treated, y, weights, products)
                 collected[effect].append(ates[:, 0])
                 if effect == primary:
                     collected["cost"].append(ates[:, 1])
