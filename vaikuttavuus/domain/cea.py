@@ -1107,9 +1107,14 @@ def strategy_uncertainty(
         part = data[data[strategy].astype(str) == name]
         c = part[cost].to_numpy(dtype=np.float64)
         e = part[effect].to_numpy(dtype=np.float64)
-        draws = rng.integers(0, len(part), size=(n_boot, len(part)))
-        cost_draws[:, position] = c[draws].mean(axis=1)
-        effect_draws[:, position] = e[draws].mean(axis=1)
+        # in blocks of replicates: the same draws as one (n_boot × n) index matrix, without
+        # holding it (5 000 × 20 000 indices and their gathers are 2.4 GB at 200 000 people)
+        per_block = max(1, _TAKE_INDICES // max(len(part), 1))
+        for start in range(0, n_boot, per_block):
+            stop = min(n_boot, start + per_block)
+            draws = rng.integers(0, len(part), size=(stop - start, len(part)))
+            cost_draws[start:stop, position] = c[draws].mean(axis=1)
+            effect_draws[start:stop, position] = e[draws].mean(axis=1)
         rows.append(
             {
                 "strategy": name,
