@@ -651,3 +651,34 @@ def test_hc3_cross_covariance_matches_statsmodels_on_stacked_outcomes() -> None:
     var_direct = np.asarray(fit.cov_params())[1, 1]
     var_combined = result.delta_effect_se**2 + result.delta_cost_se**2 - 2 * result.cov_cost_effect
     assert var_combined == pytest.approx(var_direct, rel=1e-9)
+
+
+def test_strategy_bootstrap_in_blocks_draws_what_one_index_matrix_draws(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The strategies' bootstrap means are drawn in blocks of replicates (memory); any block
+    size gives the figures of one n_boot × n index matrix, to the last bit."""
+    from vaikuttavuus.domain import cea
+
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame(
+        {
+            "procedure": rng.choice(["turp", "holep", "laser"], 301),
+            "cost": rng.gamma(2.0, 900.0, 301),
+            "effect": rng.normal(0.4, 0.2, 301),
+        }
+    )
+
+    def run() -> cea.StrategyUncertainty:
+        return cea.strategy_uncertainty(
+            frame, strategy="procedure", cost="cost", effect="effect",
+            wtp=[0.0, 20_000.0], n_boot=997, seed=3,
+        )  # fmt: skip
+
+    monkeypatch.setattr(cea, "_TAKE_INDICES", 10**9)  # one block
+    whole = run()
+    monkeypatch.setattr(cea, "_TAKE_INDICES", 1_000)  # blocks of 9–10 replicates
+    blocked = run()
+    pd.testing.assert_frame_equal(whole.means, blocked.means, check_exact=True)
+    pd.testing.assert_frame_equal(whole.frontier, blocked.frontier, check_exact=True)
+    pd.testing.assert_frame_equal(whole.best, blocked.best, check_exact=True)
