@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from tests import conftest
 from tests.support.cohort_data import cohort_app, cohort_template  # noqa: F401
@@ -358,46 +358,6 @@ def test_the_management_summary_and_its_pdf_come_from_the_snapshot(
     pack = manager.get("/management/board-pack.pdf?lang_pdf=fi")
     assert pack.status_code == 200
     assert pack.data.startswith(b"%PDF")
-
-
-def test_the_summaries_of_one_release_are_cut_from_one_read_of_the_data(
-    cohort_app: Flask, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The worker builds the default year and the last two quarters of a pilot from one read
-    of the data (the union of their windows); each summary is the one its own read gives."""
-    from vaikuttavuus.services import management_snapshots, precompute
-
-    manager = user_client(cohort_app, "johtaja", "management")
-    keys = precompute.management_keys(pilot("bph"))
-    assert len(keys) >= 2
-    reads: list[int] = []
-    shared_read = management_snapshots.shared_read
-
-    def counted(*args: Any) -> Any:
-        reads.append(len(args[2]))
-        return shared_read(*args)
-
-    monkeypatch.setattr(management_snapshots, "shared_read", counted)
-    assert {result.status for result in snapshots.build_any(keys)} == {"built"}
-    assert reads == [len(keys)]
-    periods = [str(key.params_dict["period"]) for key in keys]
-
-    def pages() -> dict[str, str]:
-        return {
-            period: NONCE.sub("", html(manager, f"/management/?pilot=bph&period={period}"))
-            for period in periods
-        }
-
-    together = pages()
-    assert all('class="note data-version"' in page for page in together.values())
-    assert len(set(together.values())) == len(periods)  # each page shows its own period
-    db.session.execute(delete(AnalysisSnapshot).where(AnalysisSnapshot.kind == "management"))
-    db.session.commit()
-    snapshots.forget_states()
-    for key in keys:  # each from a read of its own, as a page's request for one builds it
-        assert [result.status for result in snapshots.build_any([key])] == ["built"]
-    assert reads == [len(keys)]
-    assert pages() == together
 
 
 def test_the_cohort_summary_pdf_comes_from_its_snapshot(

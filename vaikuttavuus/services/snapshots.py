@@ -690,53 +690,38 @@ def build_views(keys: list[SnapshotKey]) -> list[BuildResult]:
         writer.close()
 
 
-def build_management(keys: list[SnapshotKey]) -> list[BuildResult]:
-    """Build the management summary snapshots of ``keys``
-    (:mod:`vaikuttavuus.services.management_snapshots`; one pilot, release and settings, e.g.
-    the default year and the last two quarters) like :func:`build_views`: each is claimed and
-    stored on its own, and the periods still to build are cut from one read of the data."""
+def build_management(key: SnapshotKey) -> BuildResult:
+    """Build the management summary snapshot of ``key``
+    (:mod:`vaikuttavuus.services.management_snapshots`), like :func:`build_views`."""
     from vaikuttavuus.services import management_snapshots
 
-    if not keys:
-        return []
     reader = Session(bind=db.engine)
     writer = Session(bind=db.engine, expire_on_commit=False)
-    results: list[BuildResult] = [BuildResult("busy", None)] * len(keys)
-    open_claims: list[Claim] = []
+    claim: Claim | None = None
     try:
         with read_snapshot(reader) as snapshot:
-            pilot = reader.get(Pilot, keys[0].pilot_id)
+            pilot = reader.get(Pilot, key.pilot_id)
             if pilot is None:
-                return [BuildResult("gone", None)] * len(keys)
+                return BuildResult("gone", None)
             version = version_of(reader, pilot)
             data_version = data_version_digest(snapshot.data_version(pilot.id))
-            todo: list[tuple[int, SnapshotKey, Claim]] = []
-            for number, key in enumerate(keys):
-                claimed = _claim(writer, key, version, data_version)
-                if isinstance(claimed, AnalysisSnapshot):
-                    results[number] = BuildResult("ready", claimed.id)
-                elif isinstance(claimed, Claim):
-                    todo.append((number, key, claimed))
-                    open_claims.append(claimed)
-            shared = (
-                management_snapshots.shared_read(reader, pilot, [key for _n, key, _c in todo])
-                if len(todo) > 1
-                else None
-            )
-            for number, key, claim in todo:
-                _renew(writer, claim, 10)
-                cohort = management_snapshots.compute(reader, pilot, key, shared)
-                _renew(writer, claim, 90)
-                payload, signature = dump(management_snapshots.harvest(cohort))
-                stored = _store(writer, claim, payload, signature, snapshot.taken_at)
-                open_claims.remove(claim)
-                if stored:
-                    _prune(writer, key, version)
-                results[number] = BuildResult("built" if stored else "busy", claim.id)
-        return results
+            claimed = _claim(writer, key, version, data_version)
+            if claimed is None:
+                return BuildResult("busy", None)
+            if isinstance(claimed, AnalysisSnapshot):
+                return BuildResult("ready", claimed.id)
+            claim = claimed
+            _renew(writer, claim, 10)
+            cohort = management_snapshots.compute(reader, pilot, key)
+            _renew(writer, claim, 90)
+            payload, signature = dump(management_snapshots.harvest(cohort))
+            stored = _store(writer, claim, payload, signature, snapshot.taken_at)
+            if stored:
+                _prune(writer, key, version)
+        return BuildResult("built" if stored else "busy", claim.id)
     except BaseException as error:
-        if isinstance(error, Exception):
-            _fail(writer, open_claims, error)
+        if claim is not None and isinstance(error, Exception):
+            _fail(writer, [claim], error)
         raise
     finally:
         reader.close()
@@ -744,26 +729,19 @@ def build_management(keys: list[SnapshotKey]) -> list[BuildResult]:
 
 
 def build_any(keys: list[SnapshotKey]) -> list[BuildResult]:
-    """Build ``keys`` of any kind: the views of each cohort analysis from one read, and the
-    management summaries of each pilot, release and settings from one read."""
-    from vaikuttavuus.services import management_snapshots
-
+    """Build ``keys`` of any kind: the views of each cohort analysis from one read, each
+    management summary on its own."""
     results: dict[int, BuildResult] = {}
     groups: dict[str, list[int]] = {}
-    summaries: dict[str, list[int]] = {}
     for number, key in enumerate(keys):
         if key.kind == KIND_COHORT:
             params = {name: value for name, value in key.params if name != "view"}
             group = json.dumps([key.pilot_id, params], sort_keys=True)
             groups.setdefault(group, []).append(number)
         else:
-            summaries.setdefault(management_snapshots.same_read(key), []).append(number)
+            results[number] = build_management(key)
     for numbers in groups.values():
         for number, result in zip(numbers, build_views([keys[n] for n in numbers]), strict=True):
-            results[number] = result
-    for numbers in summaries.values():
-        built = build_management([keys[n] for n in numbers])
-        for number, result in zip(numbers, built, strict=True):
             results[number] = result
     return [results[number] for number in range(len(keys))]
 
