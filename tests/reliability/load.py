@@ -35,6 +35,7 @@ class Stats:
     double_submits: int = 0
     out_of_order: int = 0
     submits_acknowledged: int = 0
+    stored_unacknowledged: int = 0  # a submit stored just before a crash took its answer along
     lock: threading.Lock = field(default_factory=threading.Lock)
     problems: list[str] = field(default_factory=list)
 
@@ -54,7 +55,7 @@ class Stats:
             name: getattr(self, name)
             for name in (
                 "requests", "failures", "connection_errors", "timeouts", "double_submits",
-                "out_of_order", "submits_acknowledged",
+                "out_of_order", "submits_acknowledged", "stored_unacknowledged",
             )
         }  # fmt: skip
 
@@ -154,6 +155,8 @@ class Client:
             self._learn_pages(patient, rng)
         token_path = f"/r/{patient.token}"
         form_token = self._form_token(patient)
+        if form_token is None:
+            return  # stored before the server died; check_submitted checks what was stored
         order = sorted(patient.pages)
         if rng.random() < self.shuffle:
             rng.shuffle(order)
@@ -170,8 +173,15 @@ class Client:
                 return
         self._submit(patient, form_token, rng)
 
-    def _form_token(self, patient: Patient) -> str:
+    def _form_token(self, patient: Patient) -> str | None:
+        """The form token of the link's first page; None when the link says its answers were
+        received: a submit the server stored just before it was killed, whose answer was lost
+        with it (the patient is then counted as submitted, and what was stored is checked)."""
         page = self.request("GET", f"/r/{patient.token}/1")
+        if page.status_code == 200 and 'data-state="completed"' in page.text:
+            patient.submitted = patient.finished = True
+            self.stats.add(stored_unacknowledged=1)
+            return None
         match = FORM_TOKEN.search(page.text)
         if page.status_code != 200 or not match:
             self.stats.problem(f"no form on page 1 of a link ({page.status_code})")
