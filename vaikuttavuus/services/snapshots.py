@@ -855,7 +855,7 @@ def _served(
         taken_at=stored.data_taken_at,
         stale=not stored.current,
         refresh=live,
-        drawn=dict(stored.state.get(DRAWN_PAGES) or {}),
+        drawn=stored.state.get(DRAWN_PAGES, {}),  # read only (the state is shared)
     )
 
 

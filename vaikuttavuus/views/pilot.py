@@ -160,6 +160,9 @@ _PAGES_LOCK = threading.Lock()
 def _kept_page(served: snapshots.Served, section: str) -> Any:
     """The page of ``served`` for the request's view and language: as the build drew it
     (in its language), else drawn here once per snapshot and kept."""
+    drawn = _drawn_page(served)
+    if drawn is not None:  # drawn by the build: no chart is drawn in the web worker
+        return drawn.page(served.analysis, current_language())
     view = (
         db.engine.url.render_as_string(hide_password=True),
         served.analysis.pilot.id,
@@ -168,9 +171,6 @@ def _kept_page(served: snapshots.Served, section: str) -> Any:
         section,
         *(request.args.get(name) for name in ("effect", "score", "mixed", "sectors")),
     )
-    drawn = _drawn_page(served)
-    if drawn is not None:  # drawn by the build: no chart is drawn in the web worker
-        return drawn.page(served.analysis, current_language())
     drawn_from = (served.snapshot_id, served.label)
     with _PAGES_LOCK:
         held = _PAGES.get(view)
