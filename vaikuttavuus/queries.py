@@ -387,8 +387,10 @@ def _dates(values: pd.Series) -> pd.Series:
 
 
 def _timestamps(values: pd.Series) -> pd.Series:
-    """Stored timestamps (naive UTC; ISO text on SQLite) as naive datetime64, NaT for none."""
-    return pd.to_datetime(values.where(values.notna(), None), format="ISO8601")
+    """Stored timestamps (naive UTC; ISO text on SQLite) as naive datetime64[us], NaT for none
+    (one unit whatever the values: pandas would infer seconds for a column of NaT only)."""
+    stamps = pd.to_datetime(values.where(values.notna(), None), format="ISO8601")
+    return stamps.astype("datetime64[us]")
 
 
 def _local_days(values: pd.Series, zone: str = "Europe/Helsinki") -> pd.Series:
@@ -476,7 +478,9 @@ def cohort_scores(
 ) -> dict[str, pd.DataFrame]:
     """The submitted responses of several instruments in one read, scored.
 
-    Returns, per instrument code, one row per response: ``response_id``, ``enrolment_id``,
+    Returns, per instrument code, one row per response in the order of their ids (so the rows
+    of a subset of the cohort are in the same order as when cut from a larger read):
+    ``response_id``, ``enrolment_id``,
     ``time_point``, ``mode`` (web, phone, paper or imported), ``proxy`` (bool: someone else
     answered for the person), ``submitted_on`` (the answer's local day, datetime64),
     ``items_missing`` (required scorable items without a numeric answer, among those always
@@ -575,11 +579,13 @@ def cohort_scores(
             part = meta.iloc[rows_of_version][base_columns].reset_index(drop=True)
             part["items_missing"] = wide[required].isna().sum(axis=1).to_numpy()
             pieces.append(pd.concat([part, score_frame(spec, wide)], axis=1))
-        out[code] = (
-            pd.concat(pieces, ignore_index=True)
-            if pieces
-            else pd.DataFrame(columns=[*base_columns, "items_missing"])
-        )
+        if not pieces:
+            out[code] = pd.DataFrame(columns=[*base_columns, "items_missing"])
+        elif len(pieces) == 1:
+            out[code] = pieces[0]
+        else:  # responses of several versions: back in the order of their ids
+            joined = pd.concat(pieces, ignore_index=True)
+            out[code] = joined.sort_values("response_id", kind="stable", ignore_index=True)
     return out
 
 
@@ -612,7 +618,8 @@ def cohort_invitation_counts(
         .join(Arm, Enrolment.arm_id == Arm.id)
         .join(TimePoint, Invitation.time_point_id == TimePoint.id)
         .where(*_cohort_conditions(pilot_id, period, arm, unit))
-        .group_by(Arm.code, TimePoint.code, Invitation.status),
+        .group_by(Arm.code, TimePoint.code, Invitation.status)
+        .order_by(Arm.code, TimePoint.code, Invitation.status),
         ["arm", "time_point", "status", "n", "after_reminder", "after_window"],
     )
     for column in ("n", "after_reminder", "after_window"):
@@ -647,7 +654,8 @@ def cohort_invitation_rows(
         .join(Enrolment, Invitation.enrolment_id == Enrolment.id)
         .join(Person, Enrolment.person_id == Person.id)
         .join(TimePoint, Invitation.time_point_id == TimePoint.id)
-        .where(*_cohort_conditions(pilot_id, period, arm, unit)),
+        .where(*_cohort_conditions(pilot_id, period, arm, unit))
+        .order_by(Invitation.enrolment_id, Invitation.id),
         [
             "enrolment_id", "time_point", "status", "closes_on", "completed_at",
             "cancelled_at", "opted_out_at", "reminders_sent",
@@ -733,6 +741,7 @@ def cohort_measurements(
             ClinicalMeasurement.measure_code.in_(list(measure_codes)),
             ClinicalMeasurement.value_num.is_not(None),
         )
+        .order_by(ClinicalMeasurement.enrolment_id, ClinicalMeasurement.id)
     )
     if recorded:
         statement = statement.outerjoin(
@@ -782,7 +791,8 @@ def cohort_cost_items(
             *([CostItem.created_at] if recorded else []),
         )
         .join(Enrolment, CostItem.enrolment_id == Enrolment.id)
-        .where(*_cohort_conditions(pilot_id, period, arm, unit)),
+        .where(*_cohort_conditions(pilot_id, period, arm, unit))
+        .order_by(CostItem.enrolment_id, CostItem.id),
         [*columns, "recorded_at"] if recorded else columns,
     )
     rows["enrolment_id"] = rows["enrolment_id"].astype("int64")
@@ -825,7 +835,8 @@ def cohort_exposures(
             *([ServiceExposure.created_at] if recorded else []),
         )
         .join(Enrolment, ServiceExposure.enrolment_id == Enrolment.id)
-        .where(*_cohort_conditions(pilot_id, period, arm, unit)),
+        .where(*_cohort_conditions(pilot_id, period, arm, unit))
+        .order_by(ServiceExposure.enrolment_id, ServiceExposure.id),
         [*columns, "recorded_at"] if recorded else columns,
     )
     rows["enrolment_id"] = rows["enrolment_id"].astype("int64")
@@ -853,7 +864,9 @@ def pilot_import_log(session: AnySession, pilot_code: str) -> pd.DataFrame:
             ImportBatch.rows_duplicate,
             ImportBatch.error_count,
             ImportBatch.errors,
-        ).where(ImportBatch.pilot_code == pilot_code, ImportBatch.dry_run.is_(False)),
+        )
+        .where(ImportBatch.pilot_code == pilot_code, ImportBatch.dry_run.is_(False))
+        .order_by(ImportBatch.id),
     )
 
 
