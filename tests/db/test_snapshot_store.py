@@ -78,6 +78,47 @@ def test_one_builder_per_key_and_a_dead_builders_claim_is_taken_over(
         writer.close()
 
 
+def test_views_built_together_keep_the_claims_waiting_their_turn_alive(
+    cohort_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build of several views computes them one after the other. While the first one takes
+    longer than a lease, the views still waiting keep a live lease: another builder finds them
+    busy instead of taking them over (two builders of one key at once)."""
+    bph = pilot("bph")
+    keys = [
+        snapshots.cohort_key(bph, Filters(), view={"section": section})
+        for section in ("overview", "quality")
+    ]
+    with read_snapshot() as snapshot:
+        version = snapshots.version_of(db.session, bph)
+        data = snapshots.data_version_digest(snapshot.data_version(bph.id))
+    real_compute = snapshots.compute_cohort
+    rival = Session(bind=db.engine, expire_on_commit=False)
+    rival_claims: list[Any] = []
+
+    def slow_compute(analysis: Any, view: dict[str, Any], progress: Any) -> Any:
+        if not rival_claims:  # the first view: every lease runs out while it is computed
+            rival.execute(
+                update(AnalysisSnapshot)
+                .where(AnalysisSnapshot.status == "building")
+                .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+            )
+            rival.commit()
+            drawn = real_compute(analysis, view, progress)
+            rival_claims.append(snapshots._claim(rival, keys[1], version, data))
+            return drawn
+        return real_compute(analysis, view, progress)
+
+    monkeypatch.setattr(snapshots, "compute_cohort", slow_compute)
+    try:
+        results = snapshots.build_views(keys)
+    finally:
+        rival.close()
+    assert rival_claims == [None]  # the waiting view was busy, not abandoned
+    assert [result.status for result in results] == ["built", "built"]
+    assert len(ready_rows("bph")) == 2
+
+
 def test_a_snapshot_whose_signature_fails_is_never_unpickled(
     cohort_app: Flask,
     monkeypatch: pytest.MonkeyPatch,

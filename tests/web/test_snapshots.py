@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from tests import conftest
 from tests.support.cohort_data import cohort_app, cohort_template  # noqa: F401
@@ -38,6 +38,8 @@ NONCE = re.compile(
     r"|data:image/svg\+xml;base64,[^\"]+"  # charts: matplotlib's element ids are random
 )
 VERSION = re.compile(r'class="note data-version">([^<]*)<')
+TAKEN_AT = re.compile(r"\b\d{1,2}\.\d{1,2}\.\d{4} \d{2}:\d{2}\b")
+"""A day and minute as the pages write them (when a snapshot was taken, a PDF made)."""
 PILOTS = ("bph", "older-adults")
 
 
@@ -360,6 +362,50 @@ def test_the_management_summary_and_its_pdf_come_from_the_snapshot(
     assert pack.data.startswith(b"%PDF")
 
 
+def test_the_summaries_of_one_release_are_cut_from_one_read_of_the_data(
+    cohort_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker builds the default year and the last two quarters of a pilot from one read
+    of the data (the union of their windows); each summary is the one its own read gives."""
+    from vaikuttavuus.services import management_snapshots, precompute
+
+    manager = user_client(cohort_app, "johtaja", "management")
+    keys = precompute.management_keys(pilot("bph"))
+    assert len(keys) >= 2
+    reads: list[int] = []
+    shared_read = management_snapshots.shared_read
+
+    def counted(*args: Any) -> Any:
+        reads.append(len(args[2]))
+        return shared_read(*args)
+
+    monkeypatch.setattr(management_snapshots, "shared_read", counted)
+    assert {result.status for result in snapshots.build_any(keys)} == {"built"}
+    assert reads == [len(keys)]
+    periods = [str(key.params_dict["period"]) for key in keys]
+
+    def pages() -> dict[str, str]:
+        """The pages without the minute their snapshot was taken (the builds below may fall
+        in another minute; the data version beside it must be the same)."""
+        return {
+            period: TAKEN_AT.sub(
+                "", NONCE.sub("", html(manager, f"/management/?pilot=bph&period={period}"))
+            )
+            for period in periods
+        }
+
+    together = pages()
+    assert all('class="note data-version"' in page for page in together.values())
+    assert len(set(together.values())) == len(periods)  # each page shows its own period
+    db.session.execute(delete(AnalysisSnapshot).where(AnalysisSnapshot.kind == "management"))
+    db.session.commit()
+    snapshots.forget_states()
+    for key in keys:  # each from a read of its own, as a page's request for one builds it
+        assert [result.status for result in snapshots.build_any([key])] == ["built"]
+    assert reads == [len(keys)]
+    assert pages() == together
+
+
 def test_the_cohort_summary_pdf_comes_from_its_snapshot(
     lead: FlaskClient, cohort_app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -385,8 +431,7 @@ def test_the_cohort_summary_pdf_comes_from_its_snapshot(
     assert again.headers["X-Data-Version"] == row.data_version[:10]
     # every figure of the stored analysis is the one computed from the data now
     # (but the time the PDF was made, which may fall in the next minute)
-    made = re.compile(r"\b\d{1,2}\.\d{1,2}\.\d{4} \d{2}:\d{2}\b")
-    assert made.sub("", pdf_text(again.data, tmp_path)) == made.sub(
+    assert TAKEN_AT.sub("", pdf_text(again.data, tmp_path)) == TAKEN_AT.sub(
         "", pdf_text(computed_now, tmp_path)
     )
     swedish = lead.get("/pilot/bph/summary.pdf?lang_pdf=sv")

@@ -136,6 +136,30 @@ class ReleasedCohort:
         return grid_masked(whole, [table(part) for part in self.parts], keys, size)
 
 
+def release_window(period: GridPeriod) -> tuple[date, date]:
+    """The index dates a period's management summary reads: its trend quarters and itself."""
+    trend = period.previous_quarters(TREND_QUARTERS)
+    return min(period.start, trend[0].start), period.end
+
+
+def window_read(
+    session: AnySession,
+    pilot: Pilot,
+    window: tuple[date, date],
+    release: date,
+    *,
+    n_boot: int | None = None,
+    seed: int = DEFAULT_SEED,
+    imputations: int | None = None,
+) -> CohortAnalysis:
+    """The released analysis of the persons with an index date in ``window`` (read lazily,
+    once; :func:`released_cohort` cuts its periods from it)."""
+    options: dict[str, Any] = {"seed": seed, "imputations": imputations}
+    if n_boot is not None:
+        options["n_boot"] = n_boot
+    return CohortAnalysis(session, pilot, Filters(period=window, release=release), **options)
+
+
 def released_cohort(
     session: AnySession,
     pilot: Pilot,
@@ -146,18 +170,21 @@ def released_cohort(
     seed: int = DEFAULT_SEED,
     imputations: int | None = None,
     time_point: str | None = None,
+    read: CohortAnalysis | None = None,
 ) -> ReleasedCohort:
     """The analyses of ``pilot`` for ``period`` in ``release`` (see :class:`ReleasedCohort`);
     ``time_point``: the follow-up of the key figures (None: see
-    :attr:`ReleasedCohort.time_point`)."""
+    :attr:`ReleasedCohort.time_point`). ``read``: an analysis of the same release and settings
+    whose period covers :func:`release_window` of ``period`` (several periods of one release
+    cut from one read of the data, :func:`window_read`); None: the window is read here."""
     trend = period.previous_quarters(TREND_QUARTERS)
-    start = min(period.start, trend[0].start)
-    options: dict[str, Any] = {"seed": seed, "imputations": imputations}
-    if n_boot is not None:
-        options["n_boot"] = n_boot
-    window = CohortAnalysis(
-        session, pilot, Filters(period=(start, period.end), release=release), **options
-    )
+    start, end = release_window(period)
+    if read is not None:
+        window = read.restricted((start, end))
+    else:
+        window = window_read(
+            session, pilot, (start, end), release, n_boot=n_boot, seed=seed, imputations=imputations
+        )
     quarters = {q: window.restricted(q.bounds) for q in sorted({*trend, *period.quarters()})}
     analysis = quarters[period] if period.kind == "Q" else window.restricted(period.bounds)
     return ReleasedCohort(period, release, analysis, quarters, trend, time_point)

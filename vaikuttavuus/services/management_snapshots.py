@@ -9,6 +9,7 @@ released quarters after each data change and nightly (:mod:`vaikuttavuus.service
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -50,9 +51,37 @@ def _period(key: snapshots.SnapshotKey) -> tuple[GridPeriod, date]:
     return GridPeriod.parse(params["period"]), date.fromisoformat(params["release"])
 
 
-def compute(session: AnySession, pilot: Pilot, key: snapshots.SnapshotKey) -> Any:
+def shared_read(session: AnySession, pilot: Pilot, keys: list[snapshots.SnapshotKey]) -> Any:
+    """One read of the data for the summaries of ``keys`` (one release and settings, e.g. the
+    default year and the last two quarters): an analysis of the union of their windows, which
+    :func:`compute` cuts each period from (the reading is most of a summary's work at scale)."""
+    from vaikuttavuus.services.management_report import release_window, window_read
+
+    if len({same_read(key) for key in keys}) != 1:
+        raise ValueError("the summaries of one read share their release and settings")
+    windows = [release_window(_period(key)[0]) for key in keys]
+    params = keys[0].params_dict
+    return window_read(
+        session,
+        pilot,
+        (min(start for start, _end in windows), max(end for _start, end in windows)),
+        _period(keys[0])[1],
+        n_boot=params["n_boot"],
+        seed=params["seed"],
+        imputations=params["imputations"],
+    )
+
+
+def same_read(key: snapshots.SnapshotKey) -> str:
+    """What keys whose summaries can be cut from one read share (all but the period)."""
+    params = {name: value for name, value in key.params if name != "period"}
+    return json.dumps([key.pilot_id, key.kind, params], sort_keys=True)
+
+
+def compute(session: AnySession, pilot: Pilot, key: snapshots.SnapshotKey, read: Any = None) -> Any:
     """The released cohort of ``key`` with every figure of the summary computed (as the page
-    builds it, in Finnish; the labels are thrown away)."""
+    builds it, in Finnish; the labels are thrown away); ``read``: :func:`shared_read` of keys
+    including this one (None: its own read)."""
     from flask_babel import force_locale
 
     from vaikuttavuus.services.management_report import management_context, released_cohort
@@ -67,6 +96,7 @@ def compute(session: AnySession, pilot: Pilot, key: snapshots.SnapshotKey) -> An
         n_boot=params["n_boot"],
         seed=params["seed"],
         imputations=params["imputations"],
+        read=read,
     )
     with current_app.test_request_context(), force_locale("fi"):
         management_context(cohort, "fi")

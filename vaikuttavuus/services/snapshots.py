@@ -56,7 +56,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -507,12 +507,23 @@ def _claim(
     return Claim(row.id, token) if taken == 1 else None
 
 
-def _renew(writer: Session, claim: Claim, progress: int) -> None:
+def _renew(writer: Session, claim: Claim, progress: int, waiting: Sequence[Claim] = ()) -> None:
+    """Record ``claim``'s progress and extend its lease, and the leases of the other claims of
+    the same build still ``waiting`` for their turn: a build of several keys computes them one
+    after the other, and none of them may look abandoned (and be taken over) meanwhile."""
+    until = datetime.now(UTC) + LEASE
     writer.execute(
         update(AnalysisSnapshot)
         .where(AnalysisSnapshot.id == claim.id, AnalysisSnapshot.lease_token == claim.token)
-        .values(progress=progress, lease_until=datetime.now(UTC) + LEASE)
+        .values(progress=progress, lease_until=until)
     )
+    for other in waiting:
+        if other != claim:
+            writer.execute(
+                update(AnalysisSnapshot)
+                .where(AnalysisSnapshot.id == other.id, AnalysisSnapshot.lease_token == other.token)
+                .values(lease_until=until)
+            )
     writer.commit()
 
 
@@ -668,7 +679,7 @@ def build_views(keys: list[SnapshotKey]) -> list[BuildResult]:
             for number, key, claim in todo:
 
                 def progress(done: int, claim: Claim = claim) -> None:
-                    _renew(writer, claim, done)
+                    _renew(writer, claim, done, open_claims)
 
                 drawn = compute_cohort(analysis, key.params_dict["view"], progress)
                 state = harvest(analysis)
@@ -690,38 +701,53 @@ def build_views(keys: list[SnapshotKey]) -> list[BuildResult]:
         writer.close()
 
 
-def build_management(key: SnapshotKey) -> BuildResult:
-    """Build the management summary snapshot of ``key``
-    (:mod:`vaikuttavuus.services.management_snapshots`), like :func:`build_views`."""
+def build_management(keys: list[SnapshotKey]) -> list[BuildResult]:
+    """Build the management summary snapshots of ``keys``
+    (:mod:`vaikuttavuus.services.management_snapshots`; one pilot, release and settings, e.g.
+    the default year and the last two quarters) like :func:`build_views`: each is claimed and
+    stored on its own, and the periods still to build are cut from one read of the data."""
     from vaikuttavuus.services import management_snapshots
 
+    if not keys:
+        return []
     reader = Session(bind=db.engine)
     writer = Session(bind=db.engine, expire_on_commit=False)
-    claim: Claim | None = None
+    results: list[BuildResult] = [BuildResult("busy", None)] * len(keys)
+    open_claims: list[Claim] = []
     try:
         with read_snapshot(reader) as snapshot:
-            pilot = reader.get(Pilot, key.pilot_id)
+            pilot = reader.get(Pilot, keys[0].pilot_id)
             if pilot is None:
-                return BuildResult("gone", None)
+                return [BuildResult("gone", None)] * len(keys)
             version = version_of(reader, pilot)
             data_version = data_version_digest(snapshot.data_version(pilot.id))
-            claimed = _claim(writer, key, version, data_version)
-            if claimed is None:
-                return BuildResult("busy", None)
-            if isinstance(claimed, AnalysisSnapshot):
-                return BuildResult("ready", claimed.id)
-            claim = claimed
-            _renew(writer, claim, 10)
-            cohort = management_snapshots.compute(reader, pilot, key)
-            _renew(writer, claim, 90)
-            payload, signature = dump(management_snapshots.harvest(cohort))
-            stored = _store(writer, claim, payload, signature, snapshot.taken_at)
-            if stored:
-                _prune(writer, key, version)
-        return BuildResult("built" if stored else "busy", claim.id)
+            todo: list[tuple[int, SnapshotKey, Claim]] = []
+            for number, key in enumerate(keys):
+                claimed = _claim(writer, key, version, data_version)
+                if isinstance(claimed, AnalysisSnapshot):
+                    results[number] = BuildResult("ready", claimed.id)
+                elif isinstance(claimed, Claim):
+                    todo.append((number, key, claimed))
+                    open_claims.append(claimed)
+            shared = (
+                management_snapshots.shared_read(reader, pilot, [key for _n, key, _c in todo])
+                if len(todo) > 1
+                else None
+            )
+            for number, key, claim in todo:
+                _renew(writer, claim, 10, open_claims)
+                cohort = management_snapshots.compute(reader, pilot, key, shared)
+                _renew(writer, claim, 90, open_claims)
+                payload, signature = dump(management_snapshots.harvest(cohort))
+                stored = _store(writer, claim, payload, signature, snapshot.taken_at)
+                open_claims.remove(claim)
+                if stored:
+                    _prune(writer, key, version)
+                results[number] = BuildResult("built" if stored else "busy", claim.id)
+        return results
     except BaseException as error:
-        if claim is not None and isinstance(error, Exception):
-            _fail(writer, [claim], error)
+        if isinstance(error, Exception):
+            _fail(writer, open_claims, error)
         raise
     finally:
         reader.close()
@@ -729,19 +755,26 @@ def build_management(key: SnapshotKey) -> BuildResult:
 
 
 def build_any(keys: list[SnapshotKey]) -> list[BuildResult]:
-    """Build ``keys`` of any kind: the views of each cohort analysis from one read, each
-    management summary on its own."""
+    """Build ``keys`` of any kind: the views of each cohort analysis from one read, and the
+    management summaries of each pilot, release and settings from one read."""
+    from vaikuttavuus.services import management_snapshots
+
     results: dict[int, BuildResult] = {}
     groups: dict[str, list[int]] = {}
+    summaries: dict[str, list[int]] = {}
     for number, key in enumerate(keys):
         if key.kind == KIND_COHORT:
             params = {name: value for name, value in key.params if name != "view"}
             group = json.dumps([key.pilot_id, params], sort_keys=True)
             groups.setdefault(group, []).append(number)
         else:
-            results[number] = build_management(key)
+            summaries.setdefault(management_snapshots.same_read(key), []).append(number)
     for numbers in groups.values():
         for number, result in zip(numbers, build_views([keys[n] for n in numbers]), strict=True):
+            results[number] = result
+    for numbers in summaries.values():
+        built = build_management([keys[n] for n in numbers])
+        for number, result in zip(numbers, built, strict=True):
             results[number] = result
     return [results[number] for number in range(len(keys))]
 
