@@ -367,8 +367,8 @@ def _page(response: Any) -> str:
 
 @pytest.mark.parametrize("code", ["bph", "older-adults"])
 def test_a_period_cut_from_a_larger_read_holds_its_own_reads_rows_in_order(
-    cohort_app: Flask,
-    code: str,  # noqa: F811
+    cohort_app: Flask,  # noqa: F811
+    code: str,
 ) -> None:
     """A summary's quarters are cut from one read of a larger window, and the worker cuts
     several summaries from one read. The imputation and the bootstrap draw by row, so a cut
