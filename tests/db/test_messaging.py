@@ -495,8 +495,8 @@ def test_each_letter_carries_a_qr_code_of_its_own_link(
     pdf.write_bytes(batch.pdf)
     links = []
     for page in (1, 2):
-        text = subprocess.run(
-            ["pdftotext", "-f", str(page), "-l", str(page), str(pdf), "-"],
+        text = subprocess.run(  # -layout: a link ending in "-" is not joined to the next line
+            ["pdftotext", "-layout", "-f", str(page), "-l", str(page), str(pdf), "-"],
             capture_output=True,
             text=True,
             check=True,
