@@ -507,6 +507,28 @@ def _claim(
     return Claim(row.id, token) if taken == 1 else None
 
 
+def _claim_keys(
+    writer: Session,
+    keys: list[SnapshotKey],
+    version: str,
+    data_version: str,
+    results: list[BuildResult],
+    open_claims: list[Claim],
+) -> list[tuple[int, SnapshotKey, Claim]]:
+    """Claim each of ``keys`` for one build: a snapshot ready already goes into ``results``,
+    a key claimed is added to ``open_claims`` and returned with its position (the keys to
+    build, in order); a key another builder holds is left as it is in ``results``."""
+    todo: list[tuple[int, SnapshotKey, Claim]] = []
+    for number, key in enumerate(keys):
+        claimed = _claim(writer, key, version, data_version)
+        if isinstance(claimed, AnalysisSnapshot):
+            results[number] = BuildResult("ready", claimed.id)
+        elif isinstance(claimed, Claim):
+            todo.append((number, key, claimed))
+            open_claims.append(claimed)
+    return todo
+
+
 def _renew(writer: Session, claim: Claim, progress: int, waiting: Sequence[Claim] = ()) -> None:
     """Record ``claim``'s progress and extend its lease, and the leases of the other claims of
     the same build still ``waiting`` for their turn: a build of several keys computes them one
@@ -656,14 +678,7 @@ def build_views(keys: list[SnapshotKey]) -> list[BuildResult]:
                 return [BuildResult("gone", None)] * len(keys)
             version = version_of(reader, pilot)
             data_version = data_version_digest(snapshot.data_version(pilot.id))
-            todo: list[tuple[int, SnapshotKey, Claim]] = []
-            for number, key in enumerate(keys):
-                claimed = _claim(writer, key, version, data_version)
-                if isinstance(claimed, AnalysisSnapshot):
-                    results[number] = BuildResult("ready", claimed.id)
-                elif isinstance(claimed, Claim):
-                    todo.append((number, key, claimed))
-                    open_claims.append(claimed)
+            todo = _claim_keys(writer, keys, version, data_version, results, open_claims)
             if not todo:
                 return results
             params = keys[0].params_dict
@@ -721,14 +736,7 @@ def build_management(keys: list[SnapshotKey]) -> list[BuildResult]:
                 return [BuildResult("gone", None)] * len(keys)
             version = version_of(reader, pilot)
             data_version = data_version_digest(snapshot.data_version(pilot.id))
-            todo: list[tuple[int, SnapshotKey, Claim]] = []
-            for number, key in enumerate(keys):
-                claimed = _claim(writer, key, version, data_version)
-                if isinstance(claimed, AnalysisSnapshot):
-                    results[number] = BuildResult("ready", claimed.id)
-                elif isinstance(claimed, Claim):
-                    todo.append((number, key, claimed))
-                    open_claims.append(claimed)
+            todo = _claim_keys(writer, keys, version, data_version, results, open_claims)
             shared = (
                 management_snapshots.shared_read(reader, pilot, [key for _n, key, _c in todo])
                 if len(todo) > 1
