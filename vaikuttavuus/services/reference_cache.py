@@ -143,11 +143,11 @@ def _compact(scores: pd.DataFrame) -> pd.DataFrame:
     return compact
 
 
+_NO_IDS = np.empty(0, dtype=np.int64)
+
+
 def _ids(scores: pd.DataFrame) -> np.ndarray:
     return np.unique(scores["response_id"].to_numpy(dtype=np.int64)) if len(scores) else _NO_IDS
-
-
-_NO_IDS = np.empty(0, dtype=np.int64)
 
 
 def _holds(ids: np.ndarray, response_id: int) -> bool:
