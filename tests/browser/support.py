@@ -79,6 +79,13 @@ def press_button(page: Page, name: str) -> None:
         page.get_by_role("button", name=name, exact=True).first.click()
 
 
+def follow_link(page: Page, name: str) -> None:
+    """Follow a link by its accessible name and wait for the next page to load, so that what
+    comes next acts on that page, not on the one being left."""
+    with page.expect_navigation():
+        page.get_by_role("link", name=name, exact=True).click()
+
+
 def checked_values(page: Page) -> dict[str, str]:
     """The checked radio values and filled inputs of the form on the current page."""
     values: dict[str, str] = page.evaluate(

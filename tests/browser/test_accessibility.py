@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import ContextFactory, LiveServer, PageWatch, Screenshots
-from tests.browser.support import PageAudit, answer_page, press_button
+from tests.browser.support import PageAudit, answer_page, follow_link, press_button
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +35,7 @@ def test_bph_baseline_journey_fi(live_server: LiveServer, page: Page, shoot: Scr
     _, token = live_server.patient_link("bph", "baseline")
     _open(page, live_server.link_url(token))
     audit.check(page, "start")
-    page.get_by_role("link", name="Aloita").click()
+    follow_link(page, "Aloita")
     audit.check(page, "step 1")
     press_button(page, "Seuraava")  # nothing answered: every required question is flagged
     expect(page.locator("#error-summary")).to_be_focused()
@@ -113,7 +113,7 @@ def test_link_problem_pages_fi(
 
     _, token = live_server.patient_link("bph", "baseline")
     _open(page, live_server.link_url(token))
-    page.get_by_role("link", name="En halua saada kyselyjä").click()
+    follow_link(page, "En halua saada kyselyjä")
     audit.check(page, "opt-out")
     press_button(page, "Kyllä, en halua enää kyselyjä")
     audit.check(page, "opted out")

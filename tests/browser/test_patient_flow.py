@@ -18,6 +18,7 @@ from tests.browser.support import (
     answer_page,
     checked_values,
     click_option,
+    follow_link,
     press_button,
     progress,
     walk_to_review,
@@ -61,7 +62,7 @@ def test_whole_flow_in_finnish_on_a_phone(
     expect(page.get_by_text("Kyselyssä on 6 lyhyttä sivua.", exact=False)).to_be_visible()
     shoot(page, "start")
 
-    page.get_by_role("link", name="Aloita").click()
+    follow_link(page, "Aloita")
     expect(page.get_by_text("Sivu 1/6")).to_be_visible()
     expect(page).to_have_title(re.compile(r"^Sivu 1/6: Virtsarakon tyhjeneminen"))
     expected = walk_to_review(page, shoot)
@@ -86,9 +87,10 @@ def test_whole_flow_in_finnish_on_a_phone(
     # Change an answer from the review page: the page opens with the stored answers, and its
     # main button leads back to the review.
     # (Chromium names the link "…vastauksia : Virtsarakon…": the hidden part is a box of its own.)
-    page.get_by_role(
-        "link", name=re.compile(r"Muuta tämän sivun vastauksia\s*: Virtsarakon tyhjeneminen")
-    ).click()
+    with page.expect_navigation():
+        page.get_by_role(
+            "link", name=re.compile(r"Muuta tämän sivun vastauksia\s*: Virtsarakon tyhjeneminen")
+        ).click()
     assert progress(page) == (1, 6)
     assert checked_values(page) == {k: expected[k] for k in ("ipss1", "ipss2", "ipss3")}
     question = page.locator("#q-ipss2")
@@ -254,7 +256,7 @@ def test_resume_on_another_device(
     enrolment_id, token = live_server.patient_link("bph", "baseline")
     phone = new_context().new_page()
     phone.goto(live_server.link_url(token))
-    phone.get_by_role("link", name="Aloita").click()
+    follow_link(phone, "Aloita")
     expected = answer_page(phone)
     press_button(phone, NEXT["fi"])
     expected.update(answer_page(phone))
@@ -265,7 +267,7 @@ def test_resume_on_another_device(
     computer = new_context(phone=False).new_page()
     computer.goto(live_server.link_url(token))
     shoot(computer, "start on another device")
-    computer.get_by_role("link", name="Jatka vastaamista").click()
+    follow_link(computer, "Jatka vastaamista")
     assert progress(computer) == (3, 6)
     press_button(computer, PREVIOUS["fi"])
     press_button(computer, PREVIOUS["fi"])
@@ -446,14 +448,14 @@ def test_unknown_and_expired_links_look_alike(
 def test_opt_out(live_server: LiveServer, page: Page, shoot: Screenshots) -> None:
     enrolment_id, token = live_server.patient_link("bph", "baseline")
     page.goto(live_server.link_url(token))
-    page.get_by_role("link", name="En halua saada kyselyjä").click()
+    follow_link(page, "En halua saada kyselyjä")
     expect(page.get_by_role("heading", level=1)).to_have_text("Kyselyistä kieltäytyminen")
     shoot(page, "opt-out")
     page.get_by_role("link", name="Takaisin kyselyyn").click()  # changed their mind
     expect(page.get_by_role("link", name="Aloita")).to_be_visible()
     assert live_server.person_state(enrolment_id)["opted_out"] is False
 
-    page.get_by_role("link", name="En halua saada kyselyjä").click()
+    follow_link(page, "En halua saada kyselyjä")
     press_button(page, "Kyllä, en halua enää kyselyjä")
     expect(page.get_by_role("heading", level=1)).to_have_text("Sinulle ei lähetetä enää kyselyjä")
     shoot(page, "opted out")
