@@ -406,6 +406,56 @@ def test_the_summaries_of_one_release_are_cut_from_one_read_of_the_data(
     assert pages() == together
 
 
+def test_a_pilots_default_views_and_management_summaries_come_from_one_read(
+    cohort_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker builds a pilot's default views and its management summaries in one read
+    snapshot from one read of the answers; each page is the one builds of their own give."""
+    from vaikuttavuus import queries
+    from vaikuttavuus.services import precompute
+    from vaikuttavuus.services.cohort_page import SECTIONS
+
+    lead = user_client(cohort_app, "vastaava", "pilot_lead")
+    manager = user_client(cohort_app, "johtaja", "management")
+    keys = precompute.default_keys(pilot("bph"))
+    views = [key for key in keys if key.kind == "cohort"]
+    summaries = [key for key in keys if key.kind != "cohort"]
+    assert views and summaries
+    reads: list[bool] = []
+    read_scores = queries.cohort_scores
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        reads.append(bool(kwargs.get("recorded")))
+        return read_scores(*args, **kwargs)
+
+    monkeypatch.setattr(queries, "cohort_scores", counted)
+    assert {result.status for result in snapshots.build_any(keys)} == {"built"}
+    assert reads == [True]
+    assert len({row.data_version for row in ready_rows("bph")}) == 1
+    urls = [f"/pilot/bph/?section={section}" for section in SECTIONS] + [
+        f"/management/?pilot=bph&period={key.params_dict['period']}" for key in summaries
+    ]
+
+    def pages() -> dict[str, str]:
+        clients = {"pilot": lead, "management": manager}
+        return {
+            url: TAKEN_AT.sub("", NONCE.sub("", html(clients[url.split("/")[1]], url)))
+            for url in urls
+        }
+
+    together = pages()
+    db.session.execute(delete(AnalysisSnapshot))
+    db.session.commit()
+    snapshots.forget_states()
+    assert {result.status for result in snapshots.build_any(views)} == {"built"}
+    assert {result.status for result in snapshots.build_any(summaries)} == {"built"}
+    assert reads == [True, False, True]  # each on its own: the views' read, the summaries'
+    apart = pages()
+    assert apart.keys() == together.keys()
+    for url, page in together.items():
+        assert page == apart[url], url
+
+
 def test_the_cohort_summary_pdf_comes_from_its_snapshot(
     lead: FlaskClient, cohort_app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -47,6 +47,7 @@ from vaikuttavuus.services.analytics import (
     Published,
 )
 from vaikuttavuus.services.analytics.publication import grid_masked
+from vaikuttavuus.services.analytics.recorded import RecordedRows
 from vaikuttavuus.services.cohort_view import (
     Column,
     Figure,
@@ -151,13 +152,18 @@ def window_read(
     n_boot: int | None = None,
     seed: int = DEFAULT_SEED,
     imputations: int | None = None,
+    recorded: RecordedRows | None = None,
 ) -> CohortAnalysis:
     """The released analysis of the persons with an index date in ``window`` (read lazily,
-    once; :func:`released_cohort` cuts its periods from it)."""
+    once; :func:`released_cohort` cuts its periods from it). ``recorded``: rows of a larger
+    read to cut the window from (:meth:`RecordedRows.within`); None: the window is read."""
     options: dict[str, Any] = {"seed": seed, "imputations": imputations}
     if n_boot is not None:
         options["n_boot"] = n_boot
-    return CohortAnalysis(session, pilot, Filters(period=window, release=release), **options)
+    rows = recorded.within(window) if recorded is not None else None
+    return CohortAnalysis(
+        session, pilot, Filters(period=window, release=release), recorded=rows, **options
+    )
 
 
 def released_cohort(

@@ -51,10 +51,14 @@ def _period(key: snapshots.SnapshotKey) -> tuple[GridPeriod, date]:
     return GridPeriod.parse(params["period"]), date.fromisoformat(params["release"])
 
 
-def shared_read(session: AnySession, pilot: Pilot, keys: list[snapshots.SnapshotKey]) -> Any:
+def shared_read(
+    session: AnySession, pilot: Pilot, keys: list[snapshots.SnapshotKey], recorded: Any = None
+) -> Any:
     """One read of the data for the summaries of ``keys`` (one release and settings, e.g. the
     default year and the last two quarters): an analysis of the union of their windows, which
-    :func:`compute` cuts each period from (the reading is most of a summary's work at scale)."""
+    :func:`compute` cuts each period from (the reading is most of a summary's work at scale).
+    ``recorded``: the :class:`~vaikuttavuus.services.analytics.recorded.RecordedRows` of the
+    pilot's whole cohort, read for its default views, to cut the union from (None: read it)."""
     from vaikuttavuus.services.management_report import release_window, window_read
 
     if len({same_read(key) for key in keys}) != 1:
@@ -69,6 +73,7 @@ def shared_read(session: AnySession, pilot: Pilot, keys: list[snapshots.Snapshot
         n_boot=params["n_boot"],
         seed=params["seed"],
         imputations=params["imputations"],
+        recorded=recorded,
     )
 
 

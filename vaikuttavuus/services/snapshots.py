@@ -95,6 +95,8 @@ NOT_STORED = frozenset(
         "exposures",
         "measurements",
         "invitations",
+        "recorded_rows",
+        "_shared_rows",
         "answer_rows",
         "_answered",
         "_changes_cache",
@@ -655,42 +657,55 @@ def _fail(writer: Session, claims: list[Claim], error: BaseException) -> None:
         writer.commit()
 
 
-def build_views(keys: list[SnapshotKey]) -> list[BuildResult]:
+def build_views(
+    keys: list[SnapshotKey], summaries: Sequence[SnapshotKey] = ()
+) -> list[BuildResult]:
     """Build the snapshots of ``keys`` — views of one analysis (same pilot, filters and
     settings) — from one read of the data, at the data version the build's own read snapshot
     sees. Idempotent: a ready snapshot of that version is kept; a key another builder holds is
     left alone (``busy``). Runs in its own sessions, so it can run in a request or a worker;
-    each view is stored whole, in one transaction, as soon as it is computed."""
-    from vaikuttavuus.services.analytics import CohortAnalysis
+    each view is stored whole, in one transaction, as soon as it is computed.
+
+    ``summaries``: management summaries of the same pilot and one release and settings, built
+    after the views in the same read snapshot and cut from the same read when the views are
+    of the whole cohort (no period, arm or unit): the worker's build of a pilot's default
+    views and management pack reads its data once. Returns the results of ``keys``, then
+    those of ``summaries``."""
+    from vaikuttavuus.services.analytics import CohortAnalysis, cohort_rows
 
     if not keys:
-        return []
+        return build_management(list(summaries))
     if any(key.kind != KIND_COHORT for key in keys) or not _same_analysis(keys):
         raise ValueError("build_views takes views of one cohort analysis")
+    if any(key.pilot_id != keys[0].pilot_id for key in summaries):
+        raise ValueError("the summaries built with views are of the same pilot")
     reader = Session(bind=db.engine)
     writer = Session(bind=db.engine, expire_on_commit=False)
     results: list[BuildResult] = [BuildResult("busy", None)] * len(keys)
+    summary_results: list[BuildResult] = [BuildResult("busy", None)] * len(summaries)
     open_claims: list[Claim] = []
     try:
         with read_snapshot(reader) as snapshot:
             pilot = reader.get(Pilot, keys[0].pilot_id)
             if pilot is None:
-                return [BuildResult("gone", None)] * len(keys)
+                return [BuildResult("gone", None)] * (len(keys) + len(summaries))
             version = version_of(reader, pilot)
             data_version = data_version_digest(snapshot.data_version(pilot.id))
+            filters = filters_of(keys[0])
+            rows = cohort_rows(reader, pilot) if summaries and _whole_cohort(keys[0]) else None
             todo = _claim_keys(writer, keys, version, data_version, results, open_claims)
-            if not todo:
-                return results
-            params = keys[0].params_dict
-            analysis = CohortAnalysis(
-                reader,
-                pilot,
-                filters_of(keys[0]),
-                n_boot=params["n_boot"],
-                seed=params["seed"],
-                as_of=date.fromisoformat(params["as_of"]),
-                imputations=params["imputations"],
-            )
+            if todo:
+                params = keys[0].params_dict
+                analysis = CohortAnalysis(
+                    reader,
+                    pilot,
+                    filters,
+                    n_boot=params["n_boot"],
+                    seed=params["seed"],
+                    as_of=date.fromisoformat(params["as_of"]),
+                    imputations=params["imputations"],
+                    recorded=rows,
+                )
             for number, key, claim in todo:
 
                 def progress(done: int, claim: Claim = claim) -> None:
@@ -706,7 +721,10 @@ def build_views(keys: list[SnapshotKey]) -> list[BuildResult]:
                 if stored:
                     _prune(writer, key, version)
                 results[number] = BuildResult("built" if stored else "busy", claim.id)
-        return results
+            if summaries:
+                built = _Build(reader, writer, snapshot.taken_at, pilot, version, data_version)
+                built.summaries(list(summaries), summary_results, open_claims, rows)
+        return results + summary_results
     except BaseException as error:
         if isinstance(error, Exception):
             _fail(writer, open_claims, error)
@@ -716,13 +734,59 @@ def build_views(keys: list[SnapshotKey]) -> list[BuildResult]:
         writer.close()
 
 
+def _whole_cohort(key: SnapshotKey) -> bool:
+    """Whether the view of ``key`` reads the pilot's whole cohort (no period, arm or unit)."""
+    filters = filters_of(key)
+    return filters.period == (None, None) and filters.arm is None and filters.unit is None
+
+
+@dataclass(frozen=True)
+class _Build:
+    """What the snapshots built in one read snapshot share."""
+
+    reader: Session
+    writer: Session
+    taken_at: datetime
+    pilot: Pilot
+    version: str
+    data_version: str
+
+    def summaries(
+        self,
+        keys: list[SnapshotKey],
+        results: list[BuildResult],
+        open_claims: list[Claim],
+        recorded: Any = None,
+    ) -> None:
+        """Claim, compute and store the management summaries of ``keys`` (one release and
+        settings) into ``results``; the periods still to build are cut from one read: of
+        ``recorded`` (the pilot's whole cohort, read for its views) when given."""
+        from vaikuttavuus.services import management_snapshots
+
+        reader, writer, pilot = self.reader, self.writer, self.pilot
+        todo = _claim_keys(writer, keys, self.version, self.data_version, results, open_claims)
+        shared = (
+            management_snapshots.shared_read(reader, pilot, [key for _n, key, _c in todo], recorded)
+            if len(todo) > 1 or (todo and recorded is not None)
+            else None
+        )
+        for number, key, claim in todo:
+            _renew(writer, claim, 10, open_claims)
+            cohort = management_snapshots.compute(reader, pilot, key, shared)
+            _renew(writer, claim, 90, open_claims)
+            payload, signature = dump(management_snapshots.harvest(cohort))
+            stored = _store(writer, claim, payload, signature, self.taken_at)
+            open_claims.remove(claim)
+            if stored:
+                _prune(writer, key, self.version)
+            results[number] = BuildResult("built" if stored else "busy", claim.id)
+
+
 def build_management(keys: list[SnapshotKey]) -> list[BuildResult]:
     """Build the management summary snapshots of ``keys``
     (:mod:`vaikuttavuus.services.management_snapshots`; one pilot, release and settings, e.g.
     the default year and the last two quarters) like :func:`build_views`: each is claimed and
     stored on its own, and the periods still to build are cut from one read of the data."""
-    from vaikuttavuus.services import management_snapshots
-
     if not keys:
         return []
     reader = Session(bind=db.engine)
@@ -736,22 +800,8 @@ def build_management(keys: list[SnapshotKey]) -> list[BuildResult]:
                 return [BuildResult("gone", None)] * len(keys)
             version = version_of(reader, pilot)
             data_version = data_version_digest(snapshot.data_version(pilot.id))
-            todo = _claim_keys(writer, keys, version, data_version, results, open_claims)
-            shared = (
-                management_snapshots.shared_read(reader, pilot, [key for _n, key, _c in todo])
-                if len(todo) > 1
-                else None
-            )
-            for number, key, claim in todo:
-                _renew(writer, claim, 10, open_claims)
-                cohort = management_snapshots.compute(reader, pilot, key, shared)
-                _renew(writer, claim, 90, open_claims)
-                payload, signature = dump(management_snapshots.harvest(cohort))
-                stored = _store(writer, claim, payload, signature, snapshot.taken_at)
-                open_claims.remove(claim)
-                if stored:
-                    _prune(writer, key, version)
-                results[number] = BuildResult("built" if stored else "busy", claim.id)
+            built = _Build(reader, writer, snapshot.taken_at, pilot, version, data_version)
+            built.summaries(keys, results, open_claims)
         return results
     except BaseException as error:
         if isinstance(error, Exception):
@@ -764,7 +814,9 @@ def build_management(keys: list[SnapshotKey]) -> list[BuildResult]:
 
 def build_any(keys: list[SnapshotKey]) -> list[BuildResult]:
     """Build ``keys`` of any kind: the views of each cohort analysis from one read, and the
-    management summaries of each pilot, release and settings from one read."""
+    management summaries of each pilot, release and settings from one read; a pilot's
+    summaries and its views of the whole cohort (its default views) from one read together
+    (:func:`build_views`)."""
     from vaikuttavuus.services import management_snapshots
 
     results: dict[int, BuildResult] = {}
@@ -778,7 +830,18 @@ def build_any(keys: list[SnapshotKey]) -> list[BuildResult]:
         else:
             summaries.setdefault(management_snapshots.same_read(key), []).append(number)
     for numbers in groups.values():
-        for number, result in zip(numbers, build_views([keys[n] for n in numbers]), strict=True):
+        views = [keys[n] for n in numbers]
+        partner = next(
+            (
+                read
+                for read, summary in summaries.items()
+                if keys[summary[0]].pilot_id == views[0].pilot_id
+            ),
+            None,
+        )
+        along = summaries.pop(partner) if partner is not None and _whole_cohort(views[0]) else []
+        built = build_views(views, [keys[n] for n in along])
+        for number, result in zip([*numbers, *along], built, strict=True):
             results[number] = result
     for numbers in summaries.values():
         built = build_management([keys[n] for n in numbers])

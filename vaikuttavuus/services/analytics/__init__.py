@@ -65,6 +65,7 @@ from vaikuttavuus.services.analytics.data import (
     DEFAULT_SEED,
     CohortData,
     Filters,
+    cohort_rows,
     wtp_key,
 )
 from vaikuttavuus.services.analytics.funnel import FUNNEL_Z, Funnel, FunnelSection
@@ -116,6 +117,7 @@ __all__ = [
     "Scenario",
     "ServiceSection",
     "Subgroup",
+    "cohort_rows",
     "effect_scale",
     "mixed_model",
     "mixed_model_table",

@@ -37,6 +37,7 @@ from vaikuttavuus.domain.specs import (
 )
 from vaikuttavuus.models import Pilot
 from vaikuttavuus.services.analytics.publication import Published, publish
+from vaikuttavuus.services.analytics.recorded import RecordedRows
 from vaikuttavuus.services.catalogue import costing_catalogue
 from vaikuttavuus.services.definitions import (
     current_instrument,
@@ -103,12 +104,35 @@ def _local_days(stamps: pd.Series) -> np.ndarray:
     return np.asarray(local.to_numpy(dtype="datetime64[D]"))
 
 
+def _measure_covariates(spec: PilotSpec) -> list[str]:
+    """The covariates of ``spec`` that are clinical measures of the catalogue."""
+    known = {m.id for m in load_measure_catalogue().measures}
+    return [name for name in spec.covariates if name in known]
+
+
+def cohort_rows(session: AnySession, pilot: Pilot, filters: Filters | None = None) -> RecordedRows:
+    """The recorded rows (read lazily) of ``pilot``'s cohort with ``filters``' period, arm and
+    unit, as a :class:`CohortData` of those filters reads them: to share one read between
+    several analyses (``CohortData(..., recorded=...)``)."""
+    spec = pilot_spec(pilot)
+    return RecordedRows(
+        session,
+        pilot.id,
+        list(spec.instrument_ids),
+        _measure_covariates(spec),
+        **(filters or Filters()).query(),
+    )
+
+
 class CohortData:
     """The analytics of one pilot and filter set. Frames are read once, on first use; each
     section is computed once, on first use.
 
     ``n_boot`` and ``seed`` set the bootstrap (tests pass fewer replicates); ``as_of`` is the
-    data date (default: today).
+    data date (default: today). ``recorded``: the recorded rows of exactly this cohort (same
+    period, arm and unit), already read or shared with other analyses (one read of a pilot
+    for its default views and management summaries; see
+    :mod:`vaikuttavuus.services.analytics.recorded`); None: this analysis reads its own.
     """
 
     def __init__(
@@ -121,6 +145,7 @@ class CohortData:
         seed: int = DEFAULT_SEED,
         as_of: date | None = None,
         imputations: int | None = None,
+        recorded: RecordedRows | None = None,
     ) -> None:
         settings = report_settings.current()
         self.session = session
@@ -134,6 +159,13 @@ class CohortData:
         """Imputed data sets of the primary analysis (None: the pilot's declared number)."""
         self.min_cell = self.spec.min_cell_size
         self._lock = threading.Lock()
+        if recorded is not None and (
+            recorded.pilot_id != pilot.id
+            or (recorded.period, recorded.arm, recorded.unit)
+            != (self.filters.period, self.filters.arm, self.filters.unit)
+        ):
+            raise ValueError("the recorded rows are of another cohort")
+        self._shared_rows = recorded
 
     # -- definitions ---------------------------------------------------------------------------
 
@@ -255,12 +287,20 @@ class CohortData:
     # -- frames (each read once) -----------------------------------------------------------
 
     @cached_property
+    def recorded_rows(self) -> RecordedRows:
+        """The recorded rows of this cohort (shared, else read by this analysis on first
+        use): a release keeps those recorded by their block's release date."""
+        if self._shared_rows is not None:
+            return self._shared_rows
+        return cohort_rows(self.session, self.pilot, self.filters)
+
+    @cached_property
     def roster(self) -> pd.DataFrame:
         if not self.released:
+            if self._shared_rows is not None:
+                return self._shared_rows.current("roster")
             return queries.cohort_enrolments(self.session, self.pilot.id, **self.filters.query())
-        rows = queries.cohort_enrolments(
-            self.session, self.pilot.id, **self.filters.query(), recorded=True
-        )
+        rows = self.recorded_rows.frame("roster").copy()
         release = block_release_dates(rows["index_date"].to_numpy(), 0)
         keep = self._frozen(release, rows["recorded_at"])
         withdrawn = _local_days(rows["withdrawn_at"]) <= release
@@ -271,16 +311,12 @@ class CohortData:
     def scores(self) -> dict[str, pd.DataFrame]:
         """Scored responses per scheduled instrument (one read of responses and answers)."""
         if not self.released:
+            if self._shared_rows is not None:
+                return self._shared_rows.current("scores")
             return queries.cohort_scores(
                 self.session, self.pilot.id, self.scheduled_instruments, **self.filters.query()
             )
-        frames = queries.cohort_scores(
-            self.session,
-            self.pilot.id,
-            self.scheduled_instruments,
-            **self.filters.query(),
-            recorded=True,
-        )
+        frames = self.recorded_rows.scores
         result = {}
         for code, frame in frames.items():
             release = self._block_release(
@@ -301,7 +337,7 @@ class CohortData:
     @cached_property
     def invitation_rows(self) -> pd.DataFrame:
         """Every invitation of the cohort with its timestamps (releases only)."""
-        return queries.cohort_invitation_rows(self.session, self.pilot.id, **self.filters.query())
+        return self.recorded_rows.frame("invitation_rows")
 
     def _released_invitation_counts(self) -> pd.DataFrame:
         """:func:`queries.cohort_invitation_counts` of the released blocks, each invitation
@@ -358,10 +394,10 @@ class CohortData:
     @cached_property
     def procedures(self) -> pd.DataFrame:
         if not self.released:
+            if self._shared_rows is not None:
+                return self._shared_rows.current("procedures")
             return queries.cohort_procedures(self.session, self.pilot.id, **self.filters.query())
-        rows = queries.cohort_procedures(
-            self.session, self.pilot.id, **self.filters.query(), recorded=True
-        )
+        rows = self.recorded_rows.frame("procedures")
         keep = self._frozen(self._block_release(rows["enrolment_id"], 0), rows["recorded_at"])
         rows = rows[keep].drop(columns=["recorded_at"])
         return rows.drop_duplicates("enrolment_id", keep="first").reset_index(drop=True)
@@ -369,10 +405,10 @@ class CohortData:
     @cached_property
     def cost_items(self) -> pd.DataFrame:
         if not self.released:
+            if self._shared_rows is not None:
+                return self._shared_rows.current("cost_items")
             return queries.cohort_cost_items(self.session, self.pilot.id, **self.filters.query())
-        rows = queries.cohort_cost_items(
-            self.session, self.pilot.id, **self.filters.query(), recorded=True
-        )
+        rows = self.recorded_rows.frame("cost_items")
         release = self._block_release(rows["enrolment_id"], self.spec.care_cycle.end_days)
         keep = self._frozen(release, rows["recorded_at"])
         return rows[keep].drop(columns=["recorded_at"]).reset_index(drop=True)
@@ -380,10 +416,10 @@ class CohortData:
     @cached_property
     def exposures(self) -> pd.DataFrame:
         if not self.released:
+            if self._shared_rows is not None:
+                return self._shared_rows.current("exposures")
             return queries.cohort_exposures(self.session, self.pilot.id, **self.filters.query())
-        rows = queries.cohort_exposures(
-            self.session, self.pilot.id, **self.filters.query(), recorded=True
-        )
+        rows = self.recorded_rows.frame("exposures")
         release = self._block_release(rows["enrolment_id"], self._exposure_days)
         keep = self._frozen(release, rows["recorded_at"])
         return rows[keep].drop(columns=["recorded_at"]).reset_index(drop=True)
@@ -394,24 +430,19 @@ class CohortData:
 
     @cached_property
     def measure_covariates(self) -> list[str]:
-        known = {m.id for m in load_measure_catalogue().measures}
-        return [name for name in self.spec.covariates if name in known]
+        return _measure_covariates(self.spec)
 
     @cached_property
     def measurements(self) -> pd.DataFrame:
         if not self.measure_covariates:
             return pd.DataFrame(columns=["enrolment_id", "measure_code", "value_num"])
         if not self.released:
+            if self._shared_rows is not None:
+                return self._shared_rows.current("measurements")
             return queries.cohort_measurements(
                 self.session, self.pilot.id, self.measure_covariates, **self.filters.query()
             )
-        rows = queries.cohort_measurements(
-            self.session,
-            self.pilot.id,
-            self.measure_covariates,
-            **self.filters.query(),
-            recorded=True,
-        )
+        rows = self.recorded_rows.frame("measurements")
         release = self._block_release(rows["enrolment_id"], 0)
         keep = self._frozen(release, rows["recorded_at"]) & ~(
             _local_days(rows["superseded_at"]) <= release
