@@ -671,60 +671,55 @@ def build_views(
     of the whole cohort (no period, arm or unit): the worker's build of a pilot's default
     views and management pack reads its data once. Returns the results of ``keys``, then
     those of ``summaries``."""
-    from vaikuttavuus.services.analytics import CohortAnalysis, cohort_rows
-
     if not keys:
         return build_management(list(summaries))
     if any(key.kind != KIND_COHORT for key in keys) or not _same_analysis(keys):
         raise ValueError("build_views takes views of one cohort analysis")
     if any(key.pilot_id != keys[0].pilot_id for key in summaries):
         raise ValueError("the summaries built with views are of the same pilot")
+    return _build(keys[0].pilot_id, keys, list(summaries))
+
+
+def build_management(keys: list[SnapshotKey]) -> list[BuildResult]:
+    """Build the management summary snapshots of ``keys``
+    (:mod:`vaikuttavuus.services.management_snapshots`; one pilot, release and settings, e.g.
+    the default year and the last two quarters) like :func:`build_views`: each is claimed and
+    stored on its own, and the periods still to build are cut from one read of the data."""
+    if not keys:
+        return []
+    return _build(keys[0].pilot_id, [], keys)
+
+
+def _build(
+    pilot_id: int, views: list[SnapshotKey], summaries: list[SnapshotKey]
+) -> list[BuildResult]:
+    """The views, then the summaries, of one pilot in one read snapshot (see
+    :func:`build_views`); the results in that order."""
     reader = Session(bind=db.engine)
     writer = Session(bind=db.engine, expire_on_commit=False)
-    results: list[BuildResult] = [BuildResult("busy", None)] * len(keys)
+    view_results: list[BuildResult] = [BuildResult("busy", None)] * len(views)
     summary_results: list[BuildResult] = [BuildResult("busy", None)] * len(summaries)
     open_claims: list[Claim] = []
     try:
         with read_snapshot(reader) as snapshot:
-            pilot = reader.get(Pilot, keys[0].pilot_id)
+            pilot = reader.get(Pilot, pilot_id)
             if pilot is None:
-                return [BuildResult("gone", None)] * (len(keys) + len(summaries))
+                return [BuildResult("gone", None)] * (len(views) + len(summaries))
             version = version_of(reader, pilot)
             data_version = data_version_digest(snapshot.data_version(pilot.id))
-            filters = filters_of(keys[0])
-            rows = cohort_rows(reader, pilot) if summaries and _whole_cohort(keys[0]) else None
-            todo = _claim_keys(writer, keys, version, data_version, results, open_claims)
-            if todo:
-                params = keys[0].params_dict
-                analysis = CohortAnalysis(
-                    reader,
-                    pilot,
-                    filters,
-                    n_boot=params["n_boot"],
-                    seed=params["seed"],
-                    as_of=date.fromisoformat(params["as_of"]),
-                    imputations=params["imputations"],
-                    recorded=rows,
-                )
-            for number, key, claim in todo:
+            build = _Build(
+                reader, writer, snapshot.taken_at, pilot, version, data_version, open_claims
+            )
+            rows = None
+            if views and summaries and _whole_cohort(views[0]):
+                from vaikuttavuus.services.analytics import cohort_rows
 
-                def progress(done: int, claim: Claim = claim) -> None:
-                    _renew(writer, claim, done, open_claims)
-
-                drawn = compute_cohort(analysis, key.params_dict["view"], progress)
-                state = harvest(analysis)
-                if drawn is not None:
-                    state[DRAWN_PAGES] = {DRAWN_LANGUAGE: drawn}
-                payload, signature = dump(state)
-                stored = _store(writer, claim, payload, signature, snapshot.taken_at)
-                open_claims.remove(claim)
-                if stored:
-                    _prune(writer, key, version)
-                results[number] = BuildResult("built" if stored else "busy", claim.id)
+                rows = cohort_rows(reader, pilot)
+            if views:
+                build.views(views, view_results, rows)
             if summaries:
-                built = _Build(reader, writer, snapshot.taken_at, pilot, version, data_version)
-                built.summaries(list(summaries), summary_results, open_claims, rows)
-        return results + summary_results
+                build.summaries(summaries, summary_results, rows)
+        return view_results + summary_results
     except BaseException as error:
         if isinstance(error, Exception):
             _fail(writer, open_claims, error)
@@ -742,7 +737,8 @@ def _whole_cohort(key: SnapshotKey) -> bool:
 
 @dataclass(frozen=True)
 class _Build:
-    """What the snapshots built in one read snapshot share."""
+    """What the snapshots built in one read snapshot share; ``open_claims``: the keys claimed
+    and not yet stored (their leases are renewed while they wait; failed if the build fails)."""
 
     reader: Session
     writer: Session
@@ -750,66 +746,86 @@ class _Build:
     pilot: Pilot
     version: str
     data_version: str
+    open_claims: list[Claim]
+
+    def _claim(
+        self, keys: list[SnapshotKey], results: list[BuildResult]
+    ) -> list[tuple[int, SnapshotKey, Claim]]:
+        return _claim_keys(
+            self.writer, keys, self.version, self.data_version, results, self.open_claims
+        )
+
+    def _renew(self, claim: Claim, progress: int) -> None:
+        _renew(self.writer, claim, progress, self.open_claims)
+
+    def _keep(
+        self,
+        number: int,
+        key: SnapshotKey,
+        claim: Claim,
+        state: dict[str, Any],
+        results: list[BuildResult],
+    ) -> None:
+        """Store the computed ``state`` of ``key`` whole, and prune its older snapshots."""
+        payload, signature = dump(state)
+        stored = _store(self.writer, claim, payload, signature, self.taken_at)
+        self.open_claims.remove(claim)
+        if stored:
+            _prune(self.writer, key, self.version)
+        results[number] = BuildResult("built" if stored else "busy", claim.id)
+
+    def views(self, keys: list[SnapshotKey], results: list[BuildResult], recorded: Any) -> None:
+        """Claim, compute and store the views of ``keys`` (one analysis) into ``results``;
+        ``recorded``: the recorded rows of the pilot's whole cohort to read them from (None:
+        the analysis reads its own)."""
+        from vaikuttavuus.services.analytics import CohortAnalysis
+
+        todo = self._claim(keys, results)
+        if not todo:
+            return
+        params = keys[0].params_dict
+        analysis = CohortAnalysis(
+            self.reader,
+            self.pilot,
+            filters_of(keys[0]),
+            n_boot=params["n_boot"],
+            seed=params["seed"],
+            as_of=date.fromisoformat(params["as_of"]),
+            imputations=params["imputations"],
+            recorded=recorded,
+        )
+        for number, key, claim in todo:
+
+            def progress(done: int, claim: Claim = claim) -> None:
+                self._renew(claim, done)
+
+            drawn = compute_cohort(analysis, key.params_dict["view"], progress)
+            state = harvest(analysis)
+            if drawn is not None:
+                state[DRAWN_PAGES] = {DRAWN_LANGUAGE: drawn}
+            self._keep(number, key, claim, state, results)
 
     def summaries(
-        self,
-        keys: list[SnapshotKey],
-        results: list[BuildResult],
-        open_claims: list[Claim],
-        recorded: Any = None,
+        self, keys: list[SnapshotKey], results: list[BuildResult], recorded: Any = None
     ) -> None:
         """Claim, compute and store the management summaries of ``keys`` (one release and
         settings) into ``results``; the periods still to build are cut from one read: of
         ``recorded`` (the pilot's whole cohort, read for its views) when given."""
         from vaikuttavuus.services import management_snapshots
 
-        reader, writer, pilot = self.reader, self.writer, self.pilot
-        todo = _claim_keys(writer, keys, self.version, self.data_version, results, open_claims)
+        todo = self._claim(keys, results)
         shared = (
-            management_snapshots.shared_read(reader, pilot, [key for _n, key, _c in todo], recorded)
+            management_snapshots.shared_read(
+                self.reader, self.pilot, [key for _n, key, _c in todo], recorded
+            )
             if len(todo) > 1 or (todo and recorded is not None)
             else None
         )
         for number, key, claim in todo:
-            _renew(writer, claim, 10, open_claims)
-            cohort = management_snapshots.compute(reader, pilot, key, shared)
-            _renew(writer, claim, 90, open_claims)
-            payload, signature = dump(management_snapshots.harvest(cohort))
-            stored = _store(writer, claim, payload, signature, self.taken_at)
-            open_claims.remove(claim)
-            if stored:
-                _prune(writer, key, self.version)
-            results[number] = BuildResult("built" if stored else "busy", claim.id)
-
-
-def build_management(keys: list[SnapshotKey]) -> list[BuildResult]:
-    """Build the management summary snapshots of ``keys``
-    (:mod:`vaikuttavuus.services.management_snapshots`; one pilot, release and settings, e.g.
-    the default year and the last two quarters) like :func:`build_views`: each is claimed and
-    stored on its own, and the periods still to build are cut from one read of the data."""
-    if not keys:
-        return []
-    reader = Session(bind=db.engine)
-    writer = Session(bind=db.engine, expire_on_commit=False)
-    results: list[BuildResult] = [BuildResult("busy", None)] * len(keys)
-    open_claims: list[Claim] = []
-    try:
-        with read_snapshot(reader) as snapshot:
-            pilot = reader.get(Pilot, keys[0].pilot_id)
-            if pilot is None:
-                return [BuildResult("gone", None)] * len(keys)
-            version = version_of(reader, pilot)
-            data_version = data_version_digest(snapshot.data_version(pilot.id))
-            built = _Build(reader, writer, snapshot.taken_at, pilot, version, data_version)
-            built.summaries(keys, results, open_claims)
-        return results
-    except BaseException as error:
-        if isinstance(error, Exception):
-            _fail(writer, open_claims, error)
-        raise
-    finally:
-        reader.close()
-        writer.close()
+            self._renew(claim, 10)
+            cohort = management_snapshots.compute(self.reader, self.pilot, key, shared)
+            self._renew(claim, 90)
+            self._keep(number, key, claim, management_snapshots.harvest(cohort), results)
 
 
 def build_any(keys: list[SnapshotKey]) -> list[BuildResult]:
