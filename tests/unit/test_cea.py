@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
@@ -125,11 +125,15 @@ def test_incremental_analysis_rejects_bad_input() -> None:
 @settings(max_examples=60)
 @given(
     st.lists(
-        st.tuples(st.floats(0, 1e5, allow_nan=False), st.floats(0, 10, allow_nan=False)),
+        st.tuples(
+            st.floats(0, 1e5, allow_nan=False, allow_subnormal=False),  # euros
+            st.floats(0, 10, allow_nan=False, allow_subnormal=False),  # QALYs
+        ),
         min_size=2,
         max_size=8,
     )
 )
+@example(points=[(0.0, 0.0), (1.0, 2.225073858507e-311)])  # a subnormal gain: ICER infinite
 def test_frontier_icers_increase_and_no_nd_is_dominated(points: list[tuple[float, float]]) -> None:
     rows = [(f"S{i}", cost, effect) for i, (cost, effect) in enumerate(points)]
     result = incremental_analysis(rows)

@@ -907,6 +907,14 @@ class IncrementalAnalysis:
         return next(row.icer for row in self.strategies if row.strategy == strategy)
 
 
+def _frontier_icer(cost_difference: float, effect_difference: float) -> float:
+    """The ICER between neighbours on the frontier (their effects strictly increase). A gain
+    in effect too small for the quotient to be represented (a subnormal float) gives an
+    infinite ICER, not an overflow error."""
+    with np.errstate(over="ignore"):
+        return float(np.float64(cost_difference) / np.float64(effect_difference))
+
+
 def incremental_analysis(
     strategies: pd.DataFrame | Sequence[tuple[Hashable, float, float]],
     *,
@@ -954,7 +962,7 @@ def incremental_analysis(
     frontier = [i for i in order if status[i] == "ND"]
     while len(frontier) > 2:
         icers = [
-            (costs[b] - costs[a]) / (effects[b] - effects[a])
+            _frontier_icer(costs[b] - costs[a], effects[b] - effects[a])
             for a, b in itertools.pairwise(frontier)
         ]
         extended = [frontier[k + 1] for k in range(len(icers) - 1) if icers[k] > icers[k + 1]]
@@ -966,7 +974,7 @@ def incremental_analysis(
     icer: dict[int, float] = {}
     compared: dict[int, str] = {}
     for a, b in itertools.pairwise(frontier):
-        icer[b] = float((costs[b] - costs[a]) / (effects[b] - effects[a]))
+        icer[b] = _frontier_icer(costs[b] - costs[a], effects[b] - effects[a])
         compared[b] = names[a]
     results = tuple(
         StrategyResult(
