@@ -84,13 +84,18 @@ def assert_same_frames(shared: CohortAnalysis, own: CohortAnalysis, names: tuple
         pd.testing.assert_frame_equal(shared.scores[instrument], frame, obj=instrument)
 
 
-@pytest.mark.parametrize("code", ["bph", "older-adults"])
-def test_the_views_of_the_whole_cohort_take_what_stands_now_from_the_recorded_rows(
-    cohort_app: Flask,  # noqa: F811
-    code: str,
-) -> None:
-    the_pilot = pilot(code)
+@pytest.fixture(params=["bph", "older-adults"])
+def corrected(request: pytest.FixtureRequest, cohort_app: Flask) -> Pilot:  # noqa: F811
+    """Each pilot, after :func:`corrections_and_repeats`."""
+    the_pilot = pilot(request.param)
     corrections_and_repeats(the_pilot)
+    return the_pilot
+
+
+def test_the_views_of_the_whole_cohort_take_what_stands_now_from_the_recorded_rows(
+    corrected: Pilot,
+) -> None:
+    the_pilot = corrected
     rows = cohort_rows(db.session, the_pilot)
     shared = CohortAnalysis(db.session, the_pilot, Filters(), n_boot=N_BOOT, recorded=rows)
     own = CohortAnalysis(db.session, the_pilot, Filters(), n_boot=N_BOOT)
@@ -102,13 +107,10 @@ def test_the_views_of_the_whole_cohort_take_what_stands_now_from_the_recorded_ro
     pd.testing.assert_frame_equal(shared.invitations, own.invitations)
 
 
-@pytest.mark.parametrize("code", ["bph", "older-adults"])
 def test_a_release_of_any_window_is_cut_from_the_read_of_the_whole_cohort(
-    cohort_app: Flask,  # noqa: F811
-    code: str,
+    corrected: Pilot,
 ) -> None:
-    the_pilot = pilot(code)
-    corrections_and_repeats(the_pilot)
+    the_pilot = corrected
     release = release_date(TODAY)
     first = queries.first_index_date(db.session, [the_pilot.id])
     periods = released_periods(first, release)

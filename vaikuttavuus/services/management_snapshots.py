@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
@@ -19,6 +19,9 @@ from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.periods import GridPeriod
 from vaikuttavuus.models import Pilot
 from vaikuttavuus.services import snapshots
+
+if TYPE_CHECKING:  # the analytics load only where a summary is computed
+    from vaikuttavuus.services.analytics.recorded import RecordedRows
 
 KIND = "management"
 
@@ -52,7 +55,10 @@ def _period(key: snapshots.SnapshotKey) -> tuple[GridPeriod, date]:
 
 
 def shared_read(
-    session: AnySession, pilot: Pilot, keys: list[snapshots.SnapshotKey], recorded: Any = None
+    session: AnySession,
+    pilot: Pilot,
+    keys: list[snapshots.SnapshotKey],
+    recorded: RecordedRows | None = None,
 ) -> Any:
     """One read of the data for the summaries of ``keys`` (one release and settings, e.g. the
     default year and the last two quarters): an analysis of the union of their windows, which

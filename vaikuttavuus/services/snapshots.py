@@ -60,7 +60,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import select, update
@@ -71,6 +71,9 @@ from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import AnySession, DataVersion, affected_rows, read_snapshot
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import AnalysisSnapshot, InstrumentVersion, Pilot
+
+if TYPE_CHECKING:  # the analytics load only where an analysis is computed
+    from vaikuttavuus.services.analytics.recorded import RecordedRows
 
 logger = logging.getLogger(__name__)
 
@@ -774,7 +777,9 @@ class _Build:
             _prune(self.writer, key, self.version)
         results[number] = BuildResult("built" if stored else "busy", claim.id)
 
-    def views(self, keys: list[SnapshotKey], results: list[BuildResult], recorded: Any) -> None:
+    def views(
+        self, keys: list[SnapshotKey], results: list[BuildResult], recorded: RecordedRows | None
+    ) -> None:
         """Claim, compute and store the views of ``keys`` (one analysis) into ``results``;
         ``recorded``: the recorded rows of the pilot's whole cohort to read them from (None:
         the analysis reads its own)."""
@@ -806,7 +811,10 @@ class _Build:
             self._keep(number, key, claim, state, results)
 
     def summaries(
-        self, keys: list[SnapshotKey], results: list[BuildResult], recorded: Any = None
+        self,
+        keys: list[SnapshotKey],
+        results: list[BuildResult],
+        recorded: RecordedRows | None = None,
     ) -> None:
         """Claim, compute and store the management summaries of ``keys`` (one release and
         settings) into ``results``; the periods still to build are cut from one read: of
