@@ -124,6 +124,8 @@ HEADLINES: dict[str, tuple[str, ...]] = {
     "invitations": ("first_refresh_seconds", "steady_refresh_seconds", "people"),
     "clinician_page": ("p95_ms", "per_s", "ratio_vs_bare", "under_load_errors"),
     "soak": ("minutes", "requests", "errors", "clinician_p95_ms", "wal_max_mb", "rss_end_mb"),
+    "snapshot_build": ("seconds", "people"),
+    "snapshot_read": ("median_ms", "filtered_view_ready_seconds", "people"),
 }
 """Figures printed besides the goals (everything is in ``results.json``)."""
 

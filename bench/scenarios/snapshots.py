@@ -15,6 +15,14 @@ manager (``/management/<pilot>/summary.pdf``) once its snapshot exists: the requ
 the stored analyses and renders the PDF (labels, figure, WeasyPrint); median of three, the
 slower pilot.
 
+A pilot lead's filter click (figures of ``snapshot_read``, no goal of their own): the cohort
+page with a filter no snapshot exists for yet — the index dates of the previous calendar
+year — on the landing section and on the section of the pilot's declared primary analysis
+(:data:`FILTER_SECTIONS`). ``ready_seconds`` is the wait until its figures are there: the
+first request, which in this scenario builds the snapshot in the request (the queue is
+``immediate``; with a worker the page answers at once with a progress note and the worker
+takes this long); then the same page served from the new snapshot (median of five).
+
 All three run on the smallest data set of the run (the quick run's 1 000 people, or the full
 run's smallest), or on ``--snapshot-people N`` (the design size:
 ``scripts/bench --only snapshot_build,snapshot_read,pdf_from_snapshot --snapshot-people 200000``).
@@ -25,6 +33,7 @@ from __future__ import annotations
 import re
 import statistics
 import time
+from datetime import date
 from typing import Any
 
 from bench.results import Figures
@@ -34,6 +43,10 @@ from bench.tasks import task
 
 READS_PER_SECTION = 5
 PASSWORD = "Bench-Salasana-2026"
+FILTER_SECTIONS = {"bph": ("overview", "cea"), "older-adults": ("overview", "services")}
+"""The sections of a filter click: the landing section and the declared primary analysis's."""
+COMPUTING_PAGE = 'http-equiv="refresh"'
+"""What only the "being computed" page holds (it reloads itself)."""
 
 
 def _bare_read(pilot_id: int) -> float:
@@ -49,6 +62,31 @@ def _bare_read(pilot_id: int) -> float:
         timings.append(time.perf_counter() - started)
     db.session.rollback()
     return min(timings)
+
+
+def _filter_clicks(client: Any) -> dict[str, Any]:
+    """A pilot lead's filter click on each pilot (see the module docstring)."""
+    year = date.today().year - 1
+    clicks: dict[str, Any] = {}
+    for code in PILOTS:
+        for section in FILTER_SECTIONS[code]:
+            path = f"/pilot/{code}/?section={section}&from={year}-01-01&to={year}-12-31"
+            started = time.perf_counter()
+            answer = client.get(path)
+            ready = time.perf_counter() - started
+            page = answer.get_data(as_text=True)
+            assert answer.status_code == 200 and COMPUTING_PAGE not in page, path
+            served = []
+            for _ in range(READS_PER_SECTION):
+                started = time.perf_counter()
+                answer = client.get(path)
+                served.append(time.perf_counter() - started)
+                assert answer.status_code == 200, path
+            clicks[f"{code}/{section}"] = {
+                "ready_seconds": round(ready, 3),
+                "served_median_ms": round(1000 * statistics.median(served), 1),
+            }
+    return clicks
 
 
 def _login(client: Any, username: str = "bench-lead") -> None:
@@ -125,6 +163,7 @@ def snapshots_task(url: str, people: int) -> dict[str, Any]:
             assert answer.status_code == 200 and answer.data.startswith(b"%PDF"), path
         pdf_seconds[code] = round(statistics.median(runs), 3)
     result["pdf_seconds"] = pdf_seconds
+    result["filter_clicks"] = _filter_clicks(client)
     ordered = sorted(timings)
     result["read_ms"] = {
         "p95": round(1000 * ordered[max(0, int(0.95 * len(ordered)) - 1)], 1),
@@ -172,6 +211,10 @@ def run_snapshots(
             "p95_ms": measured["read_ms"]["p95"],
             "median_ms": measured["read_ms"]["median"],
             "requests": measured["read_ms"]["requests"],
+            "filter_clicks": measured["filter_clicks"],
+            "filtered_view_ready_seconds": max(
+                click["ready_seconds"] for click in measured["filter_clicks"].values()
+            ),
         },
     }
 
