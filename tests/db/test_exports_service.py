@@ -28,6 +28,7 @@ from flask import Flask
 from openpyxl import load_workbook
 from sqlalchemy import insert, select
 
+from vaikuttavuus.bulk import analyze_after_bulk
 from vaikuttavuus.domain.answers import canonical
 from vaikuttavuus.domain.scoring import score_frame
 from vaikuttavuus.extensions import db
@@ -184,6 +185,10 @@ def bulk_cohort(count: int, *, pilot_code: str = "bph", seed: int = 0, start: in
         )
         db.session.commit()
         done += enrolments
+    # As the app's imports do: the export that follows is planned on the new row counts.
+    for table in ("people", "enrolments", "responses", "answers"):
+        analyze_after_bulk(db.session, table, count)
+    db.session.commit()
     return done
 
 

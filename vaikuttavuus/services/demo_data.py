@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Select, Table, delete, exists, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from vaikuttavuus.bulk import (
+    analyze_after_bulk,
     bulk_insert,
     foreign_keys_checked_at_end,
     indexed_foreign_keys,
@@ -137,6 +138,8 @@ def load_demo_data(session: AnySession, data: SyntheticData) -> DemoSummary:
     with foreign_keys_checked_at_end(session, tables):
         for table in tables:
             counts[table.name] = bulk_insert(session, table, frames[table.name])
+    for name, rows in counts.items():
+        analyze_after_bulk(session, name, rows)
     return DemoSummary(counts=counts)
 
 

@@ -39,7 +39,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Table, select
 
 from vaikuttavuus import change_log
-from vaikuttavuus.bulk import bulk_insert
+from vaikuttavuus.bulk import analyze_after_bulk, bulk_insert
 from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain import identity
@@ -685,6 +685,7 @@ def _store(
             bulk_insert(session, table, chunk)
             if progress is not None:
                 progress(min(start + CHUNK_ROWS, total), total)
+    analyze_after_bulk(session, table.name, total)
     return total
 
 
@@ -753,6 +754,8 @@ def _store_people(
         if progress is not None and (done % 500 == 0 or done == total):
             progress(done, total)
     session.flush()
+    for table in ("people", "enrolments", "invitations"):  # enrol() schedules invitations
+        analyze_after_bulk(session, table, total)
     return total
 
 

@@ -62,6 +62,7 @@ from sqlalchemy import (
 )
 
 from vaikuttavuus import change_log
+from vaikuttavuus.bulk import analyze_after_bulk
 from vaikuttavuus.county_time import county_zone
 from vaikuttavuus.database import AnySession, affected_rows, insert_for
 from vaikuttavuus.models import (
@@ -80,7 +81,6 @@ from vaikuttavuus.services.patient_flow import unit_contact
 from vaikuttavuus.services.schedule import (
     InvitationActionError,
     RefreshResult,
-    analyze_after_bulk,
     refresh,
     sendable_problem,
 )

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import bindparam, delete, func, literal_column, or_, select, update
 
-from vaikuttavuus.bulk import bulk_insert, lock_tables, next_id
+from vaikuttavuus.bulk import analyze_after_bulk, bulk_insert, lock_tables, next_id
 from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.imports import ResponseKey, StoredResponse
 from vaikuttavuus.domain.specs import InstrumentSpec
@@ -290,6 +290,8 @@ def store(
             progress(min(start + ANSWER_CHUNK, count), count)
     _complete_invitations(session, pilot, invitations, enrolment_ids, time_point_ids)
     session.flush()
+    analyze_after_bulk(session, "responses", total)
+    analyze_after_bulk(session, "answers", count)
     return total
 
 

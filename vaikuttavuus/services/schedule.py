@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Date, case, exists, func, literal, or_, select, text, update
 
+from vaikuttavuus.bulk import analyze_after_bulk
 from vaikuttavuus.county_time import county_today
 from vaikuttavuus.database import (
     LIKE_ESCAPE,
@@ -48,7 +49,6 @@ CANCELLED_BY_LEAD = "invitation cancelled"
 """The note on the pending messages a pilot lead's cancellation stopped (undone by
 :func:`restore_invitation`)."""
 MAX_EXTENSION_DAYS = 365
-BULK_ROWS = 2000  # a change this large refreshes the planner's statistics (PostgreSQL)
 
 # An arbitrary constant key for PostgreSQL's advisory lock that serialises overlapping refreshes.
 _REFRESH_LOCK_KEY = 0x7661_6954  # "vaiT"
@@ -205,19 +205,6 @@ def _planner_statistics(session: AnySession) -> None:
     session.execute(text("PRAGMA analysis_limit=400"))
     for table in ("people", "enrolments", "invitations", "outbox_messages"):
         session.execute(text(f"ANALYZE {table}"))
-
-
-def analyze_after_bulk(session: AnySession, table: str, rows: int) -> None:
-    """PostgreSQL: refresh ``table``'s planner statistics after this transaction changed many
-    of its rows (ANALYZE counts the transaction's own new rows).
-
-    Autovacuum catches up within minutes, but the next statements of the same run would be
-    planned on stale numbers: after a bulk load, anti-joins against a table the planner still
-    believes empty become sequential scans (24 s instead of 0.5 s for 120 000 invitations).
-    """
-    if rows >= BULK_ROWS and session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"ANALYZE {table}"))
-
 
 
 def _stop_opted_out(session: AnySession) -> int:
