@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 import pandas as pd
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, select
 
 from vaikuttavuus.database import AnySession
 from vaikuttavuus.domain.scoring import score_frame
@@ -50,10 +50,38 @@ def frame(session: AnySession, statement: Select[*tuple[Any, ...]]) -> pd.DataFr
     return pd.DataFrame([tuple(row) for row in result.fetchall()], columns=columns)
 
 
+def _of_pilot(pilot_id: int, *narrowing: ColumnElement[bool]) -> list[ColumnElement[bool]]:
+    """The conditions of a read of the pilot's rows (its enrolments joined as ``Enrolment``),
+    narrowed by ``narrowing`` (e.g. a list of enrolment ids).
+
+    A narrowed read keeps the pilot's condition, but as an expression no index serves
+    (``pilot_id + 0``), so the planner starts from the listed rows. Otherwise SQLite without
+    statistics starts from the pilot's index and walks every enrolment of the pilot on each
+    call: an export read in chunks of 1 000 enrolments grew with the square of the cohort (the
+    wide workbook of 200 000 people: 9 minutes on SQLite against 2 on PostgreSQL)."""
+    if not narrowing:
+        return [Enrolment.pilot_id == pilot_id]
+    return [(Enrolment.pilot_id + 0) == pilot_id, *narrowing]
+
+
+def _response_narrowing(
+    enrolment_ids: Sequence[int] | None, response_ids: Sequence[int] | None
+) -> list[ColumnElement[bool]]:
+    narrowing: list[ColumnElement[bool]] = []
+    if enrolment_ids is not None:
+        narrowing.append(Response.enrolment_id.in_(list(enrolment_ids)))
+    if response_ids is not None:
+        narrowing.append(Response.id.in_(list(response_ids)))
+    return narrowing
+
+
 def _responses_select(
-    pilot_id: int, instrument_code: str, enrolment_ids: Sequence[int] | None
+    pilot_id: int,
+    instrument_code: str,
+    enrolment_ids: Sequence[int] | None,
+    response_ids: Sequence[int] | None = None,
 ) -> Select[*tuple[Any, ...]]:
-    statement = (
+    return (
         select(
             Response.id.label("response_id"),
             Response.enrolment_id,
@@ -71,14 +99,11 @@ def _responses_select(
         .join(Arm, Enrolment.arm_id == Arm.id)
         .join(TimePoint, Response.time_point_id == TimePoint.id)
         .where(
-            Enrolment.pilot_id == pilot_id,
             Response.instrument_code == instrument_code,
             Response.status == "submitted",
+            *_of_pilot(pilot_id, *_response_narrowing(enrolment_ids, response_ids)),
         )
     )
-    if enrolment_ids is not None:
-        statement = statement.where(Response.enrolment_id.in_(list(enrolment_ids)))
-    return statement
 
 
 def instrument_scores(
@@ -95,10 +120,7 @@ def instrument_scores(
     columns. Each response is scored with the instrument version it was answered in.
     ``enrolment_ids`` / ``response_ids`` restrict the responses read.
     """
-    statement = _responses_select(pilot_id, instrument_code, enrolment_ids)
-    if response_ids is not None:
-        statement = statement.where(Response.id.in_(list(response_ids)))
-    meta = frame(session, statement)
+    meta = frame(session, _responses_select(pilot_id, instrument_code, enrolment_ids, response_ids))
     if meta.empty:
         return meta.reindex(columns=RESPONSE_COLUMNS)
     answers = frame(
@@ -107,15 +129,9 @@ def instrument_scores(
         .join(Response, Answer.response_id == Response.id)
         .join(Enrolment, Response.enrolment_id == Enrolment.id)
         .where(
-            Enrolment.pilot_id == pilot_id,
             Response.instrument_code == instrument_code,
             Response.status == "submitted",
-            *(
-                [Response.enrolment_id.in_(list(enrolment_ids))]
-                if enrolment_ids is not None
-                else []
-            ),
-            *([Response.id.in_(list(response_ids))] if response_ids is not None else []),
+            *_of_pilot(pilot_id, *_response_narrowing(enrolment_ids, response_ids)),
         ),
     )
     wide = answers.pivot(index="response_id", columns="item_id", values="value_num")
@@ -230,10 +246,17 @@ def cost_rows(
             CostItem.cost_centre_code.label("cost_centre"),
         )
         .join(Enrolment, CostItem.enrolment_id == Enrolment.id)
-        .where(Enrolment.pilot_id == pilot_id)
+        .where(
+            *_of_pilot(
+                pilot_id,
+                *(
+                    [CostItem.enrolment_id.in_(list(enrolment_ids))]
+                    if enrolment_ids is not None
+                    else []
+                ),
+            )
+        )
     )
-    if enrolment_ids is not None:
-        statement = statement.where(CostItem.enrolment_id.in_(list(enrolment_ids)))
     rows = frame(session, statement)
     rows["quantity"] = pd.to_numeric(rows["quantity"]).astype("float64")
     rows["amount_eur"] = pd.to_numeric(rows["amount_eur"]).astype("float64")

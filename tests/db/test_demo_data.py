@@ -163,6 +163,38 @@ def test_stored_answers_score_like_the_generated_ones(
     )
 
 
+def test_reads_narrowed_to_some_enrolments_or_responses_keep_to_the_pilot(
+    app: Flask, data: synthetic.SyntheticData
+) -> None:
+    """A read narrowed to listed enrolments or responses (an export chunk, the clinician
+    reference's new answers, one patient's costs) returns exactly those rows of the whole
+    read, and none of another pilot's, though its pilot condition is no longer indexed."""
+    demo_data.load_demo_data(db.session, data)
+    db.session.commit()
+    pilot = queries.pilot_by_code(db.session, "older-adults")
+    other = queries.pilot_by_code(db.session, "bph")
+    assert pilot is not None and other is not None
+    whole = queries.instrument_scores(db.session, pilot.id, "ucla3")
+    chosen = sorted(int(i) for i in whole["enrolment_id"].unique())[::3]
+    narrowed = queries.instrument_scores(db.session, pilot.id, "ucla3", enrolment_ids=chosen)
+    expected = whole[whole["enrolment_id"].isin(chosen)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(narrowed, expected)
+    some = [int(i) for i in whole["response_id"]][::4]
+    by_response = queries.instrument_scores(db.session, pilot.id, "ucla3", response_ids=some)
+    assert sorted(by_response["response_id"]) == sorted(some)
+    strangers = queries.instrument_scores(db.session, other.id, "ucla3", enrolment_ids=chosen)
+    assert strangers.empty
+
+    costs = queries.cost_rows(db.session, pilot.id)
+    ids = sorted(int(i) for i in costs["enrolment_id"].unique())[::2]
+    assert len(ids) > 5
+    narrowed_costs = queries.cost_rows(db.session, pilot.id, ids)
+    assert set(narrowed_costs["enrolment_id"]) == set(ids)
+    assert len(narrowed_costs) == int(costs["enrolment_id"].isin(ids).sum())
+    assert queries.cost_rows(db.session, other.id, ids).empty
+    assert queries.cost_rows(db.session, pilot.id, []).empty
+
+
 def test_ids_continue_after_the_load(
     app: Flask, data: synthetic.SyntheticData, enrol_patient: Callable[..., Enrolment]
 ) -> None:
