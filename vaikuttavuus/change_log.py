@@ -144,6 +144,11 @@ def _before_commit(connection: Connection) -> None:
 
 @event.listens_for(Engine, "rollback")
 def _after_rollback(connection: Connection) -> None:
+    if connection.invalidated:
+        # The database connection was lost (e.g. the server went away mid-statement): its
+        # info, the pending writes included, goes with it, and touching it here would raise
+        # instead of letting the rollback finish (the request's 503 became a 500).
+        return
     connection.info.pop(_PENDING, None)
 
 

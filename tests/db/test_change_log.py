@@ -62,6 +62,23 @@ def test_rolled_back_and_empty_writes_leave_no_row(app: Flask, enrol_patient: An
     assert (_version("bph"), _rows()) == (before, rows)
 
 
+def test_a_rollback_after_the_connection_was_lost_finishes_and_logs_nothing(
+    app: Flask, enrol_patient: Any
+) -> None:
+    """The database going away mid-transaction invalidates the connection; the log's rollback
+    hook must let the rollback finish (else the request's 503 page became a 500)."""
+    enrolment = enrol_patient()
+    before, rows = _version("bph"), _rows()
+    db.session.execute(
+        update(Invitation).where(Invitation.enrolment_id == enrolment.id).values(status="expired")
+    )
+    db.session.connection().invalidate()  # what a lost server does to the connection
+    db.session.rollback()  # raised PendingRollbackError from the hook before
+    assert (_version("bph"), _rows()) == (before, rows)
+    assert db.session.scalar(select(Invitation.status).where(
+        Invitation.enrolment_id == enrolment.id)) != "expired"  # fmt: skip
+
+
 def test_an_unattributed_write_moves_every_pilot(app: Flask, enrol_patient: Any) -> None:
     enrolment = enrol_patient()
     enrol_patient(pilot="older-adults", arm="outreach")
