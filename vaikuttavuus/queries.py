@@ -64,22 +64,13 @@ def _of_pilot(pilot_id: int, *narrowing: ColumnElement[bool]) -> list[ColumnElem
     return [(Enrolment.pilot_id + 0) == pilot_id, *narrowing]
 
 
-def _response_narrowing(
-    enrolment_ids: Sequence[int] | None, response_ids: Sequence[int] | None
-) -> list[ColumnElement[bool]]:
-    narrowing: list[ColumnElement[bool]] = []
-    if enrolment_ids is not None:
-        narrowing.append(Response.enrolment_id.in_(list(enrolment_ids)))
-    if response_ids is not None:
-        narrowing.append(Response.id.in_(list(response_ids)))
-    return narrowing
+def _listed(column: Any, ids: Sequence[int] | None) -> list[ColumnElement[bool]]:
+    """``column IN ids`` as a narrowing of :func:`_of_pilot`; nothing when ``ids`` is None."""
+    return [] if ids is None else [column.in_(list(ids))]
 
 
 def _responses_select(
-    pilot_id: int,
-    instrument_code: str,
-    enrolment_ids: Sequence[int] | None,
-    response_ids: Sequence[int] | None = None,
+    instrument_code: str, of_pilot: list[ColumnElement[bool]]
 ) -> Select[*tuple[Any, ...]]:
     return (
         select(
@@ -101,7 +92,7 @@ def _responses_select(
         .where(
             Response.instrument_code == instrument_code,
             Response.status == "submitted",
-            *_of_pilot(pilot_id, *_response_narrowing(enrolment_ids, response_ids)),
+            *of_pilot,
         )
     )
 
@@ -120,7 +111,12 @@ def instrument_scores(
     columns. Each response is scored with the instrument version it was answered in.
     ``enrolment_ids`` / ``response_ids`` restrict the responses read.
     """
-    meta = frame(session, _responses_select(pilot_id, instrument_code, enrolment_ids, response_ids))
+    of_pilot = _of_pilot(
+        pilot_id,
+        *_listed(Response.enrolment_id, enrolment_ids),
+        *_listed(Response.id, response_ids),
+    )
+    meta = frame(session, _responses_select(instrument_code, of_pilot))
     if meta.empty:
         return meta.reindex(columns=RESPONSE_COLUMNS)
     answers = frame(
@@ -131,7 +127,7 @@ def instrument_scores(
         .where(
             Response.instrument_code == instrument_code,
             Response.status == "submitted",
-            *_of_pilot(pilot_id, *_response_narrowing(enrolment_ids, response_ids)),
+            *of_pilot,
         ),
     )
     wide = answers.pivot(index="response_id", columns="item_id", values="value_num")
@@ -246,16 +242,7 @@ def cost_rows(
             CostItem.cost_centre_code.label("cost_centre"),
         )
         .join(Enrolment, CostItem.enrolment_id == Enrolment.id)
-        .where(
-            *_of_pilot(
-                pilot_id,
-                *(
-                    [CostItem.enrolment_id.in_(list(enrolment_ids))]
-                    if enrolment_ids is not None
-                    else []
-                ),
-            )
-        )
+        .where(*_of_pilot(pilot_id, *_listed(CostItem.enrolment_id, enrolment_ids)))
     )
     rows = frame(session, statement)
     rows["quantity"] = pd.to_numeric(rows["quantity"]).astype("float64")

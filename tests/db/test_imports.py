@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 from flask import Flask
 from flask_babel import force_locale
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from tests.support.import_files import (
     CODES,
     NEW_CODES,
+    analysed_tables,
     csv_bytes,
     file_bytes,
     good_rows,
@@ -473,13 +474,6 @@ def test_reimporting_a_file_stores_nothing_twice(people: dict[str, Any], kind: s
         assert stored_rows(kind) == len(rows) + 1
 
 
-def analysed_tables() -> set[str]:
-    """The tables ANALYZE has been run on by hand (PostgreSQL; autovacuum's runs not counted)."""
-    rows = db.session.execute(text("SELECT relname FROM pg_stat_user_tables "
-                                   "WHERE last_analyze IS NOT NULL"))  # fmt: skip
-    return {str(name) for (name,) in rows}
-
-
 @pytest.mark.parametrize(
     ("kind", "tables"),
     [("people", {"people", "enrolments", "invitations"}), ("resource_use", {"cost_items"})],
@@ -493,10 +487,10 @@ def test_a_large_import_refreshes_the_planner_statistics_of_its_tables(
     if db.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL: autovacuum's statistics lag behind a bulk load")
     monkeypatch.setattr(bulk, "BULK_ROWS", 1)  # the test's files are small; the rule is the same
-    assert not tables & analysed_tables()
+    assert not tables & analysed_tables(db.session)
     header, rows = good_rows(kind, TODAY)
     assert do_import(kind, csv_bytes(header, rows)).status == "stored"
-    assert tables <= analysed_tables()
+    assert tables <= analysed_tables(db.session)
 
 
 def test_dry_run_checks_and_logs_but_stores_nothing(people: dict[str, Any]) -> None:

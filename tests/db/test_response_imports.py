@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask_babel import force_locale
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-from tests.support.import_files import CODES, NEW_CODES, csv_bytes, xlsx_bytes
+from tests.support.import_files import CODES, NEW_CODES, analysed_tables, csv_bytes, xlsx_bytes
 from vaikuttavuus import bulk, queries
 from vaikuttavuus.extensions import db
 from vaikuttavuus.models import (
@@ -154,14 +154,9 @@ def test_a_large_import_refreshes_the_planner_statistics_of_responses_and_answer
         pytest.skip("PostgreSQL: autovacuum's statistics lag behind a bulk load")
     monkeypatch.setattr(bulk, "BULK_ROWS", 1)  # the test's file is small; the rule is the same
 
-    def analysed() -> set[str]:
-        rows = db.session.execute(text("SELECT relname FROM pg_stat_user_tables "
-                                       "WHERE last_analyze IS NOT NULL"))  # fmt: skip
-        return {str(name) for (name,) in rows}
-
-    assert not {"responses", "answers"} & analysed()
+    assert not {"responses", "answers"} & analysed_tables(db.session)
     assert do_import(csv_bytes(HEADER, GOOD)).status == "stored"
-    assert {"responses", "answers"} <= analysed()
+    assert {"responses", "answers"} <= analysed_tables(db.session)
 
 
 def test_importing_again_stores_nothing_and_a_changed_answer_is_refused(

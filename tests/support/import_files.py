@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, String, Text, inspect, select
+from sqlalchemy import JSON, String, Text, inspect, select, text
 from sqlalchemy.orm import Session
 
 from vaikuttavuus.models import Base
@@ -128,3 +128,12 @@ def text_values(session: Session) -> Iterator[tuple[str, str, str]]:
                     continue
                 text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
                 yield table.name, column.name, text
+
+
+def analysed_tables(session: Session) -> set[str]:
+    """The tables ANALYZE has been run on by hand (PostgreSQL; autovacuum's runs not counted):
+    what an import of many rows leaves behind."""
+    rows = session.execute(
+        text("SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL")
+    )
+    return {str(name) for (name,) in rows}
